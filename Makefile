@@ -1,0 +1,42 @@
+# LAYER platform — every set-up step a fresh machine needs lives here.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Demo cohort size; `make demo SUBJECTS=60` for a larger one.
+SUBJECTS ?= 40
+SEED     ?= 7
+
+.PHONY: install demo test lint dev bench clean
+
+install: $(STAMP)
+
+# torch: on a machine without an NVIDIA driver take the CPU build (a plain `torch` would pull
+# a multi-GB CUDA build); with a GPU the project's `torch>=2.13` range picks the CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/layer-platform simulate --subjects $(SUBJECTS) --seed $(SEED)
+	$(BIN)/layer-platform run
+	$(BIN)/layer-platform status
+
+test: install
+	$(BIN)/ruff check layer_platform layer_platform_tests bench
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check layer_platform layer_platform_tests bench
+	$(BIN)/ruff format --check layer_platform layer_platform_tests bench
+
+dev: install
+	$(BIN)/layer-platform dev
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf .layer_home .pytest_cache .ruff_cache

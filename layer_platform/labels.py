@@ -1,0 +1,45 @@
+"""The six-layer tissue label contract shared by annotations, segmentations and saliency tables.
+
+Like a MONAI bundle's ``channel_def``, every label map in the platform uses exactly this integer
+code, so a mask exported here opens with the right names in 3D Slicer or ITK-SNAP.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Layer(IntEnum):
+    """Tissue layers from the skin (transducer side) to depth; 0 is background."""
+
+    BACKGROUND = 0
+    DERMIS = 1
+    SUPERFICIAL_FAT = 2
+    SUPERFICIAL_FASCIA = 3
+    DEEP_FAT = 4
+    DEEP_FASCIA = 5
+    MUSCLE = 6
+
+    @property
+    def key(self) -> str:
+        """The snake_case name used in tables, configs and the simulator (e.g. ``deep_fascia``)."""
+        return self.name.lower()
+
+    @classmethod
+    def from_key(cls, key: str) -> Layer:
+        """Parse a layer name such as ``"deep_fascia"``; raise a ValueError listing valid names."""
+        try:
+            return cls[key.strip().upper()]
+        except KeyError:
+            valid = ", ".join(layer.key for layer in TISSUE_LAYERS)
+            raise ValueError(f"unknown tissue layer {key!r}; expected one of: {valid}") from None
+
+
+#: The six tissue layers in anatomical order (skin to depth), background excluded.
+TISSUE_LAYERS: tuple[Layer, ...] = tuple(layer for layer in Layer if layer != Layer.BACKGROUND)
+
+#: Highest valid label value; anything above it in a label map is a contract violation.
+MAX_LABEL: int = int(Layer.MUSCLE)
+
+#: Thin membranes: tiny volume fractions, hardest to segment, the layers the paper points at.
+MEMBRANES: tuple[Layer, ...] = (Layer.SUPERFICIAL_FASCIA, Layer.DEEP_FASCIA)

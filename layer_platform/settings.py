@@ -1,0 +1,78 @@
+"""Where the platform keeps its state: one root, ``LAYER_HOME``, every path overridable.
+
+Paths are resolved lazily from the environment you pass in (nnU-Net's ``paths.py`` pattern), so
+tests and resources build their own ``LayerPaths`` instead of reading global state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Environment variables, their meaning and their default (relative to ``LAYER_HOME``).
+PATH_VARIABLES: dict[str, tuple[str, str]] = {
+    "LAYER_LANDING_DIR": ("landing zone: one folder per scan", "landing"),
+    "LAYER_DAGSTER_HOME": ("Dagster instance (dagster.yaml, run and event storage)", "dagster"),
+    "LAYER_WAREHOUSE": ("DuckDB warehouse file", "warehouse/layer.duckdb"),
+    "LAYER_MLFLOW_DIR": ("MLflow store: sqlite database and artifacts", "mlflow"),
+    "LAYER_ARTIFACTS_DIR": ("preprocessed volumes, segmentations, attribution maps", "artifacts"),
+}
+
+
+@dataclass(frozen=True)
+class LayerPaths:
+    """Every location the platform reads or writes, derived from one root."""
+
+    home: Path
+    landing: Path
+    dagster_home: Path
+    warehouse: Path
+    mlflow_dir: Path
+    artifacts: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LayerPaths:
+        """Resolve paths from ``env`` (default: ``os.environ``); relative paths become absolute."""
+        env = os.environ if env is None else env
+        home = Path(env.get("LAYER_HOME", ".layer_home")).expanduser().resolve()
+        resolved = {
+            var: Path(env[var]).expanduser().resolve() if env.get(var) else home / default
+            for var, (_, default) in PATH_VARIABLES.items()
+        }
+        return cls(
+            home=home,
+            landing=resolved["LAYER_LANDING_DIR"],
+            dagster_home=resolved["LAYER_DAGSTER_HOME"],
+            warehouse=resolved["LAYER_WAREHOUSE"],
+            mlflow_dir=resolved["LAYER_MLFLOW_DIR"],
+            artifacts=resolved["LAYER_ARTIFACTS_DIR"],
+        )
+
+    @classmethod
+    def under(cls, home: Path | str) -> LayerPaths:
+        """All paths below ``home`` with no overrides: what tests and the simulator use."""
+        return cls.from_env({"LAYER_HOME": str(home)})
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """``MLFLOW_TRACKING_URI`` wins (a remote server); else a local sqlite store."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        """Absolute artifact location, so runs never land in the current directory."""
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where details of quarantined scans are kept (the folders themselves stay in place)."""
+        return self.home / "quarantine"
+
+    def ensure(self) -> LayerPaths:
+        """Create the writable folders (the landing zone included) and return ``self``."""
+        for path in (self.landing, self.dagster_home, self.warehouse.parent, self.mlflow_dir,
+                     self.artifacts):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
