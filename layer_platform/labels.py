@@ -43,3 +43,7 @@ MAX_LABEL: int = int(Layer.MUSCLE)
 
 #: Thin membranes: tiny volume fractions, hardest to segment, the layers the paper points at.
 MEMBRANES: tuple[Layer, ...] = (Layer.SUPERFICIAL_FASCIA, Layer.DEEP_FASCIA)
+
+#: Subject-level classification labels in ``scan.json`` (``null`` = unlabelled); MP is positive.
+PAIN_LABELS: tuple[str, ...] = ("MP", "control")
+POSITIVE_LABEL = "MP"

@@ -1,0 +1,149 @@
+"""``layer-platform``: simulate a cohort, run the platform, show its status, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from layer_platform.settings import PATH_VARIABLES, LayerPaths
+
+log = logging.getLogger("layer_platform")
+
+ENV_HELP = "\n".join(
+    ["environment:", "  LAYER_HOME  root of all state (default ./.layer_home)"]
+    + [f"  {var:<20}{text} (default $LAYER_HOME/{default})"
+       for var, (text, default) in PATH_VARIABLES.items()]
+)
+
+
+def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.labels import Layer
+    from layer_platform.simulation import SimulationConfig, arrive, simulate_cohort
+
+    paths.ensure()
+    if args.arrive:
+        new = arrive(paths.landing, args.arrive)
+        print(f"{len(new)} new scans landed in {paths.landing}: {', '.join(new)}")
+        return 0
+    def driver(name: str) -> Layer | None:
+        return None if name.lower() == "none" else Layer.from_key(name)
+
+    config = SimulationConfig(
+        n_subjects=args.subjects,
+        seed=args.seed,
+        bmode_driver=driver(args.bmode_driver),
+        swe_driver=driver(args.swe_driver),
+        annotated_fraction=args.annotated_fraction,
+    )
+    truth = simulate_cohort(config, paths.landing, progress=True, overwrite=args.overwrite)
+    n_scans = len(truth.scans)
+    print(f"simulated {config.n_subjects} subjects, {n_scans} scans into {paths.landing}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.defs.pipeline import run_platform
+
+    paths.ensure()
+    report = run_platform(paths, max_batch=args.batch)
+    for stage in report:
+        status = "ok" if not stage.failed else f"FAILED runs: {', '.join(stage.failed)}"
+        print(f"{stage.job:<24} runs={len(stage.runs):<3} partitions={stage.partitions:<5} {status}")
+    return 1 if any(stage.failed for stage in report) else 0
+
+
+def _cmd_status(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.warehouse.status import cohort_status
+
+    print(cohort_status(paths))
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.defs.runner import prepare_dagster_home
+
+    paths.ensure()
+    env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(paths)),
+           "LAYER_HOME": str(paths.home)}
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
+               "-h", args.host, "-p", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    # `dagster dev` ignores SIGINT when started from a background shell: restore the default.
+    process = subprocess.Popen(
+        command, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        return process.wait()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layer-platform",
+        description="LAYER: which tissue layer drives a model's prediction of myofascial pain?",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a simulated cohort (planted tissue drivers) into the landing zone",
+        description="Write a realistic simulated cohort into $LAYER_HOME/landing, with the"
+        " ground truth beside it; or, with --arrive N, drop N more scans into it.",
+    )
+    simulate.add_argument("--subjects", type=int, default=40, help="number of subjects (2 scans each)")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed (deterministic output)")
+    simulate.add_argument("--bmode-driver", default="deep_fascia",
+                          help="layer carrying the pain effect in B-mode, or 'none'")
+    simulate.add_argument("--swe-driver", default="muscle",
+                          help="layer carrying the pain effect in SWE, or 'none'")
+    simulate.add_argument("--annotated-fraction", type=float, default=0.4,
+                          help="fraction of scans shipped with reference layers")
+    simulate.add_argument("--arrive", type=int, default=0, metavar="N",
+                          help="add N new scans to an existing simulated landing zone")
+    simulate.add_argument("--overwrite", action="store_true",
+                          help="replace an existing simulated landing zone")
+    simulate.set_defaults(func=_cmd_simulate)
+
+    run = commands.add_parser(
+        "run",
+        help="register landed scans and materialize every asset through Dagster",
+        description="Register every complete scan in the landing zone and materialize all assets"
+        " for them through the Dagster instance under LAYER_HOME. Bad scans are quarantined;"
+        " exits non-zero only if the platform itself failed.",
+    )
+    run.add_argument("--batch", type=int, default=500, help="most scans per Dagster run")
+    run.set_defaults(func=_cmd_run)
+
+    status = commands.add_parser("status", help="summarize the cohort and the warehouse")
+    status.set_defaults(func=_cmd_status)
+
+    dev = commands.add_parser("dev", help="open the Dagster UI (dagster dev) on this instance")
+    dev.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=_cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args, LayerPaths.from_env()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

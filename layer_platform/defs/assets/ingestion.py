@@ -1,0 +1,71 @@
+"""Ingestion: landing zone → validated cohort manifest (``scans``) + ``quarantine``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from layer_platform.defs.partitions import SCANS
+from layer_platform.defs.resources import StorageResource
+from layer_platform.ingestion.manifest import refresh_manifest
+from layer_platform.quality.expectations import validate_scans
+
+MANIFEST_CHECKS = {
+    "scans": "GX: schema, unique non-null scan_id, allowed labels, spacing > 0",
+    "subject_labels": "GX: every subject's scans share one label",
+}
+
+
+@dg.asset(
+    group_name="ingestion",
+    kinds={"duckdb", "python"},
+    tags={"layer/stage": "ingestion"},
+    owners=["team:layer-platform"],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="cohort_manifest", blocking=True, description=text)
+        for name, text in MANIFEST_CHECKS.items()
+    ],
+)
+def cohort_manifest(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """One row per accepted scan (``scans`` table); refused folders go to ``quarantine``.
+
+    Intake reads every new or changed landing folder once, so only readable, finite, aligned
+    scans become partitions: a bad scan never blocks the cohort.
+    """
+    warehouse = storage.warehouse()
+    update = refresh_manifest(storage.paths.landing, warehouse, progress=True)
+    for entry in update.quarantined:
+        context.log.error(f"quarantined folder {entry.folder!r} (scan {entry.scan_id}): {entry.reason}")
+
+    scans = warehouse.query("SELECT * FROM scans ORDER BY scan_id")
+    known = set(context.instance.get_dynamic_partitions(SCANS))
+    new_keys = [key for key in scans["scan_id"] if key not in known]
+    if new_keys:
+        context.instance.add_dynamic_partitions(SCANS, new_keys)
+        context.log.info(f"registered {len(new_keys)} new scan partitions")
+
+    n_quarantined = int(warehouse.query("SELECT count(*) AS n FROM quarantine")["n"].iloc[0])
+    outcomes = validate_scans(scans)
+    return dg.MaterializeResult(
+        metadata={
+            "n_scans": len(scans),
+            "n_subjects": int(scans["subject_id"].nunique()),
+            "n_new_or_changed": len(update.accepted),
+            "n_quarantined_this_run": len(update.quarantined),
+            "n_quarantined_total": n_quarantined,
+            "labels": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in scans["label"].value_counts(dropna=False).items()}
+            ),
+            "formats": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in scans["format"].value_counts().items()}
+            ),
+            "new_partitions": len(new_keys),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=outcome.suite,
+                passed=outcome.success,
+                metadata={"expectations": dg.MetadataValue.md(outcome.markdown())},
+            )
+            for outcome in outcomes
+        ],
+    )

@@ -1,0 +1,24 @@
+"""Assemble the Dagster ``Definitions``: assets, checks, jobs, sensors, schedules, resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+from layer_platform.defs.assets.ingestion import cohort_manifest
+from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.jobs import ingest_job, preprocess_job
+from layer_platform.defs.resources import build_resources
+from layer_platform.settings import LayerPaths
+
+
+def build_definitions(
+    env: Mapping[str, str] | None = None, *, paths: LayerPaths | None = None
+) -> dg.Definitions:
+    """Definitions bound to ``paths`` (default: resolved from ``env`` / the environment)."""
+    return dg.Definitions(
+        assets=[cohort_manifest, preprocessed_volume],
+        jobs=[ingest_job, preprocess_job],
+        resources=build_resources(env, paths=paths),
+    )

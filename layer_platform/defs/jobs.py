@@ -1,0 +1,18 @@
+"""Jobs: one per stage boundary, so each per-scan stage runs as one batched run."""
+
+import dagster as dg
+
+from layer_platform.defs.partitions import scan_partitions
+
+ingest_job = dg.define_asset_job(
+    "ingest",
+    selection=dg.AssetSelection.assets("cohort_manifest"),
+    description="Inspect new/changed landing folders, quarantine bad ones, register partitions.",
+)
+
+preprocess_job = dg.define_asset_job(
+    "preprocess_scans",
+    selection=dg.AssetSelection.assets("preprocessed_volume"),
+    partitions_def=scan_partitions,
+    description="Preprocess a batch of scans in one run (single-run backfill policy).",
+)

@@ -1,0 +1,73 @@
+"""Dagster resources: configuration objects, filled from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+
+from layer_platform.settings import LayerPaths
+from layer_platform.warehouse.store import Warehouse
+
+
+class StorageResource(dg.ConfigurableResource):
+    """Where the platform keeps its state: landing zone, warehouse, artifacts, MLflow store."""
+
+    home: str
+    landing: str
+    warehouse_path: str
+    artifacts: str
+    mlflow_dir: str
+    dagster_home: str
+
+    @classmethod
+    def from_paths(cls, paths: LayerPaths) -> StorageResource:
+        return cls(
+            home=str(paths.home),
+            landing=str(paths.landing),
+            warehouse_path=str(paths.warehouse),
+            artifacts=str(paths.artifacts),
+            mlflow_dir=str(paths.mlflow_dir),
+            dagster_home=str(paths.dagster_home),
+        )
+
+    @property
+    def paths(self) -> LayerPaths:
+        return LayerPaths(
+            home=Path(self.home),
+            landing=Path(self.landing),
+            dagster_home=Path(self.dagster_home),
+            warehouse=Path(self.warehouse_path),
+            mlflow_dir=Path(self.mlflow_dir),
+            artifacts=Path(self.artifacts),
+        )
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(Path(self.warehouse_path))
+
+
+class PreprocessingResource(dg.ConfigurableResource):
+    """Working grid and intensity handling; ``preset`` is ``cpu`` (default) or ``gpu``."""
+
+    preset: str = "cpu"
+    intensity: str | None = None
+    #: Mid-slice PNGs attached per scan and run (the event log stays small on big backfills).
+    preview_limit: int = 64
+
+
+def build_resources(
+    env: Mapping[str, str] | None = None, *, paths: LayerPaths | None = None
+) -> dict[str, dg.ConfigurableResource]:
+    """All environment switching happens here (``LAYER_HOME``, path overrides, presets).
+
+    ``paths`` pins the storage locations (tests, the CLI); otherwise they come from ``env``.
+    """
+    env = os.environ if env is None else env
+    return {
+        "storage": StorageResource.from_paths(paths or LayerPaths.from_env(env)),
+        "preprocessing": PreprocessingResource(
+            preset=env.get("LAYER_PRESET", "cpu"), intensity=env.get("LAYER_INTENSITY") or None
+        ),
+    }

@@ -1,0 +1,104 @@
+"""Drive the assets through a real Dagster instance on disk (what ``layer-platform run`` does).
+
+Each stage runs as few runs as possible: per-scan stages take contiguous ranges of the scan
+partitions (single-run backfill policy), because one run per scan costs seconds of overhead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from layer_platform.defs.partitions import SCANS
+from layer_platform.errors import ConfigurationError
+from layer_platform.settings import LayerPaths
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+
+
+def prepare_dagster_home(paths: LayerPaths, source: Path | None = None) -> Path:
+    """Copy the project's ``dagster.yaml`` into the instance folder under ``LAYER_HOME``."""
+    source = source or Path(os.environ.get("LAYER_DAGSTER_YAML", REPO_DAGSTER_YAML))
+    if not source.is_file():
+        raise ConfigurationError(
+            f"dagster.yaml not found at {source}: install the project from its repository"
+            " (`make install`) or set LAYER_DAGSTER_YAML to the file"
+        )
+    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    target = paths.dagster_home / "dagster.yaml"
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, target)
+    return paths.dagster_home
+
+
+def open_instance(paths: LayerPaths) -> dg.DagsterInstance:
+    """The persistent instance the UI (``dagster dev``) shows."""
+    return dg.DagsterInstance.from_config(str(prepare_dagster_home(paths)))
+
+
+def contiguous_ranges(
+    ordered: Sequence[str], wanted: set[str], max_size: int
+) -> list[tuple[str, str]]:
+    """Split ``wanted`` keys into runs of consecutive keys in partition order."""
+    ranges: list[tuple[str, str]] = []
+    start: str | None = None
+    last: str | None = None
+    size = 0
+    for key in ordered:
+        if key in wanted and (start is None or size < max_size):
+            start = start or key
+            last, size = key, size + 1
+            continue
+        if start is not None:
+            ranges.append((start, last))  # type: ignore[arg-type]
+            start, last, size = None, None, 0
+        if key in wanted:
+            start, last, size = key, key, 1
+    if start is not None:
+        ranges.append((start, last))  # type: ignore[arg-type]
+    return ranges
+
+
+@dataclass
+class StageReport:
+    job: str
+    runs: list[str] = field(default_factory=list)
+    partitions: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def run_job(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    job_name: str,
+    *,
+    partition_keys: Sequence[str] | None = None,
+    max_batch: int = 500,
+) -> StageReport:
+    """Run a job once (unpartitioned) or once per contiguous range of ``partition_keys``."""
+    job = defs.resolve_job_def(job_name)
+    report = StageReport(job_name)
+    if partition_keys is None:
+        batches: list[dict[str, str]] = [{}]
+    else:
+        ordered = instance.get_dynamic_partitions(SCANS)
+        batches = [
+            {ASSET_PARTITION_RANGE_START_TAG: a, ASSET_PARTITION_RANGE_END_TAG: b}
+            for a, b in contiguous_ranges(ordered, set(partition_keys), max_batch)
+        ]
+        report.partitions = len(partition_keys)
+    for tags in batches:
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        report.runs.append(result.run_id)
+        if not result.success:
+            report.failed.append(result.run_id)
+    return report

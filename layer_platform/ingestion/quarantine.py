@@ -1,0 +1,17 @@
+"""Quarantine rows for scans refused after intake (a later stage found the problem)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from layer_platform.errors import ScanError
+
+
+def quarantine_rows(errors: Iterable[ScanError]) -> list[dict]:
+    """``quarantine`` table rows; the scan's earlier outputs stay (nothing is lost)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return [
+        {"folder": e.folder, "scan_id": e.scan_id, "reason": e.reason, "detected_at": now}
+        for e in errors
+    ]

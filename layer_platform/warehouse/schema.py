@@ -1,0 +1,64 @@
+"""DuckDB table contracts. Analysts' SQL depends on these names and columns: change with care."""
+
+from __future__ import annotations
+
+TABLES: dict[str, str] = {
+    "scans": """
+        CREATE TABLE IF NOT EXISTS scans (
+            scan_id VARCHAR PRIMARY KEY,
+            subject_id VARCHAR NOT NULL,
+            label VARCHAR,
+            side VARCHAR,
+            acquired_at DATE,
+            site VARCHAR,
+            device VARCHAR,
+            folder VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            shape_lateral INTEGER NOT NULL,
+            shape_depth INTEGER NOT NULL,
+            shape_sweep INTEGER NOT NULL,
+            spacing_lateral_mm DOUBLE NOT NULL,
+            spacing_depth_mm DOUBLE NOT NULL,
+            spacing_sweep_mm DOUBLE NOT NULL,
+            dtype VARCHAR NOT NULL,
+            has_swe BOOLEAN NOT NULL,
+            has_reference_layers BOOLEAN NOT NULL,
+            content_hash VARCHAR NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            metadata VARCHAR,
+            ingested_at TIMESTAMP NOT NULL
+        )""",
+    "quarantine": """
+        CREATE TABLE IF NOT EXISTS quarantine (
+            folder VARCHAR NOT NULL,
+            scan_id VARCHAR,
+            reason VARCHAR NOT NULL,
+            detected_at TIMESTAMP NOT NULL
+        )""",
+    # Intake bookkeeping: which fingerprint of each landing folder was last inspected, so an
+    # unchanged folder (good or bad) is not read again on the next refresh.
+    "landing_index": """
+        CREATE TABLE IF NOT EXISTS landing_index (
+            folder VARCHAR PRIMARY KEY,
+            fingerprint VARCHAR NOT NULL,
+            scan_id VARCHAR,
+            status VARCHAR NOT NULL,
+            inspected_at TIMESTAMP NOT NULL
+        )""",
+    "preprocessing": """
+        CREATE TABLE IF NOT EXISTS preprocessing (
+            scan_id VARCHAR PRIMARY KEY,
+            content_hash VARCHAR NOT NULL,
+            folder VARCHAR NOT NULL,
+            shape_lateral INTEGER NOT NULL,
+            shape_depth INTEGER NOT NULL,
+            shape_sweep INTEGER NOT NULL,
+            bmode_p1 DOUBLE,
+            bmode_p99 DOUBLE,
+            bmode_mean DOUBLE,
+            swe_valid_fraction DOUBLE,
+            tissue_fraction DOUBLE,
+            all_finite BOOLEAN NOT NULL,
+            processed_at TIMESTAMP NOT NULL
+        )""",
+}

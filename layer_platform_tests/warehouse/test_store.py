@@ -1,0 +1,63 @@
+"""Warehouse writes are idempotent per key and queries bind parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from layer_platform.warehouse.store import Warehouse
+
+
+def quarantine_row(folder: str, reason: str) -> dict:
+    return {"folder": folder, "scan_id": None, "reason": reason,
+            "detected_at": dt.datetime(2026, 1, 1)}
+
+
+def test_replace_is_idempotent_and_keyed(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.ensure_schema()
+    rows = [quarantine_row("a", "bad"), quarantine_row("b", "worse")]
+    for _ in range(3):
+        warehouse.replace("quarantine", rows, key="folder", keys=["a", "b"])
+    assert int(warehouse.query("SELECT count(*) AS n FROM quarantine")["n"].iloc[0]) == 2
+
+    warehouse.replace("quarantine", [quarantine_row("a", "fixed?")], key="folder", keys=["a"])
+    got = warehouse.query("SELECT folder, reason FROM quarantine ORDER BY folder")
+    assert got.to_dict("records") == [
+        {"folder": "a", "reason": "fixed?"},
+        {"folder": "b", "reason": "worse"},
+    ]
+
+
+def test_failed_insert_rolls_back_the_delete(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.ensure_schema()
+    warehouse.replace("quarantine", [quarantine_row("a", "bad")], key="folder", keys=["a"])
+    with pytest.raises(Exception, match="NOT NULL|null"):
+        warehouse.replace(
+            "quarantine",
+            [{"folder": "a", "scan_id": None, "reason": None, "detected_at": dt.datetime.now()}],
+            key="folder",
+            keys=["a"],
+        )
+    assert warehouse.query("SELECT reason FROM quarantine")["reason"].tolist() == ["bad"]
+
+
+def test_query_binds_parameters_instead_of_formatting(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.ensure_schema()
+    warehouse.replace("quarantine", [quarantine_row("a", "bad")], key="folder", keys=["a"])
+    hostile = "a' OR '1'='1"
+    assert warehouse.query("SELECT * FROM quarantine WHERE folder = ?", [hostile]).empty
+
+
+def test_unknown_table_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown warehouse table"):
+        Warehouse(tmp_path / "w.duckdb").replace("students", [], key="id", keys=[])
+
+
+def test_missing_warehouse_gives_an_actionable_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="layer-platform run"):
+        Warehouse(tmp_path / "none.duckdb").query("SELECT 1")
