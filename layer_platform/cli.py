@@ -17,8 +17,10 @@ log = logging.getLogger("layer_platform")
 
 ENV_HELP = "\n".join(
     ["environment:", "  LAYER_HOME  root of all state (default ./.layer_home)"]
-    + [f"  {var:<20}{text} (default $LAYER_HOME/{default})"
-       for var, (text, default) in PATH_VARIABLES.items()]
+    + [
+        f"  {var:<20}{text} (default $LAYER_HOME/{default})"
+        for var, (text, default) in PATH_VARIABLES.items()
+    ]
 )
 
 
@@ -31,6 +33,7 @@ def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
         new = arrive(paths.landing, args.arrive)
         print(f"{len(new)} new scans landed in {paths.landing}: {', '.join(new)}")
         return 0
+
     def driver(name: str) -> Layer | None:
         return None if name.lower() == "none" else Layer.from_key(name)
 
@@ -54,7 +57,9 @@ def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
     report = run_platform(paths, max_batch=args.batch)
     for stage in report:
         status = "ok" if not stage.failed else f"FAILED runs: {', '.join(stage.failed)}"
-        print(f"{stage.job:<24} runs={len(stage.runs):<3} partitions={stage.partitions:<5} {status}")
+        print(
+            f"{stage.job:<24} runs={len(stage.runs):<3} partitions={stage.partitions:<5} {status}"
+        )
     return 1 if any(stage.failed for stage in report) else 0
 
 
@@ -69,11 +74,24 @@ def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.defs.runner import prepare_dagster_home
 
     paths.ensure()
-    env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(paths)),
-           "LAYER_HOME": str(paths.home)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(prepare_dagster_home(paths)),
+        "LAYER_HOME": str(paths.home),
+    }
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
-               "-h", args.host, "-p", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(workspace),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']})")
     # `dagster dev` ignores SIGINT when started from a background shell: restore the default.
     process = subprocess.Popen(
@@ -102,18 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a realistic simulated cohort into $LAYER_HOME/landing, with the"
         " ground truth beside it; or, with --arrive N, drop N more scans into it.",
     )
-    simulate.add_argument("--subjects", type=int, default=40, help="number of subjects (2 scans each)")
+    simulate.add_argument(
+        "--subjects", type=int, default=40, help="number of subjects (2 scans each)"
+    )
     simulate.add_argument("--seed", type=int, default=7, help="random seed (deterministic output)")
-    simulate.add_argument("--bmode-driver", default="deep_fascia",
-                          help="layer carrying the pain effect in B-mode, or 'none'")
-    simulate.add_argument("--swe-driver", default="muscle",
-                          help="layer carrying the pain effect in SWE, or 'none'")
-    simulate.add_argument("--annotated-fraction", type=float, default=0.4,
-                          help="fraction of scans shipped with reference layers")
-    simulate.add_argument("--arrive", type=int, default=0, metavar="N",
-                          help="add N new scans to an existing simulated landing zone")
-    simulate.add_argument("--overwrite", action="store_true",
-                          help="replace an existing simulated landing zone")
+    simulate.add_argument(
+        "--bmode-driver",
+        default="deep_fascia",
+        help="layer carrying the pain effect in B-mode, or 'none'",
+    )
+    simulate.add_argument(
+        "--swe-driver", default="muscle", help="layer carrying the pain effect in SWE, or 'none'"
+    )
+    simulate.add_argument(
+        "--annotated-fraction",
+        type=float,
+        default=0.4,
+        help="fraction of scans shipped with reference layers",
+    )
+    simulate.add_argument(
+        "--arrive",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N new scans to an existing simulated landing zone",
+    )
+    simulate.add_argument(
+        "--overwrite", action="store_true", help="replace an existing simulated landing zone"
+    )
     simulate.set_defaults(func=_cmd_simulate)
 
     run = commands.add_parser(

@@ -1,4 +1,4 @@
-"""One scan from landing folder to preprocessed files: the unit the preprocessing asset loops over."""
+"""One scan from landing folder to preprocessed files: what the preprocessing asset loops over."""
 
 from __future__ import annotations
 

@@ -25,8 +25,10 @@ from layer_platform.labels import MAX_LABEL, Layer
 
 log = logging.getLogger(__name__)
 
-#: Smallest accepted volume (lateral, depth, sweep): a 2D image or a 1×1×1 volume is refused.
+#: Smallest accepted B-mode (lateral, depth, sweep): a 2D image or a 1×1×1 volume is refused.
 MIN_SHAPE: tuple[int, int, int] = (4, 8, 2)
+#: SWE is acquired on a coarse grid; it only has to be a real 3D volume.
+MIN_SWE_SHAPE: tuple[int, int, int] = (2, 2, 2)
 #: Relative mismatch of physical extent tolerated between SWE and B-mode fields of view.
 EXTENT_TOLERANCE = 0.05
 
@@ -89,16 +91,16 @@ def _content_hash(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def _check_shape(role: str, volume: Volume) -> None:
-    if any(n < m for n, m in zip(volume.shape, MIN_SHAPE, strict=True)):
+def _check_shape(role: str, volume: Volume, minimum: tuple[int, int, int]) -> None:
+    if any(n < m for n, m in zip(volume.shape, minimum, strict=True)):
         raise ScanError(
             f"{role} has shape {volume.shape} (lateral, depth, sweep); a volume needs at least"
-            f" {MIN_SHAPE} voxels — a 2D image or a single frame is not a 3D scan"
+            f" {minimum} voxels — a 2D image or a single frame is not a 3D scan"
         )
 
 
 def _check_bmode(volume: Volume) -> None:
-    _check_shape("bmode", volume)
+    _check_shape("bmode", volume, MIN_SHAPE)
     data = volume.array
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
@@ -118,7 +120,7 @@ def _check_aligned(role: str, volume: Volume, bmode: Volume) -> None:
 
 
 def _check_swe(volume: Volume, bmode: Volume) -> None:
-    _check_shape("swe", volume)
+    _check_shape("swe", volume, MIN_SWE_SHAPE)
     _check_aligned("swe", volume, bmode)
     data = volume.array
     if np.isinf(data).any():
@@ -130,9 +132,11 @@ def _check_swe(volume: Volume, bmode: Volume) -> None:
 
 def _check_layers(volume: Volume, bmode: Volume) -> None:
     data = volume.array
-    if not np.issubdtype(data.dtype, np.integer):
-        if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
-            raise ScanError("layers must hold integer labels 0..6")
+    is_integral = np.issubdtype(data.dtype, np.integer) or (
+        np.isfinite(data).all() and np.array_equal(data, np.round(data))
+    )
+    if not is_integral:
+        raise ScanError("layers must hold integer labels 0..6")
     if volume.shape != bmode.shape:
         raise ScanError(
             f"layers shape {volume.shape} differs from the B-mode's {bmode.shape}: an annotation"

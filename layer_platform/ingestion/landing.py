@@ -52,8 +52,17 @@ PHI_KEYS = frozenset(
 )
 
 _KNOWN_KEYS = frozenset(
-    {"scan_id", "subject_id", "label", "side", "acquired_at", "site", "device",
-     "axis_order", "spacing_mm"}
+    {
+        "scan_id",
+        "subject_id",
+        "label",
+        "side",
+        "acquired_at",
+        "site",
+        "device",
+        "axis_order",
+        "spacing_mm",
+    }
 )
 
 
@@ -90,7 +99,9 @@ def _require_str(data: dict[str, Any], key: str, *, optional: bool) -> str | Non
             return None
         raise ScanError(f"scan.json is missing the required key {key!r}")
     if not isinstance(value, str) or not value.strip():
-        raise ScanError(f"scan.json key {key!r} must be a non-empty string, got {type(value).__name__}")
+        raise ScanError(
+            f"scan.json key {key!r} must be a non-empty string, got {type(value).__name__}"
+        )
     return value.strip()
 
 
@@ -103,7 +114,9 @@ def _parse_spacing(value: Any) -> tuple[float, float, float] | None:
         and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
     )
     if not ok:
-        raise ScanError(f"scan.json 'spacing_mm' must be three positive numbers in mm, got {value!r}")
+        raise ScanError(
+            f"scan.json 'spacing_mm' must be three positive numbers in mm, got {value!r}"
+        )
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
@@ -200,9 +213,22 @@ def discover(landing: Path) -> list[LandedFolder]:
             if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=True):
                 continue
             path = Path(entry.path)
-            if (path / SCAN_JSON).exists() or (path / SCAN_JSON).is_symlink():
+            if os.path.lexists(path / SCAN_JSON):
                 found.append(LandedFolder(entry.name, path, _fingerprint(path)))
     return sorted(found, key=lambda f: f.name)
+
+
+def incomplete_folders(landing: Path) -> list[str]:
+    """Folders without ``scan.json``: exports in progress, or abandoned ones worth a look."""
+    if not landing.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in os.scandir(landing)
+        if entry.is_dir()
+        and not entry.name.startswith(".")
+        and not os.path.lexists(os.path.join(entry.path, SCAN_JSON))
+    )
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -216,7 +242,9 @@ def _inside(path: Path, root: Path) -> bool:
 def check_safe(path: Path, landing: Path) -> None:
     """Refuse symlinks and anything that resolves outside the landing zone."""
     if path.is_symlink():
-        raise ScanError(f"{path.name} is a symbolic link; the landing zone accepts plain files only")
+        raise ScanError(
+            f"{path.name} is a symbolic link; the landing zone accepts plain files only"
+        )
     if not _inside(path, landing):
         raise ScanError(f"{path.name} resolves outside the landing zone")
 
@@ -253,7 +281,6 @@ def locate_volumes(folder: Path, landing: Path) -> dict[str, Path]:
     if not found["bmode"]:
         raise ScanError("no bmode.<ext> file (nii, nii.gz, nrrd, mha or dcm) in the scan folder")
     return {role: paths[0] for role, paths in found.items() if paths}
-
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ def registered_scans(warehouse: Warehouse) -> dict[str, RegisteredScan]:
     }
 
 
-def refresh_manifest(landing: Path, warehouse: Warehouse, *, progress: bool = False) -> ManifestUpdate:
+def refresh_manifest(
+    landing: Path, warehouse: Warehouse, *, progress: bool = False
+) -> ManifestUpdate:
     """Inspect new and changed landing folders and record the outcome in the warehouse.
 
     A scan whose re-export turns out bad keeps its previously registered row (nothing
@@ -72,8 +74,12 @@ def refresh_manifest(landing: Path, warehouse: Warehouse, *, progress: bool = Fa
     warehouse.replace(
         "quarantine",
         [
-            {"folder": q.folder, "scan_id": q.scan_id, "reason": q.reason,
-             "detected_at": q.detected_at}
+            {
+                "folder": q.folder,
+                "scan_id": q.scan_id,
+                "reason": q.reason,
+                "detected_at": q.detected_at,
+            }
             for q in result.quarantined
         ],
         key="folder",
@@ -85,8 +91,13 @@ def refresh_manifest(landing: Path, warehouse: Warehouse, *, progress: bool = Fa
     warehouse.replace(
         "landing_index",
         [
-            {"folder": f.name, "fingerprint": f.fingerprint, "scan_id": status[f.name][0],
-             "status": status[f.name][1], "inspected_at": now}
+            {
+                "folder": f.name,
+                "fingerprint": f.fingerprint,
+                "scan_id": status[f.name][0],
+                "status": status[f.name][1],
+                "inspected_at": now,
+            }
             for f in todo
         ],
         key="folder",

@@ -27,7 +27,9 @@ class Volume:
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:
-            raise ValueError(f"a Volume is 3D (lateral, depth, sweep); got shape {self.array.shape}")
+            raise ValueError(
+                f"a Volume is 3D (lateral, depth, sweep); got shape {self.array.shape}"
+            )
         if len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing):
             raise ValueError(f"spacing must be three positive finite mm values; got {self.spacing}")
 

@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
-import pandas as pd
-from great_expectations.data_context.types.base import ProgressBarsConfig
-
-from layer_platform.labels import PAIN_LABELS
-from layer_platform.warehouse.schema import TABLES
-
+# GX logs closures it skips at import time, at INFO: raise its level before importing it.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+import great_expectations as gx  # noqa: E402
+import great_expectations.expectations as gxe  # noqa: E402
+import pandas as pd  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+
+from layer_platform.labels import PAIN_LABELS  # noqa: E402
+from layer_platform.warehouse.schema import TABLES  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from layer_platform.ingestion.landing import incomplete_folders
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
 
@@ -21,7 +22,7 @@ SUMMARY_QUERIES: tuple[tuple[str, str], ...] = (
 
 def cohort_status(paths: LayerPaths) -> str:
     warehouse = Warehouse(paths.warehouse)
-    lines = [f"LAYER_HOME  {paths.home}", f"warehouse   {paths.warehouse}"]
+    lines = [f"{'LAYER_HOME':<14}{paths.home}", f"{'warehouse':<14}{paths.warehouse}"]
     if not paths.warehouse.exists():
         return "\n".join([*lines, "no warehouse yet: run `layer-platform run`"])
     for title, sql in SUMMARY_QUERIES:
@@ -30,11 +31,19 @@ def cohort_status(paths: LayerPaths) -> str:
             continue
         row = warehouse.query(sql).iloc[0]
         counts = ", ".join(f"{name}={int(value)}" for name, value in row.items())
-        lines.append(f"{title:<12}{counts}")
+        lines.append(f"{title:<14}{counts}")
     if warehouse.table_exists("quarantine"):
         reasons = warehouse.query(
             "SELECT folder, coalesce(scan_id, '-') AS scan_id, reason FROM quarantine"
             " ORDER BY detected_at DESC LIMIT 10"
         )
-        lines += [f"  quarantined {r.folder} ({r.scan_id}): {r.reason}" for r in reasons.itertuples()]
+        lines += [
+            f"  quarantined {r.folder} ({r.scan_id}): {r.reason}" for r in reasons.itertuples()
+        ]
+    waiting = incomplete_folders(paths.landing)
+    if waiting:
+        lines.append(
+            f"incomplete  {len(waiting)} landing folders without scan.json: "
+            + ", ".join(waiting[:10])
+        )
     return "\n".join(lines)

@@ -11,8 +11,12 @@ from layer_platform.warehouse.store import Warehouse
 
 
 def quarantine_row(folder: str, reason: str) -> dict:
-    return {"folder": folder, "scan_id": None, "reason": reason,
-            "detected_at": dt.datetime(2026, 1, 1)}
+    return {
+        "folder": folder,
+        "scan_id": None,
+        "reason": reason,
+        "detected_at": dt.datetime(2026, 1, 1),
+    }
 
 
 def test_replace_is_idempotent_and_keyed(tmp_path: Path) -> None:
@@ -35,7 +39,7 @@ def test_failed_insert_rolls_back_the_delete(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
     warehouse.ensure_schema()
     warehouse.replace("quarantine", [quarantine_row("a", "bad")], key="folder", keys=["a"])
-    with pytest.raises(Exception, match="NOT NULL|null"):
+    with pytest.raises(Exception, match=r"NOT NULL|null"):
         warehouse.replace(
             "quarantine",
             [{"folder": "a", "scan_id": None, "reason": None, "detected_at": dt.datetime.now()}],

@@ -1,7 +1,5 @@
 """Ingestion: landing zone → validated cohort manifest (``scans``) + ``quarantine``."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from layer_platform.defs.partitions import SCANS
@@ -25,7 +23,9 @@ MANIFEST_CHECKS = {
         for name, text in MANIFEST_CHECKS.items()
     ],
 )
-def cohort_manifest(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def cohort_manifest(
+    context: dg.AssetExecutionContext, storage: StorageResource
+) -> dg.MaterializeResult:
     """One row per accepted scan (``scans`` table); refused folders go to ``quarantine``.
 
     Intake reads every new or changed landing folder once, so only readable, finite, aligned
@@ -34,7 +34,9 @@ def cohort_manifest(context: dg.AssetExecutionContext, storage: StorageResource)
     warehouse = storage.warehouse()
     update = refresh_manifest(storage.paths.landing, warehouse, progress=True)
     for entry in update.quarantined:
-        context.log.error(f"quarantined folder {entry.folder!r} (scan {entry.scan_id}): {entry.reason}")
+        context.log.error(
+            f"quarantined folder {entry.folder!r} (scan {entry.scan_id}): {entry.reason}"
+        )
 
     scans = warehouse.query("SELECT * FROM scans ORDER BY scan_id")
     known = set(context.instance.get_dynamic_partitions(SCANS))

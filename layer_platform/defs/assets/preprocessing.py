@@ -1,7 +1,5 @@
 """Preprocessing: each accepted scan → canonical, resampled, normalised volumes on disk."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 import dagster as dg
@@ -52,8 +50,9 @@ def _check_results(rows: list[dict], shape: tuple[int, int, int]) -> list[dg.Ass
         ),
         "non_empty_tissue": failing(lambda r: r["tissue_fraction"] >= MIN_TISSUE_FRACTION),
         "swe_validity": failing(
-            lambda r: r["swe_valid_fraction"] is None
-            or r["swe_valid_fraction"] >= MIN_SWE_VALID_FRACTION
+            lambda r: (
+                r["swe_valid_fraction"] is None or r["swe_valid_fraction"] >= MIN_SWE_VALID_FRACTION
+            )
         ),
     }
     swe = [r["swe_valid_fraction"] for r in rows if r["swe_valid_fraction"] is not None]
@@ -118,7 +117,9 @@ def preprocessed_volume(
     ):
         out_dir = paths.artifacts / "preprocessed" / scan.scan_id
         try:
-            result = preprocess_landed_scan(paths.landing / scan.folder, paths.landing, config, out_dir)
+            result = preprocess_landed_scan(
+                paths.landing / scan.folder, paths.landing, config, out_dir
+            )
         except ScanError as exc:
             located = exc.located(folder=scan.folder, scan_id=scan.scan_id)
             context.log.error(f"quarantined: {located}")
@@ -151,15 +152,20 @@ def preprocessed_volume(
             "content_hash": scan.content_hash[:16],
         }
         if position < preprocessing.preview_limit:
-            png = mid_slices_png(result.bmode, overlay=result.layers, spacing=config.target_spacing,
-                                 title=scan.scan_id)
+            png = mid_slices_png(
+                result.bmode,
+                overlay=result.layers,
+                spacing=config.target_spacing,
+                title=scan.scan_id,
+            )
             metadata["mid_slices"] = dg.MetadataValue.md(png_to_markdown(png, scan.scan_id))
         context.add_asset_metadata(metadata, partition_key=scan.scan_id)
 
     warehouse.replace("preprocessing", rows, key="scan_id", keys=[r["scan_id"] for r in rows])
     if refused:
-        warehouse.replace("quarantine", quarantine_rows(refused), key="folder",
-                          keys=[e.folder for e in refused])
+        warehouse.replace(
+            "quarantine", quarantine_rows(refused), key="folder", keys=[e.folder for e in refused]
+        )
     return dg.MaterializeResult(
         metadata={
             "n_scans": len(rows),

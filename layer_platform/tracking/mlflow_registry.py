@@ -1,0 +1,148 @@
+"""MLflow runs, model logging and the ``champion`` alias, behind a small explicit API.
+
+MLflow's fluent API keeps a process-global tracking URI; every entry point here sets it from
+the platform's paths first, so a test's temporary store never leaks into another.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from layer_platform.settings import LayerPaths
+
+CHAMPION = "champion"
+log = logging.getLogger(__name__)
+for noisy in ("mlflow", "alembic"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where runs and models are stored: a local sqlite store by default, or a server."""
+
+    tracking_uri: str
+    artifact_root: str
+
+    @classmethod
+    def for_paths(cls, paths: LayerPaths) -> Tracking:
+        paths.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        return cls(paths.mlflow_tracking_uri, paths.mlflow_artifact_root)
+
+    def activate(self) -> MlflowClient:
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return MlflowClient(self.tracking_uri, self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        client = self.activate()
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        return client.create_experiment(name, artifact_location=f"{self.artifact_root}/{name}")
+
+
+def git_sha(repo: Path | None = None) -> str:
+    """The code version for run tags; ``unknown`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+@contextmanager
+def tracked_run(
+    tracking: Tracking,
+    experiment: str,
+    run_name: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+) -> Iterator[mlflow.ActiveRun]:
+    """Start an MLflow run (nested under the active one if ``nested``) with params and tags."""
+    experiment_id = tracking.experiment_id(experiment)
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name,
+        nested=nested,
+        tags={"layer.code_version": git_sha(), **(tags or {})},
+    ) as run:
+        if params:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        yield run
+
+
+def log_torch_model(
+    model: torch.nn.Module, input_example: np.ndarray, registered_name: str
+) -> ModelVersion:
+    """Log ``model`` in the active run with its input signature and register a new version.
+
+    Pickle serialization keeps the loaded model an ordinary ``nn.Module`` that accepts any batch
+    and volume size (the ``pt2`` format only accepts the saved input shape).
+    """
+    model = model.cpu().eval()
+    with torch.no_grad():
+        output = model(torch.as_tensor(input_example)).numpy()
+    signature = mlflow.models.infer_signature(input_example, output)
+    info = mlflow.pytorch.log_model(
+        model,
+        name="model",
+        signature=signature,
+        serialization_format="pickle",
+        registered_model_name=registered_name,
+    )
+    client = MlflowClient(mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    versions = client.search_model_versions(
+        f"name = '{registered_name}' and run_id = '{info.run_id}'"
+    )
+    return max(versions, key=lambda v: int(v.version))
+
+
+def champion(tracking: Tracking, name: str) -> ModelVersion | None:
+    """The version carrying the ``champion`` alias, or None before the first promotion."""
+    client = tracking.activate()
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def promote(tracking: Tracking, name: str, version: str, reason: str) -> None:
+    """Move the ``champion`` alias and record why on the version."""
+    tracking.activate().set_registered_model_alias(name, CHAMPION, version)
+    record_decision(tracking, name, version, reason)
+
+
+def record_decision(tracking: Tracking, name: str, version: str, reason: str) -> None:
+    """Record on a version why it was (not) promoted."""
+    tracking.activate().set_model_version_tag(name, version, "layer.promotion", reason[:500])
+
+
+def load_champion(tracking: Tracking, name: str) -> tuple[torch.nn.Module, ModelVersion]:
+    """Load the champion by alias (never by a file path)."""
+    version = champion(tracking, name)
+    if version is None:
+        raise LookupError(f"no {CHAMPION!r} version of registered model {name!r} yet")
+    model = mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}", map_location="cpu")
+    return model, version
