@@ -43,6 +43,8 @@ def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
         bmode_driver=driver(args.bmode_driver),
         swe_driver=driver(args.swe_driver),
         annotated_fraction=args.annotated_fraction,
+        bmode_effect_db=args.bmode_effect_db,
+        swe_effect=args.swe_effect,
     )
     truth = simulate_cohort(config, paths.landing, progress=True, overwrite=args.overwrite)
     n_scans = len(truth.scans)

@@ -72,7 +72,12 @@ class LayerPaths:
 
     def ensure(self) -> LayerPaths:
         """Create the writable folders (the landing zone included) and return ``self``."""
-        for path in (self.landing, self.dagster_home, self.warehouse.parent, self.mlflow_dir,
-                     self.artifacts):
+        for path in (
+            self.landing,
+            self.dagster_home,
+            self.warehouse.parent,
+            self.mlflow_dir,
+            self.artifacts,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         return self

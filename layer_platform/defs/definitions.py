@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from layer_platform.defs.assets.classification import cohort_split, pain_classifier
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
-from layer_platform.defs.jobs import ingest_job, preprocess_job
+from layer_platform.defs.jobs import ingest_job, preprocess_job, train_classifiers_job
 from layer_platform.defs.resources import build_resources
 from layer_platform.settings import LayerPaths
 
@@ -18,7 +19,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """Definitions bound to ``paths`` (default: resolved from ``env`` / the environment)."""
     return dg.Definitions(
-        assets=[cohort_manifest, preprocessed_volume],
-        jobs=[ingest_job, preprocess_job],
+        assets=[cohort_manifest, preprocessed_volume, cohort_split, pain_classifier],
+        jobs=[ingest_job, preprocess_job, train_classifiers_job],
         resources=build_resources(env, paths=paths),
     )

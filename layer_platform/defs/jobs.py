@@ -16,3 +16,9 @@ preprocess_job = dg.define_asset_job(
     partitions_def=scan_partitions,
     description="Preprocess a batch of scans in one run (single-run backfill policy).",
 )
+
+train_classifiers_job = dg.define_asset_job(
+    "train_classifiers",
+    selection=dg.AssetSelection.assets("cohort_split", "pain_classifier"),
+    description="Split subjects, then cross-validate and register a classifier per input mode.",
+)

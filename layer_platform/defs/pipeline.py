@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from layer_platform.classification.modes import INPUT_MODES
+from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.runner import StageReport, open_instance, run_job
 from layer_platform.settings import LayerPaths
@@ -16,16 +18,28 @@ PENDING_PREPROCESSING = """
 
 
 def run_platform(paths: LayerPaths, *, max_batch: int = 500) -> list[StageReport]:
-    """Ingest the landing zone, then bring every per-scan and cohort asset up to date."""
+    """Ingest the landing zone, then bring every per-scan and cohort asset up to date.
+
+    Stages run in lineage order and stop at the first platform failure; bad scans do not fail a
+    stage (they are quarantined inside it).
+    """
     defs = build_definitions(paths=paths)
     instance = open_instance(paths)
     warehouse = Warehouse(paths.warehouse)
-    reports = [run_job(defs, instance, "ingest")]
-    if reports[-1].failed:
-        return reports
-    pending = list(warehouse.query(PENDING_PREPROCESSING)["scan_id"])
-    if pending:
+    reports: list[StageReport] = []
+
+    def stage(job: str, partition_keys: list[str] | None = None) -> bool:
+        if partition_keys is not None and not partition_keys:
+            return True
         reports.append(
-            run_job(defs, instance, "preprocess_scans", partition_keys=pending, max_batch=max_batch)
+            run_job(defs, instance, job, partition_keys=partition_keys, max_batch=max_batch)
         )
+        return not reports[-1].failed
+
+    if not stage("ingest"):
+        return reports
+    if not stage("preprocess_scans", list(warehouse.query(PENDING_PREPROCESSING)["scan_id"])):
+        return reports
+    if not warehouse.query(LABELLED_PREPROCESSED).empty:
+        stage("train_classifiers", list(INPUT_MODES))
     return reports

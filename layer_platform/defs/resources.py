@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from layer_platform.classification.config import ClassifierConfig
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
 
@@ -70,4 +71,31 @@ def build_resources(
         "preprocessing": PreprocessingResource(
             preset=env.get("LAYER_PRESET", "cpu"), intensity=env.get("LAYER_INTENSITY") or None
         ),
+        "classifier": ClassifierResource(),
     }
+
+
+class ClassifierResource(dg.ConfigurableResource):
+    """Split and training settings for the pain classifiers (logged to MLflow with every run)."""
+
+    n_folds: int = 5
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    seed: int = 0
+    min_epochs: int = 8
+    max_epochs: int = 40
+    patience: int = 8
+    batch_size: int = 8
+    architecture: str = "small_cnn"
+    #: Held-out AUC below this raises a warning on the asset check.
+    auc_floor: float = 0.7
+
+    def config(self) -> ClassifierConfig:
+        return ClassifierConfig(
+            architecture=self.architecture,
+            min_epochs=self.min_epochs,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )

@@ -18,7 +18,6 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from layer_platform.defs.partitions import SCANS
 from layer_platform.errors import ConfigurationError
 from layer_platform.settings import LayerPaths
 
@@ -90,7 +89,9 @@ def run_job(
     if partition_keys is None:
         batches: list[dict[str, str]] = [{}]
     else:
-        ordered = instance.get_dynamic_partitions(SCANS)
+        if job.partitions_def is None:
+            raise ValueError(f"job {job_name!r} is not partitioned")
+        ordered = job.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
         batches = [
             {ASSET_PARTITION_RANGE_START_TAG: a, ASSET_PARTITION_RANGE_END_TAG: b}
             for a, b in contiguous_ranges(ordered, set(partition_keys), max_batch)

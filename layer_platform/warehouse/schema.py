@@ -61,4 +61,32 @@ TABLES: dict[str, str] = {
             all_finite BOOLEAN NOT NULL,
             processed_at TIMESTAMP NOT NULL
         )""",
+    "cohort_split": """
+        CREATE TABLE IF NOT EXISTS cohort_split (
+            scan_id VARCHAR PRIMARY KEY,
+            subject_id VARCHAR NOT NULL,
+            label VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,
+            fold INTEGER
+        )""",
+    "model_metrics": """
+        CREATE TABLE IF NOT EXISTS model_metrics (
+            input_mode VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            fold VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            value DOUBLE,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    "predictions": """
+        CREATE TABLE IF NOT EXISTS predictions (
+            scan_id VARCHAR NOT NULL,
+            input_mode VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            fold_role VARCHAR NOT NULL,
+            probability DOUBLE NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
 }

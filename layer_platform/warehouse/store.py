@@ -24,6 +24,13 @@ from layer_platform.warehouse.schema import TABLES
 log = logging.getLogger(__name__)
 
 
+def _identifier(name: str) -> str:
+    """Column names are code, never user input; still, refuse anything but a plain name."""
+    if not name.isidentifier():
+        raise ValueError(f"not a column name: {name!r}")
+    return name
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text or "conflicting" in text
@@ -72,11 +79,14 @@ class Warehouse:
         table: str,
         rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
         *,
-        key: str,
-        keys: Sequence[Any],
+        key: str | None,
+        keys: Sequence[Any] = (),
+        scope: Mapping[str, Any] | None = None,
     ) -> int:
-        """Delete the rows whose ``key`` is in ``keys`` and insert ``rows``, in one transaction.
+        """Delete the rows being replaced and insert ``rows``, in one transaction.
 
+        Deleted: rows whose ``key`` is in ``keys`` and whose columns equal ``scope`` (e.g. one
+        model version's rows of a set of scans); with ``key=None`` the whole table is replaced.
         This is what makes re-materializing a partition idempotent: never duplicates, and a
         crash mid-way leaves the previous rows in place.
         """
@@ -84,14 +94,20 @@ class Warehouse:
             raise ValueError(f"unknown warehouse table {table!r}")
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         incoming = pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else None
+        conditions, params = [], []
+        if key is not None:
+            conditions.append(f"{_identifier(key)} IN (SELECT unnest(?))")
+            params.append(list(keys))
+        for column, value in (scope or {}).items():
+            conditions.append(f"{_identifier(column)} = ?")
+            params.append(value)
+        where = " AND ".join(conditions) if conditions else "true"
         with self.connect() as con:
             con.execute(TABLES[table])
             con.execute("BEGIN TRANSACTION")
             try:
-                if keys:
-                    con.execute(
-                        f"DELETE FROM {table} WHERE {key} IN (SELECT unnest(?))", [list(keys)]
-                    )
+                if key is None or keys:
+                    con.execute(f"DELETE FROM {table} WHERE {where}", params)
                 if incoming is not None:
                     con.register("incoming", incoming)
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")

@@ -1,0 +1,68 @@
+"""Methods by name and the single entry point, ``attribute``."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor, nn
+
+from layer_platform.attribution.ablation import layer_ablation
+from layer_platform.attribution.core import (
+    AttributionConfig,
+    AttributionMethod,
+    AttributionResult,
+    check_inputs,
+    evaluating,
+    mp_logit,
+)
+from layer_platform.attribution.gradcam import gradcam
+from layer_platform.attribution.integrated_gradients import integrated_gradients
+from layer_platform.attribution.occlusion import occlusion
+from layer_platform.attribution.saliency import saliency
+
+METHODS: dict[str, AttributionMethod] = {
+    "integrated_gradients": integrated_gradients,
+    "saliency": saliency,
+    "gradcam": gradcam,
+    "occlusion": occlusion,
+    "layer_ablation": layer_ablation,
+}
+
+
+def get_method(method: str | AttributionMethod) -> AttributionMethod:
+    """Look a method up by name; a callable with the shared call shape is returned as is."""
+    if not isinstance(method, str):
+        return method
+    try:
+        return METHODS[method]
+    except KeyError:
+        raise ValueError(
+            f"unknown attribution method {method!r}; expected one of: {', '.join(METHODS)}"
+        ) from None
+
+
+def attribute(
+    method: str | AttributionMethod,
+    model: nn.Module,
+    inputs: Tensor,
+    *,
+    baseline: Tensor | None = None,
+    layers_map: np.ndarray | None = None,
+    target_layer: nn.Module | None = None,
+    config: AttributionConfig | None = None,
+) -> AttributionResult:
+    """Attribute the MP logit of ``model`` on one scan ``(1, C, L, D, S)`` with ``method``.
+
+    The model is evaluated in eval mode (its mode is restored afterwards); ``baseline``
+    overrides ``config.baseline``; ``layers_map`` ``(L, D, S)`` is needed by the
+    anatomy-aware baselines and by layer ablation; ``target_layer`` by Grad-CAM.
+    """
+    check_inputs(inputs)
+    with evaluating(model):
+        return get_method(method)(
+            mp_logit(model),
+            inputs,
+            baseline=baseline,
+            layers_map=layers_map,
+            target_layer=target_layer,
+            config=config or AttributionConfig(),
+        )

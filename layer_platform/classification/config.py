@@ -1,0 +1,102 @@
+"""Every knob of classifier training in one frozen, validated, loggable object."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from layer_platform.compute import DEVICE_CHOICES
+
+ARCHITECTURES: tuple[str, ...] = ("small_cnn", "densenet121", "resnet10")
+NORMS: tuple[str, ...] = ("batch", "instance")
+THRESHOLD_POLICIES: tuple[str, ...] = ("youden", "fixed")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Training configuration; defaults suit ~(32, 96, 16) voxel volumes on a CPU.
+
+    Args:
+        architecture: ``small_cnn`` (default; fits tens of subjects) or a MONAI ``densenet121`` /
+            ``resnet10`` for comparison.
+        channels: small_cnn feature widths, one conv block each; blocks after the first halve
+            every axis, so the last block (the Grad-CAM target) is 2**(n-1) times coarser.
+        norm: small_cnn normalisation. ``batch`` keeps absolute intensity and stiffness levels,
+            which instance norm would remove per scan (and SWE kPa levels are the signal).
+        dropout: before the final linear layer.
+        min_epochs / max_epochs / patience: epochs before ``min_epochs`` are warm-up (never
+            kept as best); then training stops after ``patience`` epochs without a better
+            validation AUC.
+        lr / weight_decay: AdamW.
+        batch_size: training batch size.
+        seed: seeds weights, shuffling, augmentation and the internal validation split.
+        flip_lateral / flip_sweep: random flips along axes where anatomy is symmetric enough;
+            depth is never flipped (the layer order skin → muscle is the signal).
+        intensity_jitter: per-channel multiplicative jitter ±this fraction (0 disables); it keeps
+            SWE's invalid voxels at exactly 0.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; AMP is used only on CUDA.
+        amp: allow mixed precision on CUDA.
+        threshold_policy: ``youden`` picks the operating threshold on out-of-fold predictions;
+            ``fixed`` uses ``fixed_threshold``. Either way it is applied unchanged to test.
+        final_val_fraction: subjects held out of the final model's training for early stopping.
+        n_bootstrap / ci_level: subject-level bootstrap for AUC confidence intervals.
+        progress: show tqdm bars (off in pipelines, where callbacks report progress).
+    """
+
+    architecture: str = "small_cnn"
+    channels: tuple[int, ...] = (16, 32, 48, 64)
+    norm: str = "batch"
+    dropout: float = 0.2
+    min_epochs: int = 10
+    max_epochs: int = 60
+    patience: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 8
+    seed: int = 0
+    flip_lateral: bool = True
+    flip_sweep: bool = True
+    intensity_jitter: float = 0.1
+    device: str = "auto"
+    amp: bool = True
+    threshold_policy: str = "youden"
+    fixed_threshold: float = 0.5
+    final_val_fraction: float = 0.2
+    n_bootstrap: int = 1000
+    ci_level: float = 0.95
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        choices = {
+            "architecture": (self.architecture, ARCHITECTURES),
+            "norm": (self.norm, NORMS),
+            "threshold_policy": (self.threshold_policy, THRESHOLD_POLICIES),
+            "device": (self.device, DEVICE_CHOICES),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+        checks = {
+            "channels must be non-empty and positive": bool(self.channels)
+            and all(c > 0 for c in self.channels),
+            "dropout must be in [0, 1)": 0 <= self.dropout < 1,
+            "need 1 <= min_epochs <= max_epochs": 1 <= self.min_epochs <= self.max_epochs,
+            "patience must be >= 1": self.patience >= 1,
+            "lr must be > 0": self.lr > 0,
+            "weight_decay must be >= 0": self.weight_decay >= 0,
+            "batch_size must be >= 1": self.batch_size >= 1,
+            "intensity_jitter must be in [0, 1)": 0 <= self.intensity_jitter < 1,
+            "fixed_threshold must be in [0, 1]": 0 <= self.fixed_threshold <= 1,
+            "final_val_fraction must be in (0, 1)": 0 < self.final_val_fraction < 1,
+            "n_bootstrap must be >= 100": self.n_bootstrap >= 100,
+            "ci_level must be in (0, 1)": 0 < self.ci_level < 1,
+        }
+        problems = [message for message, ok in checks.items() if not ok]
+        if problems:
+            raise ValueError("invalid ClassifierConfig: " + "; ".join(problems))
+
+    def to_params(self) -> dict[str, str | int | float | bool]:
+        """Flat scalar parameters for an experiment tracker (tuples become strings)."""
+        return {
+            key: ",".join(map(str, value)) if isinstance(value, tuple) else value
+            for key, value in asdict(self).items()
+        }

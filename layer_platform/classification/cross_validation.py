@@ -1,0 +1,168 @@
+"""Subject-level cross-validation, then a final model scored once on held-out test subjects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from layer_platform.classification.config import ClassifierConfig
+from layer_platform.classification.data import Item
+from layer_platform.classification.metrics import BinaryMetrics, evaluate, youden_threshold
+from layer_platform.classification.splits import (
+    SubjectSplit,
+    assert_no_subject_leakage,
+    holdout_subjects,
+)
+from layer_platform.classification.training import (
+    EpochReport,
+    TrainedClassifier,
+    predict_proba,
+    train_classifier,
+)
+
+FINAL_STAGE = "final"
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """MP probabilities per scan, with the ids needed for subject-level statistics."""
+
+    scan_ids: tuple[str, ...]
+    subject_ids: tuple[str, ...]
+    y_true: np.ndarray
+    proba: np.ndarray
+
+    @classmethod
+    def of(cls, items: Sequence[Item], proba: np.ndarray) -> Predictions:
+        return cls(
+            tuple(item.scan_id for item in items),
+            tuple(item.subject_id for item in items),
+            np.array([item.y for item in items], dtype=np.int64),
+            proba,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Predictions]) -> Predictions:
+        return cls(
+            tuple(s for part in parts for s in part.scan_ids),
+            tuple(s for part in parts for s in part.subject_ids),
+            np.concatenate([part.y_true for part in parts]),
+            np.concatenate([part.proba for part in parts]),
+        )
+
+    def to_records(self) -> list[dict[str, str | int | float]]:
+        return [
+            {"scan_id": scan, "subject_id": subject, "y_true": int(y), "proba": float(p)}
+            for scan, subject, y, p in zip(
+                self.scan_ids, self.subject_ids, self.y_true, self.proba, strict=True
+            )
+        ]
+
+
+@dataclass(frozen=True, eq=False)
+class FoldResult:
+    """One CV fold: its model's out-of-fold predictions and how training went."""
+
+    fold: int
+    predictions: Predictions
+    best_epoch: int
+    best_val_auc: float
+    n_train: int
+
+
+@dataclass(frozen=True, eq=False)
+class CVResult:
+    """Out-of-fold and test results; ``final`` is the model to register."""
+
+    folds: tuple[FoldResult, ...]
+    oof: Predictions
+    oof_metrics: BinaryMetrics
+    final: TrainedClassifier
+    test: Predictions
+    test_metrics: BinaryMetrics
+
+    def to_metrics(self) -> dict[str, float]:
+        """Flat metrics for a tracker: ``cv_*``, ``test_*`` and per-fold validation AUC."""
+        metrics = {**self.oof_metrics.to_dict("cv_"), **self.test_metrics.to_dict("test_")}
+        for fold in self.folds:
+            metrics[f"fold_{fold.fold}_val_auc"] = fold.best_val_auc
+        return metrics
+
+
+def _select(items: Sequence[Item], scan_ids: Collection[str]) -> list[Item]:
+    return [item for item in items if item.scan_id in scan_ids]
+
+
+def cross_validate(
+    items: Sequence[Item],
+    split: SubjectSplit,
+    config: ClassifierConfig,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    on_epoch_end: Callable[[str, EpochReport], None] | None = None,
+) -> CVResult:
+    """One model per fold (validated on that fold), then a final model on all development subjects.
+
+    ``items`` may be a subset of the split's scans (an SWE mode drops scans without SWE), so one
+    split serves every mode. The threshold is fixed on out-of-fold predictions before the test
+    subjects are scored. ``on_epoch_end`` receives the stage (``fold_k`` or ``final``) and the
+    epoch's report.
+    """
+    unknown = {item.scan_id for item in items} - {row.scan_id for row in split.rows}
+    if unknown:
+        raise ValueError(f"{len(unknown)} items are not in the split, e.g. {sorted(unknown)[:3]}")
+
+    def epoch_callback(stage: str) -> Callable[[EpochReport], None] | None:
+        if on_epoch_end is None:
+            return None
+        return lambda report: on_epoch_end(stage, report)
+
+    test_items = _select(items, split.test_ids())
+    folds: list[FoldResult] = []
+    for fold in range(split.n_folds):
+        train = _select(items, split.training_ids(fold))
+        val = _select(items, split.validation_ids(fold))
+        assert_no_subject_leakage({"train": train, "validation": val, "test": test_items})
+        try:
+            trained = train_classifier(train, val, config, epoch_callback(f"fold_{fold}"))
+        except ValueError as error:  # e.g. an SWE mode left a fold with one class
+            raise ValueError(f"fold {fold}: {error}") from error
+        result = FoldResult(
+            fold,
+            Predictions.of(val, predict_proba(trained.model, val, trained.device)),
+            trained.best_epoch,
+            trained.best_val_auc,
+            len(train),
+        )
+        folds.append(result)
+        if on_fold is not None:
+            on_fold(result)
+
+    oof = Predictions.concat([fold.predictions for fold in folds])
+    threshold = (
+        youden_threshold(oof.y_true, oof.proba)
+        if config.threshold_policy == "youden"
+        else config.fixed_threshold
+    )
+
+    development = _select(items, split.development_ids())
+    inner_val_subjects = holdout_subjects(development, config.final_val_fraction, config.seed)
+    inner_train = [item for item in development if item.subject_id not in inner_val_subjects]
+    inner_val = [item for item in development if item.subject_id in inner_val_subjects]
+    assert_no_subject_leakage({"train": inner_train, "validation": inner_val, "test": test_items})
+    final = train_classifier(inner_train, inner_val, config, epoch_callback(FINAL_STAGE))
+    test = Predictions.of(test_items, predict_proba(final.model, test_items, final.device))
+
+    def score(predictions: Predictions) -> BinaryMetrics:
+        return evaluate(
+            predictions.y_true,
+            predictions.proba,
+            predictions.subject_ids,
+            threshold,
+            config.n_bootstrap,
+            config.ci_level,
+            config.seed,
+        )
+
+    return CVResult(tuple(folds), oof, score(oof), final, test, score(test))

@@ -1,0 +1,200 @@
+"""Train one classifier with early stopping on validation AUC, and predict MP probabilities."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from layer_platform.classification.augmentation import augment_batch
+from layer_platform.classification.config import ClassifierConfig
+from layer_platform.classification.data import Item
+from layer_platform.classification.metrics import auc
+from layer_platform.classification.network import build_classifier, check_input_shape
+from layer_platform.compute import seed_everything, select_device
+
+_PREDICT_BATCH = 16
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What one epoch did; passed to ``on_epoch_end`` so the caller can log it."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_auc: float
+    improved: bool
+    seconds: float
+
+    def to_metrics(self) -> dict[str, float]:
+        return {
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "val_auc": self.val_auc,
+            "epoch_seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedClassifier:
+    """The best-epoch model (on ``device``) and how training went."""
+
+    model: nn.Module
+    device: torch.device
+    in_channels: int
+    best_epoch: int
+    best_val_auc: float
+    history: tuple[EpochReport, ...]
+
+
+def stack_items(items: Sequence[Item]) -> tuple[Tensor, Tensor]:
+    """(N, C, L, D, S) float32 inputs and (N,) float labels; all items must share one shape."""
+    if not items:
+        raise ValueError("no items")
+    shapes = {item.x.shape for item in items}
+    if len(shapes) > 1:
+        raise ValueError(f"items must share one input shape (resample first); got {sorted(shapes)}")
+    x = torch.from_numpy(np.stack([item.x for item in items]).astype(np.float32, copy=False))
+    y = torch.tensor([item.y for item in items], dtype=torch.float32)
+    return x, y
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
+    model.eval()
+    chunks = [
+        model(x[i : i + _PREDICT_BATCH].to(device)).float().cpu()
+        for i in range(0, len(x), _PREDICT_BATCH)
+    ]
+    return torch.cat(chunks).reshape(-1)
+
+
+def predict_proba(model: nn.Module, items: Sequence[Item], device: torch.device) -> np.ndarray:
+    """Probability of MP per item, in item order; float64 in [0, 1]."""
+    x, _ = stack_items(items)
+    proba = torch.sigmoid(_logits(model, x, device)).double().numpy()
+    if not np.all(np.isfinite(proba)):
+        raise FloatingPointError("the model produced non-finite outputs")
+    return proba
+
+
+def _require_both_classes(y: Tensor, what: str) -> None:
+    n_pos = int(y.sum())
+    if n_pos in (0, len(y)):
+        raise ValueError(f"{what} set needs MP and control scans; got {n_pos} MP of {len(y)}")
+
+
+def _train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    augment: Callable[[Tensor], Tensor],
+) -> float:
+    """One pass over ``loader``; mixed precision exactly when ``scaler`` is enabled (CUDA)."""
+    device = next(model.parameters()).device
+    model.train()
+    total, seen = 0.0, 0
+    for xb, yb in loader:
+        xb = augment(xb.to(device, non_blocking=True))
+        yb = yb.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+            loss = loss_fn(model(xb).reshape(-1), yb)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.item() * len(yb)
+        seen += len(yb)
+    return total / seen
+
+
+def train_classifier(
+    train_items: Sequence[Item],
+    val_items: Sequence[Item],
+    config: ClassifierConfig,
+    on_epoch_end: Callable[[EpochReport], None] | None = None,
+) -> TrainedClassifier:
+    """Train with class-balanced BCE and depth-preserving augmentation; keep the best epoch.
+
+    "Best" is the highest validation AUC, ties broken by lower validation loss (tiny validation
+    sets tie often). The first ``min_epochs - 1`` epochs are warm-up, never kept: near-constant
+    early outputs can rank a tiny validation set perfectly by numerical noise. After that,
+    training stops after ``patience`` epochs without a new best. Seeded: the same inputs and
+    config give the same model on a CPU.
+    """
+    seed_everything(config.seed)
+    device = select_device(config.device)
+    x_train, y_train = stack_items(train_items)
+    x_val, y_val = stack_items(val_items)
+    if x_train.shape[1:] != x_val.shape[1:]:
+        raise ValueError(
+            f"train {tuple(x_train.shape[1:])} and val {tuple(x_val.shape[1:])} differ"
+        )
+    check_input_shape(config, tuple(x_train.shape[2:]))
+    _require_both_classes(y_train, "training")
+    _require_both_classes(y_val, "validation")
+
+    in_channels = int(x_train.shape[1])
+    model = build_classifier(config, in_channels).to(device)
+    # pos_weight = n_control / n_MP: each class contributes equally to the loss.
+    pos_weight = (len(y_train) - y_train.sum()) / y_train.sum()
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    on_cuda = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and on_cuda)
+    loader = DataLoader(
+        TensorDataset(x_train, y_train),
+        batch_size=config.batch_size,
+        shuffle=True,
+        # A lone last sample would make a batch-norm step from one scan's statistics.
+        drop_last=len(y_train) % config.batch_size == 1,
+        generator=torch.Generator().manual_seed(config.seed),
+        pin_memory=on_cuda,
+    )
+    rng = torch.Generator(device=device).manual_seed(config.seed)  # augmentation draws
+
+    history: list[EpochReport] = []
+    best_key = (-math.inf, -math.inf)
+    best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
+    for epoch in tqdm(range(1, config.max_epochs + 1), disable=not config.progress, desc="epochs"):
+        start = time.perf_counter()
+        train_loss = _train_one_epoch(
+            model, loader, loss_fn, optimizer, scaler, lambda xb: augment_batch(xb, config, rng)
+        )
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training diverged at epoch {epoch}; try a lower lr")
+
+        val_logits = _logits(model, x_val, device)
+        val_loss = float(loss_fn(val_logits.to(device), y_val.to(device)))
+        val_auc = auc(y_val.numpy(), torch.sigmoid(val_logits).numpy())
+        improved = epoch >= config.min_epochs and (val_auc, -val_loss) > best_key
+        if improved:
+            best_key, best_epoch, stale = (val_auc, -val_loss), epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        elif epoch >= config.min_epochs:
+            stale += 1
+        report = EpochReport(
+            epoch, train_loss, val_loss, val_auc, improved, time.perf_counter() - start
+        )
+        history.append(report)
+        if on_epoch_end is not None:
+            on_epoch_end(report)
+        if stale >= config.patience:
+            break
+
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainedClassifier(model, device, in_channels, best_epoch, best_key[0], tuple(history))

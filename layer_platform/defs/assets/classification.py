@@ -1,0 +1,280 @@
+"""Pain classifiers: subject-level split → cross-validated MONAI models per input mode → MLflow."""
+
+import datetime as dt
+import hashlib
+import io
+
+import dagster as dg
+import mlflow
+import numpy as np
+from PIL import Image
+
+from layer_platform.classification.cohort import load_scans, split_from_records
+from layer_platform.classification.cross_validation import CVResult, cross_validate
+from layer_platform.classification.figures import roc_png
+from layer_platform.classification.metrics import auc
+from layer_platform.classification.modes import INPUT_MODES, eligible_scans, make_items
+from layer_platform.classification.data import Item
+from layer_platform.classification.promotion import PromotionDecision, should_promote
+from layer_platform.classification.splits import assert_no_subject_leakage, make_subject_split
+from layer_platform.classification.training import EpochReport, predict_proba
+from layer_platform.compute import select_device
+from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.resources import ClassifierResource, StorageResource
+from layer_platform.imaging.figures import png_to_markdown
+from layer_platform.tracking.mlflow_registry import (
+    Tracking,
+    champion,
+    load_champion,
+    log_torch_model,
+    promote,
+    record_decision,
+    tracked_run,
+)
+
+mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
+EXPERIMENT = "layer-classifier"
+
+LABELLED_PREPROCESSED = """
+    SELECT s.scan_id, s.subject_id, s.label FROM scans s JOIN preprocessing p USING (scan_id)
+    WHERE s.label IS NOT NULL ORDER BY s.scan_id
+"""
+
+
+def registered_name(mode: str) -> str:
+    return f"layer-classifier-{mode}"
+
+
+@dg.asset(
+    deps=[preprocessed_volume],
+    group_name="classification",
+    kinds={"duckdb", "python"},
+    tags={"layer/stage": "classification"},
+    owners=["team:layer-platform"],
+    pool="warehouse",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_subject_leakage",
+            asset="cohort_split",
+            blocking=True,
+            description="no subject appears in two folds or in a fold and the test set",
+        )
+    ],
+)
+def cohort_split(
+    context: dg.AssetExecutionContext, storage: StorageResource, classifier: ClassifierResource
+) -> dg.MaterializeResult:
+    """Subject-level stratified K folds plus held-out test subjects (``cohort_split`` table).
+
+    Both sides of a subject stay together; one split serves every input mode, so modes, and a
+    champion and its challenger, are compared on the same held-out subjects.
+    """
+    warehouse = storage.warehouse()
+    rows = warehouse.query(LABELLED_PREPROCESSED).to_dict("records")
+    split = make_subject_split(
+        [_Labelled(**row) for row in rows],
+        n_folds=classifier.n_folds,
+        test_fraction=classifier.test_fraction,
+        seed=classifier.split_seed,
+    )
+    records = split.to_records()
+    warehouse.replace("cohort_split", records, key=None)
+    try:
+        assert_no_subject_leakage(split.partitions())
+        leakage = ""
+    except ValueError as exc:
+        leakage = str(exc)
+    counts = {part: len(members) for part, members in split.partitions().items()}
+    return dg.MaterializeResult(
+        metadata={
+            "n_scans": len(records),
+            "n_subjects": len({r["subject_id"] for r in records}),
+            "scans_per_partition": dg.MetadataValue.json(counts),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_subject_leakage",
+                passed=not leakage,
+                metadata={"detail": leakage or "every subject sits in exactly one partition"},
+            )
+        ],
+    )
+
+
+class _Labelled:
+    """The three fields a split needs, from a warehouse row."""
+
+    def __init__(self, scan_id: str, subject_id: str, label: str):
+        self.scan_id, self.subject_id, self.label = scan_id, subject_id, label
+
+
+def _data_version(scan_ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(scan_ids)).encode()).hexdigest()[:16]
+
+
+def _metric_rows(mode: str, name: str, version: str, cv: CVResult) -> list[dict]:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [
+        {"fold": "cv", "metric": k, "value": v} for k, v in cv.oof_metrics.to_dict().items()
+    ]
+    rows += [{"fold": "test", "metric": k, "value": v} for k, v in cv.test_metrics.to_dict().items()]
+    rows.append({"fold": "test", "metric": "heldout_auc", "value": cv.test_metrics.auc})
+    rows += [
+        {"fold": f"fold_{f.fold}", "metric": "val_auc", "value": f.best_val_auc} for f in cv.folds
+    ]
+    return [
+        {"input_mode": mode, "model_name": name, "model_version": version, "computed_at": now, **r}
+        for r in rows
+    ]
+
+
+def _prediction_rows(mode: str, name: str, version: str, cv: CVResult) -> list[dict]:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    parts = [(f"fold_{f.fold}", f.predictions) for f in cv.folds] + [("test", cv.test)]
+    return [
+        {"scan_id": scan_id, "input_mode": mode, "model_name": name, "model_version": version,
+         "fold_role": role, "probability": float(p), "computed_at": now}
+        for role, predictions in parts
+        for scan_id, p in zip(predictions.scan_ids, predictions.proba, strict=True)
+    ]
+
+
+def _metrics_markdown(cv: CVResult) -> str:
+    lines = ["| set | AUC (95% CI) | sensitivity | specificity | Brier | scans | subjects |",
+             "|---|---|---|---|---|---|---|"]
+    for name, m in (("cross-validation", cv.oof_metrics), ("held-out test", cv.test_metrics)):
+        lines.append(
+            f"| {name} | {m.auc:.3f} ({m.auc_ci_low:.3f}–{m.auc_ci_high:.3f}) | {m.sensitivity:.2f}"
+            f" | {m.specificity:.2f} | {m.brier:.3f} | {m.n_scans} | {m.n_subjects} |"
+        )
+    return "\n".join(lines)
+
+
+@dg.asset(
+    partitions_def=mode_partitions,
+    deps=[cohort_split],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="classification",
+    kinds={"pytorch", "mlflow", "duckdb"},
+    tags={"layer/stage": "classification"},
+    owners=["team:layer-platform"],
+    pool="warehouse",
+    check_specs=[
+        dg.AssetCheckSpec("heldout_auc_floor", asset="pain_classifier",
+                          description="held-out test AUC above the configured floor (warn)"),
+        dg.AssetCheckSpec("predictions_valid", asset="pain_classifier", blocking=True,
+                          description="every probability is finite and in [0, 1]"),
+    ],
+)
+def pain_classifier(
+    context: dg.AssetExecutionContext, storage: StorageResource, classifier: ClassifierResource
+) -> dg.MaterializeResult:
+    """A cross-validated 3D CNN per input mode, registered as ``layer-classifier-<mode>``.
+
+    MLflow gets one parent run per mode and a child run per fold (curves, parameters, data and
+    code versions, the model with its signature). The ``champion`` alias moves only when the new
+    version beats the current champion on the same held-out subjects.
+    """
+    paths = storage.paths
+    warehouse = storage.warehouse()
+    config = classifier.config()
+    split_rows = warehouse.query("SELECT * FROM cohort_split ORDER BY scan_id").to_dict("records")
+    split = split_from_records(split_rows, n_folds=classifier.n_folds,
+                               test_fraction=classifier.test_fraction, seed=classifier.split_seed)
+    scans = load_scans(paths.artifacts / "preprocessed", split_rows)
+    tracking = Tracking.for_paths(paths)
+    probabilities: list[float] = []
+    test_auc: dict[str, float] = {}
+
+    for mode in context.partition_keys:
+        eligible, excluded = eligible_scans(scans, mode)
+        items = make_items(eligible, mode)
+        name = registered_name(mode)
+        scan_ids = [item.scan_id for item in items]
+        context.log.info(f"{mode}: training on {len(items)} scans ({excluded} excluded: no SWE)")
+        with tracked_run(
+            tracking, EXPERIMENT, mode,
+            params={**config.to_params(), **split.to_params(), "input_mode": mode,
+                    "n_scans": len(items), "n_excluded_no_swe": excluded},
+            tags={"layer.input_mode": mode, "layer.data_version": _data_version(scan_ids)},
+        ) as parent:
+            client = tracking.activate()
+            children: dict[str, str] = {}
+
+            def log_epoch(stage: str, report: EpochReport, parent=parent, client=client) -> None:
+                if stage not in children:
+                    children[stage] = client.create_run(
+                        parent.info.experiment_id, run_name=f"{mode}-{stage}",
+                        tags={"mlflow.parentRunId": parent.info.run_id, "layer.stage": stage},
+                    ).info.run_id
+                for key, value in report.to_metrics().items():
+                    client.log_metric(children[stage], key, value, step=report.epoch)
+
+            cv = cross_validate(items, split, config, on_epoch_end=log_epoch)
+            for run_id in children.values():
+                client.set_terminated(run_id)
+            mlflow.log_metrics(cv.to_metrics())
+            mlflow.log_text("\n".join(scan_ids), "data/scan_ids.txt")
+            png = roc_png({"cross-validation": (cv.oof.y_true, cv.oof.proba),
+                           "held-out test": (cv.test.y_true, cv.test.proba)}, title=mode)
+            mlflow.log_image(Image.open(io.BytesIO(png)), "roc.png")
+            version = log_torch_model(cv.final.model, items[0].x[None], name)
+
+        decision = _champion_decision(tracking, name, cv, items, split.test_ids())
+        if decision.promote:
+            promote(tracking, name, version.version, decision.reason)
+        else:
+            record_decision(tracking, name, version.version, decision.reason)
+        context.log.info(f"{name} v{version.version}: {decision.reason}")
+        scope = {"input_mode": mode, "model_version": version.version}
+        warehouse.replace("model_metrics", _metric_rows(mode, name, version.version, cv),
+                          key="model_name", keys=[name], scope=scope)
+        predictions = _prediction_rows(mode, name, version.version, cv)
+        warehouse.replace("predictions", predictions, key="model_name", keys=[name], scope=scope)
+        probabilities.extend(row["probability"] for row in predictions)
+        test_auc[mode] = cv.test_metrics.auc
+        context.add_asset_metadata(
+            {
+                "model": f"{name} v{version.version}",
+                "heldout_auc": cv.test_metrics.auc,
+                "cv_auc": cv.oof_metrics.auc,
+                "n_scans": len(items),
+                "n_excluded_no_swe": excluded,
+                "promotion": decision.reason,
+                "metrics": dg.MetadataValue.md(_metrics_markdown(cv)),
+                "roc": dg.MetadataValue.md(png_to_markdown(png, f"ROC {mode}")),
+            },
+            partition_key=mode,
+        )
+
+    values = np.array(probabilities)
+    valid = bool(np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all())
+    low = {mode: value for mode, value in test_auc.items() if value < classifier.auc_floor}
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="heldout_auc_floor", passed=not low,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"floor": classifier.auc_floor,
+                          "below_floor": dg.MetadataValue.json(low)},
+            ),
+            dg.AssetCheckResult(
+                check_name="predictions_valid", passed=valid,
+                metadata={"n_predictions": len(values)},
+            ),
+        ],
+    )
+
+
+def _champion_decision(
+    tracking: Tracking, name: str, cv: CVResult, items: list[Item], test_ids: frozenset[str]
+) -> PromotionDecision:
+    """Score the current champion on this candidate's held-out subjects, then decide."""
+    current = champion(tracking, name)
+    champion_auc = None
+    if current is not None:
+        model, _ = load_champion(tracking, name)
+        test_items = [item for item in items if item.scan_id in test_ids]
+        proba = predict_proba(model, test_items, select_device("auto"))
+        champion_auc = auc([item.y for item in test_items], proba)
+    return should_promote(cv.test_metrics.auc, champion_auc)

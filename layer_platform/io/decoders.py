@@ -1,0 +1,242 @@
+"""NIfTI, NRRD and MetaImage decoders: header checks first, then pixels in file index order.
+
+Each decoder reads the header alone, refuses an impossible declared size before allocating, and
+only then reads the voxels. Arrays come back in the file's (i, j, k) index order, which nibabel
+and pynrrd give directly and SimpleITK gives reversed, as (k, j, i).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import nrrd
+import numpy as np
+import SimpleITK as sitk
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+from nrrd.errors import NRRDError
+
+from layer_platform.errors import VolumeReadError
+from layer_platform.io.formats import (
+    Channels,
+    Decoded,
+    check_declared_size,
+    compressed_ends_early,
+    damaged,
+)
+
+#: Length units that headers name, in mm. NIfTI's "unknown" is read as mm, as every viewer does.
+MM_PER_UNIT: dict[str, float] = {
+    "mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "cm": 10.0, "m": 1000.0, "meter": 1000.0,
+    "um": 1e-3, "micron": 1e-3, "unknown": 1.0,
+}
+
+#: NRRD axis kinds that are space (or time: a frame axis); any other kind holds components.
+_NRRD_DOMAIN_KINDS = frozenset({"domain", "space", "time"})
+_NRRD_COLOUR_KINDS = frozenset({"RGB-color", "RGBA-color", "3-color", "4-color"})
+_NRRD_COMPRESSED = frozenset({"gzip", "gz", "bzip2", "bz2"})
+
+#: Bytes per MetaImage element type (MetaIO's MET_ValueTypeSize).
+_MET_ITEMSIZE: dict[str, int] = {
+    "MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
+    "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+    "MET_DOUBLE": 8,
+}
+_MAX_METAIMAGE_HEADER = 1 << 24  # PLUS writes per-frame fields: headers can be megabytes
+
+
+def _mm(value: float, factor: float) -> float | None:
+    """Positive spacing in mm, through the shortest decimal of a float32 header value."""
+    return float(str(np.float32(value))) * factor if np.isfinite(value) and value > 0 else None
+
+
+def channels_for_count(name: str, count: int) -> Channels:
+    """Components without a declared meaning: 3/4 are colour, more are frames (PLUS), 2 neither."""
+    if count in (3, 4):
+        return "colour"
+    if count > 4:
+        return "frames"
+    raise VolumeReadError(
+        f"{name} has {count} values per voxel (a vector or complex image), not a grey volume"
+    )
+
+
+def read_nifti(path: Path) -> Decoded:
+    """NIfTI-1/2, plain or gzipped; scl_slope/inter applied (then float32), as for DICOM."""
+    name, compressed = path.name, path.name.lower().endswith(".gz")
+    try:
+        image = nib.load(path, mmap=False)
+        header = image.header
+        shape, dtype = header.get_data_shape(), header.get_data_dtype()
+    except EOFError:
+        raise compressed_ends_early(name) from None
+    except (ImageFileError, HeaderDataError, OSError, ValueError, zlib.error) as exc:
+        raise damaged(name, "NIfTI", f"header: {exc}") from exc
+    available = None if compressed else path.stat().st_size - int(image.dataobj.offset)
+    check_declared_size(name, shape, dtype.itemsize, available)
+    try:
+        data = np.asanyarray(image.dataobj)
+    except (EOFError, zlib.error):
+        raise compressed_ends_early(name) from None
+    except (OSError, ValueError) as exc:
+        raise damaged(name, "NIfTI", f"image data: {exc}") from exc
+    if (image.dataobj.slope, image.dataobj.inter) != (1.0, 0.0):
+        data = data.astype(np.float32)
+    channels: Channels | None = None
+    if dtype.names:  # RGB24/RGBA32: one structured sample per voxel
+        data = np.stack([data[field] for field in dtype.names], axis=-1)
+        channels = "colour"
+    factor = MM_PER_UNIT.get(header.get_xyzt_units()[0], 1.0)
+    spacing = tuple(_mm(z, factor) for z in header.get_zooms()[: min(len(shape), 3)])
+    return Decoded(data, spacing, channels, {"dtype": str(dtype)})
+
+
+def _direction(header: dict[str, Any], axis: int) -> np.ndarray | None:
+    """The axis's space direction, or None for 'none' (a NaN row or None, per pynrrd version)."""
+    row = header["space directions"][axis]
+    return None if row is None or np.isnan(np.asarray(row, dtype=float)).all() else np.asarray(row)
+
+
+def _nrrd_kinds(header: dict[str, Any], ndim: int) -> list[str | None]:
+    kinds = header.get("kinds") or [None] * ndim
+    return [None if kind in (None, "none", "???") else str(kind) for kind in kinds]
+
+
+def _nrrd_component_axes(header: dict[str, Any], kinds: list[str | None]) -> list[int]:
+    """Axes holding per-voxel components, by their kind or, with no kind, a 'none' direction."""
+
+    def is_component(axis: int) -> bool:
+        if kinds[axis] is not None:
+            return kinds[axis] not in _NRRD_DOMAIN_KINDS
+        return "space directions" in header and _direction(header, axis) is None
+
+    return [axis for axis in range(len(kinds)) if is_component(axis)]
+
+
+def _nrrd_channels(name: str, kind: str | None, count: int) -> Channels:
+    """PLUS writes frames as a ``list`` axis; vectors, tensors and the like are not images."""
+    if kind in _NRRD_COLOUR_KINDS:
+        return "colour"
+    if kind == "list":
+        return "frames"
+    if kind is None:
+        return channels_for_count(name, count)
+    raise VolumeReadError(f"{name} holds {kind!r} values ({count} per voxel), not a grey volume")
+
+
+def _nrrd_spacing(header: dict[str, Any], axes: list[int]) -> tuple[float | None, ...]:
+    units = {str(unit) for unit in header.get("space units", ["mm"])}
+    factor = MM_PER_UNIT.get(units.pop()) if len(units) == 1 else None  # mixed units: unknown
+    if "space directions" in header:
+        directions = [_direction(header, axis) for axis in axes]
+        steps = [np.nan if d is None else float(np.linalg.norm(d)) for d in directions]
+    else:
+        steps = [float(header.get("spacings", np.full(len(axes), np.nan))[a]) for a in axes]
+    return tuple(_mm(step, factor) if factor else None for step in steps)
+
+
+def _nrrd_data_bytes(path: Path, header: dict[str, Any], header_end: int) -> int | None:
+    """Bytes of stored samples for raw encoding (None when compressed or text)."""
+    if header["encoding"] != "raw":
+        return None
+    data_file = header.get("data file", header.get("datafile"))
+    source = path if data_file is None else path.parent / data_file
+    offset = header_end if data_file is None else 0
+    skip = max(int(header.get("byte skip", header.get("byteskip", 0))), 0)
+    return source.stat().st_size - offset - skip
+
+
+def read_nrrd(path: Path) -> Decoded:
+    """NRRD (attached ``.nrrd`` or detached ``.nhdr``) via pynrrd, in (i, j, k) order.
+
+    An axis whose kind is not spatial becomes the component axis: colour kinds are colour, and a
+    ``list`` is frames (PLUS writes its frames so; SimpleITK would take them for 97 colours).
+    """
+    name = path.name
+    header: dict[str, Any] = {}
+    try:
+        with path.open("rb") as handle:
+            header = nrrd.read_header(handle)
+            # pynrrd's own type table; its public read would allocate before we could check.
+            dtype = nrrd.reader._determine_datatype(header)
+            sizes = [int(n) for n in header["sizes"]]
+            available = _nrrd_data_bytes(path, header, handle.tell())
+            check_declared_size(name, tuple(sizes), dtype.itemsize, available)
+            data = nrrd.read_data(header, handle, str(path))
+    except VolumeReadError:
+        raise
+    except (NRRDError, OSError, KeyError, ValueError, StopIteration, zlib.error) as exc:
+        if header.get("encoding") in _NRRD_COMPRESSED and isinstance(exc, NRRDError | ValueError):
+            raise compressed_ends_early(name) from exc  # pynrrd's symptom: too few samples
+        raise damaged(name, "NRRD", str(exc) or type(exc).__name__) from exc
+
+    kinds = _nrrd_kinds(header, len(sizes))
+    components = _nrrd_component_axes(header, kinds)
+    kept = [axis for axis in range(len(sizes)) if axis not in components or sizes[axis] > 1]
+    data = np.squeeze(data, axis=tuple(a for a in range(len(sizes)) if a not in kept))
+    components = [axis for axis in components if axis in kept]
+    if len(components) > 1:
+        raise VolumeReadError(f"{name} has {len(components)} non-spatial axes of several values")
+    channels: Channels | None = None
+    if components:
+        axis = components[0]
+        data = np.moveaxis(data, kept.index(axis), -1)
+        channels = _nrrd_channels(name, kinds[axis], sizes[axis])
+    spatial = [axis for axis in kept if axis not in components]
+    return Decoded(data, _nrrd_spacing(header, spatial), channels)
+
+
+def _metaimage_fields(path: Path) -> tuple[dict[str, str], int]:
+    """MetaImage ``key = value`` fields up to ElementDataFile, and the header's length in bytes.
+
+    SimpleITK does not expose CompressedData or ElementDataFile, and defaults a missing
+    ElementSpacing to 1 mm; these decide the size check and whether spacing is really known.
+    """
+    fields: dict[str, str] = {}
+    length = 0
+    with path.open("rb") as handle:
+        for line in iter(lambda: handle.readline(1 << 16), b""):
+            length += len(line)
+            key, _, value = line.decode("latin-1").partition("=")
+            fields[key.strip()] = value.strip()
+            if key.strip() == "ElementDataFile" or length > _MAX_METAIMAGE_HEADER:
+                break
+    return fields, length
+
+
+def read_metaimage(path: Path) -> Decoded:
+    """MetaImage (``.mha`` or ``.mhd`` + data file) via SimpleITK, reordered to (i, j, k)."""
+    name = path.name
+    fields, header_end = _metaimage_fields(path)
+    if "ElementDataFile" not in fields:
+        raise damaged(name, "MetaImage", "no ElementDataFile line in the header")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise damaged(name, "MetaImage", "header cannot be parsed") from None
+    size, count = reader.GetSize(), reader.GetNumberOfComponents()
+    available = None
+    if fields.get("CompressedData", "False").lower() != "true":
+        data_file = fields["ElementDataFile"]
+        source = path if data_file == "LOCAL" else path.parent / data_file
+        if not source.is_file():
+            raise damaged(name, "MetaImage", f"its data file {data_file!r} is missing")
+        available = source.stat().st_size - (header_end if data_file == "LOCAL" else 0)
+    itemsize = _MET_ITEMSIZE.get(fields.get("ElementType", ""), 8)
+    check_declared_size(name, (*size, count), itemsize, available)
+    try:
+        image = reader.Execute()
+    except RuntimeError:
+        raise damaged(name, "MetaImage", "its image data is truncated or damaged") from None
+    data = sitk.GetArrayFromImage(image)
+    dims = image.GetDimension()
+    order = tuple(reversed(range(dims))) + ((dims,) if count > 1 else ())
+    known = "ElementSpacing" in fields or "ElementSize" in fields
+    spacing = tuple(_mm(s, 1.0) if known else None for s in image.GetSpacing())
+    channels = channels_for_count(name, count) if count > 1 else None
+    return Decoded(np.transpose(data, order), spacing, channels)

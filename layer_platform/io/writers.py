@@ -1,0 +1,97 @@
+"""``write_volume``: a canonical Volume to any landing format, atomically.
+
+Files are written in a hidden temporary folder beside the target under their final names (so a
+detached ``.mhd``/``.nhdr`` names its data file correctly and each library picks its format from
+the extension), then moved into place with ``os.replace``, the header last. A sensor or reader
+listing the folder therefore never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import nrrd
+import numpy as np
+import SimpleITK as sitk
+
+from layer_platform.io.dicom import write_dicom
+from layer_platform.io.formats import volume_extension
+from layer_platform.io.volume import Volume
+
+
+def _storage_array(array: np.ndarray) -> np.ndarray:
+    """Integers stay integers (64-bit narrowed: many viewers refuse it); floats become float32."""
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32, copy=False)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"cannot store {array.dtype} voxels; use integers or floats")
+    if array.dtype.itemsize < 8:
+        return array
+    lo, hi = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    narrow = np.result_type(np.min_scalar_type(lo), np.min_scalar_type(hi))
+    if narrow.itemsize == 8:
+        raise ValueError(f"label values {lo}..{hi} do not fit a 32-bit integer")
+    return array.astype(narrow)
+
+
+def _write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> None:
+    image = nib.Nifti1Image(array, affine=np.diag([*spacing, 1.0]))
+    image.header.set_xyzt_units("mm")
+    nib.save(image, path)
+
+
+def _write_nrrd(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> None:
+    header = {
+        "space dimension": 3,
+        "space directions": np.diag(spacing),
+        "space units": ["mm", "mm", "mm"],
+        "kinds": ["domain", "domain", "domain"],
+        "encoding": "gzip",
+    }
+    nrrd.write(str(path), array, header)  # a .nhdr name makes pynrrd detach the data
+
+
+def _write_metaimage(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> None:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))  # (k, j, i)
+    image.SetSpacing(spacing)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+_WRITERS: dict[str, Callable[[Path, np.ndarray, tuple[float, float, float]], None]] = {
+    "nii.gz": _write_nifti,
+    "nii": _write_nifti,
+    "nrrd": _write_nrrd,
+    "nhdr": _write_nrrd,
+    "mha": _write_metaimage,
+    "mhd": _write_metaimage,
+    "dcm": write_dicom,
+}
+
+
+def write_volume(path: Path, volume: Volume) -> Path:
+    """Write ``volume`` to ``path`` (format from the extension) atomically; return ``path``.
+
+    NIfTI gets affine ``diag(spacing)`` and mm units; NRRD gzip-encoded space directions;
+    MetaImage compressed data; DICOM a multi-frame MONOCHROME2 file (integer volumes only).
+    """
+    path = Path(path)
+    fmt = volume_extension(path)
+    if fmt is None:
+        raise ValueError(f"{path.name}: unsupported extension; use one of {sorted(_WRITERS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _WRITERS[fmt](staging / path.name, _storage_array(volume.array), volume.spacing)
+        companions = sorted(p for p in staging.iterdir() if p.name != path.name)
+        for written in [*companions, staging / path.name]:  # data files first, header last
+            os.replace(written, path.parent / written.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path

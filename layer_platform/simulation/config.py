@@ -1,0 +1,129 @@
+"""The simulation's knobs: one frozen value, stored in the ground truth so arrivals continue it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from layer_platform.labels import Layer
+from layer_platform.simulation.fields import Triple
+
+#: Landing formats the simulator writes (``dcm`` only for B-mode: SWE is float kPa).
+FORMATS: tuple[str, ...] = ("nii", "nii.gz", "nrrd", "mha", "dcm")
+B_MODE_ONLY_FORMATS: frozenset[str] = frozenset({"dcm"})
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A pain effect as planted in one scan.
+
+    Args:
+        layer: the driver layer, or None.
+        size: already scaled by the subject's severity; dB for B-mode, relative stiffness change
+            for SWE; 0 for controls.
+    """
+
+    layer: Layer | None
+    size: float
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything that decides a simulated cohort.
+
+    Args:
+        n_subjects: subjects in the initial cohort; each has a left and a right scan.
+        seed: root of every random draw; subject ``n`` depends only on (seed, n).
+        bmode_driver: layer whose echogenicity and texture change with pain, or None.
+        swe_driver: layer whose stiffness changes with pain, or None.
+        bmode_effect_db: echogenicity change of the B-mode driver at severity 1 (dB, + = brighter).
+        swe_effect: relative stiffness change of the SWE driver at severity 1 (0.4 = +40 %).
+        mp_fraction: share of subjects with myofascial pain.
+        annotated_fraction: share of scans that come with a reference ``layers`` annotation.
+        swe_fraction: share of scans that come with an SWE volume.
+        formats: landing formats drawn per scan.
+        field_of_view_mm: (lateral, depth, sweep) extent of every scan.
+        spacing_scale: multiplies every device's voxel size; > 1 renders smaller volumes.
+    """
+
+    n_subjects: int = 40
+    seed: int = 7
+    bmode_driver: Layer | None = Layer.DEEP_FASCIA
+    swe_driver: Layer | None = Layer.MUSCLE
+    bmode_effect_db: float = 6.0
+    swe_effect: float = 0.5
+    mp_fraction: float = 0.5
+    annotated_fraction: float = 0.4
+    swe_fraction: float = 0.75
+    formats: tuple[str, ...] = FORMATS
+    field_of_view_mm: Triple = (32.0, 35.0, 24.0)
+    spacing_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        # Accept layer names and lists (CLI, JSON) but store one canonical form.
+        for name in ("bmode_driver", "swe_driver"):
+            object.__setattr__(self, name, _as_driver(getattr(self, name)))
+        object.__setattr__(self, "formats", tuple(self.formats))
+        object.__setattr__(self, "field_of_view_mm", tuple(float(v) for v in self.field_of_view_mm))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not isinstance(self.n_subjects, int) or self.n_subjects < 1:
+            raise ValueError(f"n_subjects must be an integer >= 1, got {self.n_subjects!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("mp_fraction", "annotated_fraction", "swe_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if not math.isfinite(self.bmode_effect_db):
+            raise ValueError(f"bmode_effect_db must be finite, got {self.bmode_effect_db}")
+        if not (math.isfinite(self.swe_effect) and self.swe_effect > -1.0):
+            raise ValueError(f"swe_effect must be > -1 (stiffness > 0), got {self.swe_effect}")
+        unknown = sorted(set(self.formats) - set(FORMATS))
+        if unknown or not self.formats:
+            raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats}")
+        if not self.volume_formats:
+            raise ValueError("formats needs one format besides dcm for SWE and layer volumes")
+        if len(self.field_of_view_mm) != 3 or min(self.field_of_view_mm) <= 0:
+            raise ValueError(f"field_of_view_mm must be 3 positive mm, got {self.field_of_view_mm}")
+        if not self.spacing_scale > 0:
+            raise ValueError(f"spacing_scale must be positive, got {self.spacing_scale}")
+
+    def planted(self, severity: float) -> tuple[Effect, Effect]:
+        """The (B-mode, SWE) effects for a subject of this severity."""
+        return (
+            Effect(self.bmode_driver, self.bmode_effect_db * severity),
+            Effect(self.swe_driver, self.swe_effect * severity),
+        )
+
+    @property
+    def volume_formats(self) -> tuple[str, ...]:
+        """Formats that can hold float kPa and label maps."""
+        return tuple(f for f in self.formats if f not in B_MODE_ONLY_FORMATS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: layers by name, tuples as lists."""
+        data = asdict(self)
+        for name in ("bmode_driver", "swe_driver"):
+            data[name] = None if data[name] is None else Layer(data[name]).key
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SimulationConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, missing ones take defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown simulation config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+def _as_driver(value: Layer | str | int | None) -> Layer | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    layer = Layer.from_key(value) if isinstance(value, str) else Layer(value)
+    if layer == Layer.BACKGROUND:
+        raise ValueError("a pain driver must be a tissue layer, not background")
+    return layer

@@ -1,0 +1,112 @@
+"""Model randomisation (Adebayo et al. 2018): gradients pass, a model-blind edge detector fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from layer_platform.attribution import (
+    AttributionConfig,
+    AttributionResult,
+    LogitFn,
+    model_randomization_check,
+    parameterised_modules,
+    randomize_model,
+)
+from layer_platform_tests.attribution.toys import TinyConvNet
+
+GRID = (8, 12, 2)
+
+
+def label_map(thickness: tuple[int, int, int, int]) -> np.ndarray:
+    """Dermis, superficial fat, superficial fascia, deep fat over depth rows 0-7 with the given
+    thicknesses, deep fascia on row 8, muscle on rows 9-11."""
+    depth = np.concatenate([np.repeat([1, 2, 3, 4], thickness), [5, 6, 6, 6]])
+    return np.broadcast_to(depth[None, :, None], GRID).copy()
+
+
+#: Four scans with different anatomy (the deep fascia stays on row 8, which the model reads).
+LABEL_MAPS = [label_map(t) for t in ((2, 2, 2, 2), (1, 3, 1, 3), (3, 1, 2, 2), (2, 3, 1, 2))]
+
+
+def edge_detector(
+    forward: LogitFn,
+    inputs: Tensor,
+    *,
+    baseline: Tensor | None,
+    layers_map: np.ndarray | None,
+    target_layer: nn.Module | None,
+    config: AttributionConfig,
+) -> AttributionResult:
+    """Test-only pseudo-method: the input's gradient magnitude. It never calls the model."""
+    image = inputs[0].sum(dim=0).detach().numpy()
+    magnitude = np.sqrt(sum(g**2 for g in np.gradient(image)))
+    return AttributionResult(method="edge_detector", map=magnitude)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[nn.Module, list[tuple[Tensor, np.ndarray]]]:
+    """A linear classifier trained to call MP from the deep fascia's mean intensity (row 8),
+    and four scans whose brightness follows their layers."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 1, *GRID)
+    y = (x[:, 0, :, 8, :].mean(dim=(1, 2)) > 0).float()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(GRID)), 1))
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.05, weight_decay=1e-3)
+    for _ in range(100):
+        optimiser.zero_grad()
+        nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y).backward()
+        optimiser.step()
+    scans = [
+        (torch.as_tensor(labels, dtype=torch.float32)[None, None] + 0.1 * x[i : i + 1], labels)
+        for i, labels in enumerate(LABEL_MAPS)
+    ]
+    return model, scans
+
+
+def test_randomize_model_copies_and_reinitialises_top_down():
+    net = TinyConvNet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    top = randomize_model(net, top=1, seed=3)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    changed = {k for k, v in top.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"head.weight", "head.bias"}
+    whole = randomize_model(net, seed=3)
+    assert all(not torch.equal(v, before[k]) for k, v in whole.state_dict().items())
+    again = randomize_model(net, seed=3)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in whole.state_dict().items())
+    with pytest.raises(ValueError, match="top must lie"):
+        randomize_model(net, top=4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gradient_saliency_passes(trained, seed: int):
+    model, scans = trained
+    report = model_randomization_check("saliency", model, scans, seed=seed)
+    assert report.passed
+    (step,) = report.steps
+    assert step.layer_correlation < report.bar
+    assert abs(step.voxel_correlation) < 0.2
+
+
+def test_edge_detector_is_flagged(trained):
+    model, scans = trained
+    report = model_randomization_check(edge_detector, model, scans)
+    assert not report.passed
+    assert report.method == "edge_detector"
+    assert report.steps[0].layer_correlation == pytest.approx(1.0)
+    assert report.steps[0].voxel_correlation == pytest.approx(1.0)
+
+
+def test_cascading_gradcam_finds_its_layer_in_each_copy():
+    net = TinyConvNet()
+    scans = [(torch.randn(1, 1, *GRID, generator=torch.Generator().manual_seed(1)), LABEL_MAPS[0])]
+    report = model_randomization_check(
+        "gradcam", net, scans, target_layer=net.conv2, cascading=True, profile="mean_saliency"
+    )
+    assert [s.n_randomized for s in report.steps] == [1, 2, 3]
+    assert len(parameterised_modules(net)) == 3
+    with pytest.raises(ValueError, match="not a submodule"):
+        model_randomization_check("gradcam", net, scans, target_layer=nn.Conv3d(1, 1, 1))

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from layer_platform.classification.cross_validation import FoldResult, cross_validate
+from layer_platform.classification.data import Item, Scan
+from layer_platform.classification.modes import eligible_scans, make_items
+from layer_platform.classification.splits import make_subject_split
+from layer_platform_tests.classification.synthetic import (
+    TINY_CONFIG,
+    one_torch_thread,
+    synthetic_scans,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def scans():
+    return synthetic_scans(n_subjects=16)
+
+
+@pytest.fixture(scope="module")
+def split(scans):
+    # 2 test subjects per class: the fewest a subject bootstrap CI accepts.
+    return make_subject_split(scans, n_folds=3, test_fraction=0.25, seed=0)
+
+
+def test_cross_validation_predicts_every_development_scan_once_then_scores_test(
+    scans, split
+) -> None:
+    folds: list[FoldResult] = []
+    stages: set[str] = set()
+    result = cross_validate(
+        make_items(scans, "bmode"),
+        split,
+        TINY_CONFIG,
+        on_fold=folds.append,
+        on_epoch_end=lambda stage, _report: stages.add(stage),
+    )
+    assert [f.fold for f in folds] == [0, 1, 2] == [f.fold for f in result.folds]
+    assert stages == {"fold_0", "fold_1", "fold_2", "final"}
+    assert sorted(result.oof.scan_ids) == sorted(split.development_ids())
+    for fold in result.folds:
+        assert set(fold.predictions.scan_ids) == split.validation_ids(fold.fold)
+    assert set(result.test.scan_ids) == split.test_ids()
+    assert result.oof_metrics.auc > 0.75  # the slab is easy; out-of-fold is still honest
+    # The threshold is chosen on out-of-fold predictions and reused unchanged on test.
+    assert result.test_metrics.threshold == result.oof_metrics.threshold
+    assert 0 <= result.test_metrics.threshold <= 1
+    metrics = result.to_metrics()
+    assert {"cv_auc", "test_auc", "test_auc_ci_low", "test_brier", "fold_2_val_auc"} <= set(metrics)
+    assert all(isinstance(value, float | int) for value in metrics.values())
+
+
+def test_swe_modes_run_on_the_eligible_subset_of_the_same_split(scans, split) -> None:
+    # Drop SWE from one development scan; the split (made on all scans) is reused as is.
+    dropped = sorted(split.development_ids())[0]
+    with_gap = [
+        Scan(s.scan_id, s.subject_id, s.label, s.bmode) if s.scan_id == dropped else s
+        for s in scans
+    ]
+    eligible, excluded = eligible_scans(with_gap, "bmode_swe")
+    assert excluded == 1
+    result = cross_validate(make_items(eligible, "bmode_swe"), split, TINY_CONFIG)
+    assert dropped not in result.oof.scan_ids
+    assert len(result.oof.scan_ids) == len(split.development_ids()) - 1
+
+
+def test_items_outside_the_split_are_rejected(scans, split) -> None:
+    other = make_items(synthetic_scans(n_subjects=2, seed=1), "bmode")
+    renamed = [Item(f"new_{i.scan_id}", i.subject_id, i.label, i.x) for i in other]
+    with pytest.raises(ValueError, match="not in the split"):
+        cross_validate(renamed, split, TINY_CONFIG)

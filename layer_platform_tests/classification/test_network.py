@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from captum.attr import LayerGradCam
+
+from layer_platform.classification.config import ClassifierConfig
+from layer_platform.classification.network import (
+    build_classifier,
+    check_input_shape,
+    count_parameters,
+    last_conv_block,
+)
+
+
+def test_default_small_cnn_is_small_and_accepts_any_grid() -> None:
+    config = ClassifierConfig()
+    model = build_classifier(config, in_channels=2).eval()
+    assert 100_000 <= count_parameters(model) <= 500_000
+    for shape in [(32, 96, 16), (12, 24, 6), (9, 17, 5)]:
+        assert model(torch.zeros(2, 2, *shape)).shape == (2, 1)
+
+
+def test_small_cnn_last_block_is_features_minus_one_at_the_documented_resolution() -> None:
+    config = ClassifierConfig(channels=(4, 8, 16))
+    model = build_classifier(config, in_channels=1).eval()
+    assert last_conv_block(model) is model.features[-1]
+    seen: list[torch.Size] = []
+    model.features[-1].register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+    model(torch.zeros(1, 1, 16, 32, 8))
+    assert seen == [torch.Size([1, 16, 4, 8, 2])]  # two halvings after the first block
+
+
+@pytest.mark.parametrize(
+    ("architecture", "shape"),
+    [("small_cnn", (12, 24, 6)), ("resnet10", (12, 24, 6)), ("densenet121", (29, 29, 29))],
+)
+def test_layer_gradcam_runs_on_the_last_conv_block(architecture: str, shape) -> None:
+    config = ClassifierConfig(architecture=architecture, channels=(4, 8, 16))
+    model = build_classifier(config, in_channels=2).eval()
+    x = torch.rand(1, 2, *shape, requires_grad=True)
+    cam = LayerGradCam(model, last_conv_block(model)).attribute(x, target=0)
+    assert cam.ndim == 5  # still a spatial (N, 1, l, d, s) map, ready to upsample
+    assert torch.all(torch.isfinite(cam))
+
+
+def test_densenet_refuses_grids_it_cannot_pool() -> None:
+    config = ClassifierConfig(architecture="densenet121")
+    with pytest.raises(ValueError, match="at least 29"):
+        check_input_shape(config, (32, 96, 16))
+    check_input_shape(config, (32, 96, 32))
+    check_input_shape(ClassifierConfig(), (2, 2, 2))
+
+
+def test_last_conv_block_rejects_foreign_models() -> None:
+    with pytest.raises(TypeError):
+        last_conv_block(torch.nn.Linear(2, 1))

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from layer_platform.classification.data import Item
+from layer_platform.classification.metrics import auc
+from layer_platform.classification.modes import make_items
+from layer_platform.classification.training import (
+    EpochReport,
+    TrainedClassifier,
+    predict_proba,
+    train_classifier,
+)
+from layer_platform_tests.classification.synthetic import (
+    TINY_CONFIG,
+    one_torch_thread,
+    synthetic_scans,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def cohort() -> tuple[list[Item], list[Item]]:
+    items = make_items(synthetic_scans(n_subjects=12), "bmode")
+    train = [item for item in items if int(item.subject_id[3:]) < 8]
+    val = [item for item in items if int(item.subject_id[3:]) >= 8]
+    return train, val
+
+
+@pytest.fixture(scope="module")
+def trained(cohort) -> tuple[TrainedClassifier, list[EpochReport]]:
+    reports: list[EpochReport] = []
+    return train_classifier(*cohort, TINY_CONFIG, on_epoch_end=reports.append), reports
+
+
+def test_a_few_epochs_learn_the_bright_slab(cohort, trained) -> None:
+    train, _ = cohort
+    model = trained[0]
+    proba = predict_proba(model.model, train, model.device)
+    assert auc([item.y for item in train], proba) >= 0.9
+
+
+def test_predict_proba_gives_finite_probabilities_in_item_order(cohort, trained) -> None:
+    train, val = cohort
+    model = trained[0]
+    proba = predict_proba(model.model, val + train, model.device)
+    assert proba.shape == (len(val) + len(train),)
+    assert proba.dtype == np.float64
+    assert np.all(np.isfinite(proba)) and np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba[: len(val)], predict_proba(model.model, val, model.device))
+
+
+def test_best_epoch_weights_are_kept_and_every_epoch_is_reported(cohort, trained) -> None:
+    _, val = cohort
+    model, reports = trained
+    assert reports == list(model.history)
+    assert TINY_CONFIG.min_epochs <= len(reports) <= TINY_CONFIG.max_epochs
+    assert [r.epoch for r in reports] == list(range(1, len(reports) + 1))
+    assert model.best_val_auc == max(r.val_auc for r in reports)
+    assert reports[model.best_epoch - 1].improved
+    # The returned weights are the best epoch's, not the last one's.
+    val_proba = predict_proba(model.model, val, model.device)
+    assert auc([item.y for item in val], val_proba) == pytest.approx(model.best_val_auc)
+    assert all(np.isfinite(list(r.to_metrics().values())).all() for r in reports)
+
+
+def test_early_stopping_stops_after_patience_without_improvement(cohort) -> None:
+    config = dataclasses.replace(TINY_CONFIG, min_epochs=1, max_epochs=30, patience=2)
+    model = train_classifier(*cohort, config)
+    last_improvement = max(r.epoch for r in model.history if r.improved)
+    assert len(model.history) == min(last_improvement + config.patience, config.max_epochs)
+
+
+def test_training_is_reproducible_from_the_seed(cohort, trained) -> None:
+    train, val = cohort
+    again = train_classifier(train, val, TINY_CONFIG)
+    first = trained[0]
+    assert again.best_epoch == first.best_epoch
+    np.testing.assert_allclose(
+        predict_proba(again.model, val, again.device),
+        predict_proba(first.model, val, first.device),
+        rtol=1e-6,
+    )
+
+
+def test_validation_with_one_class_or_mismatched_shapes_is_rejected(cohort) -> None:
+    train, val = cohort
+    with pytest.raises(ValueError, match="validation set needs MP and control"):
+        train_classifier(train, [item for item in val if item.y == 1], TINY_CONFIG)
+    other_grid = [dataclasses.replace(item, x=item.x[:, :-1]) for item in val]
+    with pytest.raises(ValueError, match="differ"):
+        train_classifier(train, other_grid, TINY_CONFIG)

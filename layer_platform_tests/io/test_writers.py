@@ -1,0 +1,48 @@
+"""write_volume: atomic replacement, and dtypes that downstream tools can open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from layer_platform.io import Volume, read_volume, write_volume
+
+SPACING = (0.5, 0.25, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "stored"),
+    [(np.int64, np.uint8), (np.bool_, np.uint8), (np.int16, np.int16), (np.float64, np.float32)],
+)
+@pytest.mark.parametrize("ext", ["nii.gz", "nrrd", "mha"])
+def test_stored_dtype(tmp_path: Path, ext: str, dtype: type, stored: type) -> None:
+    labels = (np.arange(4 * 6 * 2).reshape(4, 6, 2) % 7).astype(dtype)
+    volume = read_volume(write_volume(tmp_path / f"layers.{ext}", Volume(labels, SPACING)))
+    assert volume.array.dtype == stored
+    np.testing.assert_array_equal(volume.array, labels.astype(stored))
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path: Path) -> None:
+    original = Volume(np.full((4, 6, 2), 7, dtype=np.uint8), SPACING)
+    path = write_volume(tmp_path / "scan" / "bmode.dcm", original)
+    with pytest.raises(ValueError, match="integer"):  # fails inside the DICOM writer
+        write_volume(path, Volume(np.zeros((4, 6, 2), dtype=np.float32), SPACING))
+    assert [p.name for p in path.parent.iterdir()] == ["bmode.dcm"]
+    np.testing.assert_array_equal(read_volume(path).array, original.array)
+
+
+@pytest.mark.parametrize("ext", ["mhd", "nhdr"])
+def test_detached_formats_replace_header_and_data(tmp_path: Path, ext: str) -> None:
+    first = Volume(np.zeros((4, 6, 2), dtype=np.uint8), SPACING)
+    second = Volume(np.full((4, 6, 2), 9, dtype=np.uint8), SPACING)
+    write_volume(tmp_path / f"bmode.{ext}", first)
+    path = write_volume(tmp_path / f"bmode.{ext}", second)
+    assert len(list(tmp_path.iterdir())) == 2  # header and its data file, nothing else
+    np.testing.assert_array_equal(read_volume(path).array, second.array)
+
+
+def test_unsupported_extension(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        write_volume(tmp_path / "bmode.tif", Volume(np.zeros((2, 2, 2)), SPACING))
