@@ -12,7 +12,7 @@ from layer_platform.imaging.preprocess import load_preprocessed
 
 
 def load_scans(preprocessed_root: Path, rows: Iterable[Mapping[str, Any]]) -> list[Scan]:
-    """Load labelled scans (``scan_id``, ``subject_id``, ``label``) from their preprocessed files."""
+    """Load labelled scans (``scan_id``, ``subject_id``, ``label``) from preprocessed files."""
     scans = []
     for row in rows:
         stored = load_preprocessed(preprocessed_root / row["scan_id"])

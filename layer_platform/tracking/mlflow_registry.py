@@ -146,3 +146,35 @@ def load_champion(tracking: Tracking, name: str) -> tuple[torch.nn.Module, Model
         raise LookupError(f"no {CHAMPION!r} version of registered model {name!r} yet")
     model = mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}", map_location="cpu")
     return model, version
+
+
+class ChildRuns:
+    """One MLflow child run per training stage (``fold_0`` … ``final``) under a parent run.
+
+    Metrics go through the client with explicit run ids, so per-epoch curves land in the right
+    child while the parent stays the active fluent run.
+    """
+
+    def __init__(self, tracking: Tracking, parent: mlflow.ActiveRun, prefix: str):
+        self._client = tracking.activate()
+        self._parent = parent
+        self._prefix = prefix
+        self._runs: dict[str, str] = {}
+
+    def log(self, stage: str, metrics: Mapping[str, float], step: int) -> None:
+        if stage not in self._runs:
+            self._runs[stage] = self._client.create_run(
+                self._parent.info.experiment_id,
+                run_name=f"{self._prefix}-{stage}",
+                tags={"mlflow.parentRunId": self._parent.info.run_id, "layer.stage": stage},
+            ).info.run_id
+        for key, value in metrics.items():
+            self._client.log_metric(self._runs[stage], key, value, step=step)
+
+    def log_epoch(self, stage: str, report: Any) -> None:
+        """Adapter for training callbacks that report ``(stage, report)`` with ``to_metrics()``."""
+        self.log(stage, report.to_metrics(), report.epoch)
+
+    def close(self) -> None:
+        for run_id in self._runs.values():
+            self._client.set_terminated(run_id)

@@ -11,18 +11,19 @@ from PIL import Image
 
 from layer_platform.classification.cohort import load_scans, split_from_records
 from layer_platform.classification.cross_validation import CVResult, cross_validate
+from layer_platform.classification.data import Item
 from layer_platform.classification.figures import roc_png
 from layer_platform.classification.metrics import auc
 from layer_platform.classification.modes import INPUT_MODES, eligible_scans, make_items
-from layer_platform.classification.data import Item
 from layer_platform.classification.promotion import PromotionDecision, should_promote
 from layer_platform.classification.splits import assert_no_subject_leakage, make_subject_split
-from layer_platform.classification.training import EpochReport, predict_proba
+from layer_platform.classification.training import predict_proba
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.imaging.figures import png_to_markdown
 from layer_platform.tracking.mlflow_registry import (
+    ChildRuns,
     Tracking,
     champion,
     load_champion,
@@ -114,10 +115,10 @@ def _data_version(scan_ids: list[str]) -> str:
 
 def _metric_rows(mode: str, name: str, version: str, cv: CVResult) -> list[dict]:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = [
-        {"fold": "cv", "metric": k, "value": v} for k, v in cv.oof_metrics.to_dict().items()
+    rows = [{"fold": "cv", "metric": k, "value": v} for k, v in cv.oof_metrics.to_dict().items()]
+    rows += [
+        {"fold": "test", "metric": k, "value": v} for k, v in cv.test_metrics.to_dict().items()
     ]
-    rows += [{"fold": "test", "metric": k, "value": v} for k, v in cv.test_metrics.to_dict().items()]
     rows.append({"fold": "test", "metric": "heldout_auc", "value": cv.test_metrics.auc})
     rows += [
         {"fold": f"fold_{f.fold}", "metric": "val_auc", "value": f.best_val_auc} for f in cv.folds
@@ -132,16 +133,25 @@ def _prediction_rows(mode: str, name: str, version: str, cv: CVResult) -> list[d
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parts = [(f"fold_{f.fold}", f.predictions) for f in cv.folds] + [("test", cv.test)]
     return [
-        {"scan_id": scan_id, "input_mode": mode, "model_name": name, "model_version": version,
-         "fold_role": role, "probability": float(p), "computed_at": now}
+        {
+            "scan_id": scan_id,
+            "input_mode": mode,
+            "model_name": name,
+            "model_version": version,
+            "fold_role": role,
+            "probability": float(p),
+            "computed_at": now,
+        }
         for role, predictions in parts
         for scan_id, p in zip(predictions.scan_ids, predictions.proba, strict=True)
     ]
 
 
 def _metrics_markdown(cv: CVResult) -> str:
-    lines = ["| set | AUC (95% CI) | sensitivity | specificity | Brier | scans | subjects |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| set | AUC (95% CI) | sensitivity | specificity | Brier | scans | subjects |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, m in (("cross-validation", cv.oof_metrics), ("held-out test", cv.test_metrics)):
         lines.append(
             f"| {name} | {m.auc:.3f} ({m.auc_ci_low:.3f}–{m.auc_ci_high:.3f}) | {m.sensitivity:.2f}"
@@ -160,10 +170,17 @@ def _metrics_markdown(cv: CVResult) -> str:
     owners=["team:layer-platform"],
     pool="warehouse",
     check_specs=[
-        dg.AssetCheckSpec("heldout_auc_floor", asset="pain_classifier",
-                          description="held-out test AUC above the configured floor (warn)"),
-        dg.AssetCheckSpec("predictions_valid", asset="pain_classifier", blocking=True,
-                          description="every probability is finite and in [0, 1]"),
+        dg.AssetCheckSpec(
+            "heldout_auc_floor",
+            asset="pain_classifier",
+            description="held-out test AUC above the configured floor (warn)",
+        ),
+        dg.AssetCheckSpec(
+            "predictions_valid",
+            asset="pain_classifier",
+            blocking=True,
+            description="every probability is finite and in [0, 1]",
+        ),
     ],
 )
 def pain_classifier(
@@ -179,8 +196,12 @@ def pain_classifier(
     warehouse = storage.warehouse()
     config = classifier.config()
     split_rows = warehouse.query("SELECT * FROM cohort_split ORDER BY scan_id").to_dict("records")
-    split = split_from_records(split_rows, n_folds=classifier.n_folds,
-                               test_fraction=classifier.test_fraction, seed=classifier.split_seed)
+    split = split_from_records(
+        split_rows,
+        n_folds=classifier.n_folds,
+        test_fraction=classifier.test_fraction,
+        seed=classifier.split_seed,
+    )
     scans = load_scans(paths.artifacts / "preprocessed", split_rows)
     tracking = Tracking.for_paths(paths)
     probabilities: list[float] = []
@@ -193,30 +214,35 @@ def pain_classifier(
         scan_ids = [item.scan_id for item in items]
         context.log.info(f"{mode}: training on {len(items)} scans ({excluded} excluded: no SWE)")
         with tracked_run(
-            tracking, EXPERIMENT, mode,
-            params={**config.to_params(), **split.to_params(), "input_mode": mode,
-                    "n_scans": len(items), "n_excluded_no_swe": excluded},
+            tracking,
+            EXPERIMENT,
+            mode,
+            params={
+                **config.to_params(),
+                **split.to_params(),
+                "input_mode": mode,
+                "n_scans": len(items),
+                "n_excluded_no_swe": excluded,
+            },
             tags={"layer.input_mode": mode, "layer.data_version": _data_version(scan_ids)},
         ) as parent:
-            client = tracking.activate()
-            children: dict[str, str] = {}
-
-            def log_epoch(stage: str, report: EpochReport, parent=parent, client=client) -> None:
-                if stage not in children:
-                    children[stage] = client.create_run(
-                        parent.info.experiment_id, run_name=f"{mode}-{stage}",
-                        tags={"mlflow.parentRunId": parent.info.run_id, "layer.stage": stage},
-                    ).info.run_id
-                for key, value in report.to_metrics().items():
-                    client.log_metric(children[stage], key, value, step=report.epoch)
-
-            cv = cross_validate(items, split, config, on_epoch_end=log_epoch)
-            for run_id in children.values():
-                client.set_terminated(run_id)
+            children = ChildRuns(tracking, parent, mode)
+            cv = cross_validate(
+                items,
+                split,
+                config,
+                on_epoch_end=children.log_epoch,
+            )
+            children.close()
             mlflow.log_metrics(cv.to_metrics())
             mlflow.log_text("\n".join(scan_ids), "data/scan_ids.txt")
-            png = roc_png({"cross-validation": (cv.oof.y_true, cv.oof.proba),
-                           "held-out test": (cv.test.y_true, cv.test.proba)}, title=mode)
+            png = roc_png(
+                {
+                    "cross-validation": (cv.oof.y_true, cv.oof.proba),
+                    "held-out test": (cv.test.y_true, cv.test.proba),
+                },
+                title=mode,
+            )
             mlflow.log_image(Image.open(io.BytesIO(png)), "roc.png")
             version = log_torch_model(cv.final.model, items[0].x[None], name)
 
@@ -227,8 +253,13 @@ def pain_classifier(
             record_decision(tracking, name, version.version, decision.reason)
         context.log.info(f"{name} v{version.version}: {decision.reason}")
         scope = {"input_mode": mode, "model_version": version.version}
-        warehouse.replace("model_metrics", _metric_rows(mode, name, version.version, cv),
-                          key="model_name", keys=[name], scope=scope)
+        warehouse.replace(
+            "model_metrics",
+            _metric_rows(mode, name, version.version, cv),
+            key="model_name",
+            keys=[name],
+            scope=scope,
+        )
         predictions = _prediction_rows(mode, name, version.version, cv)
         warehouse.replace("predictions", predictions, key="model_name", keys=[name], scope=scope)
         probabilities.extend(row["probability"] for row in predictions)
@@ -253,13 +284,14 @@ def pain_classifier(
     return dg.MaterializeResult(
         check_results=[
             dg.AssetCheckResult(
-                check_name="heldout_auc_floor", passed=not low,
+                check_name="heldout_auc_floor",
+                passed=not low,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"floor": classifier.auc_floor,
-                          "below_floor": dg.MetadataValue.json(low)},
+                metadata={"floor": classifier.auc_floor, "below_floor": dg.MetadataValue.json(low)},
             ),
             dg.AssetCheckResult(
-                check_name="predictions_valid", passed=valid,
+                check_name="predictions_valid",
+                passed=valid,
                 metadata={"n_predictions": len(values)},
             ),
         ],
