@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from layer_platform.defs.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 
 log = logging.getLogger("layer_platform")
@@ -56,7 +57,7 @@ def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.defs.pipeline import run_platform
 
     paths.ensure()
-    report = run_platform(paths, max_batch=args.batch)
+    report = run_platform(paths, max_batch=args.batch, until=args.until)
     for stage in report:
         status = "ok" if not stage.failed else f"FAILED runs: {', '.join(stage.failed)}"
         print(
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         " exits non-zero only if the platform itself failed.",
     )
     run.add_argument("--batch", type=int, default=500, help="most scans per Dagster run")
+    run.add_argument("--until", choices=STAGES, help="stop after this stage")
     run.set_defaults(func=_cmd_run)
 
     status = commands.add_parser("status", help="summarize the cohort and the warehouse")

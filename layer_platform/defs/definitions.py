@@ -11,6 +11,7 @@ from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.jobs import ingest_job, preprocess_job, train_classifiers_job
 from layer_platform.defs.resources import build_resources
+from layer_platform.defs.sensors import landing_sensor
 from layer_platform.settings import LayerPaths
 
 
@@ -21,5 +22,6 @@ def build_definitions(
     return dg.Definitions(
         assets=[cohort_manifest, preprocessed_volume, cohort_split, pain_classifier],
         jobs=[ingest_job, preprocess_job, train_classifiers_job],
+        sensors=[landing_sensor],
         resources=build_resources(env, paths=paths),
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dagster as dg
+
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.runner import StageReport, open_instance, run_job
+from layer_platform.defs.stages import STAGES
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
 
@@ -17,29 +20,38 @@ PENDING_PREPROCESSING = """
 """
 
 
-def run_platform(paths: LayerPaths, *, max_batch: int = 500) -> list[StageReport]:
+def run_platform(
+    paths: LayerPaths,
+    *,
+    max_batch: int = 500,
+    defs: dg.Definitions | None = None,
+    until: str | None = None,
+) -> list[StageReport]:
     """Ingest the landing zone, then bring every per-scan and cohort asset up to date.
 
-    Stages run in lineage order and stop at the first platform failure; bad scans do not fail a
-    stage (they are quarantined inside it).
+    Stages run in lineage order (``STAGES``), stop after ``until`` if given, and stop at the
+    first platform failure; bad scans do not fail a stage (they are quarantined inside it).
     """
-    defs = build_definitions(paths=paths)
+    if until is not None and until not in STAGES:
+        raise ValueError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
+    defs = defs or build_definitions(paths=paths)
     instance = open_instance(paths)
     warehouse = Warehouse(paths.warehouse)
     reports: list[StageReport] = []
 
-    def stage(job: str, partition_keys: list[str] | None = None) -> bool:
-        if partition_keys is not None and not partition_keys:
-            return True
-        reports.append(
-            run_job(defs, instance, job, partition_keys=partition_keys, max_batch=max_batch)
-        )
-        return not reports[-1].failed
+    def pending(job: str) -> list[str] | None:
+        if job == "preprocess_scans":
+            return list(warehouse.query(PENDING_PREPROCESSING)["scan_id"])
+        if job == "train_classifiers":
+            return [] if warehouse.query(LABELLED_PREPROCESSED).empty else list(INPUT_MODES)
+        return None
 
-    if not stage("ingest"):
-        return reports
-    if not stage("preprocess_scans", list(warehouse.query(PENDING_PREPROCESSING)["scan_id"])):
-        return reports
-    if not warehouse.query(LABELLED_PREPROCESSED).empty:
-        stage("train_classifiers", list(INPUT_MODES))
+    for job in STAGES:
+        keys = pending(job)
+        if keys is None or keys:
+            reports.append(run_job(defs, instance, job, partition_keys=keys, max_batch=max_batch))
+            if reports[-1].failed:
+                break
+        if job == until:
+            break
     return reports

@@ -1,0 +1,3 @@
+"""The stage order of ``layer-platform run`` (kept import-light for the CLI's ``--help``)."""
+
+STAGES: tuple[str, ...] = ("ingest", "preprocess_scans", "train_classifiers")
