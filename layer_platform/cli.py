@@ -136,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--swe-driver", default="muscle", help="layer carrying the pain effect in SWE, or 'none'"
     )
     simulate.add_argument(
+        "--bmode-effect-db",
+        type=float,
+        default=6.0,
+        help="B-mode driver: dB brighter at severity 1 (default 6)",
+    )
+    simulate.add_argument(
+        "--swe-effect",
+        type=float,
+        default=0.5,
+        help="SWE driver: relative stiffness increase at severity 1 (default 0.5)",
+    )
+    simulate.add_argument(
         "--annotated-fraction",
         type=float,
         default=0.4,

@@ -1,0 +1,51 @@
+"""The console script: every command has --help, and simulate/run/status work end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from layer_platform.cli import build_parser, main
+
+
+@pytest.mark.parametrize("command", ["simulate", "run", "status", "dev"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: layer-platform" in capsys.readouterr().out
+
+
+def test_simulate_arrive_run_and_status(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAYER_HOME", str(tmp_path / "home"))
+    assert (
+        main(
+            [
+                "simulate",
+                "--subjects",
+                "3",
+                "--seed",
+                "2",
+                "--bmode-driver",
+                "deep_fat",
+                "--swe-driver",
+                "none",
+                "--bmode-effect-db",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert main(["simulate", "--arrive", "2"]) == 0
+    assert main(["run", "--until", "ingest"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "scans=8" in out and "subjects=4" in out
+
+
+def test_unknown_driver_layer_is_a_clear_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAYER_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="unknown tissue layer"):
+        main(["simulate", "--subjects", "2", "--bmode-driver", "fascia"])
