@@ -9,7 +9,14 @@ import dagster as dg
 from layer_platform.defs.assets.classification import cohort_split, pain_classifier
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
-from layer_platform.defs.jobs import ingest_job, preprocess_job, train_classifiers_job
+from layer_platform.defs.assets.segmentation import layer_segmentation, segmentation_model
+from layer_platform.defs.jobs import (
+    ingest_job,
+    preprocess_job,
+    segment_scans_job,
+    train_classifiers_job,
+    train_segmenter_job,
+)
 from layer_platform.defs.resources import build_resources
 from layer_platform.defs.sensors import landing_sensor
 from layer_platform.settings import LayerPaths
@@ -20,8 +27,21 @@ def build_definitions(
 ) -> dg.Definitions:
     """Definitions bound to ``paths`` (default: resolved from ``env`` / the environment)."""
     return dg.Definitions(
-        assets=[cohort_manifest, preprocessed_volume, cohort_split, pain_classifier],
-        jobs=[ingest_job, preprocess_job, train_classifiers_job],
+        assets=[
+            cohort_manifest,
+            preprocessed_volume,
+            segmentation_model,
+            layer_segmentation,
+            cohort_split,
+            pain_classifier,
+        ],
+        jobs=[
+            ingest_job,
+            preprocess_job,
+            train_segmenter_job,
+            segment_scans_job,
+            train_classifiers_job,
+        ],
         sensors=[landing_sensor],
         resources=build_resources(env, paths=paths),
     )

@@ -22,3 +22,16 @@ train_classifiers_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("cohort_split", "pain_classifier"),
     description="Split subjects, then cross-validate and register a classifier per input mode.",
 )
+
+train_segmenter_job = dg.define_asset_job(
+    "train_segmenter",
+    selection=dg.AssetSelection.assets("segmentation_model"),
+    description="Train, track and register the six-layer segmenter on the annotated scans.",
+)
+
+segment_scans_job = dg.define_asset_job(
+    "segment_scans",
+    selection=dg.AssetSelection.assets("layer_segmentation"),
+    partitions_def=scan_partitions,
+    description="Segment a batch of scans with the champion segmenter; QC each map.",
+)

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from layer_platform.classification.config import ClassifierConfig
+from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
 
@@ -72,6 +73,7 @@ def build_resources(
             preset=env.get("LAYER_PRESET", "cpu"), intensity=env.get("LAYER_INTENSITY") or None
         ),
         "classifier": ClassifierResource(),
+        "segmenter": SegmenterResource(),
     }
 
 
@@ -98,4 +100,27 @@ class ClassifierResource(dg.ConfigurableResource):
             patience=self.patience,
             batch_size=self.batch_size,
             seed=self.seed,
+        )
+
+
+class SegmenterResource(dg.ConfigurableResource):
+    """Segmenter training and how segmentations feed saliency."""
+
+    epochs: int = 40
+    lr: float = 3e-3
+    batch_size: int = 4
+    seed: int = 0
+    val_fraction: float = 0.25
+    #: Mean held-out Dice below this raises a warning on the model's check.
+    dice_bar: float = 0.8
+    #: Where a scan has reference layers, feed saliency the reference (True) or the model.
+    prefer_reference: bool = True
+
+    def config(self) -> SegmenterConfig:
+        return SegmenterConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            val_fraction=self.val_fraction,
         )

@@ -1,3 +1,9 @@
 """The stage order of ``layer-platform run`` (kept import-light for the CLI's ``--help``)."""
 
-STAGES: tuple[str, ...] = ("ingest", "preprocess_scans", "train_classifiers")
+STAGES: tuple[str, ...] = (
+    "ingest",
+    "preprocess_scans",
+    "train_segmenter",
+    "segment_scans",
+    "train_classifiers",
+)

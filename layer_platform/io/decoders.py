@@ -30,8 +30,15 @@ from layer_platform.io.formats import (
 
 #: Length units that headers name, in mm. NIfTI's "unknown" is read as mm, as every viewer does.
 MM_PER_UNIT: dict[str, float] = {
-    "mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "cm": 10.0, "m": 1000.0, "meter": 1000.0,
-    "um": 1e-3, "micron": 1e-3, "unknown": 1.0,
+    "mm": 1.0,
+    "millimeter": 1.0,
+    "millimeters": 1.0,
+    "cm": 10.0,
+    "m": 1000.0,
+    "meter": 1000.0,
+    "um": 1e-3,
+    "micron": 1e-3,
+    "unknown": 1.0,
 }
 
 #: NRRD axis kinds that are space (or time: a frame axis); any other kind holds components.
@@ -41,8 +48,17 @@ _NRRD_COMPRESSED = frozenset({"gzip", "gz", "bzip2", "bz2"})
 
 #: Bytes per MetaImage element type (MetaIO's MET_ValueTypeSize).
 _MET_ITEMSIZE: dict[str, int] = {
-    "MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
-    "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+    "MET_CHAR": 1,
+    "MET_UCHAR": 1,
+    "MET_SHORT": 2,
+    "MET_USHORT": 2,
+    "MET_INT": 4,
+    "MET_UINT": 4,
+    "MET_LONG": 4,
+    "MET_ULONG": 4,
+    "MET_LONG_LONG": 8,
+    "MET_ULONG_LONG": 8,
+    "MET_FLOAT": 4,
     "MET_DOUBLE": 8,
 }
 _MAX_METAIMAGE_HEADER = 1 << 24  # PLUS writes per-frame fields: headers can be megabytes

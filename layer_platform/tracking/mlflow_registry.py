@@ -6,9 +6,10 @@ the platform's paths first, so a test's temporary store never leaks into another
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,3 +179,19 @@ class ChildRuns:
     def close(self) -> None:
         for run_id in self._runs.values():
             self._client.set_terminated(run_id)
+
+
+DATA_VERSION_TAG = "layer.data_version"
+
+
+def data_version(scan_ids: Sequence[str]) -> str:
+    """A short hash of the scans a model was trained on (order-free)."""
+    return hashlib.sha256("\n".join(sorted(scan_ids)).encode()).hexdigest()[:16]
+
+
+def champion_data_version(tracking: Tracking, name: str) -> str | None:
+    """The data version the current champion was trained on (None before the first one)."""
+    version = champion(tracking, name)
+    if version is None or not version.run_id:
+        return None
+    return tracking.activate().get_run(version.run_id).data.tags.get(DATA_VERSION_TAG)

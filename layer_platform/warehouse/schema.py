@@ -89,4 +89,29 @@ TABLES: dict[str, str] = {
             probability DOUBLE NOT NULL,
             computed_at TIMESTAMP NOT NULL
         )""",
+    "segmentations": """
+        CREATE TABLE IF NOT EXISTS segmentations (
+            scan_id VARCHAR PRIMARY KEY,
+            segmentation_source VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            raw_order_ok_fraction DOUBLE NOT NULL,
+            order_ok_fraction DOUBLE NOT NULL,
+            qc_passed BOOLEAN NOT NULL,
+            problems VARCHAR,
+            path VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    "segmentation_qc": """
+        CREATE TABLE IF NOT EXISTS segmentation_qc (
+            scan_id VARCHAR NOT NULL,
+            layer VARCHAR NOT NULL,
+            layer_index INTEGER NOT NULL,
+            n_voxels BIGINT NOT NULL,
+            volume_ml DOUBLE NOT NULL,
+            thickness_mean_mm DOUBLE,
+            thickness_sd_mm DOUBLE,
+            dice DOUBLE,
+            order_ok BOOLEAN NOT NULL
+        )""",
 }

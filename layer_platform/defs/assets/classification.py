@@ -1,7 +1,6 @@
 """Pain classifiers: subject-level split → cross-validated MONAI models per input mode → MLflow."""
 
 import datetime as dt
-import hashlib
 import io
 
 import dagster as dg
@@ -23,9 +22,11 @@ from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.imaging.figures import png_to_markdown
 from layer_platform.tracking.mlflow_registry import (
+    DATA_VERSION_TAG,
     ChildRuns,
     Tracking,
     champion,
+    data_version,
     load_champion,
     log_torch_model,
     promote,
@@ -107,10 +108,6 @@ class _Labelled:
 
     def __init__(self, scan_id: str, subject_id: str, label: str):
         self.scan_id, self.subject_id, self.label = scan_id, subject_id, label
-
-
-def _data_version(scan_ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(scan_ids)).encode()).hexdigest()[:16]
 
 
 def _metric_rows(mode: str, name: str, version: str, cv: CVResult) -> list[dict]:
@@ -204,6 +201,7 @@ def pain_classifier(
     )
     scans = load_scans(paths.artifacts / "preprocessed", split_rows)
     tracking = Tracking.for_paths(paths)
+    cohort_version = data_version([row["scan_id"] for row in split_rows])
     probabilities: list[float] = []
     test_auc: dict[str, float] = {}
 
@@ -224,7 +222,7 @@ def pain_classifier(
                 "n_scans": len(items),
                 "n_excluded_no_swe": excluded,
             },
-            tags={"layer.input_mode": mode, "layer.data_version": _data_version(scan_ids)},
+            tags={"layer.input_mode": mode, DATA_VERSION_TAG: cohort_version},
         ) as parent:
             children = ChildRuns(tracking, parent, mode)
             cv = cross_validate(

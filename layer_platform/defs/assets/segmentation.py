@@ -1,0 +1,253 @@
+"""Segmentation: a six-layer MONAI UNet trained on annotated scans → a label map for every scan."""
+
+import datetime as dt
+import time
+from dataclasses import replace
+
+import dagster as dg
+import mlflow
+import numpy as np
+
+from layer_platform.compute import select_device
+from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.partitions import scan_partitions
+from layer_platform.defs.resources import SegmenterResource, StorageResource
+from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
+from layer_platform.imaging.preprocess import load_preprocessed
+from layer_platform.io import Volume, write_volume
+from layer_platform.labels import TISSUE_LAYERS, Layer
+from layer_platform.segmentation.inference import segment_volume
+from layer_platform.segmentation.postprocess import enforce_anatomical_order, order_ok_fraction
+from layer_platform.segmentation.qc import dice_per_layer, layer_qc, qc_problems
+from layer_platform.segmentation.splits import validation_subjects
+from layer_platform.segmentation.training import train_segmenter, validation_dice
+from layer_platform.tracking.mlflow_registry import (
+    DATA_VERSION_TAG,
+    Tracking,
+    champion,
+    data_version,
+    load_champion,
+    log_torch_model,
+    promote,
+    record_decision,
+    tracked_run,
+)
+
+SEGMENTER = "layer-segmenter"
+
+ANNOTATED = """
+    SELECT s.scan_id, s.subject_id FROM scans s JOIN preprocessing p USING (scan_id)
+    WHERE s.has_reference_layers ORDER BY s.scan_id
+"""
+
+
+def _dice_markdown(dice: dict[Layer, float]) -> str:
+    rows = "\n".join(f"| {layer.key} | {value:.3f} |" for layer, value in dice.items())
+    mean = float(np.nanmean(list(dice.values())))
+    return f"| layer | held-out Dice |\n|---|---|\n{rows}\n| **mean** | **{mean:.3f}** |"
+
+
+@dg.asset(
+    deps=[preprocessed_volume],
+    group_name="segmentation",
+    kinds={"pytorch", "mlflow"},
+    tags={"layer/stage": "segmentation"},
+    owners=["team:layer-platform"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "heldout_dice",
+            asset="segmentation_model",
+            description="mean held-out Dice above the configured bar; every layer shown (warn)",
+        )
+    ],
+)
+def segmentation_model(
+    context: dg.AssetExecutionContext, storage: StorageResource, segmenter: SegmenterResource
+) -> dg.MaterializeResult:
+    """A MONAI 3D UNet trained on the annotated scans, registered as ``layer-segmenter``.
+
+    Subjects are split into training and validation (no subject in both); MLflow records the
+    parameters, per-epoch loss and per-layer validation Dice, the data version and the model.
+    The ``champion`` alias moves only when the new model beats the champion on the same
+    validation scans.
+    """
+    paths = storage.paths
+    config = segmenter.config()
+    rows = storage.warehouse().query(ANNOTATED).to_dict("records")
+    held_out = validation_subjects(
+        [r["subject_id"] for r in rows], config.val_fraction, config.seed
+    )
+    examples = {}
+    for row in rows:
+        stored = load_preprocessed(paths.artifacts / "preprocessed" / row["scan_id"])
+        examples[row["scan_id"]] = (stored.bmode, stored.layers)
+    train = [examples[r["scan_id"]] for r in rows if r["subject_id"] not in held_out]
+    val = [examples[r["scan_id"]] for r in rows if r["subject_id"] in held_out]
+    context.log.info(f"training on {len(train)} annotated scans, validating on {len(val)}")
+
+    tracking = Tracking.for_paths(paths)
+    started = time.perf_counter()
+    with tracked_run(
+        tracking,
+        SEGMENTER,
+        "segmenter",
+        params={**config.to_params(), "n_train": len(train), "n_val": len(val)},
+        tags={DATA_VERSION_TAG: data_version(list(examples))},
+    ):
+        trained = train_segmenter(
+            train,
+            val,
+            config,
+            on_epoch_end=lambda r: mlflow.log_metrics(r.to_metrics(), step=r.epoch),
+        )
+        seconds = time.perf_counter() - started
+        mlflow.log_metric("training_seconds", seconds)
+        version = log_torch_model(trained.model, train[0][0][None, None], SEGMENTER)
+
+    dice = trained.val_dice
+    mean_dice = float(np.nanmean(list(dice.values())))
+    current = champion(tracking, SEGMENTER)
+    champion_dice = None
+    if current is not None:
+        model, _ = load_champion(tracking, SEGMENTER)
+        scores = validation_dice(model, val, select_device("auto"))
+        champion_dice = float(np.nanmean(list(scores.values())))
+    if champion_dice is None or mean_dice > champion_dice:
+        reason = f"mean held-out Dice {mean_dice:.3f} beats champion {champion_dice}"
+        promote(tracking, SEGMENTER, version.version, reason)
+    else:
+        reason = f"mean held-out Dice {mean_dice:.3f} does not beat champion {champion_dice:.3f}"
+        record_decision(tracking, SEGMENTER, version.version, reason)
+    context.log.info(f"{SEGMENTER} v{version.version}: {reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "model": f"{SEGMENTER} v{version.version}",
+            "mean_heldout_dice": mean_dice,
+            "dice": dg.MetadataValue.md(_dice_markdown(dice)),
+            "training_seconds": round(seconds, 1),
+            "n_train_scans": len(train),
+            "n_val_scans": len(val),
+            "promotion": reason,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="heldout_dice",
+                passed=mean_dice >= segmenter.dice_bar,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "bar": segmenter.dice_bar,
+                    "mean": mean_dice,
+                    **{f"dice_{layer.key}": float(value) for layer, value in dice.items()},
+                },
+            )
+        ],
+    )
+
+
+SEGMENTATION_CHECKS = {
+    "anatomical_order": "layers in order 1 → 6 in at least 99% of columns",
+    "all_layers_present": "every one of the six layers is present",
+    "plausible_thickness": "mean thickness of each layer within its plausible range",
+}
+
+
+@dg.asset(
+    partitions_def=scan_partitions,
+    deps=[segmentation_model, preprocessed_volume],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="segmentation",
+    kinds={"pytorch", "duckdb"},
+    tags={"layer/stage": "segmentation"},
+    owners=["team:layer-platform"],
+    pool="warehouse",
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="layer_segmentation", description=text)
+        for name, text in SEGMENTATION_CHECKS.items()
+    ],
+)
+def layer_segmentation(
+    context: dg.AssetExecutionContext, storage: StorageResource, segmenter: SegmenterResource
+) -> dg.MaterializeResult:
+    """The six-layer label map of every scan, post-processed to respect anatomy.
+
+    The champion segmenter (loaded by alias) labels every scan; where a reference annotation
+    exists, it feeds saliency instead (configurable) and the choice is recorded. Each map is
+    exported as ``segmentation.nii`` beside the preprocessed B-mode; per-layer QC goes to
+    ``segmentation_qc``. A scan failing QC is recorded with ``qc_passed = false`` and saliency
+    skips it, while the rest of the batch goes on.
+    """
+    paths = storage.paths
+    warehouse = storage.warehouse()
+    tracking = Tracking.for_paths(paths)
+    model, version = load_champion(tracking, SEGMENTER)
+    device = select_device("auto")
+    model = model.to(device)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    summaries, qc_rows, failing = [], [], {name: [] for name in SEGMENTATION_CHECKS}
+    for position, scan_id in enumerate(context.partition_keys):
+        folder = paths.artifacts / "preprocessed" / scan_id
+        stored = load_preprocessed(folder)
+        raw = segment_volume(model, stored.bmode, device)
+        predicted = enforce_anatomical_order(raw)
+        use_reference = stored.layers is not None and segmenter.prefer_reference
+        final = stored.layers if use_reference else predicted
+        source = "reference" if use_reference else "model"
+        write_volume(folder / "segmentation.nii", Volume(final, stored.spacing))
+
+        rows = layer_qc(final, stored.spacing)
+        if stored.layers is not None:
+            dice = dice_per_layer(predicted, stored.layers)
+            rows = [replace(r, dice=dice[Layer(r.layer_index)]) for r in rows]
+        order = order_ok_fraction(final)
+        found = qc_problems(rows, order)
+        problems = [text for texts in found.values() for text in texts]
+        for name, texts in found.items():
+            if texts:
+                failing[name].append(scan_id)
+        if problems:
+            context.log.warning(f"scan {scan_id} fails segmentation QC: {'; '.join(problems)}")
+        qc_rows += [{"scan_id": scan_id, **r.as_row()} for r in rows]
+        summaries.append(
+            {
+                "scan_id": scan_id,
+                "segmentation_source": source,
+                "model_name": SEGMENTER,
+                "model_version": version.version,
+                "raw_order_ok_fraction": order_ok_fraction(raw),
+                "order_ok_fraction": order,
+                "qc_passed": not problems,
+                "problems": "; ".join(problems) or None,
+                "path": str(folder / "segmentation.nii"),
+                "computed_at": now,
+            }
+        )
+        metadata = {"source": source, "qc_passed": not problems, "order_ok_fraction": order}
+        if position < 32:
+            png = mid_slices_png(stored.bmode, overlay=final, spacing=stored.spacing, title=scan_id)
+            metadata["overlay"] = dg.MetadataValue.md(png_to_markdown(png, scan_id))
+        context.add_asset_metadata(metadata, partition_key=scan_id)
+
+    keys = list(context.partition_keys)
+    warehouse.replace("segmentation_qc", qc_rows, key="scan_id", keys=keys)
+    warehouse.replace("segmentations", summaries, key="scan_id", keys=keys)
+    return dg.MaterializeResult(
+        metadata={
+            "model": f"{SEGMENTER} v{version.version}",
+            "n_scans": len(summaries),
+            "n_reference": sum(s["segmentation_source"] == "reference" for s in summaries),
+            "n_qc_failed": sum(not s["qc_passed"] for s in summaries),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not bad,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "failing_scans": dg.MetadataValue.json(bad[:50]),
+                    "n_failing": len(bad),
+                    "layers": ", ".join(layer.key for layer in TISSUE_LAYERS),
+                },
+            )
+            for name, bad in failing.items()
+        ],
+    )
