@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SUBJECTS ?= 40
 SEED     ?= 7
 
-.PHONY: install demo test lint dev bench clean
+.PHONY: install demo test lint dev clean
 
 install: $(STAMP)
 
@@ -34,9 +34,6 @@ lint: install
 
 dev: install
 	$(BIN)/layer-platform dev
-
-bench: install
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf .layer_home .pytest_cache .ruff_cache
