@@ -25,12 +25,12 @@ demo: install
 	$(BIN)/layer-platform status
 
 test: install
-	$(BIN)/ruff check layer_platform layer_platform_tests bench
+	$(BIN)/ruff check layer_platform layer_platform_tests
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check layer_platform layer_platform_tests bench
-	$(BIN)/ruff format --check layer_platform layer_platform_tests bench
+	$(BIN)/ruff check layer_platform layer_platform_tests
+	$(BIN)/ruff format --check layer_platform layer_platform_tests
 
 dev: install
 	$(BIN)/layer-platform dev
