@@ -67,6 +67,9 @@ def test_best_epoch_weights_are_kept_and_every_epoch_is_reported(cohort, trained
     assert [r.epoch for r in reports] == list(range(1, len(reports) + 1))
     assert model.best_val_auc == max(r.val_auc for r in reports)
     assert reports[model.best_epoch - 1].improved
+    # Warm-up epochs are never kept (near-constant early outputs rank tiny sets by noise).
+    assert model.best_epoch >= TINY_CONFIG.min_epochs
+    assert not any(r.improved for r in reports[: TINY_CONFIG.min_epochs - 1])
     # The returned weights are the best epoch's, not the last one's.
     val_proba = predict_proba(model.model, val, model.device)
     assert auc([item.y for item in val], val_proba) == pytest.approx(model.best_val_auc)

@@ -15,11 +15,12 @@ from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.partitions import SCANS
 from layer_platform.defs.pipeline import run_platform
-from layer_platform.defs.resources import ClassifierResource
+from layer_platform.defs.resources import ClassifierResource, SegmenterResource
 from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.io.dicom import write_dicom
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort, simulate_scan
+from layer_platform.tracking.mlflow_registry import Tracking, champion
 from layer_platform.warehouse.store import Warehouse
 
 PHI = {"PatientName": "ZZTEST^PLANTED", "PatientID": "PID-93817", "PatientBirthDate": "19510704"}
@@ -86,7 +87,8 @@ def test_ingest_and_preprocess_through_a_real_instance(layer_paths: LayerPaths) 
 
 
 @pytest.mark.slow
-def test_classifier_stage_registers_models_and_writes_tables(layer_paths: LayerPaths) -> None:
+def test_model_stages_register_champions_and_write_tables(layer_paths: LayerPaths) -> None:
+    """Segmenter (1 epoch) and classifier (2 folds, 2 epochs) through the real assets."""
     simulate_cohort(SimulationConfig(n_subjects=16, seed=5), layer_paths.landing)
     base = build_definitions(paths=layer_paths)
     defs = dg.Definitions(
@@ -97,6 +99,7 @@ def test_classifier_stage_registers_models_and_writes_tables(layer_paths: LayerP
             "classifier": ClassifierResource(
                 n_folds=2, test_fraction=0.25, min_epochs=1, max_epochs=2, patience=1
             ),
+            "segmenter": SegmenterResource(epochs=1),
         },
     )
     instance = open_instance(layer_paths)
@@ -104,8 +107,26 @@ def test_classifier_stage_registers_models_and_writes_tables(layer_paths: LayerP
     warehouse = Warehouse(layer_paths.warehouse)
     keys = warehouse.query("SELECT scan_id FROM scans")["scan_id"].tolist()
     assert not run_job(defs, instance, "preprocess_scans", partition_keys=keys).failed
+    assert not run_job(defs, instance, "train_segmenter").failed
+    assert not run_job(defs, instance, "segment_scans", partition_keys=keys).failed
+    tracking = Tracking.for_paths(layer_paths)
+    assert champion(tracking, "layer-segmenter") is not None
+    segmentations = warehouse.query("SELECT scan_id, segmentation_source FROM segmentations")
+    assert sorted(segmentations["scan_id"]) == sorted(keys)
+    annotated = set(
+        warehouse.query("SELECT scan_id FROM scans WHERE has_reference_layers")["scan_id"]
+    )
+    sources = dict(segmentations.itertuples(index=False))
+    assert {k for k, v in sources.items() if v == "reference"} == annotated
+    qc = warehouse.query("SELECT count(*) n, count(DISTINCT scan_id) s FROM segmentation_qc")
+    assert (int(qc["n"].iloc[0]), int(qc["s"].iloc[0])) == (6 * len(keys), len(keys))
+    assert (layer_paths.artifacts / "preprocessed" / keys[0] / "segmentation.nii").is_file()
+
     report = run_job(defs, instance, "train_classifiers", partition_keys=["bmode"])
     assert not report.failed
+    assert champion(tracking, "layer-classifier-bmode") is not None or (
+        "not above the floor" in _promotion_tag(tracking, "layer-classifier-bmode")
+    )
 
     metrics = warehouse.query(
         "SELECT input_mode, model_version, value FROM model_metrics WHERE metric = 'heldout_auc'"
@@ -119,3 +140,9 @@ def test_classifier_stage_registers_models_and_writes_tables(layer_paths: LayerP
     )
     assert (split["n"] == 1).all()
     assert cohort_manifest.key in defs.resolve_asset_graph().get_all_asset_keys()
+
+
+def _promotion_tag(tracking: Tracking, name: str) -> str:
+    client = tracking.activate()
+    latest = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    return latest.tags.get("layer.promotion", "")
