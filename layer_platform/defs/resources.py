@@ -84,9 +84,9 @@ class ClassifierResource(dg.ConfigurableResource):
     test_fraction: float = 0.2
     split_seed: int = 0
     seed: int = 0
-    min_epochs: int = 8
-    max_epochs: int = 40
-    patience: int = 8
+    min_epochs: int = 6
+    max_epochs: int = 30
+    patience: int = 6
     batch_size: int = 8
     architecture: str = "small_cnn"
     #: Held-out AUC below this raises a warning on the asset check.
@@ -106,7 +106,7 @@ class ClassifierResource(dg.ConfigurableResource):
 class SegmenterResource(dg.ConfigurableResource):
     """Segmenter training and how segmentations feed saliency."""
 
-    epochs: int = 40
+    epochs: int = 50
     lr: float = 3e-3
     batch_size: int = 4
     seed: int = 0
