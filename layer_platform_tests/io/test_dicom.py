@@ -116,7 +116,7 @@ def test_writer_refuses(
 def test_phi_never_reaches_volume_logs_or_warnings(
     phi_dicom: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="layer_platform")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         volume = read_volume(phi_dicom)
