@@ -14,8 +14,6 @@ from pathlib import Path
 from layer_platform.defs.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 
-log = logging.getLogger("layer_platform")
-
 ENV_HELP = "\n".join(
     ["environment:", "  LAYER_HOME  root of all state (default ./.layer_home)"]
     + [

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from layer_platform.errors import ScanError
-from layer_platform.ingestion.landing import LandedFolder, ScanMeta, load_scan
+from layer_platform.ingestion.landing import LandedFolder, load_scan
 from layer_platform.io import Volume, volume_extension
 from layer_platform.labels import MAX_LABEL, Layer
 
@@ -72,7 +72,16 @@ class QuarantineEntry:
     scan_id: str | None
     reason: str
     detected_at: dt.datetime
-    fingerprint: str
+    fingerprint: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        """The ``quarantine`` table row (the fingerprint lives in ``landing_index``)."""
+        return {
+            "folder": self.folder,
+            "scan_id": self.scan_id,
+            "reason": self.reason,
+            "detected_at": self.detected_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,7 @@ def _check_anatomy_direction(labels: np.ndarray) -> None:
         )
 
 
-def inspect_folder(folder: LandedFolder, landing: Path) -> tuple[ScanMeta, ScanRecord]:
+def inspect_folder(folder: LandedFolder, landing: Path) -> ScanRecord:
     """Validate one landing folder completely; raise ``ScanError`` naming the folder."""
     try:
         scan = load_scan(folder.path, landing)
@@ -211,7 +220,7 @@ def inspect_folder(folder: LandedFolder, landing: Path) -> tuple[ScanMeta, ScanR
         metadata=json.dumps(meta.extra, sort_keys=True, default=str),
         ingested_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
     )
-    return meta, record
+    return record
 
 
 @dataclass(frozen=True)
@@ -256,7 +265,7 @@ def intake(
 
     for folder in folders:
         try:
-            _, record = inspect_folder(folder, landing)
+            record = inspect_folder(folder, landing)
         except ScanError as exc:
             refuse(folder, exc.scan_id, exc.reason)
             continue

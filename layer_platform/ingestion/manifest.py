@@ -73,15 +73,7 @@ def refresh_manifest(
     )
     warehouse.replace(
         "quarantine",
-        [
-            {
-                "folder": q.folder,
-                "scan_id": q.scan_id,
-                "reason": q.reason,
-                "detected_at": q.detected_at,
-            }
-            for q in result.quarantined
-        ],
+        [q.as_row() for q in result.quarantined],
         key="folder",
         keys=[f.name for f in todo],
     )

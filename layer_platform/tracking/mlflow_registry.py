@@ -25,7 +25,6 @@ from mlflow.tracking import MlflowClient
 from layer_platform.settings import LayerPaths
 
 CHAMPION = "champion"
-log = logging.getLogger(__name__)
 for noisy in ("mlflow", "alembic"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
 

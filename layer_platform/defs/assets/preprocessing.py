@@ -1,6 +1,7 @@
 """Preprocessing: each accepted scan → canonical, resampled, normalised volumes on disk."""
 
 import datetime as dt
+from dataclasses import replace
 
 import dagster as dg
 import numpy as np
@@ -30,13 +31,7 @@ PREPROCESS_CHECKS = {
 
 def preprocess_config(resource: PreprocessingResource) -> PreprocessConfig:
     base = PreprocessConfig.gpu() if resource.preset == "gpu" else PreprocessConfig.cpu()
-    if resource.intensity:
-        return PreprocessConfig(
-            target_spacing=base.target_spacing,
-            target_shape=base.target_shape,
-            intensity=resource.intensity,
-        )
-    return base
+    return replace(base, intensity=resource.intensity) if resource.intensity else base
 
 
 def _check_results(rows: list[dict], shape: tuple[int, int, int]) -> list[dg.AssetCheckResult]:
