@@ -102,6 +102,11 @@ def _require_str(data: dict[str, Any], key: str, *, optional: bool) -> str | Non
         raise ScanError(
             f"scan.json key {key!r} must be a non-empty string, got {type(value).__name__}"
         )
+    if not is_utf8_text(value):  # JSON can spell a lone surrogate ("\udcff"): not storable text
+        raise ScanError(
+            f"scan.json key {key!r} holds an invalid Unicode escape"
+            f" ({value.encode('utf-8', 'backslashreplace').decode()!r})"
+        )
     return value.strip()
 
 
@@ -151,6 +156,14 @@ def parse_scan_json(text: str | bytes) -> ScanMeta:
             f"scan_id {scan_id!r} is not allowed: use letters, digits, '.', '_' or '-' (no path"
             " separators), at most 128 characters, starting with a letter or digit"
         )
+    try:
+        return _scan_meta(data, scan_id)
+    except ScanError as exc:  # the scan_id is safe and known: let the error name the scan
+        raise exc.located(scan_id=scan_id) from None
+
+
+def _scan_meta(data: dict[str, Any], scan_id: str) -> ScanMeta:
+    """The rest of ``scan.json`` once its ``scan_id`` is known to be safe."""
     subject_id = _require_str(data, "subject_id", optional=False)
     assert subject_id is not None
 
@@ -189,13 +202,33 @@ def parse_scan_json(text: str | bytes) -> ScanMeta:
     )
 
 
+def display_name(name: str) -> str:
+    """A landing name as storable text: a name that is not UTF-8 gets ``\\xNN`` escapes.
+
+    On Linux a file name is bytes; Python hands undecodable bytes over as lone surrogates, which
+    no UTF-8 consumer (DuckDB, logs, a terminal) accepts. The escaped form is stable, so the
+    folder is recognised again on the next refresh.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def is_utf8_text(text: str) -> bool:
+    """False for a name with undecodable bytes, or a string with a lone surrogate escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _fingerprint(folder: Path) -> str:
     """Names, sizes and mtimes of the folder's entries: changes when an exporter rewrites a file."""
     digest = hashlib.sha256()
     with os.scandir(folder) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             stat = entry.stat(follow_symlinks=False)
-            digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            name = os.fsencode(entry.name)  # raw bytes: any name, UTF-8 or not
+            digest.update(name + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -214,7 +247,7 @@ def discover(landing: Path) -> list[LandedFolder]:
                 continue
             path = Path(entry.path)
             if os.path.lexists(path / SCAN_JSON):
-                found.append(LandedFolder(entry.name, path, _fingerprint(path)))
+                found.append(LandedFolder(display_name(entry.name), path, _fingerprint(path)))
     return sorted(found, key=lambda f: f.name)
 
 
@@ -223,7 +256,7 @@ def incomplete_folders(landing: Path) -> list[str]:
     if not landing.is_dir():
         return []
     return sorted(
-        entry.name
+        display_name(entry.name)
         for entry in os.scandir(landing)
         if entry.is_dir()
         and not entry.name.startswith(".")
@@ -241,16 +274,19 @@ def _inside(path: Path, root: Path) -> bool:
 
 def check_safe(path: Path, landing: Path) -> None:
     """Refuse symlinks and anything that resolves outside the landing zone."""
+    name = display_name(path.name)
     if path.is_symlink():
-        raise ScanError(
-            f"{path.name} is a symbolic link; the landing zone accepts plain files only"
-        )
+        raise ScanError(f"{name} is a symbolic link; the landing zone accepts plain files only")
     if not _inside(path, landing):
-        raise ScanError(f"{path.name} resolves outside the landing zone")
+        raise ScanError(f"{name} resolves outside the landing zone")
 
 
 def read_scan_meta(folder: Path, landing: Path) -> ScanMeta:
-    """Read and validate the folder's ``scan.json`` after the safety checks."""
+    """Read and validate the folder's ``scan.json`` after the safety checks.
+
+    A folder whose name is not UTF-8 is refused (once its scan_id is known, to name the scan):
+    the name is stored in the warehouse and read back to find the scan's files.
+    """
     check_safe(folder, landing)
     scan_json = folder / SCAN_JSON
     check_safe(scan_json, landing)
@@ -258,7 +294,14 @@ def read_scan_meta(folder: Path, landing: Path) -> ScanMeta:
         raw = scan_json.read_bytes()
     except OSError as exc:
         raise ScanError(f"scan.json cannot be read ({exc.strerror})") from None
-    return parse_scan_json(raw)
+    meta = parse_scan_json(raw)
+    if not is_utf8_text(folder.name):
+        raise ScanError(
+            f"the folder name '{display_name(folder.name)}' is not valid UTF-8 (shown with \\x"
+            " escapes): rename the folder, e.g. to the scan_id",
+            scan_id=meta.scan_id,
+        )
+    return meta
 
 
 def locate_volumes(folder: Path, landing: Path) -> dict[str, Path]:

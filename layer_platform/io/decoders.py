@@ -7,6 +7,7 @@ and pynrrd give directly and SimpleITK gives reversed, as (k, j, i).
 
 from __future__ import annotations
 
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from layer_platform.errors import VolumeReadError
 from layer_platform.io.formats import (
     Channels,
     Decoded,
+    check_compressed_length,
     check_declared_size,
+    companion_file,
     compressed_ends_early,
     damaged,
 )
@@ -44,7 +47,8 @@ MM_PER_UNIT: dict[str, float] = {
 #: NRRD axis kinds that are space (or time: a frame axis); any other kind holds components.
 _NRRD_DOMAIN_KINDS = frozenset({"domain", "space", "time"})
 _NRRD_COLOUR_KINDS = frozenset({"RGB-color", "RGBA-color", "3-color", "4-color"})
-_NRRD_COMPRESSED = frozenset({"gzip", "gz", "bzip2", "bz2"})
+_NRRD_GZIP = frozenset({"gzip", "gz"})
+_NRRD_COMPRESSED = _NRRD_GZIP | {"bzip2", "bz2"}
 
 #: Bytes per MetaImage element type (MetaIO's MET_ValueTypeSize).
 _MET_ITEMSIZE: dict[str, int] = {
@@ -62,6 +66,7 @@ _MET_ITEMSIZE: dict[str, int] = {
     "MET_DOUBLE": 8,
 }
 _MAX_METAIMAGE_HEADER = 1 << 24  # PLUS writes per-frame fields: headers can be megabytes
+_NIFTI1_HEADER_BYTES = 348  # the smallest NIfTI header (NIfTI-2: 540)
 
 
 def _mm(value: float, factor: float) -> float | None:
@@ -90,9 +95,20 @@ def read_nifti(path: Path) -> Decoded:
     except EOFError:
         raise compressed_ends_early(name) from None
     except (ImageFileError, HeaderDataError, OSError, ValueError, zlib.error) as exc:
-        raise damaged(name, "NIfTI", f"header: {exc}") from exc
-    available = None if compressed else path.stat().st_size - int(image.dataobj.offset)
+        if compressed:  # a cut gzip can read as "not a NIfTI": say what it really is
+            check_compressed_length(name, path, None)
+        elif path.stat().st_size < _NIFTI1_HEADER_BYTES:
+            raise VolumeReadError(
+                f"{name} is truncated: {path.stat().st_size} bytes is less than a NIfTI header;"
+                " the export or copy was interrupted, send it again"
+            ) from None
+        detail = str(exc).replace(str(path), name)  # nibabel quotes the full path
+        raise damaged(name, "NIfTI", f"header: {detail}") from exc
+    offset = int(image.dataobj.offset)
+    available = None if compressed else path.stat().st_size - offset
     check_declared_size(name, shape, dtype.itemsize, available)
+    if compressed:  # before nibabel allocates the declared size
+        check_compressed_length(name, path, offset + math.prod(shape) * dtype.itemsize)
     try:
         data = np.asanyarray(image.dataobj)
     except (EOFError, zlib.error):
@@ -154,15 +170,18 @@ def _nrrd_spacing(header: dict[str, Any], axes: list[int]) -> tuple[float | None
     return tuple(_mm(step, factor) if factor else None for step in steps)
 
 
-def _nrrd_data_bytes(path: Path, header: dict[str, Any], header_end: int) -> int | None:
-    """Bytes of stored samples for raw encoding (None when compressed or text)."""
-    if header["encoding"] != "raw":
-        return None
+def _nrrd_data(path: Path, header: dict[str, Any], header_end: int) -> tuple[Path, int, int]:
+    """Where the stored samples are: (file, offset, byte skip).
+
+    A detached header's data file must sit beside the header as a plain file, whatever the
+    encoding.
+    """
     data_file = header.get("data file", header.get("datafile"))
-    source = path if data_file is None else path.parent / data_file
-    offset = header_end if data_file is None else 0
-    skip = max(int(header.get("byte skip", header.get("byteskip", 0))), 0)
-    return source.stat().st_size - offset - skip
+    if data_file is None:
+        source, offset = path, header_end
+    else:
+        source, offset = companion_file(path.name, path, data_file, "NRRD"), 0
+    return source, offset, int(header.get("byte skip", header.get("byteskip", 0)))
 
 
 def read_nrrd(path: Path) -> Decoded:
@@ -179,8 +198,14 @@ def read_nrrd(path: Path) -> Decoded:
             # pynrrd's own type table; its public read would allocate before we could check.
             dtype = nrrd.reader._determine_datatype(header)
             sizes = [int(n) for n in header["sizes"]]
-            available = _nrrd_data_bytes(path, header, handle.tell())
+            source, offset, skip = _nrrd_data(path, header, handle.tell())
+            raw = header["encoding"] == "raw"
+            available = source.stat().st_size - offset - max(skip, 0) if raw else None
             check_declared_size(name, tuple(sizes), dtype.itemsize, available)
+            if header["encoding"] in _NRRD_GZIP and skip >= 0:
+                # pynrrd inflates the whole stream, however large: measure it first, exactly
+                needed = math.prod(sizes) * dtype.itemsize + skip
+                check_compressed_length(name, source, needed, offset=offset, exact=True)
             data = nrrd.read_data(header, handle, str(path))
     except VolumeReadError:
         raise
@@ -236,15 +261,17 @@ def read_metaimage(path: Path) -> Decoded:
     except RuntimeError:
         raise damaged(name, "MetaImage", "header cannot be parsed") from None
     size, count = reader.GetSize(), reader.GetNumberOfComponents()
-    available = None
-    if fields.get("CompressedData", "False").lower() != "true":
-        data_file = fields["ElementDataFile"]
-        source = path if data_file == "LOCAL" else path.parent / data_file
-        if not source.is_file():
-            raise damaged(name, "MetaImage", f"its data file {data_file!r} is missing")
-        available = source.stat().st_size - (header_end if data_file == "LOCAL" else 0)
+    data_file = fields["ElementDataFile"]
+    if data_file == "LOCAL":
+        source, offset = path, header_end
+    else:
+        source, offset = companion_file(name, path, data_file, "MetaImage"), 0
+    compressed = fields.get("CompressedData", "False").lower() == "true"
     itemsize = _MET_ITEMSIZE.get(fields.get("ElementType", ""), 8)
+    available = None if compressed else source.stat().st_size - offset
     check_declared_size(name, (*size, count), itemsize, available)
+    if compressed:  # SimpleITK would allocate it all and zero-fill what a short stream lacks
+        check_compressed_length(name, source, math.prod((*size, count)) * itemsize, offset=offset)
     try:
         image = reader.Execute()
     except RuntimeError:

@@ -8,6 +8,7 @@ images, the axis order and the spacing, so those rules cannot drift apart betwee
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,14 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = ("nii.gz", "nii", "nrrd", "nhdr", "mha",
 #: Largest voxel buffer a reader will allocate. A corrupt header can declare terabytes; refusing
 #: before reading keeps one bad file from taking down a worker shared with the whole cohort.
 MAX_VOLUME_BYTES: int = 2**31
+
+#: Largest voxel count a reader will accept (components included): 268 M voxels, so even the
+#: float64 copy a resampler may make stays within ``MAX_VOLUME_BYTES``. The GPU working grid is
+#: 2.2 M voxels; the largest real file in ../shared (PLUS NwirePhantom) 49 M.
+MAX_VOXELS: int = MAX_VOLUME_BYTES // 8
+
+#: Compressed input consumed per step while checking a compressed stream's length.
+_STREAM_CHUNK = 1 << 20
 
 #: How a trailing per-voxel component axis is to be understood.
 Channels = Literal["colour", "frames"]
@@ -55,14 +64,25 @@ class Decoded:
 def check_declared_size(
     name: str, shape: tuple[int, ...], itemsize: int, available_bytes: int | None
 ) -> None:
-    """Refuse a header whose declared voxel buffer is empty, absurdly large, or not in the file.
+    """Refuse a header whose declared voxel buffer is empty, negative, too big, or not in the file.
+
+    Too big: more than ``MAX_VOXELS`` voxels (components included) or ``MAX_VOLUME_BYTES``.
 
     Called before any pixel is read. ``available_bytes`` is the size of the stored pixel data for
     uncompressed files (None when compressed: the real size is only known by decompressing).
     """
-    declared = math.prod(shape) * itemsize
+    voxels = math.prod(shape)
+    declared = voxels * itemsize
+    if any(n < 0 for n in shape):
+        raise VolumeReadError(f"{name} declares a negative image size {tuple(shape)}")
     if declared == 0:
         raise VolumeReadError(f"{name} declares an image with no voxels (shape {tuple(shape)})")
+    if voxels > MAX_VOXELS:
+        raise VolumeReadError(
+            f"{name} declares {tuple(shape)} = {voxels:,} voxels, more than the {MAX_VOXELS:,}"
+            f" one scan may hold ({declared / 2**30:.1f} GiB of samples): the header is corrupt or"
+            " the file is not a single scan"
+        )
     if declared > MAX_VOLUME_BYTES:
         raise VolumeReadError(
             f"{name} declares {tuple(shape)} voxels ({declared / 2**30:.1f} GiB), more than the"
@@ -89,3 +109,74 @@ def compressed_ends_early(name: str) -> VolumeReadError:
         f"{name} is truncated: the compressed data ends early (the export or copy was"
         " interrupted); send the file again"
     )
+
+
+def check_compressed_length(
+    name: str, path: Path, needed: int | None, *, offset: int = 0, exact: bool = False
+) -> None:
+    """Refuse a zlib/gzip stream that cannot produce the ``needed`` bytes its header promises.
+
+    Decompresses from ``offset`` in bounded steps (1 MiB in, at most 1 MiB out), keeping
+    nothing, and stops as soon as ``needed`` bytes came out: a tiny file that declares a
+    gigabyte is refused after reading a few bytes, before any voxel buffer is allocated (nibabel
+    allocates the declared size first; SimpleITK fills a short stream's remainder silently).
+    With ``exact`` the stream must also end there: a decompression bomb behind a small header is
+    refused after ``needed`` + 1 MiB, for readers that inflate whatever the stream holds
+    (pynrrd). With ``needed=None`` the whole stream must decompress and end properly.
+    Concatenated gzip members are followed. Costs one extra decompression of a good file.
+
+    Raises:
+        VolumeReadError: the stream ends early ("truncated"), holds more than ``needed`` bytes
+            (with ``exact``), or is corrupt.
+    """
+    produced, open_member = 0, False
+
+    def more() -> bool:
+        return needed is None or produced < needed or (exact and produced <= needed)
+
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header, auto-detected
+        try:
+            while more() and (chunk := handle.read(_STREAM_CHUNK)):
+                while chunk and more():
+                    produced += len(decoder.decompress(chunk, _STREAM_CHUNK))  # output bounded
+                    chunk, open_member = decoder.unconsumed_tail, True
+                    if decoder.eof:  # a gzip member ended: the next one (if any) follows
+                        chunk, open_member = decoder.unused_data, False
+                        decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        except zlib.error:  # not a gzip/zlib stream at all, or corrupt inside
+            raise damaged(name, "compressed", "its gzip/zlib stream is corrupt") from None
+    if exact and needed is not None and produced > needed:
+        raise VolumeReadError(
+            f"{name} holds more compressed data than its header declares ({needed} bytes): the"
+            " header is wrong or the file is a decompression bomb; export the scan again"
+        )
+    if (needed is not None and produced < needed) or ((needed is None or exact) and open_member):
+        raise compressed_ends_early(name)
+
+
+def companion_file(name: str, header: Path, data_file: str, kind: str) -> Path:
+    """The detached voxel-data file a header names, which must sit beside it as a plain file.
+
+    A header is landing input too: ``ElementDataFile = ../../other/bmode.raw`` or an absolute
+    path would make the reader fetch bytes from outside the scan folder (another scan's, or
+    anything on the host), and a symbolic link would do the same behind a harmless name.
+
+    Raises:
+        VolumeReadError: a path instead of a file name, a symbolic link, or a missing file.
+    """
+    if not data_file or Path(data_file).name != data_file or data_file in (".", ".."):
+        raise VolumeReadError(
+            f"{name} points its voxel data at {data_file!r}: a {kind} header may only name a"
+            " data file beside it in the scan folder (no directories, no absolute paths)"
+        )
+    source = header.parent / data_file
+    if source.is_symlink():
+        raise VolumeReadError(
+            f"{name}: its data file {data_file!r} is a symbolic link; the landing zone accepts"
+            " plain files only"
+        )
+    if not source.is_file():
+        raise damaged(name, kind, f"its data file {data_file!r} is missing")
+    return source

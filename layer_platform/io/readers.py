@@ -145,8 +145,10 @@ def read_volume(
 
     Raises:
         VolumeReadError: empty, truncated or corrupt file; unsupported extension; a 4D image;
-            a header declaring more than ``MAX_VOLUME_BYTES`` (refused before allocating);
-            no physical spacing and no ``spacing`` override.
+            a header declaring more than ``MAX_VOXELS`` or ``MAX_VOLUME_BYTES``, or more data
+            than the file holds (compressed streams are measured by streaming decompression),
+            refused before the array is allocated; a detached header whose data file is not a
+            plain file beside it; no physical spacing and no ``spacing`` override.
         ValueError: a malformed ``axis_order`` or ``spacing`` argument (a caller bug).
     """
     path = Path(path)
