@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed
 # Demo cohort size; `make demo SUBJECTS=60` for a larger one.
 SUBJECTS ?= 40
 SEED     ?= 7
+# Bench scale: tiny (smoke), default (this CPU, < 20 min) or paper (one GPU).
+SCALE    ?= default
 
-.PHONY: install demo test lint dev clean
+.PHONY: install demo test lint dev bench clean
 
 install: $(STAMP)
 
@@ -23,6 +25,7 @@ demo: install
 	$(BIN)/layer-platform simulate --subjects $(SUBJECTS) --seed $(SEED)
 	$(BIN)/layer-platform run
 	$(BIN)/layer-platform status
+	$(BIN)/layer-platform ranking
 
 test: install
 	$(BIN)/ruff check layer_platform layer_platform_tests
@@ -34,6 +37,11 @@ lint: install
 
 dev: install
 	$(BIN)/layer-platform dev
+
+# Benchmarks vs baselines measured in the same run; the report lands in bench/results/ and a
+# copy in bench/results/latest/ (committed). `make bench SCALE=paper` on a GPU machine.
+bench: install
+	$(BIN)/python -m bench --scale $(SCALE) --publish bench/results/latest
 
 clean:
 	rm -rf .layer_home .pytest_cache .ruff_cache

@@ -71,6 +71,36 @@ def _cmd_status(args: argparse.Namespace, paths: LayerPaths) -> int:
     return 0
 
 
+def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.statistics.ranking import format_ranking
+    from layer_platform.warehouse.store import Warehouse
+
+    if not paths.warehouse.exists():
+        print(f"no warehouse at {paths.warehouse}: run `layer-platform run` first")
+        return 1
+    warehouse = Warehouse(paths.warehouse)
+    if not warehouse.table_exists("layer_ranking"):
+        print(NO_RANKING)
+        return 0
+    ranking = warehouse.query(
+        "SELECT * FROM layer_ranking ORDER BY input_mode, method, rank, layer"
+    )
+    if args.method:
+        ranking = ranking[ranking["method"].isin(args.method)]
+    headers = {
+        row.input_mode: f"{row.model_name} v{row.model_version}, {row.n_subjects} subjects"
+        for row in ranking.drop_duplicates("input_mode").itertuples()
+    }
+    print(format_ranking(ranking, headers=headers) if not ranking.empty else NO_RANKING)
+    return 0
+
+
+NO_RANKING = (
+    "no layer ranking yet: the saliency stages of `layer-platform run` rank the layers once an"
+    " input mode has a champion classifier"
+)
+
+
 def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.defs.runner import prepare_dagster_home
 
@@ -176,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="summarize the cohort and the warehouse")
     status.set_defaults(func=_cmd_status)
+
+    ranking = commands.add_parser(
+        "ranking",
+        help="print the layer ranking of each input mode from the warehouse (read-only)",
+        description="Print layer_ranking: per input mode, each method's layers from rank 1"
+        " (the top layer) down, with the 'does any layer stand out' verdict.",
+    )
+    ranking.add_argument(
+        "--method", action="append", help="only this method (repeatable); default: all"
+    )
+    ranking.set_defaults(func=_cmd_ranking)
 
     dev = commands.add_parser("dev", help="open the Dagster UI (dagster dev) on this instance")
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")

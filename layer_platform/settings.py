@@ -31,6 +31,10 @@ class LayerPaths:
     warehouse: Path
     mlflow_dir: Path
     artifacts: Path
+    #: A tracking server's URI (``MLFLOW_TRACKING_URI`` when the paths were resolved), or None.
+    #: Captured once: MLflow itself writes that variable whenever a store is activated, so
+    #: reading it later would silently follow the last store any code in the process used.
+    mlflow_server: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LayerPaths:
@@ -48,6 +52,7 @@ class LayerPaths:
             warehouse=resolved["LAYER_WAREHOUSE"],
             mlflow_dir=resolved["LAYER_MLFLOW_DIR"],
             artifacts=resolved["LAYER_ARTIFACTS_DIR"],
+            mlflow_server=env.get("MLFLOW_TRACKING_URI") or None,
         )
 
     @classmethod
@@ -57,13 +62,14 @@ class LayerPaths:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        """``MLFLOW_TRACKING_URI`` wins (a remote server); else a local sqlite store."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+        """The tracking server if one was configured; else a local sqlite store."""
+        return self.mlflow_server or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_root(self) -> str:
-        """Absolute artifact location, so runs never land in the current directory."""
-        return (self.mlflow_dir / "artifacts").as_uri()
+    def mlflow_artifact_root(self) -> str | None:
+        """Local artifact location (so runs never land in the current directory); None with a
+        tracking server, which then stores artifacts where the server is configured to."""
+        return None if self.mlflow_server else (self.mlflow_dir / "artifacts").as_uri()
 
     @property
     def quarantine_dir(self) -> Path:

@@ -7,6 +7,7 @@ sensitivity and specificity are not tuned on test.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -138,8 +139,17 @@ def evaluate(
     level: float = 0.95,
     seed: int = 0,
 ) -> BinaryMetrics:
-    """All headline metrics at a threshold fixed beforehand (see module docstring)."""
-    low, high = bootstrap_auc_ci(y_true, proba, subject_ids, n_bootstrap, level, seed)
+    """All headline metrics at a threshold fixed beforehand (see module docstring).
+
+    With fewer than 2 subjects in a class (a tiny cohort's test set) the AUC CI is NaN:
+    reported as unknown rather than failing the run or inventing an interval.
+    """
+    y = np.asarray(y_true)
+    subjects = np.asarray(subject_ids)
+    if min(len(np.unique(subjects[y == label])) for label in (0, 1)) < 2:
+        low, high = math.nan, math.nan
+    else:
+        low, high = bootstrap_auc_ci(y_true, proba, subject_ids, n_bootstrap, level, seed)
     sensitivity, specificity = sensitivity_specificity(y_true, proba, threshold)
     return BinaryMetrics(
         auc=auc(y_true, proba),

@@ -9,15 +9,19 @@ import dagster as dg
 from layer_platform.defs.assets.classification import cohort_split, pain_classifier
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.assets.saliency import layer_saliency, layer_saliency_summary
 from layer_platform.defs.assets.segmentation import layer_segmentation, segmentation_model
 from layer_platform.defs.jobs import (
+    compute_saliency_job,
     ingest_job,
     preprocess_job,
     segment_scans_job,
+    summarize_saliency_job,
     train_classifiers_job,
     train_segmenter_job,
 )
 from layer_platform.defs.resources import build_resources
+from layer_platform.defs.schedules import cohort_refresh_schedule
 from layer_platform.defs.sensors import landing_sensor
 from layer_platform.settings import LayerPaths
 
@@ -34,6 +38,8 @@ def build_definitions(
             layer_segmentation,
             cohort_split,
             pain_classifier,
+            layer_saliency,
+            layer_saliency_summary,
         ],
         jobs=[
             ingest_job,
@@ -41,7 +47,10 @@ def build_definitions(
             train_segmenter_job,
             segment_scans_job,
             train_classifiers_job,
+            compute_saliency_job,
+            summarize_saliency_job,
         ],
         sensors=[landing_sensor],
+        schedules=[cohort_refresh_schedule(env)],
         resources=build_resources(env, paths=paths),
     )

@@ -35,3 +35,16 @@ segment_scans_job = dg.define_asset_job(
     partitions_def=scan_partitions,
     description="Segment a batch of scans with the champion segmenter; QC each map.",
 )
+
+compute_saliency_job = dg.define_asset_job(
+    "compute_saliency",
+    selection=dg.AssetSelection.assets("layer_saliency"),
+    partitions_def=scan_partitions,
+    description="Attribute a batch of scans with every mode's champion; sum maps inside layers.",
+)
+
+summarize_saliency_job = dg.define_asset_job(
+    "summarize_saliency",
+    selection=dg.AssetSelection.assets("layer_saliency_summary"),
+    description="Cohort statistics of the champion rows: CIs, ranking, tests, driver recovery.",
+)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED, registered_name
+from layer_platform.defs.assets.saliency import SUMMARY_TABLES
 from layer_platform.defs.assets.segmentation import ANNOTATED, SEGMENTER
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.runner import StageReport, open_instance, run_job
@@ -32,6 +34,84 @@ PENDING_SEGMENTATION = """
     WHERE g.scan_id IS NULL OR g.computed_at < p.processed_at OR g.model_version <> ?
     ORDER BY p.scan_id
 """
+
+#: Per mode with a champion (``$mode``, ``$version``): scans whose rows for that version are
+#: missing or older than their segmentation, and QC-failed scans that still have such rows.
+#: SWE modes only concern scans with valid SWE (``swe_valid_fraction > 0``).
+PENDING_SALIENCY = """
+    WITH done AS (
+        SELECT scan_id, min(computed_at) AS computed_at FROM layer_saliency
+        WHERE input_mode = $mode AND model_version = $version GROUP BY scan_id
+    )
+    SELECT g.scan_id FROM segmentations g JOIN preprocessing p USING (scan_id)
+    LEFT JOIN done d USING (scan_id)
+    WHERE ($mode = 'bmode' OR coalesce(p.swe_valid_fraction, 0) > 0)
+      AND ((g.qc_passed AND (d.scan_id IS NULL OR d.computed_at < g.computed_at))
+           OR (NOT g.qc_passed AND d.scan_id IS NOT NULL))
+"""
+
+#: Same, before the first saliency run (no ``layer_saliency`` table yet).
+PENDING_SALIENCY_FIRST = """
+    SELECT g.scan_id FROM segmentations g JOIN preprocessing p USING (scan_id)
+    WHERE g.qc_passed AND ($mode = 'bmode' OR coalesce(p.swe_valid_fraction, 0) > 0)
+"""
+
+
+#: Scans a saliency run passes over without work: QC failed with nothing to delete, or no
+#: valid SWE while no B-mode champion exists. Listed with real work so the partition keys
+#: stay contiguous (one batched run instead of one per gap).
+NO_SALIENCY_WORK = """
+    SELECT g.scan_id FROM segmentations g JOIN preprocessing p USING (scan_id)
+    WHERE NOT g.qc_passed OR (NOT $bmode AND coalesce(p.swe_valid_fraction, 0) = 0)
+"""
+
+
+def pending_saliency(warehouse: Warehouse, versions: dict[str, str]) -> list[str]:
+    """Scans ``compute_saliency`` must (re)run for the champion ``versions`` (mode → version),
+    plus, when there is any, the scans it would pass over without work (see
+    ``NO_SALIENCY_WORK``), so the stage stays one batched run."""
+    if not versions or not warehouse.table_exists("segmentations"):
+        return []
+    first = not warehouse.table_exists("layer_saliency")
+    pending: set[str] = set()
+    for mode, version in versions.items():
+        sql = PENDING_SALIENCY_FIRST if first else PENDING_SALIENCY
+        params = {"mode": mode} if first else {"mode": mode, "version": version}
+        pending |= set(warehouse.query(sql, params)["scan_id"])
+    if pending:
+        idle = warehouse.query(NO_SALIENCY_WORK, {"bmode": "bmode" in versions})["scan_id"]
+        pending |= set(idle)
+    return sorted(pending)
+
+
+def summary_pending(warehouse: Warehouse, versions: dict[str, str]) -> bool:
+    """True when some mode has champion rows and the cohort tables are missing, older than
+    those rows, or summarize another version of that mode."""
+    if not versions or not warehouse.table_exists("layer_saliency"):
+        return False
+    newest = {}
+    for mode, version in versions.items():
+        found = warehouse.query(
+            "SELECT max(computed_at) AS t FROM layer_saliency"
+            " WHERE input_mode = $mode AND model_version = $version",
+            {"mode": mode, "version": version},
+        )["t"].iloc[0]
+        if not pd.isna(found):
+            newest[mode] = found
+    if not newest:
+        return False
+    if not all(warehouse.table_exists(table) for table in SUMMARY_TABLES):
+        return True
+    summary = warehouse.query(
+        "SELECT input_mode, model_version, max(computed_at) AS t FROM layer_ranking GROUP BY ALL"
+    )
+    summarized = {row.input_mode: (row.model_version, row.t) for row in summary.itertuples()}
+    return any(
+        mode not in summarized
+        or summarized[mode][0] != versions[mode]
+        or summarized[mode][1] < computed
+        for mode, computed in newest.items()
+    )
 
 
 def run_platform(
@@ -75,6 +155,15 @@ def run_platform(
                 if champion_data_version(tracking, registered_name(mode)) != version
             ]
             return stale if labelled else []
+        if job in ("compute_saliency", "summarize_saliency"):
+            versions = {
+                mode: str(found.version)
+                for mode in INPUT_MODES
+                if (found := champion(tracking, registered_name(mode))) is not None
+            }
+            if job == "compute_saliency":
+                return pending_saliency(warehouse, versions)
+            return None if summary_pending(warehouse, versions) else []
         return None
 
     for job in STAGES:

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from layer_platform.classification.config import ClassifierConfig
+from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
@@ -72,8 +73,12 @@ def build_resources(
         "preprocessing": PreprocessingResource(
             preset=env.get("LAYER_PRESET", "cpu"), intensity=env.get("LAYER_INTENSITY") or None
         ),
-        "classifier": ClassifierResource(),
+        "classifier": ClassifierResource(
+            n_folds=int(env.get("LAYER_CV_FOLDS", 5)),
+            promotion_floor=float(env.get("LAYER_PROMOTION_FLOOR", 0.5)),
+        ),
         "segmenter": SegmenterResource(),
+        "saliency": SaliencyResource(),
     }
 
 
@@ -91,6 +96,9 @@ class ClassifierResource(dg.ConfigurableResource):
     architecture: str = "small_cnn"
     #: Held-out AUC below this raises a warning on the asset check.
     auc_floor: float = 0.7
+    #: A first model becomes champion only above this held-out AUC (0.5 = chance); a null-driver
+    #: study sets 0 so that a chance-level model's saliency can be shown to find nothing.
+    promotion_floor: float = 0.5
 
     def config(self) -> ClassifierConfig:
         return ClassifierConfig(

@@ -6,4 +6,6 @@ STAGES: tuple[str, ...] = (
     "train_segmenter",
     "segment_scans",
     "train_classifiers",
+    "compute_saliency",
+    "summarize_saliency",
 )

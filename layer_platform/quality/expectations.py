@@ -7,7 +7,7 @@ into plain outcomes that the Dagster layer reports as asset checks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -43,6 +43,14 @@ class SuiteOutcome:
     def failures(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success]
 
+    def describe_failures(self) -> str:
+        """One line per failed expectation, e.g. for a log line or an assertion message."""
+        return "\n".join(
+            f"{self.suite}: {o.expectation}"
+            f"{f'({o.column})' if o.column else ''} failed, observed {o.observed}"
+            for o in self.failures
+        )
+
     def markdown(self) -> str:
         lines = ["| expectation | column | ok | observed |", "|---|---|---|---|"]
         lines += [
@@ -72,16 +80,27 @@ def validate_frame(
     outcomes = []
     for expectation in expectations:
         result = batch.validate(expectation)
-        observed = result.result.get("observed_value", result.result.get("unexpected_count", ""))
+        column = getattr(expectation, "column", None) or getattr(expectation, "column_list", None)
         outcomes.append(
             ExpectationOutcome(
                 expectation=expectation.expectation_type,
-                column=getattr(expectation, "column", None),
+                column=", ".join(column) if isinstance(column, list) else column,
                 success=bool(result.success),
-                observed=str(observed)[:120],
+                observed=_observed(result.result)[:160],
             )
         )
     return SuiteOutcome(suite, all(o.success for o in outcomes), tuple(outcomes))
+
+
+def _observed(result: dict) -> str:
+    """What GX saw: the observed value, or how many values broke the rule and a few of them."""
+    if "observed_value" in result:
+        return str(result["observed_value"])
+    if "unexpected_count" in result:
+        examples = result.get("partial_unexpected_list") or []
+        shown = f", e.g. {examples[:3]}" if result["unexpected_count"] and examples else ""
+        return f"{result['unexpected_count']} unexpected{shown}"
+    return ""
 
 
 def _table_columns(table: str) -> list[str]:
@@ -118,3 +137,103 @@ def validate_scans(scans: pd.DataFrame) -> list[SuiteOutcome]:
         [gxe.ExpectColumnValuesToBeBetween(column="n_labels", min_value=1, max_value=1)],
     )
     return [table, subjects]
+
+
+def _between(columns: Sequence[str], low: float, high: float) -> list[gxe.Expectation]:
+    """Values in [low, high]; nulls (and NaN) are left to the not-null expectations."""
+    return [
+        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
+        for column in columns
+    ]
+
+
+#: No tissue layer of a lower back is a metre thick: the bound that makes "finite" testable.
+MAX_THICKNESS_MM = 1000.0
+
+
+def validate_segmentation_qc(qc: pd.DataFrame, segmentations: pd.DataFrame) -> list[SuiteOutcome]:
+    """The segmentation tables' contract (``segmentation_qc`` per scan × layer, ``segmentations``
+    per scan): Dice in [0, 1] or null, finite non-negative thickness and volume, order fraction
+    in [0, 1], one row per scan × layer and one summary row per scan."""
+    per_layer = validate_frame(
+        "segmentation_qc",
+        qc,
+        [
+            gxe.ExpectTableColumnsToMatchSet(
+                column_set=_table_columns("segmentation_qc"), exact_match=True
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(column="scan_id"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["scan_id", "layer_index"]),
+            gxe.ExpectColumnValuesToBeBetween(column="layer_index", min_value=1, max_value=6),
+            *_between(["dice"], 0.0, 1.0),
+            *_between(["thickness_mean_mm", "thickness_sd_mm"], 0.0, MAX_THICKNESS_MM),
+            *_between(["volume_ml"], 0.0, 1e6),
+            gxe.ExpectColumnValuesToBeBetween(column="n_voxels", min_value=0),
+        ],
+    )
+    per_scan = validate_frame(
+        "segmentations",
+        segmentations,
+        [
+            gxe.ExpectColumnValuesToNotBeNull(column="scan_id"),
+            gxe.ExpectColumnValuesToBeUnique(column="scan_id"),
+            gxe.ExpectColumnValuesToNotBeNull(column="model_version"),
+            *_between(["order_ok_fraction", "raw_order_ok_fraction"], 0.0, 1.0),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="segmentation_source", value_set=["reference", "model"]
+            ),
+        ],
+    )
+    return [per_layer, per_scan]
+
+
+#: Methods whose ``saliency_share`` is not a partition of one map (a layer ablation's per-layer
+#: score drops are independent): exempt from "shares sum to 1".
+UNNORMALIZED_METHODS: tuple[str, ...] = ("layer_ablation",)
+SALIENCY_KEY = ["scan_id", "input_mode", "method", "layer", "model_version"]
+
+
+def validate_layer_saliency(
+    frame: pd.DataFrame,
+    *,
+    share_tolerance: float = 1e-6,
+    unnormalized_methods: Collection[str] = UNNORMALIZED_METHODS,
+) -> list[SuiteOutcome]:
+    """The ``layer_saliency`` contract, for the rows an asset is about to write (or wrote).
+
+    Checks: the table's columns; ``model_version`` (and the key columns) present; one row per
+    scan × input_mode × method × layer × model_version; ``saliency_share``, ``volume_fraction``
+    and ``mean_saliency`` in [0, 1] (nulls allowed except for ``volume_fraction``); and, per
+    scan × input_mode × method × model_version of an attribution method, shares summing to 1
+    within ``share_tolerance`` (a map that is zero in tissue has all-null shares and is exempt).
+
+    Returns two outcomes, ``layer_saliency`` (row-level) and ``layer_saliency_shares`` (per
+    map): report each as an asset check's metadata (``outcome.markdown()``).
+    """
+    rows = validate_frame(
+        "layer_saliency",
+        frame,
+        [
+            gxe.ExpectTableColumnsToMatchSet(
+                column_set=_table_columns("layer_saliency"), exact_match=True
+            ),
+            *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in SALIENCY_KEY),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=SALIENCY_KEY),
+            gxe.ExpectColumnValuesToNotBeNull(column="volume_fraction"),
+            *_between(["saliency_share", "volume_fraction", "mean_saliency"], 0.0, 1.0),
+        ],
+    )
+    attributed = frame[~frame["method"].isin(list(unnormalized_methods))]
+    maps = (
+        attributed.groupby(["scan_id", "input_mode", "method", "model_version"], dropna=False)
+        .agg(share_sum=("saliency_share", "sum"), n_shares=("saliency_share", "count"))
+        .reset_index()
+    )
+    # All-null shares (a zero map) sum to 0 in pandas: leave them out as null instead.
+    maps["share_sum"] = maps["share_sum"].where(maps["n_shares"] > 0)
+    shares = validate_frame(
+        "layer_saliency_shares",
+        maps,
+        _between(["share_sum"], 1.0 - share_tolerance, 1.0 + share_tolerance),
+    )
+    return [rows, shares]

@@ -34,7 +34,8 @@ class Tracking:
     """Where runs and models are stored: a local sqlite store by default, or a server."""
 
     tracking_uri: str
-    artifact_root: str
+    #: None with a tracking server: the server decides where artifacts go.
+    artifact_root: str | None
 
     @classmethod
     def for_paths(cls, paths: LayerPaths) -> Tracking:
@@ -51,7 +52,8 @@ class Tracking:
         found = client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
-        return client.create_experiment(name, artifact_location=f"{self.artifact_root}/{name}")
+        location = None if self.artifact_root is None else f"{self.artifact_root}/{name}"
+        return client.create_experiment(name, artifact_location=location)
 
 
 def git_sha(repo: Path | None = None) -> str:

@@ -114,4 +114,117 @@ TABLES: dict[str, str] = {
             dice DOUBLE,
             order_ok BOOLEAN NOT NULL
         )""",
+    # One row per (scan, input mode, method, layer, model version): where a classifier's MP
+    # evidence sits. Written by `layer_saliency`; NULL value columns are documented in README.
+    "layer_saliency": """
+        CREATE TABLE IF NOT EXISTS layer_saliency (
+            scan_id VARCHAR NOT NULL,
+            subject_id VARCHAR NOT NULL,
+            label VARCHAR,
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            layer VARCHAR NOT NULL,
+            layer_index INTEGER NOT NULL,
+            n_voxels BIGINT NOT NULL,
+            volume_fraction DOUBLE NOT NULL,
+            mean_saliency DOUBLE,
+            saliency_share DOUBLE,
+            enrichment DOUBLE,
+            ablation_delta DOUBLE,
+            segmentation_source VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    "attribution_diagnostics": """
+        CREATE TABLE IF NOT EXISTS attribution_diagnostics (
+            scan_id VARCHAR NOT NULL,
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            value DOUBLE,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    # Cohort tables of `layer_saliency_summary`, over the champion version of each mode only.
+    "layer_summary": """
+        CREATE TABLE IF NOT EXISTS layer_summary (
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            subgroup VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            layer VARCHAR NOT NULL,
+            layer_index INTEGER NOT NULL,
+            n_scans INTEGER NOT NULL,
+            n_subjects INTEGER NOT NULL,
+            mean DOUBLE,
+            median DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            rank INTEGER,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    "layer_ranking": """
+        CREATE TABLE IF NOT EXISTS layer_ranking (
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            is_default_method BOOLEAN NOT NULL,
+            layer VARCHAR NOT NULL,
+            rank INTEGER NOT NULL,
+            score DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            n_subjects INTEGER NOT NULL,
+            subgroup VARCHAR NOT NULL,
+            stands_out BOOLEAN NOT NULL,
+            verdict VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    "layer_comparison": """
+        CREATE TABLE IF NOT EXISTS layer_comparison (
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            subgroup VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            n_subjects INTEGER NOT NULL,
+            mean_difference DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            wilcoxon_statistic DOUBLE,
+            p_value DOUBLE,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    "layer_friedman": """
+        CREATE TABLE IF NOT EXISTS layer_friedman (
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            subgroup VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            n_subjects INTEGER NOT NULL,
+            statistic DOUBLE,
+            p_value DOUBLE,
+            standout_layer VARCHAR,
+            verdict VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
+    "driver_recovery": """
+        CREATE TABLE IF NOT EXISTS driver_recovery (
+            cohort VARCHAR NOT NULL,
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            modality VARCHAR NOT NULL,
+            planted_layer VARCHAR NOT NULL,
+            rank_of_planted_layer INTEGER,
+            recovered BOOLEAN NOT NULL,
+            model_version VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
 }

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,10 @@ def test_evaluate_returns_plain_floats_at_the_given_threshold() -> None:
 def test_bootstrap_needs_two_subjects_per_class() -> None:
     with pytest.raises(ValueError, match="at least 2 subjects per class"):
         bootstrap_auc_ci([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], ["a", "b", "c", "c"])
+
+
+def test_evaluate_reports_an_unknown_ci_for_a_one_subject_class() -> None:
+    """A tiny cohort's test set (1 MP subject) still gets its AUC; the CI is NaN, not invented."""
+    metrics = evaluate([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], ["a", "b", "c", "c"], threshold=0.5)
+    assert metrics.auc == 1.0
+    assert math.isnan(metrics.auc_ci_low) and math.isnan(metrics.auc_ci_high)

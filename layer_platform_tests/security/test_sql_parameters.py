@@ -24,7 +24,11 @@ from layer_platform_tests.ingestion.test_intake import write_scan
 EVIL = "x'; DROP TABLE scans; --"
 PACKAGE = Path(__file__).resolve().parents[2] / "layer_platform"
 #: file → the names its f-string SQL may interpolate (validated before use in that file).
-ALLOWED_INTERPOLATION = {"warehouse/store.py": {"table", "where"}}
+#: Names that may be spliced into SQL text: checked identifiers and module-level SQL constants.
+ALLOWED_INTERPOLATION = {
+    "warehouse/store.py": {"table", "where"},
+    "defs/sensors.py": {"PENDING_PREPROCESSING"},
+}
 SQL_METHODS = {"query", "execute", "sql", "executemany"}
 
 

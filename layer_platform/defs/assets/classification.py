@@ -14,7 +14,6 @@ from layer_platform.classification.data import Item
 from layer_platform.classification.figures import roc_png
 from layer_platform.classification.metrics import auc
 from layer_platform.classification.modes import INPUT_MODES, eligible_scans, make_items
-from layer_platform.classification.promotion import PromotionDecision, should_promote
 from layer_platform.classification.splits import assert_no_subject_leakage, make_subject_split
 from layer_platform.classification.training import predict_proba
 from layer_platform.compute import select_device
@@ -25,14 +24,11 @@ from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     ChildRuns,
     Tracking,
-    champion,
     data_version,
-    load_champion,
     log_torch_model,
-    promote,
-    record_decision,
     tracked_run,
 )
+from layer_platform.tracking.promotion import challenge_champion, should_promote
 
 mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
 EXPERIMENT = "layer-classifier"
@@ -244,11 +240,17 @@ def pain_classifier(
             mlflow.log_image(Image.open(io.BytesIO(png)), "roc.png")
             version = log_torch_model(cv.final.model, items[0].x[None], name)
 
-        decision = _champion_decision(tracking, name, cv, items, split.test_ids())
-        if decision.promote:
-            promote(tracking, name, version.version, decision.reason)
-        else:
-            record_decision(tracking, name, version.version, decision.reason)
+        test_items = [item for item in items if item.scan_id in split.test_ids()]
+        decision = challenge_champion(
+            tracking,
+            name,
+            version.version,
+            cv.test_metrics.auc,
+            lambda model, held_out=test_items: _heldout_auc(model, held_out),
+            lambda candidate, current: should_promote(
+                candidate, current, min_auc=classifier.promotion_floor
+            ),
+        )
         context.log.info(f"{name} v{version.version}: {decision.reason}")
         scope = {"input_mode": mode, "model_version": version.version}
         warehouse.replace(
@@ -296,15 +298,7 @@ def pain_classifier(
     )
 
 
-def _champion_decision(
-    tracking: Tracking, name: str, cv: CVResult, items: list[Item], test_ids: frozenset[str]
-) -> PromotionDecision:
-    """Score the current champion on this candidate's held-out subjects, then decide."""
-    current = champion(tracking, name)
-    champion_auc = None
-    if current is not None:
-        model, _ = load_champion(tracking, name)
-        test_items = [item for item in items if item.scan_id in test_ids]
-        proba = predict_proba(model, test_items, select_device("auto"))
-        champion_auc = auc([item.y for item in test_items], proba)
-    return should_promote(cv.test_metrics.auc, champion_auc)
+def _heldout_auc(model, test_items: list[Item]) -> float:
+    """The champion's AUC on the challenger's held-out subjects."""
+    proba = predict_proba(model, test_items, select_device("auto"))
+    return auc([item.y for item in test_items], proba)

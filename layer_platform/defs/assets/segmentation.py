@@ -16,6 +16,7 @@ from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import Volume, write_volume
 from layer_platform.labels import TISSUE_LAYERS, Layer
+from layer_platform.quality.expectations import SuiteOutcome, validate_segmentation_qc
 from layer_platform.segmentation.inference import segment_volume
 from layer_platform.segmentation.postprocess import enforce_anatomical_order, order_ok_fraction
 from layer_platform.segmentation.qc import dice_per_layer, layer_qc, qc_problems
@@ -24,14 +25,12 @@ from layer_platform.segmentation.training import train_segmenter, validation_dic
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     Tracking,
-    champion,
     data_version,
     load_champion,
     log_torch_model,
-    promote,
-    record_decision,
     tracked_run,
 )
+from layer_platform.tracking.promotion import challenge_champion, should_promote
 
 SEGMENTER = "layer-segmenter"
 
@@ -106,18 +105,19 @@ def segmentation_model(
 
     dice = trained.val_dice
     mean_dice = float(np.nanmean(list(dice.values())))
-    current = champion(tracking, SEGMENTER)
-    champion_dice = None
-    if current is not None:
-        model, _ = load_champion(tracking, SEGMENTER)
-        scores = validation_dice(model, val, select_device("auto"))
-        champion_dice = float(np.nanmean(list(scores.values())))
-    if champion_dice is None or mean_dice > champion_dice:
-        reason = f"mean held-out Dice {mean_dice:.3f} beats champion {champion_dice}"
-        promote(tracking, SEGMENTER, version.version, reason)
-    else:
-        reason = f"mean held-out Dice {mean_dice:.3f} does not beat champion {champion_dice:.3f}"
-        record_decision(tracking, SEGMENTER, version.version, reason)
+    decision = challenge_champion(
+        tracking,
+        SEGMENTER,
+        version.version,
+        mean_dice,
+        lambda model: float(
+            np.nanmean(list(validation_dice(model, val, select_device("auto")).values()))
+        ),
+        lambda candidate, current: should_promote(
+            candidate, current, min_auc=0.0, metric="mean held-out Dice"
+        ),
+    )
+    reason = decision.reason
     context.log.info(f"{SEGMENTER} v{version.version}: {reason}")
     return dg.MaterializeResult(
         metadata={
@@ -151,6 +151,27 @@ SEGMENTATION_CHECKS = {
 }
 
 
+GX_CHECK = "gx_segmentation_tables"
+GX_CHECK_TEXT = (
+    "GX on the rows written: Dice in [0, 1] or null, finite thickness ≥ 0, order fraction in"
+    " [0, 1], one row per scan × layer and one summary per scan"
+)
+
+
+def _gx_check(suites: list[SuiteOutcome]) -> dg.AssetCheckResult:
+    """The GX suites as one check; each suite's expectation table is shown in the UI."""
+    failures = "\n".join(s.describe_failures() for s in suites if not s.success)
+    return dg.AssetCheckResult(
+        check_name=GX_CHECK,
+        passed=all(s.success for s in suites),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            **{s.suite: dg.MetadataValue.md(s.markdown()) for s in suites},
+            "failures": failures or "none",
+        },
+    )
+
+
 @dg.asset(
     partitions_def=scan_partitions,
     deps=[segmentation_model, preprocessed_volume],
@@ -163,7 +184,8 @@ SEGMENTATION_CHECKS = {
     check_specs=[
         dg.AssetCheckSpec(name, asset="layer_segmentation", description=text)
         for name, text in SEGMENTATION_CHECKS.items()
-    ],
+    ]
+    + [dg.AssetCheckSpec(GX_CHECK, asset="layer_segmentation", description=GX_CHECK_TEXT)],
 )
 def layer_segmentation(
     context: dg.AssetExecutionContext, storage: StorageResource, segmenter: SegmenterResource
@@ -230,6 +252,15 @@ def layer_segmentation(
     keys = list(context.partition_keys)
     warehouse.replace("segmentation_qc", qc_rows, key="scan_id", keys=keys)
     warehouse.replace("segmentations", summaries, key="scan_id", keys=keys)
+    # Validate what landed (not what was meant to): a duplicated or lost row shows up here.
+    suites = validate_segmentation_qc(
+        warehouse.query(
+            "SELECT * FROM segmentation_qc WHERE scan_id IN (SELECT unnest(?)) ORDER BY ALL", [keys]
+        ),
+        warehouse.query(
+            "SELECT * FROM segmentations WHERE scan_id IN (SELECT unnest(?)) ORDER BY ALL", [keys]
+        ),
+    )
     return dg.MaterializeResult(
         metadata={
             "model": f"{SEGMENTER} v{version.version}",
@@ -249,5 +280,6 @@ def layer_segmentation(
                 },
             )
             for name, bad in failing.items()
-        ],
+        ]
+        + [_gx_check(suites)],
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from layer_platform.classification.promotion import should_promote
+from layer_platform.tracking.promotion import should_promote
 
 
 @pytest.mark.parametrize(

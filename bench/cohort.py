@@ -1,0 +1,196 @@
+"""A simulated cohort taken through the platform's own Dagster jobs: the ground of benchmarks
+2 and 3 (saliency stage throughput, orchestration overhead).
+
+``materialized(ctx)`` simulates ``Scale.cohort_scans`` scans (every one annotated, so the
+saliency stage sees reference segmentations), then runs ``ingest``, ``preprocess_scans``,
+``train_segmenter`` (one epoch: its quality is not what is measured) and ``segment_scans``
+through a temporary Dagster instance, exactly as ``layer-platform run`` does, and registers one
+untrained classifier per input mode as champion (the default ``SmallCNN3D``; attribution costs
+the same whatever the weights). Built once per bench run and shared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from bench.core import Context
+from bench.data import grid_config
+from layer_platform.classification.config import ClassifierConfig
+from layer_platform.classification.modes import INPUT_MODES, n_channels
+from layer_platform.classification.network import build_classifier
+from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED, registered_name
+from layer_platform.defs.definitions import build_definitions
+from layer_platform.defs.resources import PreprocessingResource, SegmenterResource
+from layer_platform.defs.runner import open_instance, run_job
+from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.settings import LayerPaths
+from layer_platform.simulation import SimulationConfig, simulate_cohort
+from layer_platform.tracking.mlflow_registry import (
+    DATA_VERSION_TAG,
+    Tracking,
+    data_version,
+    log_torch_model,
+    promote,
+    tracked_run,
+)
+from layer_platform.warehouse.store import Warehouse
+
+_KEY = "cohort"
+
+
+@dataclass
+class Cohort:
+    """The materialized cohort and what building it cost (wall seconds per job)."""
+
+    paths: LayerPaths
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    warehouse: Warehouse
+    keys: list[str]
+    versions: dict[str, str]
+    saliency: SaliencyResource
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def saliency_resource(ctx: Context) -> SaliencyResource:
+    """The platform's defaults (on the bench's thread count); minimal work at the tiny scale."""
+    if ctx.scale.name == "tiny":
+        return SaliencyResource(
+            ig_steps=2,
+            internal_batch_size=2,
+            occlusion_window=[32, 36, 16],
+            occlusion_stride=[32, 36, 16],
+            randomization_scans=2,
+            n_boot=200,
+            preview_limit=1,
+            torch_threads=ctx.threads,
+        )
+    return SaliencyResource(torch_threads=ctx.threads)
+
+
+def preset(ctx: Context) -> str:
+    """The platform's working-grid preset the cohort uses: ``gpu`` at the paper scale."""
+    return "gpu" if ctx.scale.preprocess_grid == "gpu" else "cpu"
+
+
+def landing(ctx: Context) -> Path:
+    """The simulated landing zone (simulated once per run)."""
+    folder = ctx.work_dir / "cohort" / "landing"  # its ground truth lands beside it
+    if not folder.is_dir():
+        n_subjects = max(1, ctx.scale.cohort_scans // 2)
+        config = SimulationConfig(n_subjects=n_subjects, seed=ctx.seed, annotated_fraction=1.0)
+        simulate_cohort(config, folder)
+    return folder
+
+
+def definitions(paths: LayerPaths, ctx: Context, saliency: SaliencyResource) -> dg.Definitions:
+    """The platform's definitions with bench resources: no preview PNGs while preprocessing (a
+    plain loop would not draw them either), a one-epoch segmenter, ``saliency``."""
+    base = build_definitions(paths=paths)
+    return dg.Definitions(
+        assets=base.assets,
+        jobs=base.jobs,
+        resources={
+            **base.resources,
+            "preprocessing": PreprocessingResource(preset=preset(ctx), preview_limit=0),
+            "segmenter": SegmenterResource(epochs=1),
+            "saliency": saliency,
+        },
+    )
+
+
+def timed_job(
+    cohort: Cohort, job: str, keys: list[str] | None, *, record: bool = True
+) -> tuple[float, int]:
+    """Run ``job`` through the platform's runner; returns (wall seconds, runs launched)."""
+    started = time.perf_counter()
+    report = run_job(cohort.defs, cohort.instance, job, partition_keys=keys)
+    seconds = time.perf_counter() - started
+    if report.failed:
+        raise RuntimeError(f"bench cohort: job {job!r} failed (runs {report.failed})")
+    if record:
+        cohort.stage_seconds[job] = seconds
+    return seconds, len(report.runs)
+
+
+def materialized(ctx: Context) -> Cohort:
+    """The cohort through segmentation, with a champion per input mode (built once per run)."""
+    if _KEY in ctx.shared:
+        return ctx.shared[_KEY]
+    started = time.perf_counter()
+    paths = LayerPaths.from_env(
+        {"LAYER_HOME": str(ctx.work_dir / "cohort_home"), "LAYER_LANDING_DIR": str(landing(ctx))}
+    ).ensure()
+    saliency = saliency_resource(ctx)
+    cohort = Cohort(
+        paths=paths,
+        defs=definitions(paths, ctx, saliency),
+        instance=open_instance(paths),
+        warehouse=Warehouse(paths.warehouse),
+        keys=[],
+        versions={},
+        saliency=saliency,
+    )
+    timed_job(cohort, "ingest", None)
+    cohort.keys = sorted(cohort.warehouse.query("SELECT scan_id FROM scans")["scan_id"])
+    timed_job(cohort, "preprocess_scans", cohort.keys)
+    timed_job(cohort, "train_segmenter", None)
+    timed_job(cohort, "segment_scans", cohort.keys)
+    cohort.versions = _register_champions(ctx, cohort)
+    ctx.log(
+        f"  cohort of {len(cohort.keys)} scans materialized in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    ctx.shared[_KEY] = cohort
+    return cohort
+
+
+def _register_champions(ctx: Context, cohort: Cohort) -> dict[str, str]:
+    """One untrained default classifier per mode, registered and promoted as champion, tagged
+    with the labelled scans' data version (so ``layer-platform run`` sees it as current), with
+    stored held-out calls for the summary's subgroups."""
+    import torch
+
+    tracking = Tracking.for_paths(cohort.paths)
+    labelled = cohort.warehouse.query(LABELLED_PREPROCESSED)
+    tags = {DATA_VERSION_TAG: data_version(list(labelled["scan_id"]))}
+    shape = grid_config(preset(ctx)).target_shape
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    versions = {}
+    for seed, mode in enumerate(INPUT_MODES):
+        torch.manual_seed(ctx.seed + seed)
+        model = build_classifier(ClassifierConfig(), n_channels(mode))
+        example = np.zeros((1, n_channels(mode), *shape), np.float32)
+        name = registered_name(mode)
+        with tracked_run(tracking, "layer-classifier", mode, tags=tags):
+            version = str(log_torch_model(model, example, name).version)
+        promote(tracking, name, version, "bench: untrained champion, for timing only")
+        versions[mode] = version
+        scope = {"input_mode": mode, "model_version": version}
+        calls = [
+            {
+                "scan_id": scan.scan_id,
+                "model_name": name,
+                **scope,
+                "fold_role": "test",
+                "probability": 0.8 if scan.label == "MP" else 0.2,
+                "computed_at": now,
+            }
+            for scan in labelled.itertuples()
+        ]
+        cohort.warehouse.replace("predictions", calls, key="model_name", keys=[name], scope=scope)
+        threshold = {**scope, "model_name": name, "fold": "test", "metric": "threshold"}
+        cohort.warehouse.replace(
+            "model_metrics",
+            [{**threshold, "value": 0.5, "computed_at": now}],
+            key="model_name",
+            keys=[name],
+            scope=scope,
+        )
+    return versions

@@ -1,0 +1,145 @@
+"""Problem sizes of a bench run: ``tiny`` (smoke test, seconds), ``default`` (this 2-core CPU,
+well under 20 minutes) and ``paper`` (one GPU, the paper-like resolution).
+
+Grids are voxels along (lateral, depth, sweep). ``32 x 144 x 16`` is the platform's CPU working
+grid (``PreprocessConfig.cpu``), ``128 x 352 x 48`` its GPU grid (``PreprocessConfig.gpu``) and
+``64 x 128 x 128`` the reference grid of the performance issue's figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Shape = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class AttributionGrid:
+    """One grid of the attribution benchmark.
+
+    Args:
+        shape: the scan grid.
+        batch_sizes: batch sizes tried for the per-sample cost (forward+backward for Integrated
+            Gradients, forward for occlusion and ablation); the fastest per sample is the floor.
+            Bounded by memory and time: at 64 x 128 x 128 on the CPU the sweep stops at 4 (a
+            copy with its activations holds ~300 MB; the issue measured 9 GB for 32, and from
+            batch 4 up the per-sample cost only rose in every CPU measurement here).
+        repeats: timed rounds here (None: the scale's ``repeats``).
+        warmup: one untimed call of everything before the rounds; off for large grids on the
+            CPU, where the batch-size sweep has already warmed the kernels and a call costs
+            tens of seconds (the fastest round discards a cold first round anyway).
+        platform_setting: also time IG and occlusion with the platform's own batch settings
+            (``SaliencyResource``: 16 IG steps and 18 occlusion bands per pass); off where that
+            needs more memory than the sweep allows.
+    """
+
+    shape: Shape
+    batch_sizes: tuple[int, ...]
+    repeats: int | None = None
+    warmup: bool = True
+    platform_setting: bool = True
+
+    @property
+    def label(self) -> str:
+        return "x".join(map(str, self.shape))
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Every size a run uses; see ``SCALES`` for the three presets.
+
+    Args:
+        name / description: how the report names the scale.
+        repeats: interleaved timed rounds per comparison (after one warm-up).
+        attribution_grids: grids of benchmark 1.
+        ig_steps: Integrated Gradients steps (the platform's ``SaliencyResource.ig_steps``).
+        occlusion_depth: depth of the occluding band in voxels; the band spans the full width
+            and sweep, as the platform's default occlusion window does (``[32, 8, 16]`` on the
+            CPU grid: 18 bands).
+        warehouse_scans: synthetic cohorts of benchmark 5 (rows = scans x 3 modes x 5 methods
+            x 6 layers: 4,000 scans = 360k rows, 100,000 scans = 9M rows).
+        warehouse_repeats: timed rounds per query.
+        preprocess_scans: N of benchmark 6 (it runs N and 2N scans).
+        preprocess_grid: ``cpu`` or ``gpu`` (the platform's presets) or ``tiny``.
+        training_shape: grid of benchmark 7.
+        training_samples: scans per training epoch.
+        training_epochs: timed epochs (after one warm-up epoch).
+        cohort_scans: simulated scans taken through the platform's Dagster jobs for the saliency
+            stage and orchestration benchmarks (the issue's 200 at ``paper``; fewer on a
+            2-core CPU, where the saliency stage costs seconds per scan).
+    """
+
+    name: str
+    description: str
+    repeats: int
+    attribution_grids: tuple[AttributionGrid, ...]
+    ig_steps: int
+    occlusion_depth: int
+    warehouse_scans: tuple[int, ...]
+    warehouse_repeats: int
+    preprocess_scans: int
+    preprocess_grid: str
+    training_shape: Shape
+    training_samples: int
+    training_epochs: int
+    cohort_scans: int
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale(
+        name="tiny",
+        description="smoke test: every code path at toy sizes, seconds; figures mean nothing",
+        repeats=1,
+        attribution_grids=(AttributionGrid((16, 48, 8), (1, 2)),),
+        ig_steps=4,
+        occlusion_depth=8,
+        warehouse_scans=(40,),
+        warehouse_repeats=2,
+        preprocess_scans=2,
+        preprocess_grid="tiny",
+        training_shape=(16, 48, 8),
+        training_samples=4,
+        training_epochs=1,
+        cohort_scans=4,
+    ),
+    "default": Scale(
+        name="default",
+        description="the CPU working grid and the issue's 64x128x128 grid on this 2-core CPU",
+        repeats=3,
+        attribution_grids=(
+            AttributionGrid((32, 144, 16), (1, 2, 4, 8, 16)),
+            AttributionGrid(
+                (64, 128, 128), (1, 2, 4), repeats=2, warmup=False, platform_setting=False
+            ),
+        ),
+        ig_steps=16,
+        occlusion_depth=8,
+        warehouse_scans=(4_000, 100_000),
+        warehouse_repeats=7,
+        preprocess_scans=24,
+        preprocess_grid="cpu",
+        training_shape=(32, 144, 16),
+        training_samples=32,
+        training_epochs=2,
+        cohort_scans=24,
+    ),
+    "paper": Scale(
+        name="paper",
+        description="one GPU: the paper-like GPU grid 128x352x48 beside the CPU grid",
+        repeats=5,
+        attribution_grids=(
+            AttributionGrid((32, 144, 16), (1, 2, 4, 8, 16, 32)),
+            AttributionGrid((128, 352, 48), (1, 2, 4, 8, 16)),
+        ),
+        ig_steps=16,
+        occlusion_depth=8,
+        warehouse_scans=(4_000, 100_000),
+        warehouse_repeats=7,
+        preprocess_scans=50,
+        preprocess_grid="gpu",
+        training_shape=(128, 352, 48),
+        training_samples=32,
+        training_epochs=2,
+        cohort_scans=200,
+    ),
+}

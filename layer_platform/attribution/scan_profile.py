@@ -1,0 +1,255 @@
+"""One scan's layer profile for every requested method: the per-scan half of the LAYER table.
+
+``profile_scan`` runs each method on one scan ``(1, C, L, D, S)`` and returns, per method, the
+voxel map that was aggregated, its six ``LayerRow`` s and diagnostics. Conventions:
+
+* **Default method: Integrated Gradients** (``DEFAULT_METHOD``). It is the only map method
+  that is *complete* (the map adds up to ``f(x) - f(baseline)``, which ``completeness_error``
+  audits per scan), it answers "compared with the baseline, where is the MP evidence?", and
+  it has no resolution limit (Grad-CAM is 8x coarser than the grid, occlusion as coarse as its
+  window) nor the saturation blindness of plain gradients.
+* **Channels.** A multi-channel input (``bmode_swe``) is aggregated on
+  ``sum_c |attribution_c|``: evidence in either modality counts, and a voxel where B-mode argues
+  for MP and SWE against is not cancelled to 0. Integrated Gradients therefore keeps its
+  per-channel maps (``integrated_gradients_by_channel``); saliency is already the sum of
+  ``|gradient|`` over channels; occlusion and layer ablation perturb all channels of a voxel
+  together; Grad-CAM has no channel axis. The returned ``voxel_map`` is exactly what was
+  aggregated (signed where the method is signed and the input has one channel), so
+  ``aggregate_layers(voxel_map, labels)`` reproduces the rows.
+* **Layer ablation** gives one number per layer, ``ablation_delta``; its ``mean_saliency``,
+  ``saliency_share`` and ``enrichment`` are NaN (NULL in DuckDB), because painting a layer's
+  delta over its voxels would weight it by volume and the columns would mean something else.
+* **Cohort baseline.** ``control_layer_means`` and ``cohort_fill_volume`` build the
+  ``"cohort"`` reference: each tissue layer filled with the control class's mean for that layer
+  and channel ("what if this layer looked like a control's?"), so a driver that shifts a
+  layer's brightness or stiffness is credited, which a ``layer_mean`` reference (the scan's own
+  layer means) would hide.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from captum.attr import IntegratedGradients
+from torch import Tensor, nn
+
+from layer_platform.attribution.aggregation import LayerRow, aggregate_layers
+from layer_platform.attribution.baselines import resolve_baseline
+from layer_platform.attribution.core import (
+    AttributionConfig,
+    AttributionResult,
+    LogitFn,
+    check_label_map,
+    to_numpy,
+)
+from layer_platform.attribution.registry import METHODS, attribute
+from layer_platform.attribution.sanity import completeness_error
+from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
+
+#: The method behind headline figures (see the module docstring for why).
+DEFAULT_METHOD = "integrated_gradients"
+#: The method that yields ``ablation_delta`` instead of a voxel map.
+ABLATION_METHOD = "layer_ablation"
+#: Every method the platform computes by default, default first.
+PLATFORM_METHODS: tuple[str, ...] = (
+    "integrated_gradients",
+    "saliency",
+    "gradcam",
+    "occlusion",
+    "layer_ablation",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class MethodProfile:
+    """One method's result on one scan.
+
+    Args:
+        method: registry name.
+        voxel_map: float32 ``(L, D, S)``: the map whose ``|value|`` was aggregated (per-voxel
+            layer delta for layer ablation).
+        rows: the six layers, skin to depth.
+        diagnostics: numbers worth keeping per scan: ``seconds`` always; for Integrated
+            Gradients ``logit``, ``baseline_logit``, ``convergence_delta`` (captum's, on the
+            per-channel attributions) and ``completeness_error`` (relative to
+            ``|f(x) - f(baseline)|``, see ``sanity.completeness_error``).
+    """
+
+    method: str
+    voxel_map: np.ndarray
+    rows: tuple[LayerRow, ...]
+    diagnostics: dict[str, float]
+
+
+def integrated_gradients_by_channel(
+    forward: LogitFn,
+    inputs: Tensor,
+    *,
+    baseline: Tensor | None,
+    layers_map: np.ndarray | None,
+    target_layer: nn.Module | None,
+    config: AttributionConfig,
+) -> AttributionResult:
+    """Integrated Gradients as in ``integrated_gradients``, keeping the per-channel maps.
+
+    ``map`` is the signed channel sum (complete: it adds up to ``f(x) - f(baseline)``);
+    ``extras["channel_maps"]`` is ``(C, L, D, S)`` for ``sum_c |attribution_c|``.
+    """
+    reference = resolve_baseline(baseline, inputs, layers_map, config)
+    attributions, delta = IntegratedGradients(forward).attribute(
+        inputs,
+        baselines=reference,
+        n_steps=config.ig_steps,
+        internal_batch_size=config.internal_batch_size,
+        return_convergence_delta=True,
+    )
+    with torch.no_grad():
+        logits = forward(torch.cat([inputs, reference]))
+    channels = to_numpy(attributions[0])
+    return AttributionResult(
+        method="integrated_gradients",
+        map=channels.sum(axis=0),
+        extras={
+            "channel_maps": channels,
+            "convergence_delta": float(delta[0]),
+            "logit": float(logits[0]),
+            "baseline_logit": float(logits[1]),
+        },
+    )
+
+
+def _voxel_map(result: AttributionResult) -> np.ndarray:
+    """What is aggregated: ``sum_c |a_c|`` when channel maps exist and C > 1, else the map."""
+    channels = result.extras.get("channel_maps")
+    if channels is not None and channels.shape[0] > 1:
+        return np.abs(channels).sum(axis=0).astype(np.float32)
+    return np.asarray(result.map, dtype=np.float32)
+
+
+def _diagnostics(result: AttributionResult) -> dict[str, float]:
+    if result.method != "integrated_gradients":
+        return {}
+    return {
+        "logit": result.extras["logit"],
+        "baseline_logit": result.extras["baseline_logit"],
+        "convergence_delta": result.extras["convergence_delta"],
+        "completeness_error": completeness_error(result),
+    }
+
+
+def profile_scan(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: np.ndarray,
+    methods: Sequence[str] = PLATFORM_METHODS,
+    config: AttributionConfig | None = None,
+    *,
+    target_layer: nn.Module | None = None,
+) -> dict[str, MethodProfile]:
+    """Run ``methods`` on one scan and aggregate each map inside its six layers.
+
+    Args:
+        model: classifier returning one MP logit per sample.
+        inputs: one scan ``(1, C, L, D, S)`` on the model's device.
+        labels: the scan's six-layer label map ``(L, D, S)`` (0 background, 1..6 tissue).
+        methods: registry names; ``integrated_gradients`` runs with per-channel maps.
+        config: attribution settings (baseline, steps, windows); defaults if None.
+        target_layer: the Grad-CAM layer (the classifier's last conv block).
+
+    Raises:
+        ValueError: an unknown method name.
+        ScanError: a label map that does not fit the scan or has no tissue.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown attribution method(s) {unknown}; expected of {list(METHODS)}")
+    labels = check_label_map(labels, tuple(inputs.shape[2:]))
+    config = config or AttributionConfig()
+    profiles: dict[str, MethodProfile] = {}
+    for method in methods:
+        started = time.perf_counter()
+        result = attribute(
+            integrated_gradients_by_channel if method == "integrated_gradients" else method,
+            model,
+            inputs,
+            layers_map=labels,
+            target_layer=target_layer,
+            config=config,
+        )
+        voxel_map = _voxel_map(result)
+        deltas = result.extras.get("layer_deltas")
+        rows = aggregate_layers(voxel_map, labels, ablation_deltas=deltas)
+        if method == ABLATION_METHOD:
+            nan = float("nan")
+            rows = [replace(r, mean_saliency=nan, saliency_share=nan, enrichment=nan) for r in rows]
+        diagnostics = _diagnostics(result)
+        diagnostics["seconds"] = time.perf_counter() - started
+        profiles[method] = MethodProfile(method, voxel_map, tuple(rows), diagnostics)
+    return profiles
+
+
+def control_layer_means(
+    examples: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    no_signal_channels: Sequence[int] = (),
+) -> np.ndarray:
+    """Per tissue layer and channel, the mean input value over control scans: ``(6, C)``.
+
+    ``examples`` are ``(x (C, L, D, S), labels (L, D, S))`` pairs. In ``no_signal_channels``
+    (encoded SWE) a value of exactly 0 means "no measurement" and is left out of the mean. A
+    layer absent from every control is NaN (``cohort_fill_volume`` then keeps the scan's own
+    values there).
+
+    Raises:
+        ValueError: no examples, or examples with different channel counts.
+    """
+    sums: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    for x, labels in examples:
+        labels = check_label_map(labels, tuple(x.shape[1:]))
+        if sums is None:
+            sums = np.zeros((MAX_LABEL + 1, x.shape[0]))
+            counts = np.zeros_like(sums)
+        if x.shape[0] != sums.shape[1]:
+            raise ValueError(f"examples mix {sums.shape[1]} and {x.shape[0]} channels")
+        for c, channel in enumerate(np.asarray(x, dtype=np.float64)):
+            measured = channel != 0 if c in no_signal_channels else np.ones(channel.shape, bool)
+            flat = labels[measured]
+            sums[:, c] += np.bincount(flat, weights=channel[measured], minlength=MAX_LABEL + 1)
+            counts[:, c] += np.bincount(flat, minlength=MAX_LABEL + 1)
+    if sums is None or counts is None:
+        raise ValueError("control_layer_means needs at least one control scan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / counts, np.nan)
+    return means[[int(layer) for layer in TISSUE_LAYERS]]
+
+
+def cohort_fill_volume(
+    table: np.ndarray,
+    x: np.ndarray,
+    labels: np.ndarray,
+    *,
+    no_signal_channels: Sequence[int] = (),
+) -> np.ndarray:
+    """The ``"cohort"`` reference of one scan as a ``(C, L, D, S)`` volume.
+
+    Tissue voxels take ``table`` (``(6, C)``, from ``control_layer_means``); background, layers
+    the table lacks (NaN) and, in ``no_signal_channels``, voxels without a measurement (exactly
+    0) keep the scan's own values, so the reference never invents stiffness where none was
+    measured. Pass it as ``AttributionConfig(baseline="cohort", cohort_fill=...)``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    labels = check_label_map(labels, tuple(x.shape[1:]))
+    table = np.asarray(table, dtype=np.float64)
+    if table.shape != (len(TISSUE_LAYERS), x.shape[0]):
+        raise ValueError(f"table must be (6, {x.shape[0]}); got {table.shape}")
+    full = np.vstack([np.full((1, x.shape[0]), np.nan), table])  # row 0: background
+    fill = np.moveaxis(full[labels], -1, 0).astype(np.float32)  # (C, L, D, S)
+    keep = ~np.isfinite(fill)
+    for c in no_signal_channels:
+        keep[c] |= x[c] == 0
+    return np.where(keep, x, fill)

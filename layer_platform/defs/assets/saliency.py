@@ -1,0 +1,664 @@
+"""Layer saliency: where each champion classifier's MP evidence sits, per scan and tissue layer.
+
+``layer_saliency`` attributes every scan with every mode's champion (loaded by alias) and sums
+each map inside the scan's six layers; ``layer_saliency_summary`` turns the champion rows into
+the cohort tables (subject-level CIs, ranking, tests, planted-driver recovery).
+"""
+
+import datetime as dt
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from layer_platform.attribution import (
+    ABLATION_METHOD,
+    AttributionConfig,
+    cohort_fill_volume,
+    control_layer_means,
+    model_randomization_check,
+    profile_scan,
+)
+from layer_platform.classification.modes import INPUT_MODES, build_input, n_channels, uses_swe
+from layer_platform.classification.network import last_conv_block
+from layer_platform.compute import select_device
+from layer_platform.defs.assets.classification import pain_classifier, registered_name
+from layer_platform.defs.assets.segmentation import layer_segmentation
+from layer_platform.defs.partitions import scan_partitions
+from layer_platform.defs.resources import StorageResource
+from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.errors import ScanError
+from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
+from layer_platform.imaging.preprocess import PreprocessedScan, load_preprocessed
+from layer_platform.io import Volume, read_volume, write_volume
+from layer_platform.settings import LayerPaths
+from layer_platform.simulation.ground_truth import ground_truth_path, load_ground_truth
+from layer_platform.statistics import (
+    comparison_rows,
+    driver_recovery_rows,
+    friedman_rows,
+    planted_drivers,
+    ranking_rows,
+    results_markdown,
+    sample_scans,
+    score_column,
+    summary_rows,
+)
+from layer_platform.statistics.figures import ranking_bars_png
+from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion
+from layer_platform.warehouse.store import Warehouse
+
+#: The scans of a batch with their segmentation (scans without one are reported, not attributed).
+BATCH_SCANS = """
+    SELECT s.scan_id, s.subject_id, s.label, g.segmentation_source, g.qc_passed, g.path
+    FROM scans s JOIN segmentations g USING (scan_id)
+    WHERE s.scan_id IN (SELECT unnest(?)) ORDER BY s.scan_id
+"""
+
+#: Controls whose layers define the ``cohort`` baseline.
+CONTROL_SCANS = """
+    SELECT s.scan_id, g.path FROM scans s JOIN segmentations g USING (scan_id)
+    WHERE s.label = 'control' AND g.qc_passed ORDER BY s.scan_id
+"""
+
+#: One mode's champion rows, with whether the classifier called the scan right (the stored
+#: out-of-fold or held-out prediction of that version, at its operating threshold).
+CHAMPION_ROWS = """
+    WITH called AS (
+        SELECT scan_id, avg(probability) AS probability FROM predictions
+        WHERE input_mode = $mode AND model_version = $version GROUP BY scan_id
+    ), threshold AS (
+        SELECT coalesce(max(value), 0.5) AS value FROM model_metrics
+        WHERE input_mode = $mode AND model_version = $version
+          AND fold = 'test' AND metric = 'threshold'
+    )
+    SELECT l.*, CASE l.label WHEN 'MP' THEN c.probability >= t.value
+                             WHEN 'control' THEN c.probability < t.value END AS correct
+    FROM layer_saliency l LEFT JOIN called c USING (scan_id) CROSS JOIN threshold t
+    WHERE l.input_mode = $mode AND l.model_version = $version
+    ORDER BY l.scan_id, l.method, l.layer_index
+"""
+
+SALIENCY_CHECKS = {
+    "rows_complete": (True, "six rows per scan, mode and method; map shares sum to 1"),
+    "finite_values": (True, "every stored value is finite (NULL only where documented)"),
+    "ig_completeness": (False, "Integrated Gradients adds up to f(x) - f(baseline) (warn)"),
+    "segmentation_qc": (False, "every scan had a QC-passed segmentation (others skipped; warn)"),
+}
+VALUE_COLUMNS = ("volume_fraction", "mean_saliency", "saliency_share", "enrichment")
+SHARE_TOLERANCE = 1e-6
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _no_signal_channels(mode: str) -> tuple[int, ...]:
+    """Encoded SWE is exactly 0 where nothing was measured: its channel is the last one."""
+    return (n_channels(mode) - 1,) if uses_swe(mode) else ()
+
+
+def _mode_input(mode: str, stored: PreprocessedScan) -> np.ndarray | None:
+    """The classifier input of ``mode``, or None for an SWE mode on a scan without valid SWE."""
+    if uses_swe(mode) and (stored.swe_valid is None or not stored.swe_valid.any()):
+        return None
+    return build_input(mode, stored.bmode, stored.swe, stored.swe_valid)
+
+
+def _labels(path: str) -> np.ndarray:
+    return read_volume(Path(path)).array.astype(np.int64)
+
+
+def control_tables(
+    warehouse: Warehouse, paths: LayerPaths, modes: list[str]
+) -> dict[str, np.ndarray | None]:
+    """Per mode, the controls' mean input per layer and channel ``(6, C)``; None without
+    controls (the mode then falls back to the ``layer_mean`` baseline)."""
+    controls = warehouse.query(CONTROL_SCANS).to_dict("records")
+    examples: dict[str, list] = {mode: [] for mode in modes}
+    for row in controls:
+        stored = load_preprocessed(paths.artifacts / "preprocessed" / row["scan_id"])
+        labels = _labels(row["path"])
+        for mode in modes:
+            x = _mode_input(mode, stored)
+            if x is not None:
+                examples[mode].append((x, labels))
+    return {
+        mode: (
+            control_layer_means(found, no_signal_channels=_no_signal_channels(mode))
+            if found
+            else None
+        )
+        for mode, found in examples.items()
+    }
+
+
+def _config(
+    saliency: SaliencyResource,
+    mode: str,
+    table: np.ndarray | None,
+    x: np.ndarray,
+    labels: np.ndarray,
+) -> AttributionConfig:
+    """The scan's attribution settings: its own cohort reference volume when configured."""
+    if saliency.baseline != "cohort":
+        return saliency.attribution_config()
+    if table is None:
+        return saliency.attribution_config(baseline="layer_mean")
+    fill = cohort_fill_volume(table, x, labels, no_signal_channels=_no_signal_channels(mode))
+    return saliency.attribution_config(cohort_fill=fill)
+
+
+def _champions(tracking: Tracking) -> dict[str, tuple]:
+    """Per mode with a champion: (model in eval mode on the device, version, Grad-CAM layer)."""
+    device = select_device("auto")
+    loaded = {}
+    for mode in INPUT_MODES:
+        if champion(tracking, registered_name(mode)) is None:
+            continue
+        model, version = load_champion(tracking, registered_name(mode))
+        model = model.to(device).eval()
+        loaded[mode] = (model, str(version.version), last_conv_block(model))
+    return loaded
+
+
+def _saliency_checks(
+    rows: list[dict], diagnostics: list[dict], skipped: list[str], tolerance: float
+) -> list[dg.AssetCheckResult]:
+    frame = pd.DataFrame(rows)
+    incomplete: list[str] = []
+    non_finite: list[str] = []
+    if not frame.empty:
+        for (scan_id, mode, method), part in frame.groupby(["scan_id", "input_mode", "method"]):
+            shares = part["saliency_share"].to_numpy(dtype=float)
+            sums_to_one = abs(np.nansum(shares) - 1) <= SHARE_TOLERANCE
+            zero_map = bool(np.isnan(shares).all())  # a map that is zero in tissue
+            complete = part["layer"].nunique() == 6 and len(part) == 6
+            adds_up = method == ABLATION_METHOD or sums_to_one or zero_map
+            if not (complete and adds_up):
+                incomplete.append(f"{scan_id}/{mode}/{method}")
+        values = frame[[*VALUE_COLUMNS, "ablation_delta"]].to_numpy(dtype=float)
+        bad = np.isinf(values).any(axis=1) | frame["volume_fraction"].isna().to_numpy()
+        non_finite = sorted(set(frame.loc[bad, "scan_id"]))
+    errors = pd.DataFrame(diagnostics)
+    if not errors.empty:
+        errors = errors[errors["metric"] == "completeness_error"]
+    relative = errors["value"].to_numpy(dtype=float) if not errors.empty else np.array([])
+    over = errors[errors["value"] > tolerance] if not errors.empty else errors
+    zero_maps = 0
+    if not frame.empty:
+        share_nan = frame[frame["method"] != ABLATION_METHOD].groupby(
+            ["scan_id", "input_mode", "method"]
+        )["saliency_share"]
+        zero_maps = int(share_nan.apply(lambda s: s.isna().all()).sum())
+
+    def result(name: str, passed: bool, metadata: dict) -> dg.AssetCheckResult:
+        blocking = SALIENCY_CHECKS[name][0]
+        return dg.AssetCheckResult(
+            check_name=name,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+        )
+
+    return [
+        result(
+            "rows_complete",
+            not incomplete,
+            {
+                "failing": dg.MetadataValue.json(incomplete[:50]),
+                "n_rows": len(frame),
+                "zero_maps": zero_maps,
+            },
+        ),
+        result(
+            "finite_values",
+            not non_finite,
+            {"failing_scans": dg.MetadataValue.json(non_finite[:50])},
+        ),
+        result(
+            "ig_completeness",
+            bool(relative.size == 0 or np.nanmax(relative) <= tolerance),
+            {
+                "tolerance": tolerance,
+                "max_relative_error": float(np.nanmax(relative)) if relative.size else 0.0,
+                "median_relative_error": float(np.nanmedian(relative)) if relative.size else 0.0,
+                "n_checked": int(relative.size),
+                "over_tolerance": dg.MetadataValue.json(
+                    [f"{r.scan_id}/{r.input_mode}" for r in over.itertuples()][:50]
+                ),
+            },
+        ),
+        result(
+            "segmentation_qc",
+            not skipped,
+            {"skipped_scans": dg.MetadataValue.json(skipped[:50]), "n_skipped": len(skipped)},
+        ),
+    ]
+
+
+@dataclass
+class _Batch:
+    rows: list[dict]
+    diagnostics: list[dict]
+    failed: list[str]
+    seconds: dict[str, list[float]]
+    total_seconds: float
+
+
+def _attribute_batch(
+    context: dg.AssetExecutionContext,
+    todo: pd.DataFrame,
+    models: dict[str, tuple],
+    tables: dict[str, np.ndarray | None],
+    saliency: SaliencyResource,
+    paths: LayerPaths,
+) -> _Batch:
+    """Attribute every scan of ``todo`` with every mode's champion; save maps, previews."""
+    device = select_device("auto")
+    now = _now()
+    rows: list[dict] = []
+    diagnostics: list[dict] = []
+    failed: list[str] = []
+    seconds: dict[str, list[float]] = defaultdict(list)
+    started = time.perf_counter()
+    for position, scan in enumerate(
+        tqdm(todo.itertuples(index=False), total=len(todo), desc="saliency", unit="scan")
+    ):
+        stored = load_preprocessed(paths.artifacts / "preprocessed" / scan.scan_id)
+        labels = _labels(scan.path)
+        out_dir = paths.artifacts / "saliency" / scan.scan_id
+        scan_rows, scan_diagnostics, maps, metadata = [], [], {}, {}
+        try:
+            for mode, (model, version, target) in models.items():
+                x = _mode_input(mode, stored)
+                if x is None:
+                    continue
+                tic = time.perf_counter()
+                profiles = profile_scan(
+                    model,
+                    torch.as_tensor(x[None], device=device),
+                    labels,
+                    saliency.methods,
+                    _config(saliency, mode, tables.get(mode), x, labels),
+                    target_layer=target,
+                )
+                seconds[mode].append(time.perf_counter() - tic)
+                for method, profile in profiles.items():
+                    maps[(mode, method)] = profile.voxel_map
+                    scan_rows += [
+                        {
+                            "scan_id": scan.scan_id,
+                            "subject_id": scan.subject_id,
+                            "label": scan.label,
+                            "input_mode": mode,
+                            "method": method,
+                            "model_name": registered_name(mode),
+                            "model_version": version,
+                            **asdict(row),
+                            "segmentation_source": scan.segmentation_source,
+                            "computed_at": now,
+                        }
+                        for row in profile.rows
+                    ]
+                    scan_diagnostics += [
+                        {
+                            "scan_id": scan.scan_id,
+                            "input_mode": mode,
+                            "method": method,
+                            "model_version": version,
+                            "metric": metric,
+                            "value": float(value),
+                            "computed_at": now,
+                        }
+                        for metric, value in profile.diagnostics.items()
+                    ]
+                scores = {
+                    r.layer: getattr(r, score_column(saliency.default_method))
+                    for r in profiles[saliency.default_method].rows
+                }
+                finite = {k: v for k, v in scores.items() if v is not None and np.isfinite(v)}
+                if finite:
+                    metadata[f"{mode}_top_layer"] = max(finite, key=finite.__getitem__)
+        except ScanError as exc:
+            context.log.error(f"saliency failed for {scan.scan_id}: {exc}")
+            failed.append(scan.scan_id)
+            continue
+        for (mode, method), voxel_map in maps.items():
+            write_volume(out_dir / f"{mode}_{method}.nii.gz", Volume(voxel_map, stored.spacing))
+        rows += scan_rows
+        diagnostics += scan_diagnostics
+        if position < saliency.preview_limit:
+            for mode in models:
+                if (mode, saliency.default_method) not in maps:
+                    continue
+                png = mid_slices_png(
+                    stored.bmode,
+                    overlay=maps[(mode, saliency.default_method)],
+                    overlay_kind="heat",
+                    spacing=stored.spacing,
+                    title=f"{scan.scan_id} · {mode} · {saliency.default_method}",
+                )
+                metadata[f"overlay_{mode}"] = dg.MetadataValue.md(
+                    png_to_markdown(png, f"{scan.scan_id} {mode}")
+                )
+        metadata["path"] = dg.MetadataValue.path(str(out_dir))
+        context.add_asset_metadata(metadata, partition_key=scan.scan_id)
+        if (position + 1) % 10 == 0:
+            context.log.info(
+                f"saliency: {position + 1}/{len(todo)} scans"
+                f" in {time.perf_counter() - started:.0f} s"
+            )
+    return _Batch(rows, diagnostics, failed, seconds, time.perf_counter() - started)
+
+
+@dg.asset(
+    partitions_def=scan_partitions,
+    deps=[
+        layer_segmentation,
+        dg.AssetDep(pain_classifier, partition_mapping=dg.AllPartitionMapping()),
+    ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="saliency",
+    kinds={"pytorch", "duckdb"},
+    tags={"layer/stage": "saliency"},
+    owners=["team:layer-platform"],
+    pool="warehouse",
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="layer_saliency", blocking=blocking, description=text)
+        for name, (blocking, text) in SALIENCY_CHECKS.items()
+    ],
+)
+def layer_saliency(
+    context: dg.AssetExecutionContext, storage: StorageResource, saliency: SaliencyResource
+) -> dg.MaterializeResult:
+    """Per scan, input mode, method and tissue layer: how much of the champion's MP evidence
+    sits in the layer (``layer_saliency`` table), plus per-scan diagnostics.
+
+    Every mode's champion is loaded by alias; a mode is skipped for a scan without valid SWE,
+    and a scan whose segmentation failed QC contributes no rows. Re-materializing replaces the
+    batch's rows for each champion version in one transaction (older versions' rows stay).
+    Maps are saved as ``$LAYER_ARTIFACTS_DIR/saliency/<scan_id>/<mode>_<method>.nii.gz`` on
+    the B-mode's grid.
+    """
+    saliency = saliency.validated()
+    paths = storage.paths
+    warehouse = storage.warehouse()
+    keys = list(context.partition_keys)
+    models = _champions(Tracking.for_paths(paths))
+    missing_modes = [mode for mode in INPUT_MODES if mode not in models]
+    if missing_modes:
+        context.log.warning(f"no champion classifier for {missing_modes}: those modes skipped")
+    tables = control_tables(warehouse, paths, list(models)) if saliency.baseline == "cohort" else {}
+    scans = warehouse.query(BATCH_SCANS, [keys])
+    unsegmented = sorted(set(keys) - set(scans["scan_id"]))
+    qc_failed = sorted(scans.loc[~scans["qc_passed"].astype(bool), "scan_id"])
+    for scan_id in [*unsegmented, *qc_failed]:
+        shutil.rmtree(paths.artifacts / "saliency" / scan_id, ignore_errors=True)
+    if qc_failed or unsegmented:
+        context.log.warning(
+            f"skipped {len(qc_failed)} scans failing segmentation QC and {len(unsegmented)}"
+            f" without a segmentation: {', '.join([*qc_failed, *unsegmented][:20])}"
+        )
+    todo = scans[scans["qc_passed"].astype(bool)]
+    with saliency.threads():
+        batch = _attribute_batch(context, todo, models, tables, saliency, paths)
+    rows, diagnostics, failed = batch.rows, batch.diagnostics, batch.failed
+    for mode, (_, version, _) in models.items():
+        scope = {"input_mode": mode, "model_version": version}
+        mode_rows = [r for r in rows if r["input_mode"] == mode]
+        mode_diagnostics = [d for d in diagnostics if d["input_mode"] == mode]
+        warehouse.replace("layer_saliency", mode_rows, key="scan_id", keys=keys, scope=scope)
+        warehouse.replace(
+            "attribution_diagnostics", mode_diagnostics, key="scan_id", keys=keys, scope=scope
+        )
+    per_mode = {mode: round(float(np.mean(s)), 2) for mode, s in batch.seconds.items() if s}
+    return dg.MaterializeResult(
+        metadata={
+            "n_scans": len(todo) - len(failed),
+            "n_rows": len(rows),
+            "models": dg.MetadataValue.json({m: f"v{v[1]}" for m, v in models.items()}),
+            "modes_without_champion": dg.MetadataValue.json(missing_modes),
+            "methods": dg.MetadataValue.json(list(saliency.methods)),
+            "default_method": saliency.default_method,
+            "baseline": dg.MetadataValue.json(
+                {
+                    m: saliency.baseline
+                    if tables.get(m) is not None or saliency.baseline != "cohort"
+                    else "layer_mean (no controls)"
+                    for m in models
+                }
+            ),
+            "seconds_per_scan_by_mode": dg.MetadataValue.json(per_mode),
+            "seconds_total": round(batch.total_seconds, 1),
+            "skipped_qc_failed": dg.MetadataValue.json(qc_failed[:50]),
+            "skipped_unsegmented": dg.MetadataValue.json(unsegmented[:50]),
+            "failed_scans": dg.MetadataValue.json(failed[:50]),
+        },
+        check_results=_saliency_checks(
+            rows, diagnostics, [*qc_failed, *unsegmented, *failed], saliency.completeness_tolerance
+        ),
+    )
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
+    return "\n".join(lines)
+
+
+SUMMARY_TABLES = ("layer_summary", "layer_ranking", "layer_comparison", "layer_friedman")
+
+
+def champion_rows(warehouse: Warehouse, versions: dict[str, str]) -> pd.DataFrame:
+    """``layer_saliency`` rows of each mode's champion version, with a ``correct`` column."""
+    if not versions or not warehouse.table_exists("layer_saliency"):
+        return pd.DataFrame()
+    frames = [
+        warehouse.query(CHAMPION_ROWS, {"mode": mode, "version": version})
+        for mode, version in versions.items()
+    ]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _randomization(
+    frame: pd.DataFrame,
+    models: dict[str, tuple],
+    warehouse: Warehouse,
+    paths: LayerPaths,
+    saliency: SaliencyResource,
+) -> dg.AssetCheckResult:
+    """Model-randomization sanity check on a few scans per mode (Adebayo et al. 2018)."""
+    tables = control_tables(warehouse, paths, list(models)) if saliency.baseline == "cohort" else {}
+    device = select_device("auto")
+    paths_by_scan = dict(
+        warehouse.query("SELECT scan_id, path FROM segmentations").itertuples(index=False)
+    )
+    results: dict[str, dict] = {}
+    flagged: list[str] = []
+    for mode, (model, _, target) in models.items():
+        rows = frame[frame["input_mode"] == mode]
+        scans = []
+        for scan_id in sample_scans(rows, saliency.randomization_scans):
+            stored = load_preprocessed(paths.artifacts / "preprocessed" / scan_id)
+            x = _mode_input(mode, stored)
+            if x is not None:
+                scans.append(
+                    (torch.as_tensor(x[None], device=device), _labels(paths_by_scan[scan_id]))
+                )
+        if not scans:
+            continue
+        # One config serves all sampled scans, so the cohort reference is the per-layer table
+        # (SWE's unmeasured voxels get the layer mean here, unlike in `layer_saliency`).
+        table = tables.get(mode)
+        config = (
+            saliency.attribution_config(cohort_fill=table)
+            if saliency.baseline == "cohort" and table is not None
+            else saliency.attribution_config(
+                baseline="layer_mean" if saliency.baseline == "cohort" else None
+            )
+        )
+        for method in saliency.methods:
+            report = model_randomization_check(
+                method,
+                model,
+                scans,
+                target_layer=target,
+                config=config,
+                bar=saliency.randomization_bar,
+            )
+            final = report.steps[-1]
+            results[f"{mode}/{method}"] = {
+                "layer_rho": round(final.layer_correlation, 3),
+                "voxel_rho": None
+                if final.voxel_correlation is None
+                else round(final.voxel_correlation, 3),
+                "passed": report.passed,
+            }
+            if not report.passed:
+                flagged.append(f"{mode}/{method}")
+    return dg.AssetCheckResult(
+        check_name="model_randomization",
+        passed=not flagged,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "bar": saliency.randomization_bar,
+            "flagged_methods": dg.MetadataValue.json(flagged),
+            "correlations": dg.MetadataValue.json(results),
+            "n_scans_per_mode": saliency.randomization_scans,
+        },
+    )
+
+
+@dg.asset(
+    deps=[layer_saliency],
+    group_name="saliency",
+    kinds={"duckdb", "python"},
+    tags={"layer/stage": "saliency"},
+    owners=["team:layer-platform"],
+    pool="warehouse",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "summary_non_empty",
+            asset="layer_saliency_summary",
+            blocking=True,
+            description="the champion models have layer rows to rank",
+        ),
+        dg.AssetCheckSpec(
+            "model_randomization",
+            asset="layer_saliency_summary",
+            description="layer profiles change when the model's weights are randomized (warn)",
+        ),
+    ],
+)
+def layer_saliency_summary(
+    context: dg.AssetExecutionContext, storage: StorageResource, saliency: SaliencyResource
+) -> dg.MaterializeResult:
+    """Cohort statistics of the champion rows of ``layer_saliency``, read with SQL only.
+
+    Per input mode, method, subgroup (all, MP, control, MP_correct) and layer: subject-level
+    bootstrap CIs (``layer_summary``); the ranking by each method's score with the "does any
+    layer stand out" verdict (``layer_ranking``); non-muscle vs muscle, paired by subject
+    (``layer_comparison``); the Friedman test (``layer_friedman``); and, on a simulated cohort,
+    where the planted drivers landed (``driver_recovery``).
+    """
+    saliency = saliency.validated()
+    paths = storage.paths
+    warehouse = storage.warehouse()
+    tracking = Tracking.for_paths(paths)
+    versions = {
+        mode: str(found.version)
+        for mode in INPUT_MODES
+        if (found := champion(tracking, registered_name(mode))) is not None
+    }
+    frame = champion_rows(warehouse, versions)
+    n_boot = saliency.n_boot
+    if frame.empty:
+        tables = {name: pd.DataFrame() for name in SUMMARY_TABLES}
+        ranking = comparison = pd.DataFrame()
+    else:
+        ranking = ranking_rows(
+            frame,
+            default_method=saliency.default_method,
+            group=saliency.ranking_group,
+            n_boot=n_boot,
+        )
+        comparison = comparison_rows(frame, n_boot=n_boot)
+        tables = {
+            "layer_summary": summary_rows(frame, n_boot=n_boot),
+            "layer_ranking": ranking,
+            "layer_comparison": comparison,
+            "layer_friedman": friedman_rows(frame, n_boot=n_boot),
+        }
+    now = _now()
+    for name, table in tables.items():
+        if not table.empty:
+            table = table.assign(
+                model_name=table["input_mode"].map(registered_name),
+                model_version=table["input_mode"].map(versions),
+                computed_at=now,
+            )
+        warehouse.replace(name, table, key=None)
+
+    metadata: dict = {"models": dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()})}
+    truth_file = ground_truth_path(paths.landing)
+    if truth_file.is_file() and not ranking.empty:
+        truth = load_ground_truth(truth_file)
+        cohort = f"simulated seed={truth.config.seed} subjects={len(truth.subjects)}"
+        drivers = planted_drivers(truth.config.bmode_driver, truth.config.swe_driver)
+        recovery = driver_recovery_rows(ranking, drivers, cohort=cohort)
+        recovery = recovery.assign(
+            model_version=recovery["input_mode"].map(versions), computed_at=now
+        )
+        warehouse.replace("driver_recovery", recovery, key="cohort", keys=[cohort])
+        metadata["planted_drivers"] = dg.MetadataValue.json(drivers)
+        metadata["driver_recovery"] = dg.MetadataValue.md(_markdown_table(recovery))
+
+    checks = [
+        dg.AssetCheckResult(
+            check_name="summary_non_empty",
+            passed=not ranking.empty,
+            metadata={"n_ranking_rows": len(ranking), "n_saliency_rows": len(frame)},
+        )
+    ]
+    if ranking.empty:
+        checks.append(
+            dg.AssetCheckResult(
+                check_name="model_randomization",
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"reason": "no champion rows to check"},
+            )
+        )
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+    headers = {}
+    for mode, rows in frame.groupby("input_mode"):
+        headers[mode] = (
+            f"{registered_name(mode)} v{versions[mode]}, {rows['scan_id'].nunique()} scans,"
+            f" {rows['subject_id'].nunique()} subjects"
+        )
+    metadata["results"] = dg.MetadataValue.md(
+        results_markdown(ranking, comparison, headers=headers)
+    )
+    chart_methods = [saliency.default_method] + [
+        m for m in saliency.methods if m == ABLATION_METHOD and m != saliency.default_method
+    ]
+    png = ranking_bars_png(ranking, chart_methods)
+    metadata["ranking_chart"] = dg.MetadataValue.md(png_to_markdown(png, "layer ranking"))
+    metadata["n_scans"] = int(frame["scan_id"].nunique())
+    metadata["n_subjects"] = int(frame["subject_id"].nunique())
+    models = {mode: model for mode, model in _champions(tracking).items() if mode in versions}
+    with saliency.threads():
+        checks.append(_randomization(frame, models, warehouse, paths, saliency))
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)

@@ -1,0 +1,107 @@
+"""Settings of the saliency stage: which methods, their cost knobs, and the cohort statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import numpy as np
+import torch
+from pydantic import Field
+
+from layer_platform.attribution import (
+    BASELINE_KINDS,
+    DEFAULT_METHOD,
+    METHODS,
+    PLATFORM_METHODS,
+    AttributionConfig,
+)
+from layer_platform.statistics import SUBGROUPS
+
+
+class SaliencyResource(dg.ConfigurableResource):
+    """How ``layer_saliency`` attributes and ``layer_saliency_summary`` summarizes.
+
+    Defaults are sized for the CPU grid (32 x 144 x 16) on two cores: every method batches its
+    forward passes, Integrated Gradients uses 16 Gauss-Legendre steps in one batch (its
+    completeness is checked per scan), and occlusion slides full-width, full-sweep depth bands
+    of 8 voxels (2 mm: layers are depth-stratified, so depth is the axis that matters).
+    """
+
+    #: Methods computed per scan and mode (registry names).
+    methods: list[str] = Field(default_factory=lambda: list(PLATFORM_METHODS))
+    #: The method behind headline figures; must be among ``methods``.
+    default_method: str = DEFAULT_METHOD
+    #: Reference of Integrated Gradients, occlusion and layer ablation. ``cohort`` fills each
+    #: layer with the control class's mean (falls back to ``layer_mean`` without controls).
+    baseline: str = "cohort"
+    ig_steps: int = 16
+    internal_batch_size: int = 16
+    #: Occlusion box and stride in voxels (lateral, depth, sweep), clipped to the scan.
+    occlusion_window: list[int] = Field(default_factory=lambda: [32, 8, 16])
+    occlusion_stride: list[int] = Field(default_factory=lambda: [32, 8, 16])
+    #: Perturbed copies per forward pass (occlusion, layer ablation).
+    perturbations_per_eval: int = 18
+    #: Scans per run whose default-method overlay PNG is attached (one per mode).
+    preview_limit: int = 6
+    #: Scans (distinct subjects) per mode for the model-randomization check.
+    randomization_scans: int = 4
+    #: Rank correlation of trained vs randomized layer profiles at or above this flags a method.
+    randomization_bar: float = 0.8
+    #: Relative IG completeness error above this warns.
+    completeness_tolerance: float = 0.05
+    #: Subject-level bootstrap resamples for every CI.
+    n_boot: int = 2000
+    #: Scans the ranking is computed over (``all``, ``MP``, ``control``, ``MP_correct``).
+    ranking_group: str = "all"
+    #: torch CPU threads while attributing (0: leave torch's default). On a CPU shared with
+    #: other busy processes, 1 avoids OpenMP threads waiting on each other (measured 4-8x
+    #: faster per pass on a loaded 2-core machine).
+    torch_threads: int = 0
+
+    def validated(self) -> SaliencyResource:
+        """Self, after checking names and sizes; the error says which setting to fix."""
+        problems = []
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            problems.append(f"methods {self.methods} must be non-empty names from {list(METHODS)}")
+        if self.default_method not in self.methods:
+            problems.append(f"default_method {self.default_method!r} is not among methods")
+        if self.baseline not in BASELINE_KINDS:
+            problems.append(f"baseline {self.baseline!r} must be one of {BASELINE_KINDS}")
+        if len(self.occlusion_window) != 3 or len(self.occlusion_stride) != 3:
+            problems.append("occlusion_window and occlusion_stride need 3 voxel counts each")
+        if self.ranking_group not in SUBGROUPS:
+            problems.append(f"ranking_group {self.ranking_group!r} must be one of {SUBGROUPS}")
+        if self.torch_threads < 0:
+            problems.append("torch_threads must be >= 0 (0: torch's default)")
+        if min(self.ig_steps, self.internal_batch_size, self.perturbations_per_eval) < 1:
+            problems.append("ig_steps, internal_batch_size and perturbations_per_eval must be >= 1")
+        if problems:
+            raise ValueError("invalid SaliencyResource: " + "; ".join(problems))
+        return self
+
+    @contextmanager
+    def threads(self) -> Iterator[None]:
+        """Run the block with ``torch_threads`` CPU threads, restoring the previous count."""
+        previous = torch.get_num_threads()
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def attribution_config(
+        self, *, baseline: str | None = None, cohort_fill: np.ndarray | None = None
+    ) -> AttributionConfig:
+        return AttributionConfig(
+            baseline=baseline or self.baseline,
+            cohort_fill=cohort_fill,
+            ig_steps=self.ig_steps,
+            internal_batch_size=self.internal_batch_size,
+            occlusion_window=tuple(self.occlusion_window),  # type: ignore[arg-type]
+            occlusion_stride=tuple(self.occlusion_stride),  # type: ignore[arg-type]
+            perturbations_per_eval=self.perturbations_per_eval,
+        )

@@ -1,0 +1,298 @@
+"""``layer_saliency`` and its summary on a temporary Dagster instance over a tiny cohort.
+
+The segmenter trains for one epoch through its real asset; the classifiers are small untrained
+CNNs registered as champions directly (training them is the classifier tests' job), with
+stored predictions, so the saliency stages see what they see after `train_classifiers`. Only
+``bmode`` and ``bmode_swe`` get a champion: one and two channels, and a mode without a
+champion (``swe``) must simply be skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pytest
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from layer_platform.classification.modes import n_channels
+from layer_platform.classification.network import SmallCNN3D
+from layer_platform.cli import main
+from layer_platform.defs.assets.classification import registered_name
+from layer_platform.defs.definitions import build_definitions
+from layer_platform.defs.pipeline import pending_saliency, summary_pending
+from layer_platform.defs.resources import SegmenterResource
+from layer_platform.defs.runner import open_instance, run_job
+from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.imaging.preprocess import PreprocessConfig, load_preprocessed
+from layer_platform.io import read_volume
+from layer_platform.settings import LayerPaths
+from layer_platform.simulation import SimulationConfig, simulate_cohort
+from layer_platform.tracking.mlflow_registry import Tracking, log_torch_model, promote, tracked_run
+from layer_platform.warehouse.store import Warehouse
+
+#: Modes given a champion (``swe`` deliberately has none).
+MODES = ("bmode", "bmode_swe")
+README = Path(__file__).resolve().parents[2] / "README.md"
+TINY = SaliencyResource(
+    ig_steps=2,
+    internal_batch_size=2,
+    occlusion_window=[32, 36, 16],
+    occlusion_stride=[32, 36, 16],
+    randomization_scans=2,
+    n_boot=200,
+    preview_limit=1,
+    torch_threads=1,
+)
+COUNT_PER_SCAN_MODE_METHOD = """
+    SELECT scan_id, input_mode, method, model_version, count(*) AS n,
+           count(DISTINCT layer) AS layers
+    FROM layer_saliency GROUP BY ALL
+"""
+
+
+@dataclass
+class Cohort:
+    paths: LayerPaths
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    keys: list[str]
+    warehouse: Warehouse
+    versions: dict[str, str]
+
+
+def register_classifier(paths: LayerPaths, mode: str, seed: int) -> str:
+    """An untrained small CNN registered and promoted as ``mode``'s champion."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = SmallCNN3D(n_channels(mode), (4, 8))
+    example = np.zeros((1, n_channels(mode), *PreprocessConfig.cpu().target_shape), np.float32)
+    tracking = Tracking.for_paths(paths)
+    with tracked_run(tracking, "layer-classifier", mode):
+        version = str(log_torch_model(model, example, registered_name(mode)).version)
+    promote(tracking, registered_name(mode), version, "test champion")
+    return version
+
+
+def store_predictions(warehouse: Warehouse, mode: str, version: str) -> None:
+    """Held-out calls for every scan: MP scans called right, controls too."""
+    scans = warehouse.query("SELECT scan_id, label FROM scans")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [
+        {
+            "scan_id": r.scan_id,
+            "input_mode": mode,
+            "model_name": registered_name(mode),
+            "model_version": version,
+            "fold_role": "test",
+            "probability": 0.8 if r.label == "MP" else 0.2,
+            "computed_at": now,
+        }
+        for r in scans.itertuples()
+    ]
+    scope = {"input_mode": mode, "model_version": version}
+    name = registered_name(mode)
+    warehouse.replace("predictions", rows, key="model_name", keys=[name], scope=scope)
+    metric = {**scope, "model_name": name, "fold": "test", "metric": "threshold", "value": 0.5}
+    warehouse.replace(
+        "model_metrics",
+        [{**metric, "computed_at": now}],
+        key="model_name",
+        keys=[name],
+        scope=scope,
+    )
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
+    paths = LayerPaths.under(tmp_path_factory.mktemp("saliency") / "home").ensure()
+    simulate_cohort(SimulationConfig(n_subjects=4, seed=5, annotated_fraction=1.0), paths.landing)
+    base = build_definitions(paths=paths)
+    defs = dg.Definitions(
+        assets=base.assets,
+        jobs=base.jobs,
+        resources={**base.resources, "segmenter": SegmenterResource(epochs=1), "saliency": TINY},
+    )
+    instance = open_instance(paths)
+    warehouse = Warehouse(paths.warehouse)
+    assert not run_job(defs, instance, "ingest").failed
+    keys = sorted(warehouse.query("SELECT scan_id FROM scans")["scan_id"])
+    for job in ("preprocess_scans", "train_segmenter", "segment_scans"):
+        partitioned = job != "train_segmenter"
+        report = run_job(defs, instance, job, partition_keys=keys if partitioned else None)
+        assert not report.failed, job
+    versions = {}
+    for seed, mode in enumerate(MODES):
+        versions[mode] = register_classifier(paths, mode, seed)
+        store_predictions(warehouse, mode, versions[mode])
+    return Cohort(paths, defs, instance, keys, warehouse, versions)
+
+
+def _count(warehouse: Warehouse, where: str = "true") -> int:
+    return int(warehouse.query(f"SELECT count(*) AS n FROM layer_saliency WHERE {where}")["n"][0])
+
+
+def _check_status(instance: dg.DagsterInstance, asset: str, check: str):
+    key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+    return instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key].status
+
+
+@pytest.mark.slow
+def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) -> None:
+    warehouse, keys = cohort.warehouse, cohort.keys
+    assert pending_saliency(warehouse, cohort.versions) == keys
+
+    first = run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=keys)
+    assert not first.failed and len(first.runs) == 1, "one batched run for every scan"
+    n_rows = _count(warehouse)
+    with_swe = int(
+        warehouse.query("SELECT count(*) AS n FROM preprocessing WHERE swe_valid_fraction > 0")[
+            "n"
+        ][0]
+    )
+    assert n_rows == 6 * len(TINY.methods) * (len(keys) + with_swe)
+    counts = warehouse.query(COUNT_PER_SCAN_MODE_METHOD)
+    assert (counts["n"] == 6).all() and (counts["layers"] == 6).all()
+    assert pending_saliency(warehouse, cohort.versions) == []
+
+    second = run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=keys)
+    assert not second.failed
+    assert _count(warehouse) == n_rows, "re-materializing replaces rows, never duplicates"
+    assert len(warehouse.query(COUNT_PER_SCAN_MODE_METHOD)) == len(counts)
+    for check in ("rows_complete", "finite_values", "segmentation_qc"):
+        status = _check_status(cohort.instance, "layer_saliency", check)
+        assert status == AssetCheckExecutionRecordStatus.SUCCEEDED, check
+
+    # ablation rows carry only the delta; map rows' shares add up to 1
+    ablation = warehouse.query(
+        "SELECT count(*) FILTER (WHERE mean_saliency IS NOT NULL OR saliency_share IS NOT NULL)"
+        " AS filled, count(*) FILTER (WHERE ablation_delta IS NULL AND n_voxels > 0) AS missing"
+        " FROM layer_saliency WHERE method = 'layer_ablation'"
+    )
+    assert ablation.iloc[0].tolist() == [0, 0]
+    shares = warehouse.query(
+        "SELECT sum(saliency_share) AS s FROM layer_saliency"
+        " WHERE method <> 'layer_ablation' GROUP BY scan_id, input_mode, method"
+    )
+    np.testing.assert_allclose(shares["s"].dropna(), 1.0, atol=1e-6)
+    diagnostics = warehouse.query(
+        "SELECT DISTINCT metric FROM attribution_diagnostics WHERE method = 'integrated_gradients'"
+    )
+    assert {"completeness_error", "convergence_delta", "seconds"} <= set(diagnostics["metric"])
+
+    # maps on the B-mode's grid
+    scan = keys[0]
+    saved = read_volume(cohort.paths.artifacts / "saliency" / scan / "bmode_saliency.nii.gz")
+    stored = load_preprocessed(cohort.paths.artifacts / "preprocessed" / scan)
+    assert saved.shape == stored.bmode.shape
+    np.testing.assert_allclose(saved.spacing, stored.spacing, rtol=1e-5)
+
+    assert summary_pending(warehouse, cohort.versions)
+    summary = run_job(cohort.defs, cohort.instance, "summarize_saliency")
+    assert not summary.failed
+    assert not summary_pending(warehouse, cohort.versions)
+    ranking = warehouse.query("SELECT * FROM layer_ranking")
+    assert set(ranking["input_mode"]) == set(MODES)
+    assert (ranking.groupby(["input_mode", "method"]).size() == 6).all()
+    assert set(ranking[ranking["is_default_method"]]["method"]) == {"integrated_gradients"}
+    subgroups = warehouse.query("SELECT DISTINCT subgroup FROM layer_summary")["subgroup"]
+    assert set(subgroups) == {"all", "MP", "control", "MP_correct"}
+    recovery = warehouse.query("SELECT * FROM driver_recovery")
+    assert len(recovery) == len(TINY.methods) * 3  # bmode's driver, both drivers of bmode_swe
+    assert set(recovery["planted_layer"]) == {"deep_fascia", "muscle"}
+    status = _check_status(cohort.instance, "layer_saliency_summary", "summary_non_empty")
+    assert status == AssetCheckExecutionRecordStatus.SUCCEEDED
+
+
+@pytest.mark.slow
+def test_readme_cookbook_queries_run_read_only(cohort: Cohort) -> None:
+    if not cohort.warehouse.table_exists("layer_ranking"):
+        run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=cohort.keys)
+        run_job(cohort.defs, cohort.instance, "summarize_saliency")
+    text = README.read_text()
+    cookbook = text[text.index("### SQL cookbook") :]
+    queries = re.findall(r"```sql\n(.*?)```", cookbook, flags=re.S)
+    assert len(queries) >= 5
+    with duckdb.connect(str(cohort.paths.warehouse), read_only=True) as con:
+        for sql in queries:
+            result = con.execute(sql).fetch_df()
+            assert len(result) > 0, sql
+
+
+@pytest.mark.slow
+def test_ranking_command_prints_every_mode(
+    cohort: Cohort, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not cohort.warehouse.table_exists("layer_ranking"):
+        run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=cohort.keys)
+        run_job(cohort.defs, cohort.instance, "summarize_saliency")
+    monkeypatch.setenv("LAYER_HOME", str(cohort.paths.home))
+    assert main(["ranking"]) == 0
+    out = capsys.readouterr().out
+    assert "layer-classifier-bmode v" in out and "layer-classifier-bmode_swe v" in out
+    assert "integrated_gradients*" in out and "layer_ablation" in out
+    assert main(["ranking", "--method", "layer_ablation"]) == 0
+    assert "integrated_gradients" not in capsys.readouterr().out
+
+
+def test_ranking_command_before_any_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAYER_HOME", str(tmp_path))
+    assert main(["ranking"]) == 1
+    assert "no warehouse" in capsys.readouterr().out
+    Warehouse(LayerPaths.under(tmp_path).warehouse).ensure_schema()
+    assert main(["ranking"]) == 0, "an empty ranking is not an error (no champion yet)"
+    assert "no layer ranking yet" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_failed_qc_and_a_new_champion(cohort: Cohort) -> None:
+    warehouse, keys = cohort.warehouse, cohort.keys
+    if _count(warehouse) == 0:
+        run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=keys)
+    failing = keys[0]
+    before = _count(warehouse)
+    mine = _count(warehouse, f"scan_id = '{failing}'")
+    with duckdb.connect(str(cohort.paths.warehouse)) as con:
+        con.execute("UPDATE segmentations SET qc_passed = false WHERE scan_id = ?", [failing])
+    assert pending_saliency(warehouse, cohort.versions) == [failing]
+    assert not run_job(
+        cohort.defs, cohort.instance, "compute_saliency", partition_keys=[failing]
+    ).failed
+    assert _count(warehouse, f"scan_id = '{failing}'") == 0
+    assert _count(warehouse) == before - mine
+    assert not (cohort.paths.artifacts / "saliency" / failing).exists()
+    status = _check_status(cohort.instance, "layer_saliency", "segmentation_qc")
+    assert status == AssetCheckExecutionRecordStatus.FAILED
+
+    old = cohort.versions["bmode"]
+    new = register_classifier(cohort.paths, "bmode", seed=42)
+    versions = {**cohort.versions, "bmode": new}
+    pending = pending_saliency(warehouse, versions)
+    # every QC-passed scan needs rows for the new bmode champion; the QC-failed one rides
+    # along without work, so the keys stay one contiguous batch
+    assert pending == keys
+    assert not run_job(
+        cohort.defs, cohort.instance, "compute_saliency", partition_keys=pending
+    ).failed
+    by_version = warehouse.query(
+        "SELECT model_version, count(DISTINCT scan_id) AS n FROM layer_saliency"
+        " WHERE input_mode = 'bmode' GROUP BY ALL"
+    )
+    assert dict(zip(by_version["model_version"], by_version["n"], strict=True)) == {
+        old: len(keys) - 1,
+        new: len(keys) - 1,
+    }, "an older version's rows are kept beside the new champion's"
+    assert summary_pending(warehouse, versions)
+    assert not run_job(cohort.defs, cohort.instance, "summarize_saliency").failed
+    ranked = warehouse.query(
+        "SELECT DISTINCT model_version FROM layer_ranking WHERE input_mode = 'bmode'"
+    )
+    assert ranked["model_version"].tolist() == [new]

@@ -1,0 +1,199 @@
+"""Cohort tables on synthetic layer_saliency frames with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layer_platform.labels import TISSUE_LAYERS
+from layer_platform.statistics import (
+    NO_STANDOUT,
+    SUBGROUPS,
+    TOO_FEW_SUBJECTS,
+    comparison_rows,
+    driver_recovery_rows,
+    format_ranking,
+    friedman_rows,
+    planted_drivers,
+    ranking_rows,
+    results_markdown,
+    sample_scans,
+    summary_rows,
+)
+
+KEYS = [layer.key for layer in TISSUE_LAYERS]
+N_BOOT = 300
+
+
+def saliency_frame(
+    top: str | None,
+    *,
+    n_subjects: int = 16,
+    modes: tuple[str, ...] = ("bmode",),
+    methods: tuple[str, ...] = ("integrated_gradients", "layer_ablation"),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Two scans per subject (half MP); every layer ~0.3 +- 0.1, ``top`` ~0.8 (if any)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for subject in range(n_subjects):
+        label = "MP" if subject % 2 == 0 else "control"
+        for side in ("L", "R"):
+            scan = f"S{subject:02d}-{side}"
+            for mode in modes:
+                for method in methods:
+                    values = rng.normal(0.3, 0.1, size=6)
+                    if top is not None:
+                        values[KEYS.index(top)] += 0.5
+                    shares = np.abs(values) / np.abs(values).sum()
+                    for layer, value, share in zip(KEYS, values, shares, strict=True):
+                        ablation = method == "layer_ablation"
+                        records.append(
+                            {
+                                "scan_id": scan,
+                                "subject_id": f"S{subject:02d}",
+                                "label": label,
+                                "input_mode": mode,
+                                "method": method,
+                                "layer": layer,
+                                "mean_saliency": np.nan if ablation else value,
+                                "saliency_share": np.nan if ablation else share,
+                                "enrichment": np.nan if ablation else share * 6,
+                                "ablation_delta": value if ablation else np.nan,
+                                "correct": label == "MP" and subject % 4 == 0,
+                            }
+                        )
+    return pd.DataFrame(records)
+
+
+def test_ranking_finds_the_known_top_layer_and_says_it_stands_out():
+    ranking = ranking_rows(
+        saliency_frame("deep_fascia"), default_method="integrated_gradients", n_boot=N_BOOT
+    )
+    assert list(ranking.columns[:9]) == [
+        "input_mode",
+        "method",
+        "is_default_method",
+        "layer",
+        "rank",
+        "score",
+        "ci_low",
+        "ci_high",
+        "n_subjects",
+    ]
+    for method, rows in ranking.groupby("method"):
+        assert len(rows) == 6 and sorted(rows["rank"]) == [1, 2, 3, 4, 5, 6]
+        top = rows[rows["rank"] == 1].iloc[0]
+        assert top["layer"] == "deep_fascia"
+        assert top["score"] == pytest.approx(0.8, abs=0.05)
+        assert top["ci_low"] < top["score"] < top["ci_high"]
+        assert top["n_subjects"] == 16
+        assert rows["stands_out"].sum() == 1 and bool(top["stands_out"])
+        assert top["verdict"].startswith("deep_fascia stands out")
+        assert bool(top["is_default_method"]) == (method == "integrated_gradients")
+
+
+def test_null_cohort_says_no_layer_stands_out():
+    frame = saliency_frame(None, seed=3)
+    ranking = ranking_rows(frame, default_method="integrated_gradients", n_boot=N_BOOT)
+    assert not ranking["stands_out"].any()
+    assert set(ranking["verdict"]) == {NO_STANDOUT}
+    friedman = friedman_rows(frame, n_boot=N_BOOT)
+    assert set(friedman["verdict"]) == {NO_STANDOUT}
+    assert friedman["standout_layer"].isna().all()
+
+
+def test_too_few_subjects_get_an_explicit_verdict():
+    ranking = ranking_rows(
+        saliency_frame("muscle", n_subjects=1), default_method="integrated_gradients"
+    )
+    assert set(ranking["verdict"]) == {TOO_FEW_SUBJECTS}
+    assert not ranking["stands_out"].any()
+
+
+def test_summary_covers_every_subgroup_metric_and_layer():
+    frame = saliency_frame("deep_fat", modes=("bmode", "swe"))
+    summary = summary_rows(frame, n_boot=N_BOOT)
+    assert set(summary["subgroup"]) == set(SUBGROUPS)
+    ig = summary[summary["method"] == "integrated_gradients"]
+    assert set(ig["metric"]) == {"mean_saliency", "saliency_share", "enrichment"}
+    assert set(summary[summary["method"] == "layer_ablation"]["metric"]) == {"ablation_delta"}
+    block = ig[(ig["input_mode"] == "swe") & (ig["subgroup"] == "all")]
+    assert len(block) == 3 * 6
+    assert (block["n_subjects"] == 16).all() and (block["n_scans"] == 32).all()
+    mp = ig[(ig["subgroup"] == "MP") & (ig["metric"] == "mean_saliency")]
+    assert (mp["n_subjects"] == 8).all()
+    correct = ig[(ig["subgroup"] == "MP_correct") & (ig["metric"] == "mean_saliency")]
+    assert (correct["n_subjects"] == 4).all()
+    top = ig[(ig["metric"] == "mean_saliency") & (ig["rank"] == 1)]
+    assert set(top["layer"]) == {"deep_fat"}
+
+
+def test_non_muscle_vs_muscle_is_paired_by_subject():
+    comparison = comparison_rows(saliency_frame("muscle"), n_boot=N_BOOT)
+    ig = comparison[
+        (comparison["method"] == "integrated_gradients") & (comparison["subgroup"] == "all")
+    ].iloc[0]
+    assert ig["metric"] == "saliency_share" and ig["n_subjects"] == 16
+    # muscle ~0.8 of ~2.3 in total: non-muscle shares ~0.65, muscle ~0.35
+    assert ig["mean_difference"] == pytest.approx(0.3, abs=0.1)
+    assert ig["ci_low"] < ig["mean_difference"] < ig["ci_high"]
+    assert ig["p_value"] < 0.01
+    ablation = comparison[comparison["method"] == "layer_ablation"]
+    assert set(ablation["metric"]) == {"ablation_delta"}
+
+
+def test_driver_recovery_per_mode_and_modality():
+    frame = saliency_frame("deep_fascia", modes=("bmode", "swe", "bmode_swe"))
+    ranking = ranking_rows(frame, default_method="integrated_gradients", n_boot=N_BOOT)
+    drivers = planted_drivers("deep_fascia", "muscle")
+    recovery = driver_recovery_rows(ranking, drivers, cohort="sim")
+    ig = recovery[recovery["method"] == "integrated_gradients"].set_index(
+        ["input_mode", "modality"]
+    )
+    assert ig.loc[("bmode", "bmode"), "rank_of_planted_layer"] == 1
+    assert bool(ig.loc[("bmode", "bmode"), "recovered"])
+    assert ig.loc[("swe", "swe"), "planted_layer"] == "muscle"
+    assert not bool(ig.loc[("swe", "swe"), "recovered"])
+    # bmode_swe sees two planted layers: the top two ranks count as recovered
+    assert set(ig.loc["bmode_swe"].index) == {"bmode", "swe"}
+    assert bool(ig.loc[("bmode_swe", "bmode"), "recovered"])
+    assert len(recovery) == 2 * (1 + 1 + 2)
+
+
+def test_driver_recovery_without_a_planted_driver_asks_for_no_standout():
+    null = ranking_rows(saliency_frame(None, seed=3), default_method="integrated_gradients")
+    recovery = driver_recovery_rows(null, planted_drivers(None, None), cohort="null")
+    assert (recovery["planted_layer"] == "none").all()
+    assert recovery["rank_of_planted_layer"].isna().all()
+    assert recovery["recovered"].all()
+    found = ranking_rows(saliency_frame("dermis"), default_method="integrated_gradients")
+    assert not driver_recovery_rows(found, planted_drivers(None, None), cohort="x")[
+        "recovered"
+    ].any()
+
+
+def test_text_outputs_name_the_top_layer_and_the_verdict():
+    frame = saliency_frame("deep_fascia")
+    ranking = ranking_rows(frame, default_method="integrated_gradients", n_boot=N_BOOT)
+    comparison = comparison_rows(frame, n_boot=N_BOOT)
+    markdown = results_markdown(ranking, comparison, headers={"bmode": "v1"})
+    assert "### bmode — v1" in markdown
+    assert "| deep_fascia | **0.7" in markdown
+    assert "integrated_gradients (default)" in markdown
+    assert "Wilcoxon p" in markdown
+    text = format_ranking(ranking, headers={"bmode": "v1"})
+    assert "integrated_gradients*" in text
+    assert [line.split()[:2] for line in text.splitlines() if line.startswith("  1 ")] == [
+        ["1", "deep_fascia"]
+    ]
+    assert "stands out" in text
+    assert "no layer ranking yet" in format_ranking(ranking.iloc[0:0])
+
+
+def test_sample_scans_takes_distinct_subjects_mp_first():
+    scans = sample_scans(saliency_frame(None, n_subjects=6), 4)
+    assert len(scans) == 4
+    assert len({s.split("-")[0] for s in scans}) == 4
+    assert scans[:3] == ["S00-L", "S02-L", "S04-L"]

@@ -1,0 +1,145 @@
+"""One scan's layer profile: hand-computed rows, channel handling, ablation columns, baselines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from layer_platform.attribution import (
+    PLATFORM_METHODS,
+    AttributionConfig,
+    aggregate_layers,
+    cohort_fill_volume,
+    control_layer_means,
+    profile_scan,
+)
+from layer_platform_tests.attribution.toys import (
+    TinyConvNet,
+    VoxelLinear,
+    six_layer_map,
+    tiny_label_map,
+)
+
+ZEROS = AttributionConfig(baseline="zeros", ig_steps=8, internal_batch_size=8)
+
+
+def test_integrated_gradients_rows_by_hand_on_a_tiny_label_map():
+    """Linear model, zero baseline: IG = w * x. Weight 1 in dermis, -2 in superficial fat,
+    4 in superficial fascia, 0 in deep fat, 1 in muscle, 100 in background; x = 1."""
+    labels = tiny_label_map()
+    per_label = np.array([100.0, 1.0, -2.0, 4.0, 0.0, 7.0, 1.0])
+    weight = torch.as_tensor(per_label[labels], dtype=torch.float32)[None]
+    model = VoxelLinear(weight)
+    x = torch.ones(1, 1, *labels.shape)
+    profile = profile_scan(model, x, labels, ["integrated_gradients"], ZEROS)[
+        "integrated_gradients"
+    ]
+    rows = {row.layer: row for row in profile.rows}
+    # |IG| in tissue: 6*1 + 6*2 + 6*4 + 0 + 12*1 = 54; the 99.5th percentile is 4.
+    assert rows["superficial_fascia"].saliency_share == pytest.approx(24 / 54)
+    assert rows["superficial_fascia"].mean_saliency == pytest.approx(1.0)
+    assert rows["superficial_fat"].mean_saliency == pytest.approx(0.5)
+    assert rows["muscle"].enrichment == pytest.approx((12 / 54) / (1 / 3))
+    assert rows["deep_fat"].saliency_share == 0.0
+    assert rows["deep_fascia"].n_voxels == 0 and math.isnan(rows["deep_fascia"].enrichment)
+    assert sum(r.saliency_share for r in profile.rows) == pytest.approx(1.0)
+    assert all(r.ablation_delta is None for r in profile.rows)
+    np.testing.assert_allclose(profile.voxel_map, per_label[labels], atol=1e-5)
+    assert profile.diagnostics["completeness_error"] < 1e-5
+    assert profile.diagnostics["seconds"] >= 0
+
+
+def test_two_channels_are_aggregated_as_the_sum_of_absolute_channel_maps():
+    """B-mode argues for MP (+1) and SWE against (-1) in every voxel: a signed channel sum
+    would be 0 everywhere, the sum of magnitudes is 2."""
+    labels = six_layer_map()
+    weight = torch.stack([torch.ones(labels.shape), -torch.ones(labels.shape)])
+    model = VoxelLinear(weight)
+    x = torch.ones(1, 2, *labels.shape)
+    profile = profile_scan(model, x, labels, ["integrated_gradients"], ZEROS)[
+        "integrated_gradients"
+    ]
+    np.testing.assert_allclose(profile.voxel_map, 2.0, atol=1e-5)
+    counts = np.bincount(labels[labels > 0].ravel(), minlength=7)[1:]
+    shares = [r.saliency_share for r in profile.rows]
+    np.testing.assert_allclose(shares, counts / counts.sum(), atol=1e-6)
+    # Completeness is judged on the signed sum, which adds up to f(x) - f(0) = 0.
+    assert profile.diagnostics["logit"] == pytest.approx(profile.diagnostics["baseline_logit"])
+
+
+def test_every_platform_method_gives_six_rows_and_map_shares_sum_to_one():
+    labels = six_layer_map()
+    x = torch.randn(1, 2, *labels.shape, generator=torch.Generator().manual_seed(0)) + 1
+    model = TinyConvNet(in_channels=2)
+    config = AttributionConfig(
+        baseline="layer_mean", ig_steps=8, occlusion_window=(2, 2, 2), occlusion_stride=(2, 2, 2)
+    )
+    profiles = profile_scan(model, x, labels, PLATFORM_METHODS, config, target_layer=model.conv2)
+    assert list(profiles) == list(PLATFORM_METHODS)
+    for method, profile in profiles.items():
+        assert len(profile.rows) == 6 and profile.voxel_map.shape == labels.shape
+        assert [r.layer_index for r in profile.rows] == [1, 2, 3, 4, 5, 6]
+        # aggregating the returned map reproduces the rows: the NIfTI is what the table sums
+        if method != "layer_ablation":
+            again = aggregate_layers(profile.voxel_map, labels)
+            assert [r.saliency_share for r in again] == pytest.approx(
+                [r.saliency_share for r in profile.rows], nan_ok=True
+            )
+            shares = [r.saliency_share for r in profile.rows]
+            assert np.isnan(shares).all() or sum(shares) == pytest.approx(1.0)
+
+
+def test_layer_ablation_keeps_only_the_delta():
+    """x = 2, w = 1, cohort fill k / 2 for layer k: delta_k = 6 (2 - k / 2), muscle 12 voxels."""
+    labels = six_layer_map()
+    model = VoxelLinear(torch.ones(1, *labels.shape))
+    config = AttributionConfig(baseline="cohort", cohort_fill=np.arange(1, 7)[:, None] / 2)
+    x = torch.full((1, 1, *labels.shape), 2.0)
+    rows = profile_scan(model, x, labels, ["layer_ablation"], config)["layer_ablation"].rows
+    assert [r.ablation_delta for r in rows] == pytest.approx([9.0, 6.0, 3.0, 0.0, -3.0, -12.0])
+    for row in rows:
+        assert math.isnan(row.mean_saliency)
+        assert math.isnan(row.saliency_share)
+        assert math.isnan(row.enrichment)
+        assert row.n_voxels > 0 and row.volume_fraction > 0
+
+
+def test_unknown_method_is_refused_before_any_work():
+    labels = six_layer_map()
+    model = VoxelLinear(torch.ones(1, *labels.shape))
+    with pytest.raises(ValueError, match="unknown attribution method"):
+        profile_scan(model, torch.ones(1, 1, *labels.shape), labels, ["saliency", "lime"])
+    assert model.calls == 0
+
+
+def test_control_layer_means_by_hand_and_no_signal_voxels_left_out():
+    labels = six_layer_map()
+    bmode = labels.astype(np.float32) / 10  # layer k has value k / 10
+    swe = np.where(labels == 6, 0.5, 0.2).astype(np.float32)
+    swe[1, :, :] = 0.0  # one lateral column without SWE signal
+    first = (np.stack([bmode, swe]), labels)
+    second = (np.stack([bmode + 0.1, swe]), labels)
+    table = control_layer_means([first, second], no_signal_channels=(1,))
+    assert table.shape == (6, 2)
+    np.testing.assert_allclose(table[:, 0], np.arange(1, 7) / 10 + 0.05, atol=1e-6)
+    np.testing.assert_allclose(table[:, 1], [0.2] * 5 + [0.5], atol=1e-6)
+    with pytest.raises(ValueError, match="at least one control"):
+        control_layer_means([])
+
+
+def test_cohort_fill_keeps_background_absent_layers_and_unmeasured_voxels():
+    labels = tiny_label_map()  # no deep fascia
+    x = np.stack([np.full(labels.shape, 9.0), np.full(labels.shape, 3.0)]).astype(np.float32)
+    x[1, 2] = 0.0  # no SWE in lateral column 2
+    table = np.arange(12, dtype=float).reshape(6, 2)
+    table[4] = np.nan
+    fill = cohort_fill_volume(table, x, labels, no_signal_channels=(1,))
+    assert (fill[:, labels == 0] == x[:, labels == 0]).all()
+    assert (fill[0][labels == 1] == 0).all() and (fill[0][labels == 6] == 10).all()
+    assert (fill[1, 2] == 0).all(), "no stiffness invented where none was measured"
+    assert (fill[1, 3][labels[3] == 2] == 3).all()
+    with pytest.raises(ValueError, match=r"must be \(6, 2\)"):
+        cohort_fill_volume(table[:, :1], x, labels)
