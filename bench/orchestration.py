@@ -13,7 +13,6 @@ orchestration's own cost the most.
 from __future__ import annotations
 
 import cProfile
-import datetime as dt
 import io
 import pstats
 
@@ -21,7 +20,7 @@ from bench.cohort import Cohort, definitions, landing, preset, saliency_resource
 from bench.core import Context, Result, Target, interleaved, measured
 from bench.data import grid_config
 from layer_platform.defs.runner import open_instance
-from layer_platform.imaging.stage import preprocess_landed_scan
+from layer_platform.imaging.stage import preprocess_landed_scan, preprocessing_row
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
 
@@ -66,23 +65,8 @@ def run(ctx: Context) -> list[Result]:
                 config,
                 paths.artifacts / "preprocessed" / scan.scan_id,
             )
-            stats = result.stats()
             rows.append(
-                {
-                    "scan_id": scan.scan_id,
-                    "content_hash": scan.content_hash,
-                    "folder": scan.folder,
-                    "shape_lateral": stats["shape"][0],
-                    "shape_depth": stats["shape"][1],
-                    "shape_sweep": stats["shape"][2],
-                    "bmode_p1": stats["bmode_p1"],
-                    "bmode_p99": stats["bmode_p99"],
-                    "bmode_mean": stats["bmode_mean"],
-                    "swe_valid_fraction": stats["swe_valid_fraction"],
-                    "tissue_fraction": stats["tissue_fraction"],
-                    "all_finite": stats["all_finite"],
-                    "processed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                }
+                preprocessing_row(scan.scan_id, scan.content_hash, scan.folder, result.stats())
             )
         home.warehouse.replace("preprocessing", rows, key="scan_id", keys=home.keys)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from layer_platform.imaging.preprocess import (
     PreprocessConfig,
@@ -21,3 +24,24 @@ def preprocess_landed_scan(
     result = preprocess_scan(volumes["bmode"], volumes.get("swe"), volumes.get("layers"), config)
     save_preprocessed(result, out_dir)
     return result
+
+
+def preprocessing_row(
+    scan_id: str, content_hash: str, folder: str, stats: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One ``preprocessing`` table row from ``PreprocessedScan.stats()`` (asset and bench)."""
+    return {
+        "scan_id": scan_id,
+        "content_hash": content_hash,
+        "folder": folder,
+        "shape_lateral": stats["shape"][0],
+        "shape_depth": stats["shape"][1],
+        "shape_sweep": stats["shape"][2],
+        "bmode_p1": stats["bmode_p1"],
+        "bmode_p99": stats["bmode_p99"],
+        "bmode_mean": stats["bmode_mean"],
+        "swe_valid_fraction": stats["swe_valid_fraction"],
+        "tissue_fraction": stats["tissue_fraction"],
+        "all_finite": stats["all_finite"],
+        "processed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    }

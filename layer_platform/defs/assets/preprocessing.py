@@ -1,6 +1,5 @@
 """Preprocessing: each accepted scan → canonical, resampled, normalised volumes on disk."""
 
-import datetime as dt
 from dataclasses import replace
 
 import dagster as dg
@@ -13,7 +12,7 @@ from layer_platform.defs.resources import PreprocessingResource, StorageResource
 from layer_platform.errors import ScanError
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import PreprocessConfig
-from layer_platform.imaging.stage import preprocess_landed_scan
+from layer_platform.imaging.stage import preprocess_landed_scan, preprocessing_row
 from layer_platform.ingestion.quarantine import quarantine_rows
 
 #: Fraction of voxels that must show tissue (B-mode above the noise floor) in a usable scan.
@@ -121,23 +120,7 @@ def preprocessed_volume(
             refused.append(located)
             continue
         stats = result.stats()
-        rows.append(
-            {
-                "scan_id": scan.scan_id,
-                "content_hash": scan.content_hash,
-                "folder": scan.folder,
-                "shape_lateral": stats["shape"][0],
-                "shape_depth": stats["shape"][1],
-                "shape_sweep": stats["shape"][2],
-                "bmode_p1": stats["bmode_p1"],
-                "bmode_p99": stats["bmode_p99"],
-                "bmode_mean": stats["bmode_mean"],
-                "swe_valid_fraction": stats["swe_valid_fraction"],
-                "tissue_fraction": stats["tissue_fraction"],
-                "all_finite": stats["all_finite"],
-                "processed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            }
-        )
+        rows.append(preprocessing_row(scan.scan_id, scan.content_hash, scan.folder, stats))
         metadata: dict = {
             "path": dg.MetadataValue.path(str(out_dir)),
             "shape": str(stats["shape"]),
