@@ -1,12 +1,14 @@
 """A simulated cohort taken through the platform's own Dagster jobs: the ground of benchmarks
-2 and 3 (saliency stage throughput, orchestration overhead).
+2, 3 and 4 (saliency stage throughput, orchestration overhead, incremental cost).
 
 ``materialized(ctx)`` simulates ``Scale.cohort_scans`` scans (every one annotated, so the
 saliency stage sees reference segmentations), then runs ``ingest``, ``preprocess_scans``,
 ``train_segmenter`` (one epoch: its quality is not what is measured) and ``segment_scans``
 through a temporary Dagster instance, exactly as ``layer-platform run`` does, and registers one
 untrained classifier per input mode as champion (the default ``SmallCNN3D``; attribution costs
-the same whatever the weights). Built once per bench run and shared.
+the same whatever the weights). ``attributed(ctx)`` adds ``compute_saliency`` over every scan. Each
+is built once per bench run and shared; every job's wall time and runs are kept
+(``Cohort.stage_seconds``, ``Cohort.stage_runs``).
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class Cohort:
     defs: dg.Definitions
     instance: dg.DagsterInstance
     warehouse: Warehouse
-    keys: list[str]
-    versions: dict[str, str]
     saliency: SaliencyResource
+    keys: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_runs: dict[str, int] = field(default_factory=dict)
 
 
 def saliency_resource(ctx: Context) -> SaliencyResource:
@@ -116,16 +119,14 @@ def timed_job(
         raise RuntimeError(f"bench cohort: job {job!r} failed (runs {report.failed})")
     if record:
         cohort.stage_seconds[job] = seconds
+        cohort.stage_runs[job] = len(report.runs)
     return seconds, len(report.runs)
 
 
-def materialized(ctx: Context) -> Cohort:
-    """The cohort through segmentation, with a champion per input mode (built once per run)."""
-    if _KEY in ctx.shared:
-        return ctx.shared[_KEY]
-    started = time.perf_counter()
+def home(ctx: Context, name: str) -> Cohort:
+    """A platform home ``work_dir/name`` over the bench landing zone, ingested (keys set)."""
     paths = LayerPaths.from_env(
-        {"LAYER_HOME": str(ctx.work_dir / "cohort_home"), "LAYER_LANDING_DIR": str(landing(ctx))}
+        {"LAYER_HOME": str(ctx.work_dir / name), "LAYER_LANDING_DIR": str(landing(ctx))}
     ).ensure()
     saliency = saliency_resource(ctx)
     cohort = Cohort(
@@ -133,12 +134,19 @@ def materialized(ctx: Context) -> Cohort:
         defs=definitions(paths, ctx, saliency),
         instance=open_instance(paths),
         warehouse=Warehouse(paths.warehouse),
-        keys=[],
-        versions={},
         saliency=saliency,
     )
     timed_job(cohort, "ingest", None)
     cohort.keys = sorted(cohort.warehouse.query("SELECT scan_id FROM scans")["scan_id"])
+    return cohort
+
+
+def materialized(ctx: Context) -> Cohort:
+    """The cohort through segmentation, with a champion per input mode (built once per run)."""
+    if _KEY in ctx.shared:
+        return ctx.shared[_KEY]
+    started = time.perf_counter()
+    cohort = home(ctx, "cohort_home")
     timed_job(cohort, "preprocess_scans", cohort.keys)
     timed_job(cohort, "train_segmenter", None)
     timed_job(cohort, "segment_scans", cohort.keys)
@@ -148,6 +156,14 @@ def materialized(ctx: Context) -> Cohort:
         f"{time.perf_counter() - started:.0f} s"
     )
     ctx.shared[_KEY] = cohort
+    return cohort
+
+
+def attributed(ctx: Context) -> Cohort:
+    """``materialized`` with ``compute_saliency`` run over every scan in batched runs (once)."""
+    cohort = materialized(ctx)
+    if "compute_saliency" not in cohort.stage_seconds:
+        timed_job(cohort, "compute_saliency", cohort.keys)
     return cohort
 
 

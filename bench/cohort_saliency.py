@@ -13,12 +13,9 @@ projection is linear in this run's wall time.
 
 from __future__ import annotations
 
-import cProfile
-import io
-import pstats
-
-from bench.cohort import Cohort, materialized, preset, timed_job
+from bench.cohort import attributed, preset, timed_job
 from bench.core import Context, Result, Target, measured
+from bench.profiling import profile_call
 
 BENCHMARK = "cohort_saliency"
 OVERHEAD = Target("ratio", "<=", 1.2)
@@ -34,22 +31,23 @@ COMPUTE = """
     GROUP BY method ORDER BY seconds DESC
 """
 
-#: Stage parts named in the "why" of a missed target (function name → what it is).
+#: Stage parts named in the "why" of a missed target (what it is → its function names).
 _PARTS = {
-    "profile_scan": "attribution and aggregation",
-    "write_volume": "writing the .nii.gz maps",
-    "mid_slices_png": "preview PNGs",
-    "_champions": "loading the champions",
-    "control_tables": "the cohort reference tables",
-    "load_preprocessed": "reading the volumes",
-    "replace": "DuckDB writes",
-    "_saliency_checks": "asset checks",
+    "attribution and aggregation": ("profile_scan",),
+    "writing the .nii.gz maps": ("write_volume",),
+    "preview PNGs": ("mid_slices_png",),
+    "loading the champions": ("_champions",),
+    "the cohort reference tables": ("control_tables",),
+    "reading the volumes": ("load_preprocessed",),
+    "DuckDB writes": ("Warehouse.replace",),
+    "asset checks": ("_saliency_checks",),
 }
 
 
 def run(ctx: Context) -> list[Result]:
-    cohort = materialized(ctx)
-    seconds, runs = timed_job(cohort, "compute_saliency", cohort.keys)
+    cohort = attributed(ctx)
+    seconds = cohort.stage_seconds["compute_saliency"]
+    runs = cohort.stage_runs["compute_saliency"]
     compute = cohort.warehouse.query(COMPUTE)
     model_seconds = float(compute["seconds"].sum())
     n = len(cohort.keys)
@@ -81,30 +79,16 @@ def run(ctx: Context) -> list[Result]:
         ),
     )
     if not row.met:
-        path = ctx.profile_path(f"cohort_saliency_{n}_scans.txt")
-        shares = _profile(cohort, path)
-        row.profile = ctx.relative(path)
-        parts = ", ".join(f"{_PARTS[k]} {v:.0%}" for k, v in shares.items() if v >= 0.01)
-        row.notes += f" Why: of a profiled re-run over {PROFILED_SCANS} scans: {parts}."
+        keys = cohort.keys[:PROFILED_SCANS]
+        profile = profile_call(
+            ctx,
+            f"cohort_saliency_{n}_scans.txt",
+            f"compute_saliency re-run over {len(keys)} scans",
+            lambda: timed_job(cohort, "compute_saliency", keys, record=False),
+        )
+        row.profile = profile.link
+        row.notes += (
+            f" Why ({profile.tool} profile of a re-run over {len(keys)} scans): "
+            f"{profile.breakdown(_PARTS)}."
+        )
     return [row]
-
-
-def _profile(cohort: Cohort, path) -> dict[str, float]:
-    """cProfile of the stage re-run over a few scans; returns each part's share of the run."""
-    keys = cohort.keys[:PROFILED_SCANS]
-    profiler = cProfile.Profile()
-    profiler.enable()
-    total, _ = timed_job(cohort, "compute_saliency", keys, record=False)
-    profiler.disable()
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("cumulative").print_stats(40)
-    path.write_text(
-        f"# cProfile: compute_saliency re-run over {len(keys)} scans ({total:.1f} s)\n\n"
-        f"```\n{text.getvalue()}\n```\n"
-    )
-    cumulative: dict[str, float] = {}
-    for (_file, _line, func), entry in stats.stats.items():  # type: ignore[attr-defined]
-        if func in _PARTS:
-            cumulative[func] = cumulative.get(func, 0.0) + entry[3]
-    return {func: cumulative.get(func, 0.0) / total for func in _PARTS}

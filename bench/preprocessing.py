@@ -17,11 +17,8 @@ peak RSS (``VmHWM``; see ``peak_rss``) and the traced heap peak of one pipeline 
 
 from __future__ import annotations
 
-import cProfile
-import io
 import json
 import os
-import pstats
 import resource
 import shutil
 import statistics
@@ -35,6 +32,7 @@ from typing import Any
 from bench.core import Context, Result, Target, fmt_s, measured
 from bench.data import grid_config
 from bench.machine import REPO_ROOT
+from bench.profiling import profile_call
 from layer_platform.imaging.stage import preprocess_landed_scan
 from layer_platform.ingestion.landing import load_scan
 from layer_platform.simulation.cohort import simulate_cohort
@@ -202,86 +200,71 @@ def run(ctx: Context) -> list[Result]:
             f"Pipeline median {fmt_s(large['pipeline_median_s'])}."
         ),
     )
-    rss = measured(
-        BENCHMARK,
-        f"{BENCHMARK}/{grid}_{shape}/peak_rss_2N_vs_N",
-        value=large["peak_rss"] / _MB,
-        unit="MB",
-        baseline=small["peak_rss"] / _MB,
-        ratio=large["peak_rss"] / small["peak_rss"],
-        ratio_means="value / baseline (peak RSS with 2N scans over N)",
-        target=RSS_GROWTH,
-        notes=(
-            f"Peak RSS (VmHWM) of one process after preprocessing the first {small['scans']} "
-            f"scans, then all {large['scans']} (a fresh process; in-process at the tiny "
-            f"scale). After imports, one read of every scan and one warm-up scan its peak was "
-            f"{large['peak_ready'] / _MB:.0f} MB (resident {large['rss_ready'] / _MB:.0f} MB); "
-            f"the N rounds raised it by {(small['peak_rss'] - large['peak_ready']) / _MB:.0f} MB "
-            f"and the 2N rounds by {(large['peak_rss'] - small['peak_rss']) / _MB:.0f} MB more."
-        ),
+
+    def growth(what: str, key: str, target: Target, measure: str, notes: str) -> Result:
+        """``key`` after the 2N scans over after the N scans: memory must not grow."""
+        return measured(
+            BENCHMARK,
+            f"{BENCHMARK}/{grid}_{shape}/{what}_2N_vs_N",
+            value=large[key] / _MB,
+            unit="MB",
+            baseline=small[key] / _MB,
+            ratio=large[key] / small[key],
+            ratio_means=f"value / baseline ({measure} with 2N scans over N)",
+            target=target,
+            notes=notes,
+        )
+
+    rss = growth(
+        "peak_rss",
+        "peak_rss",
+        RSS_GROWTH,
+        "peak RSS",
+        f"Peak RSS (VmHWM) of one process after preprocessing the first {small['scans']} "
+        f"scans, then all {large['scans']} (a fresh process; in-process at the tiny "
+        f"scale). After imports, one read of every scan and one warm-up scan its peak was "
+        f"{large['peak_ready'] / _MB:.0f} MB (resident {large['rss_ready'] / _MB:.0f} MB); "
+        f"the N rounds raised it by {(small['peak_rss'] - large['peak_ready']) / _MB:.0f} MB "
+        f"and the 2N rounds by {(large['peak_rss'] - small['peak_rss']) / _MB:.0f} MB more.",
     )
-    heap = measured(
-        BENCHMARK,
-        f"{BENCHMARK}/{grid}_{shape}/traced_heap_2N_vs_N",
-        value=large["traced_peak"] / _MB,
-        unit="MB",
-        baseline=small["traced_peak"] / _MB,
-        ratio=large["traced_peak"] / small["traced_peak"],
-        ratio_means="value / baseline (tracemalloc peak with 2N scans over N)",
-        target=HEAP_GROWTH,
-        notes=(
-            "tracemalloc peak (NumPy and Python allocations) over one whole pipeline pass of "
-            "the N, then the 2N scans; a pipeline that kept the cohort in memory would double it."
-        ),
+    heap = growth(
+        "traced_heap",
+        "traced_peak",
+        HEAP_GROWTH,
+        "tracemalloc peak",
+        "tracemalloc peak (NumPy and Python allocations) over one whole pipeline pass of "
+        "the N, then the 2N scans; a pipeline that kept the cohort in memory would double it.",
     )
     rows = [throughput, rss, heap]
     if not throughput.met:
-        path = ctx.profile_path(f"preprocessing_{grid}.txt")
-        shares = _profile(landing, scan_ids[:n], grid, ctx.work_dir / "profiled", path)
-        throughput.profile = ctx.relative(path)
+        out = ctx.work_dir / "profiled"
+        folders = [landing / scan_id for scan_id in scan_ids[:n]]
+        preprocess_landed_scan(folders[0], landing, config, out / "warm")
+
+        def pipeline() -> None:
+            for folder in folders:
+                preprocess_landed_scan(folder, landing, config, out / folder.name)
+
+        profile = profile_call(
+            ctx,
+            f"preprocessing_{grid}.txt",
+            f"preprocess_landed_scan over {n} simulated scans ({grid} grid)",
+            pipeline,
+        )
+        shutil.rmtree(out, ignore_errors=True)
+        throughput.profile = profile.link
+        read, write = profile.share("load_scan"), profile.share("save_preprocessed")
         throughput.notes += (
-            f" Why: the profile splits the pipeline into reading {shares['load_scan']:.0%}, "
-            f"resampling and normalising {shares['preprocess_scan']:.0%} and writing the NIfTI "
-            f"files {shares['save_preprocessed']:.0%}"
+            f" Why ({profile.tool} profile): reading {read:.0%}, resampling and normalising "
+            f"{profile.share('preprocess_scan'):.0%}, writing the NIfTI files {write:.0%}"
             + (
                 "; writing alone costs more than reading, so a pipeline that reads and writes "
                 "cannot reach half of a read-only floor, whatever its compute."
-                if shares["save_preprocessed"] >= shares["load_scan"]
+                if write >= read
                 else "."
             )
         )
     return rows
-
-
-def _profile(
-    landing: Path, scan_ids: list[str], grid: str, out: Path, path: Path
-) -> dict[str, float]:
-    """cProfile of the pipeline over ``scan_ids``; returns each stage's share of its time."""
-    config = grid_config(grid)
-    preprocess_landed_scan(landing / scan_ids[0], landing, config, out / "warm")
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for scan_id in scan_ids:
-        preprocess_landed_scan(landing / scan_id, landing, config, out / scan_id)
-    profiler.disable()
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("cumulative").print_stats(30)
-    stats.sort_stats("tottime").print_stats(15)
-    path.write_text(
-        f"# cProfile: preprocess_landed_scan over {len(scan_ids)} simulated scans ({grid} grid)\n"
-        f"\n```\n{text.getvalue()}\n```\n"
-    )
-    shutil.rmtree(out, ignore_errors=True)
-    cumulative = {
-        func: entry[3]
-        for (_file, _line, func), entry in stats.stats.items()  # type: ignore[attr-defined]
-    }
-    total = cumulative["preprocess_landed_scan"]
-    return {
-        stage: cumulative.get(stage, 0.0) / total
-        for stage in ("load_scan", "preprocess_scan", "save_preprocessed")
-    }
 
 
 if __name__ == "__main__":

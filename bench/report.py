@@ -82,7 +82,8 @@ def _markdown(results: list[Result], facts: dict[str, Any], scale: Scale, comman
         "|---|---|",
         *(f"| {_FACT_LABELS.get(k, k)} | {v} |" for k, v in facts.items() if v is not None),
         "",
-        f"## Targets: {met} of {len(results)} met ({not_run} not yet run)",
+        f"## Targets: {met} of {len(results)} met, {len(results) - met - not_run} missed, "
+        f"{not_run} not run",
         "",
         "| benchmark | target | value | unit | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|",
@@ -91,7 +92,7 @@ def _markdown(results: list[Result], facts: dict[str, Any], scale: Scale, comman
         lines.append(
             f"| {titles.get(r.benchmark, r.benchmark)} | `{r.name}` | {number(r.value)} | "
             f"{r.unit} | {number(r.baseline)} | {number(r.ratio)} | {r.target} | "
-            f"{'yes' if r.met else '**no**'} |"
+            f"{_met(r)} |"
         )
     lines += ["", "## Notes", ""]
     for r in results:
@@ -122,6 +123,12 @@ def _markdown(results: list[Result], facts: dict[str, Any], scale: Scale, comman
         "",
     ]
     return "\n".join(lines)
+
+
+def _met(r: Result) -> str:
+    if r.met:
+        return "yes"
+    return "**not run**" if r.value is None else "**no**"
 
 
 def publish(source: Path, target: Path) -> None:

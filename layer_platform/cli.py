@@ -13,6 +13,7 @@ from pathlib import Path
 
 from layer_platform.defs.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
+from layer_platform.simulation.config import SimulationConfig
 
 ENV_HELP = "\n".join(
     ["environment:", "  LAYER_HOME  root of all state (default ./.layer_home)"]
@@ -25,7 +26,7 @@ ENV_HELP = "\n".join(
 
 def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.labels import Layer
-    from layer_platform.simulation import SimulationConfig, arrive, simulate_cohort
+    from layer_platform.simulation import arrive, simulate_cohort
 
     paths.ensure()
     if args.arrive:
@@ -166,14 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--bmode-effect-db",
         type=float,
-        default=6.0,
-        help="B-mode driver: dB brighter at severity 1 (default 6)",
+        default=SimulationConfig.bmode_effect_db,
+        help=(
+            "B-mode driver: dB brighter at severity 1 "
+            f"(default {SimulationConfig.bmode_effect_db:g})"
+        ),
     )
     simulate.add_argument(
         "--swe-effect",
         type=float,
-        default=0.5,
-        help="SWE driver: relative stiffness increase at severity 1 (default 0.5)",
+        default=SimulationConfig.swe_effect,
+        help=(
+            "SWE driver: relative stiffness increase at severity 1 "
+            f"(default {SimulationConfig.swe_effect:g})"
+        ),
     )
     simulate.add_argument(
         "--annotated-fraction",

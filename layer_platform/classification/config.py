@@ -8,6 +8,7 @@ from layer_platform.compute import DEVICE_CHOICES
 
 ARCHITECTURES: tuple[str, ...] = ("small_cnn", "densenet121", "resnet10")
 NORMS: tuple[str, ...] = ("batch", "instance")
+POOLINGS: tuple[str, ...] = ("avg", "max", "avgmax")
 THRESHOLD_POLICIES: tuple[str, ...] = ("youden", "fixed")
 
 
@@ -24,6 +25,10 @@ class ClassifierConfig:
             which instance norm removes per scan; on a simulated 120-subject cohort batch norm
             gave the higher held-out AUC in every mode (SWE 0.68 vs 0.44).
         dropout: before the final linear layer.
+        pooling: small_cnn global pooling before the logit: ``max`` (default), ``avg`` or
+            ``avgmax`` (both, concatenated). Average pooling confounds a thin layer's brightness
+            with its thickness (``GlobalPool3d``); max pooling lifted held-out AUC from 0.70 to
+            0.83 on a planted deep-fascia driver (see the README).
         min_epochs / max_epochs / patience: epochs before ``min_epochs`` are warm-up (never
             kept as best); then training stops after ``patience`` epochs without a better
             validation AUC.
@@ -32,8 +37,10 @@ class ClassifierConfig:
         seed: seeds weights, shuffling, augmentation and the internal validation split.
         flip_lateral / flip_sweep: random flips along axes where anatomy is symmetric enough;
             depth is never flipped (the layer order skin → muscle is the signal).
-        intensity_jitter: per-channel multiplicative jitter ±this fraction (0 disables); it keeps
-            SWE's invalid voxels at exactly 0.
+        intensity_jitter: per-channel multiplicative jitter ±this fraction (0, the default,
+            disables it); it keeps SWE's invalid voxels at exactly 0. Off by default: the pain
+            evidence is a level shift of one layer against the others, and a ±10 % jitter is as
+            large as that shift (held-out AUC 0.83 with it, 0.96 without; see the README).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; AMP is used only on CUDA.
         amp: allow mixed precision on CUDA.
         threshold_policy: ``youden`` picks the operating threshold on out-of-fold predictions;
@@ -47,6 +54,7 @@ class ClassifierConfig:
     channels: tuple[int, ...] = (16, 32, 48, 64)
     norm: str = "batch"
     dropout: float = 0.2
+    pooling: str = "max"
     min_epochs: int = 10
     max_epochs: int = 60
     patience: int = 10
@@ -56,7 +64,7 @@ class ClassifierConfig:
     seed: int = 0
     flip_lateral: bool = True
     flip_sweep: bool = True
-    intensity_jitter: float = 0.1
+    intensity_jitter: float = 0.0
     device: str = "auto"
     amp: bool = True
     threshold_policy: str = "youden"
@@ -70,6 +78,7 @@ class ClassifierConfig:
         choices = {
             "architecture": (self.architecture, ARCHITECTURES),
             "norm": (self.norm, NORMS),
+            "pooling": (self.pooling, POOLINGS),
             "threshold_policy": (self.threshold_policy, THRESHOLD_POLICIES),
             "device": (self.device, DEVICE_CHOICES),
         }

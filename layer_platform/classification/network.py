@@ -4,15 +4,38 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from monai.networks.blocks import Convolution
 from monai.networks.nets import DenseNet121, ResNet, resnet10
 from torch import Tensor, nn
 
-from layer_platform.classification.config import ClassifierConfig
+from layer_platform.classification.config import POOLINGS, ClassifierConfig
+
+
+class GlobalPool3d(nn.Module):
+    """Global pooling of a (B, C, L, D, S) map to (B, C) — or (B, 2C) for ``avgmax``.
+
+    Average pooling weighs a feature by the volume it covers, so a thin layer's evidence is
+    confounded with its thickness; the max is not. ``avgmax`` concatenates both.
+    """
+
+    def __init__(self, kind: str):
+        super().__init__()
+        if kind not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}; got {kind!r}")
+        self.kind = kind
+
+    def forward(self, x: Tensor) -> Tensor:
+        parts = []
+        if self.kind in ("avg", "avgmax"):
+            parts.append(x.mean(dim=(2, 3, 4)))
+        if self.kind in ("max", "avgmax"):
+            parts.append(x.amax(dim=(2, 3, 4)))
+        return torch.cat(parts, dim=1)
 
 
 class SmallCNN3D(nn.Module):
-    """A few conv blocks (MONAI ``Convolution`` ×2 each), global average pooling, one logit.
+    """A few conv blocks (MONAI ``Convolution`` ×2 each), global pooling, one logit.
 
     With tens of subjects a ~0.35M-parameter net suits the data: MONAI's ResNet10 has 14M
     parameters and a 3.5x slower training step on the CPU grid, and DenseNet121 cannot pool its
@@ -26,6 +49,7 @@ class SmallCNN3D(nn.Module):
         channels: tuple[int, ...],
         norm: str = "batch",
         dropout: float = 0.0,
+        pooling: str = "avg",
     ):
         super().__init__()
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
@@ -37,9 +61,9 @@ class SmallCNN3D(nn.Module):
             )
             width = out
         self.features = nn.Sequential(blocks)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool3d(1), nn.Flatten(1), nn.Dropout(dropout), nn.Linear(width, 1)
-        )
+        pool = GlobalPool3d(pooling)
+        pooled = 2 * width if pooling == "avgmax" else width
+        self.head = nn.Sequential(pool, nn.Dropout(dropout), nn.Linear(pooled, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
@@ -51,7 +75,7 @@ def build_classifier(config: ClassifierConfig, in_channels: int) -> nn.Module:
         return DenseNet121(spatial_dims=3, in_channels=in_channels, out_channels=1)
     if config.architecture == "resnet10":
         return resnet10(spatial_dims=3, n_input_channels=in_channels, num_classes=1)
-    return SmallCNN3D(in_channels, config.channels, config.norm, config.dropout)
+    return SmallCNN3D(in_channels, config.channels, config.norm, config.dropout, config.pooling)
 
 
 #: DenseNet121 halves each axis five times and its pooling needs >= 2 voxels: below 29 it fails.

@@ -128,10 +128,11 @@ def train_classifier(
     """Train with class-balanced BCE and depth-preserving augmentation; keep the best epoch.
 
     "Best" is the highest validation AUC, ties broken by lower validation loss (tiny validation
-    sets tie often). The first ``min_epochs - 1`` epochs are warm-up, never kept: near-constant
-    early outputs can rank a tiny validation set perfectly by numerical noise. After that,
-    training stops after ``patience`` epochs without a new best. Seeded: the same inputs and
-    config give the same model on a CPU.
+    sets tie often); a one-class validation set is judged by its loss alone. The first
+    ``min_epochs - 1`` epochs are warm-up, never kept: near-constant early outputs can rank a
+    tiny validation set perfectly by numerical noise. After that, training stops after
+    ``patience`` epochs without a new best. Seeded: the same inputs and config give the same
+    model on a CPU.
     """
     seed_everything(config.seed)
     device = select_device(config.device)
@@ -143,7 +144,9 @@ def train_classifier(
         )
     check_input_shape(config, tuple(x_train.shape[2:]))
     _require_both_classes(y_train, "training")
-    _require_both_classes(y_val, "validation")
+    # A small fold of an SWE mode can hold one class only: its AUC is undefined, so such a
+    # validation set early-stops on its loss alone (val_auc is reported as NaN).
+    val_has_both = 0 < int(y_val.sum()) < len(y_val)
 
     in_channels = int(x_train.shape[1])
     model = build_classifier(config, in_channels).to(device)
@@ -179,10 +182,13 @@ def train_classifier(
 
         val_logits = _logits(model, x_val, device)
         val_loss = float(loss_fn(val_logits.to(device), y_val.to(device)))
-        val_auc = auc(y_val.numpy(), torch.sigmoid(val_logits).numpy())
-        improved = epoch >= config.min_epochs and (val_auc, -val_loss) > best_key
+        val_auc = (
+            auc(y_val.numpy(), torch.sigmoid(val_logits).numpy()) if val_has_both else math.nan
+        )
+        key = (val_auc if val_has_both else 0.0, -val_loss)
+        improved = epoch >= config.min_epochs and key > best_key
         if improved:
-            best_key, best_epoch, stale = (val_auc, -val_loss), epoch, 0
+            best_key, best_epoch, stale = key, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         elif epoch >= config.min_epochs:
             stale += 1
@@ -197,4 +203,5 @@ def train_classifier(
 
     model.load_state_dict(best_state)
     model.eval()
-    return TrainedClassifier(model, device, in_channels, best_epoch, best_key[0], tuple(history))
+    best_val_auc = best_key[0] if val_has_both else math.nan
+    return TrainedClassifier(model, device, in_channels, best_epoch, best_val_auc, tuple(history))

@@ -83,17 +83,20 @@ def build_resources(
 
 
 class ClassifierResource(dg.ConfigurableResource):
-    """Split and training settings for the pain classifiers (logged to MLflow with every run)."""
+    """Split and training settings for the pain classifiers (logged to MLflow with every run).
+
+    Training defaults are ``ClassifierConfig``'s, so the two cannot drift apart.
+    """
 
     n_folds: int = 5
     test_fraction: float = 0.2
     split_seed: int = 0
-    seed: int = 0
-    min_epochs: int = 6
-    max_epochs: int = 30
-    patience: int = 6
-    batch_size: int = 8
-    architecture: str = "small_cnn"
+    seed: int = ClassifierConfig.seed
+    min_epochs: int = ClassifierConfig.min_epochs
+    max_epochs: int = ClassifierConfig.max_epochs
+    patience: int = ClassifierConfig.patience
+    batch_size: int = ClassifierConfig.batch_size
+    architecture: str = ClassifierConfig.architecture
     #: Held-out AUC below this raises a warning on the asset check.
     auc_floor: float = 0.7
     #: A first model becomes champion only above this held-out AUC (0.5 = chance); a null-driver

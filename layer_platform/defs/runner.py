@@ -19,9 +19,18 @@ from dagster._core.storage.tags import (
 )
 
 from layer_platform.errors import ConfigurationError
+from layer_platform.io.writers import owner_alive, process_owner
 from layer_platform.settings import LayerPaths
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+#: ``<pid>@<host>`` of the process executing a run in-process (see ``fail_orphaned_runs``).
+RUNNER_TAG = "layer/runner"
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def prepare_dagster_home(paths: LayerPaths, source: Path | None = None) -> Path:
@@ -67,6 +76,29 @@ def contiguous_ranges(
     return ranges
 
 
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs ``run_job`` started in a process of this host that is gone, and free
+    their concurrency slots; returns their run ids.
+
+    A process killed mid-run (``kill -9``, OOM) leaves its run STARTED forever, still holding
+    its slot of the ``warehouse`` pool: every later writing step would wait for it forever.
+    Runs launched by the daemon or the UI carry no ``RUNNER_TAG`` and are left alone.
+    """
+    orphans = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED)):
+        run = record.dagster_run
+        owner = run.tags.get(RUNNER_TAG)
+        if owner is None or owner_alive(owner):
+            continue
+        instance.report_run_failed(
+            run, message=f"the process running it ({owner}) is gone: killed or crashed mid-run"
+        )
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        orphans.append(run.run_id)
+    return orphans
+
+
 @dataclass
 class StageReport:
     job: str
@@ -97,7 +129,9 @@ def run_job(
             for a, b in contiguous_ranges(ordered, set(partition_keys), max_batch)
         ]
         report.partitions = len(partition_keys)
+    fail_orphaned_runs(instance)
     for tags in batches:
+        tags = {**tags, RUNNER_TAG: process_owner()}
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
         report.runs.append(result.run_id)
         if not result.success:

@@ -22,6 +22,7 @@ from dagster._core.storage.tags import (
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED, registered_name
 from layer_platform.defs.assets.segmentation import ANNOTATED, SEGMENTER
+from layer_platform.defs.jobs import EXECUTOR
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.runner import contiguous_ranges
 from layer_platform.tracking.mlflow_registry import (
@@ -40,6 +41,7 @@ CLASSIFIER_SIZE_PARAMS = ("n_scans", "n_excluded_no_swe")
 
 cohort_refresh_job = dg.define_asset_job(
     "cohort_refresh",
+    executor_def=EXECUTOR,
     selection=dg.AssetSelection.assets(
         "cohort_manifest", "segmentation_model", "cohort_split", "pain_classifier"
     ),

@@ -5,8 +5,13 @@ The landing sensor works in two steps, one tick apart:
 1. a folder that completed (``scan.json`` appeared) or changed (an exporter rewrote a file)
    gets an ``ingest`` run, which reads it, quarantines it or records its content hash and
    registers its partition;
-2. a scan whose recorded content hash has no preprocessing yet (new, or re-exported with
-   other bytes) gets a ``preprocess_scans`` run for a batch of such scans, once per content.
+2. a scan whose recorded content hash has no preprocessing yet *and* whose partition was
+   already attempted (a re-export of a preprocessed scan, or a fix of one whose preprocessing
+   failed) gets a ``preprocess_scans`` run for a batch of such scans, once per content.
+
+A new partition, never attempted, is left to declarative automation (``defs/automation.py``),
+which takes it through preprocessing, segmentation and saliency in one batched run; the
+automation also follows every re-preprocessed scan downstream.
 
 Per tick it costs one listing of the landing zone, one listing and a ``stat`` per file of each
 folder (names, sizes, mtimes: no byte of any volume is read), and one short warehouse query.
@@ -21,12 +26,16 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from layer_platform.defs.jobs import ingest_job, preprocess_job
-from layer_platform.defs.partitions import SCANS
+from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.jobs import IN_PROCESS, ingest_job, preprocess_job
+from layer_platform.defs.partitions import SCANS, scan_partitions
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.runner import contiguous_ranges
 from layer_platform.ingestion.landing import discover
 
+IN_PROGRESS = dg.AssetPartitionStatus.IN_PROGRESS
+#: Seconds between ticks (a tick stats files only: ~140 ms for 2,000 folders).
+LANDING_INTERVAL_S = 15
 #: Largest batch of scans one ``preprocess_scans`` run takes.
 MAX_BATCH = 500
 
@@ -64,7 +73,23 @@ def _preprocess_requests(
         for row in pending.itertuples(index=False)
         if row.scan_id in position
     }
-    todo = {s: h for s, h in now_pending.items() if requested.get(s) != h}
+    status = dict.fromkeys(now_pending)
+    if now_pending:
+        status.update(
+            context.instance.get_status_by_partition(
+                preprocessed_volume.key, list(now_pending), scan_partitions
+            )
+            or {}
+        )
+    # In progress: decided on a later tick (the run may have read the older bytes); what the
+    # cursor held for it is kept, so a run of ours that fails is not requested again.
+    running = {s for s, found in status.items() if found == IN_PROGRESS}
+    # Never attempted: automation's (a request here would preprocess it twice).
+    todo = {
+        s: h
+        for s, h in now_pending.items()
+        if s not in running and requested.get(s) != h and status[s] is not None
+    }
     requests = []
     for start, end in contiguous_ranges(registered, set(todo), MAX_BATCH):
         batch = registered[position[start] : position[end] + 1]
@@ -72,29 +97,34 @@ def _preprocess_requests(
             dg.RunRequest(
                 run_key=_key("preprocess", *(f"{s}:{todo[s]}" for s in batch if s in todo)),
                 job_name=preprocess_job.name,
+                run_config=IN_PROCESS,
                 tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
             )
         )
     # Remember what is still pending (so the cursor stays small): a scan whose run failed is
     # not requested again until its content changes; `layer-platform run` retries it.
+    kept = {s: requested[s] for s in running if s in requested}
     requested.clear()
-    requested.update(now_pending)
+    requested.update({s: h for s, h in now_pending.items() if s not in running})
+    requested.update(kept)
     return requests
 
 
 @dg.sensor(
     jobs=[ingest_job, preprocess_job],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=LANDING_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests an intake run when a landing folder completes (scan.json appears) or "
-    "an exporter rewrites one, then a batched preprocessing run for each new or changed scan; "
-    "the cursor holds each folder's fingerprint and each scan's requested content hash.",
+    "an exporter rewrites one, then a batched preprocessing run for re-exported scans (new "
+    "scans are left to the automation sensor); the cursor holds each folder's fingerprint and "
+    "each scan's requested content hash.",
 )
 def landing_sensor(
     context: dg.SensorEvaluationContext, storage: StorageResource
 ) -> dg.SensorResult | dg.SkipReason:
     """Cheap per tick: directory listings and stat metadata, never the volumes' bytes."""
     seen, requested = _load_cursor(context.cursor)
+    before = dict(requested)
     current = {f.name: f.fingerprint for f in discover(storage.paths.landing)}
     changed = sorted(name for name, fingerprint in current.items() if seen.get(name) != fingerprint)
     requests = []
@@ -103,13 +133,16 @@ def landing_sensor(
             dg.RunRequest(
                 run_key=_key("ingest", *(f"{name}:{current[name]}" for name in changed)),
                 job_name=ingest_job.name,
+                run_config=IN_PROCESS,
                 tags={"layer/new_or_changed": str(len(changed))},
             )
         )
     requests += _preprocess_requests(context, storage, requested)
+    cursor = json.dumps({"folders": current, "requested": requested}, sort_keys=True)
     if not requests:
-        return dg.SkipReason(f"no new or changed scan folders among {len(current)}")
-    return dg.SensorResult(
-        run_requests=requests,
-        cursor=json.dumps({"folders": current, "requested": requested}, sort_keys=True),
-    )
+        reason = f"no new or changed scan folders among {len(current)}"
+        if (current, requested) == (seen, before):
+            return dg.SkipReason(reason)
+        # Keep what was left to the automation, so a failed attempt is not retried here.
+        return dg.SensorResult(skip_reason=reason, cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)

@@ -4,12 +4,17 @@ Files are written in a hidden temporary folder beside the target under their fin
 detached ``.mhd``/``.nhdr`` names its data file correctly and each library picks its format from
 the extension), then moved into place with ``os.replace``, the header last. A sensor or reader
 listing the folder therefore never sees a half-written file.
+
+A writer killed mid-way (``kill -9``, OOM) leaves only its hidden staging folder, named
+``.<file>.tmp.<pid>@<host>.<random>``; the next write of the same file removes such folders
+whose process is gone, so crashes leave no debris behind for long.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +80,43 @@ _WRITERS: dict[str, Callable[[Path, np.ndarray, tuple[float, float, float]], Non
 }
 
 
+def _staging_prefix(name: str) -> str:
+    return f".{name}.tmp."
+
+
+def process_owner() -> str:
+    """``<pid>@<host>`` of this process: recorded on work it may leave unfinished if killed."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when ``owner`` (see ``process_owner``) is a process of this host that is gone;
+    another host's process, or anything unparseable, counts as alive (never cleaned up)."""
+    pid, _, host = owner.partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_staging(folder: Path, name: str) -> None:
+    """Remove staging folders for ``name`` left by writers that died before moving them."""
+    prefix = _staging_prefix(name)
+    with os.scandir(folder) as entries:
+        leftovers = [e for e in entries if e.name.startswith(prefix) and e.is_dir()]
+    for entry in leftovers:
+        owner = entry.name[len(prefix) :].rsplit(".", 1)[0]
+        if not owner_alive(owner):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
 def write_volume(path: Path, volume: Volume) -> Path:
     """Write ``volume`` to ``path`` (format from the extension) atomically; return ``path``.
 
@@ -86,7 +128,9 @@ def write_volume(path: Path, volume: Volume) -> Path:
     if fmt is None:
         raise ValueError(f"{path.name}: unsupported extension; use one of {sorted(_WRITERS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _remove_dead_staging(path.parent, path.name)
+    prefix = f"{_staging_prefix(path.name)}{process_owner()}."
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     try:
         _WRITERS[fmt](staging / path.name, _storage_array(volume.array), volume.spacing)
         companions = sorted(p for p in staging.iterdir() if p.name != path.name)

@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,48 @@ def _identifier(name: str) -> str:
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text or "conflicting" in text
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One ``Warehouse.replace`` operation: ``rows`` replace the ``table`` rows whose ``key`` is
+    in ``keys`` and whose columns equal ``scope`` (the whole table when ``key`` is None)."""
+
+    table: str
+    rows: Sequence[Mapping[str, Any]] | pd.DataFrame
+    key: str | None
+    keys: Sequence[Any] = ()
+    scope: Mapping[str, Any] | None = None
+
+
+def _arrow(rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pa.Table | None:
+    """The rows as an Arrow table (None for no rows), built before the lock is taken."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    return pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else None
+
+
+def _apply(
+    con: duckdb.DuckDBPyConnection, replacement: Replacement, incoming: pa.Table | None
+) -> int:
+    """Delete and insert one replacement inside the caller's transaction; rows inserted."""
+    key, keys = replacement.key, replacement.keys
+    conditions, params = [], []
+    if key is not None:
+        conditions.append(f"{_identifier(key)} IN (SELECT unnest(?))")
+        params.append(list(keys))
+    for column, value in (replacement.scope or {}).items():
+        conditions.append(f"{_identifier(column)} = ?")
+        params.append(value)
+    where = " AND ".join(conditions) if conditions else "true"
+    table = replacement.table
+    if key is None or keys:
+        con.execute(f"DELETE FROM {table} WHERE {where}", params)
+    if incoming is None:
+        return 0
+    con.register("incoming", incoming)
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+    con.unregister("incoming")
+    return incoming.num_rows
 
 
 class Warehouse:
@@ -92,33 +135,35 @@ class Warehouse:
         This is what makes re-materializing a partition idempotent: never duplicates, and a
         crash mid-way leaves the previous rows in place.
         """
-        if table not in TABLES:
-            raise ValueError(f"unknown warehouse table {table!r}")
-        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-        incoming = pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else None
-        conditions, params = [], []
-        if key is not None:
-            conditions.append(f"{_identifier(key)} IN (SELECT unnest(?))")
-            params.append(list(keys))
-        for column, value in (scope or {}).items():
-            conditions.append(f"{_identifier(column)} = ?")
-            params.append(value)
-        where = " AND ".join(conditions) if conditions else "true"
+        return self.replace_all([Replacement(table, rows, key=key, keys=keys, scope=scope)])
+
+    def replace_all(self, replacements: Sequence[Replacement]) -> int:
+        """Apply several ``replace`` operations (any tables) in one transaction; rows inserted.
+
+        An asset that writes more than one table, or one table in several scopes, uses this so
+        that a crash (even ``kill -9``) leaves either all of its rows or none of them: a reader
+        never sees one table of a batch updated and its companion still old.
+        """
+        for replacement in replacements:
+            if replacement.table not in TABLES:
+                raise ValueError(f"unknown warehouse table {replacement.table!r}")
+        if not replacements:
+            return 0
+        incoming = [_arrow(replacement.rows) for replacement in replacements]
         with self.connect() as con:
-            con.execute(TABLES[table])
+            for table in dict.fromkeys(r.table for r in replacements):
+                con.execute(TABLES[table])
             con.execute("BEGIN TRANSACTION")
             try:
-                if key is None or keys:
-                    con.execute(f"DELETE FROM {table} WHERE {where}", params)
-                if incoming is not None:
-                    con.register("incoming", incoming)
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-                    con.unregister("incoming")
+                inserted = sum(
+                    _apply(con, replacement, rows)
+                    for replacement, rows in zip(replacements, incoming, strict=True)
+                )
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
                 raise
-        return len(frame)
+        return inserted
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run a read-only query with bound parameters (never string-format user input)."""
@@ -141,15 +186,20 @@ class Warehouse:
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
+        partial_wal = Path(f"{partial}.wal")
+        partial_wal.unlink(missing_ok=True)
         wal = Path(f"{self.path}.wal")
         with self.connect(read_only=True):
             shutil.copyfile(self.path, partial)
             # A writer that crashed leaves its log; the copy replays it like the original would.
             if wal.exists():
-                shutil.copyfile(wal, Path(f"{partial}.wal"))
+                shutil.copyfile(wal, partial_wal)
+        if partial_wal.exists():  # fold the log into the copy: one self-contained file lands
+            with duckdb.connect(str(partial)) as con:
+                con.execute("CHECKPOINT")
+        # A crash between these two steps leaves the previous snapshot (without its own log,
+        # i.e. as of its last checkpoint), never a file paired with another file's log.
         Path(f"{target}.wal").unlink(missing_ok=True)
-        if Path(f"{partial}.wal").exists():
-            os.replace(f"{partial}.wal", f"{target}.wal")
         os.replace(partial, target)
         return target
 

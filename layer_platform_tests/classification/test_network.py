@@ -6,6 +6,7 @@ from captum.attr import LayerGradCam
 
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.network import (
+    GlobalPool3d,
     build_classifier,
     check_input_shape,
     count_parameters,
@@ -55,3 +56,27 @@ def test_densenet_refuses_grids_it_cannot_pool() -> None:
 def test_last_conv_block_rejects_foreign_models() -> None:
     with pytest.raises(TypeError):
         last_conv_block(torch.nn.Linear(2, 1))
+
+
+def _band(thickness: int, value: float) -> torch.Tensor:
+    """A (1, 1, 8, 32, 4) map, zero but for a horizontal band ``thickness`` voxels deep."""
+    x = torch.zeros(1, 1, 8, 32, 4)
+    x[:, :, :, 10 : 10 + thickness] = value
+    return x
+
+
+def test_max_pooling_reads_a_thin_layer_whatever_its_thickness() -> None:
+    """Why ``max`` is the default: the average confounds a band's brightness with its depth."""
+    pool_max, pool_avg = GlobalPool3d("max"), GlobalPool3d("avg")
+    assert pool_max(_band(2, 0.7)).item() == pool_max(_band(8, 0.7)).item() == pytest.approx(0.7)
+    assert pool_avg(_band(8, 0.7)).item() == pytest.approx(4 * pool_avg(_band(2, 0.7)).item())
+    both = GlobalPool3d("avgmax")(torch.rand(3, 5, 4, 4, 4))
+    assert both.shape == (3, 10)
+    with pytest.raises(ValueError, match="pooling"):
+        GlobalPool3d("median")
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max", "avgmax"])
+def test_every_pooling_gives_one_logit(pooling: str) -> None:
+    model = build_classifier(ClassifierConfig(channels=(4, 8), pooling=pooling), in_channels=2)
+    assert model.eval()(torch.rand(2, 2, 12, 24, 6)).shape == (2, 1)

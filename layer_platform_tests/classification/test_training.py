@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -95,10 +96,18 @@ def test_training_is_reproducible_from_the_seed(cohort, trained) -> None:
     )
 
 
-def test_validation_with_one_class_or_mismatched_shapes_is_rejected(cohort) -> None:
+def test_one_class_validation_early_stops_on_loss(cohort) -> None:
+    """A small SWE fold may hold MP scans only: training goes on, judged by validation loss."""
     train, val = cohort
-    with pytest.raises(ValueError, match="validation set needs MP and control"):
-        train_classifier(train, [item for item in val if item.y == 1], TINY_CONFIG)
+    trained = train_classifier(train, [item for item in val if item.y == 1], TINY_CONFIG)
+    assert math.isnan(trained.best_val_auc)
+    assert all(math.isnan(report.val_auc) for report in trained.history)
+    best = min(trained.history[TINY_CONFIG.min_epochs - 1 :], key=lambda r: r.val_loss)
+    assert trained.best_epoch == best.epoch
+
+
+def test_mismatched_shapes_are_rejected(cohort) -> None:
+    train, val = cohort
     other_grid = [dataclasses.replace(item, x=item.x[:, :-1]) for item in val]
     with pytest.raises(ValueError, match="differ"):
         train_classifier(train, other_grid, TINY_CONFIG)

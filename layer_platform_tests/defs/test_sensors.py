@@ -1,5 +1,6 @@
 """The landing sensor: new folder, incomplete folder, changed content, cursor persistence, and
-a changed folder going all the way to a re-materialized partition."""
+a changed folder going all the way to a re-materialized partition (new partitions are left to
+the automation sensor, see ``test_automation.py``)."""
 
 from __future__ import annotations
 
@@ -92,21 +93,28 @@ def test_a_re_exported_folder_is_re_ingested_and_re_preprocessed(layer_paths: La
         assert [r.job_name for r in found.run_requests] == ["ingest"]
         run(defs, instance, found.run_requests[0])
 
+        # New partitions, never attempted, are the automation's: no request here, but the
+        # cursor keeps their content so a failed attempt is not retried by this sensor.
         pending = tick(layer_paths, found.cursor, instance)
-        assert [r.job_name for r in pending.run_requests] == ["preprocess_scans"]
-        tags = pending.run_requests[0].tags
-        assert tags[START] == first_scan and tags[END] == second_scan
-        # Requested once: the next tick, before the run finished, asks for nothing more.
+        assert isinstance(pending, dg.SensorResult) and pending.run_requests == []
+        assert set(json.loads(pending.cursor)["requested"]) == {first_scan, second_scan}
         assert isinstance(tick(layer_paths, pending.cursor, instance), dg.SkipReason)
-        run(defs, instance, pending.run_requests[0])
+        # What the automation sensor's run does: both scans in one batched run.
+        automated = dg.RunRequest(
+            job_name="preprocess_scans", tags={START: first_scan, END: second_scan}
+        )
+        run(defs, instance, automated)
         before = dict(warehouse.query(processed).itertuples(index=False))
-        assert isinstance(tick(layer_paths, pending.cursor, instance), dg.SkipReason)
+        done = tick(layer_paths, pending.cursor, instance)
+        assert isinstance(done, dg.SensorResult) and done.run_requests == []
+        assert json.loads(done.cursor)["requested"] == {}, "nothing pending: the cursor shrinks"
+        assert isinstance(tick(layer_paths, done.cursor, instance), dg.SkipReason)
 
         # The exporter writes S1 again with other voxel values.
         bmode = next((layer_paths.landing / first_scan).glob("bmode.*"))
         landed = read_volume(bmode)
         write_volume(bmode, Volume(landed.array * 0.9, landed.spacing))
-        reexport = tick(layer_paths, pending.cursor, instance)
+        reexport = tick(layer_paths, done.cursor, instance)
         assert [r.job_name for r in reexport.run_requests] == ["ingest"]
         run(defs, instance, reexport.run_requests[0])
 
@@ -114,11 +122,16 @@ def test_a_re_exported_folder_is_re_ingested_and_re_preprocessed(layer_paths: La
         assert [r.job_name for r in redo.run_requests] == ["preprocess_scans"]
         tags = redo.run_requests[0].tags
         assert (tags[START], tags[END]) == (first_scan, first_scan)
+        # Requested once: the next tick, before the run finished, asks for nothing more.
+        assert isinstance(tick(layer_paths, redo.cursor, instance), dg.SkipReason)
         run(defs, instance, redo.run_requests[0])
         after = dict(warehouse.query(processed).itertuples(index=False))
         assert after[second_scan] == before[second_scan]
         assert after[first_scan] != before[first_scan]
-        assert isinstance(tick(layer_paths, redo.cursor, instance), dg.SkipReason)
+        # Requested once per content: nothing more, and the cursor forgets the scan.
+        settled = tick(layer_paths, redo.cursor, instance)
+        assert isinstance(settled, dg.SensorResult) and settled.run_requests == []
+        assert isinstance(tick(layer_paths, settled.cursor, instance), dg.SkipReason)
         materialized = instance.fetch_materializations(
             dg.AssetKey("preprocessed_volume"), limit=100
         ).records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +144,7 @@ def test_swe_with_another_field_of_view_is_refused():
 
 def test_percentile_normalisation_is_in_unit_range_and_gain_invariant():
     volume = bmode()
-    config = PreprocessConfig((1.0, 0.4, 2.0), (5, 15, 2))
+    config = PreprocessConfig((1.0, 0.4, 2.0), (5, 15, 2), intensity="percentile")
     base = preprocess_scan(volume, None, None, config).bmode
     louder = Volume(volume.array.astype(np.float32) * 3.7, NATIVE)
     assert base.min() >= 0.0 and base.max() <= 1.0
@@ -161,8 +162,9 @@ def test_fixed_intensity_refuses_non_8bit_bmode():
 
 def test_flat_bmode_is_refused_by_percentile_normalisation():
     volume = Volume(np.full((10, 30, 4), 80, dtype=np.uint8), NATIVE)
+    config = dataclasses.replace(PreprocessConfig.cpu(), intensity="percentile")
     with pytest.raises(ScanError, match="no contrast"):
-        preprocess_scan(volume, None, None, PreprocessConfig.cpu())
+        preprocess_scan(volume, None, None, config)
 
 
 @pytest.mark.parametrize(

@@ -175,8 +175,11 @@ def _three_component_nrrd(path: Path, kind: str) -> Path:
     """A 2D NRRD with its components first, as NRRD writes colour; R = G = B."""
     rgb = np.repeat(PHANTOM[np.newaxis, :, :, 0], 3, axis=0)
     directions = np.array([[np.nan, np.nan], [SPACING[0], 0.0], [0.0, SPACING[1]]])
-    header = {"kinds": [kind, "domain", "domain"], "space dimension": 2,
-              "space directions": directions}
+    header = {
+        "kinds": [kind, "domain", "domain"],
+        "space dimension": 2,
+        "space directions": directions,
+    }
     nrrd.write(str(path), rgb, header)
     return path
 

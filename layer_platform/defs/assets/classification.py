@@ -19,6 +19,7 @@ from layer_platform.classification.training import predict_proba
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
+from layer_platform.defs.versions import champion_data_version
 from layer_platform.imaging.figures import png_to_markdown
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
@@ -49,6 +50,7 @@ def registered_name(mode: str) -> str:
     kinds={"duckdb", "python"},
     tags={"layer/stage": "classification"},
     owners=["team:layer-platform"],
+    code_version="split-v1",
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(
@@ -161,6 +163,7 @@ def _metrics_markdown(cv: CVResult) -> str:
     kinds={"pytorch", "mlflow", "duckdb"},
     tags={"layer/stage": "classification"},
     owners=["team:layer-platform"],
+    code_version="classifier-v1",
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(
@@ -183,7 +186,8 @@ def pain_classifier(
 
     MLflow gets one parent run per mode and a child run per fold (curves, parameters, data and
     code versions, the model with its signature). The ``champion`` alias moves only when the new
-    version beats the current champion on the same held-out subjects.
+    version beats the current champion on the same held-out subjects. The data version names
+    every mode's champion after the run (one version per run; see ``defs/versions.py``).
     """
     paths = storage.paths
     warehouse = storage.warehouse()
@@ -282,6 +286,7 @@ def pain_classifier(
     valid = bool(np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all())
     low = {mode: value for mode, value in test_auc.items() if value < classifier.auc_floor}
     return dg.MaterializeResult(
+        data_version=champion_data_version(tracking, [registered_name(m) for m in INPUT_MODES]),
         check_results=[
             dg.AssetCheckResult(
                 check_name="heldout_auc_floor",

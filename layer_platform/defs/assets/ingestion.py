@@ -1,6 +1,9 @@
 """Ingestion: landing zone → validated cohort manifest (``scans``) + ``quarantine``."""
 
+import hashlib
+
 import dagster as dg
+import pandas as pd
 
 from layer_platform.defs.partitions import SCANS
 from layer_platform.defs.resources import StorageResource
@@ -18,6 +21,7 @@ MANIFEST_CHECKS = {
     kinds={"duckdb", "python"},
     tags={"layer/stage": "ingestion"},
     owners=["team:layer-platform"],
+    code_version="intake-v1",
     check_specs=[
         dg.AssetCheckSpec(name, asset="cohort_manifest", blocking=True, description=text)
         for name, text in MANIFEST_CHECKS.items()
@@ -29,7 +33,9 @@ def cohort_manifest(
     """One row per accepted scan (``scans`` table); refused folders go to ``quarantine``.
 
     Intake reads every new or changed landing folder once, so only readable, finite, aligned
-    scans become partitions: a bad scan never blocks the cohort.
+    scans become partitions: a bad scan never blocks the cohort. The data version is the
+    registered content (:func:`manifest_version`): an intake that accepted nothing new leaves
+    the per-scan assets fresh.
     """
     warehouse = storage.warehouse()
     update = refresh_manifest(storage.paths.landing, warehouse, progress=True)
@@ -48,6 +54,7 @@ def cohort_manifest(
     n_quarantined = int(warehouse.query("SELECT count(*) AS n FROM quarantine")["n"].iloc[0])
     outcomes = validate_scans(scans)
     return dg.MaterializeResult(
+        data_version=manifest_version(scans),
         metadata={
             "n_scans": len(scans),
             "n_subjects": int(scans["subject_id"].nunique()),
@@ -71,3 +78,10 @@ def cohort_manifest(
             for outcome in outcomes
         ],
     )
+
+
+def manifest_version(scans: pd.DataFrame) -> dg.DataVersion:
+    """The registered content: a hash of every scan id with its landed content hash."""
+    pairs = sorted(zip(scans["scan_id"], scans["content_hash"], strict=True))
+    digest = hashlib.sha256("\n".join(f"{s}:{h}" for s, h in pairs).encode()).hexdigest()
+    return dg.DataVersion(f"{len(pairs)} scans {digest[:16]}")

@@ -7,6 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from layer_platform.defs.assets.ingestion import cohort_manifest
+from layer_platform.defs.automation import new_scan
 from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import PreprocessingResource, StorageResource
 from layer_platform.errors import ScanError
@@ -80,6 +81,7 @@ def _check_results(rows: list[dict], shape: tuple[int, int, int]) -> list[dg.Ass
     tags={"layer/stage": "preprocessing"},
     owners=["team:layer-platform"],
     code_version="preprocess-v1",
+    automation_condition=new_scan(),
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(name, asset="preprocessed_volume", blocking=blocking, description=text)

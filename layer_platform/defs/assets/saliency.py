@@ -31,6 +31,7 @@ from layer_platform.classification.network import last_conv_block
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.classification import pain_classifier, registered_name
 from layer_platform.defs.assets.segmentation import layer_segmentation
+from layer_platform.defs.automation import cohort_summary, per_scan
 from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.saliency_resource import SaliencyResource
@@ -53,7 +54,7 @@ from layer_platform.statistics import (
 )
 from layer_platform.statistics.figures import ranking_bars_png
 from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion
-from layer_platform.warehouse.store import Warehouse
+from layer_platform.warehouse.store import Replacement, Warehouse
 
 #: The scans of a batch with their segmentation (scans without one are reported, not attributed).
 BATCH_SCANS = """
@@ -370,6 +371,8 @@ def _attribute_batch(
     kinds={"pytorch", "duckdb"},
     tags={"layer/stage": "saliency"},
     owners=["team:layer-platform"],
+    code_version="saliency-v1",
+    automation_condition=per_scan(models_may_be_missing=True),
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(name, asset="layer_saliency", blocking=blocking, description=text)
@@ -411,14 +414,13 @@ def layer_saliency(
     with saliency.threads():
         batch = _attribute_batch(context, todo, models, tables, saliency, paths)
     rows, diagnostics, failed = batch.rows, batch.diagnostics, batch.failed
+    writes = []  # one transaction: a crash leaves every mode's rows of the batch, or none
     for mode, (_, version, _) in models.items():
         scope = {"input_mode": mode, "model_version": version}
-        mode_rows = [r for r in rows if r["input_mode"] == mode]
-        mode_diagnostics = [d for d in diagnostics if d["input_mode"] == mode]
-        warehouse.replace("layer_saliency", mode_rows, key="scan_id", keys=keys, scope=scope)
-        warehouse.replace(
-            "attribution_diagnostics", mode_diagnostics, key="scan_id", keys=keys, scope=scope
-        )
+        for table, found in (("layer_saliency", rows), ("attribution_diagnostics", diagnostics)):
+            mine = [r for r in found if r["input_mode"] == mode]
+            writes.append(Replacement(table, mine, key="scan_id", keys=keys, scope=scope))
+    warehouse.replace_all(writes)
     per_mode = {mode: round(float(np.mean(s)), 2) for mode, s in batch.seconds.items() if s}
     return dg.MaterializeResult(
         metadata={
@@ -546,6 +548,8 @@ def _randomization(
     kinds={"duckdb", "python"},
     tags={"layer/stage": "saliency"},
     owners=["team:layer-platform"],
+    code_version="summary-v1",
+    automation_condition=cohort_summary(),
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(
@@ -601,6 +605,7 @@ def layer_saliency_summary(
             "layer_friedman": friedman_rows(frame, n_boot=n_boot),
         }
     now = _now()
+    writes = []  # one transaction: the cohort tables never describe two different runs
     for name, table in tables.items():
         if not table.empty:
             table = table.assign(
@@ -608,7 +613,7 @@ def layer_saliency_summary(
                 model_version=table["input_mode"].map(versions),
                 computed_at=now,
             )
-        warehouse.replace(name, table, key=None)
+        writes.append(Replacement(name, table, key=None))
 
     metadata: dict = {"models": dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()})}
     truth_file = ground_truth_path(paths.landing)
@@ -620,10 +625,11 @@ def layer_saliency_summary(
         recovery = recovery.assign(
             model_version=recovery["input_mode"].map(versions), computed_at=now
         )
-        warehouse.replace("driver_recovery", recovery, key="cohort", keys=[cohort])
+        writes.append(Replacement("driver_recovery", recovery, key="cohort", keys=[cohort]))
         metadata["planted_drivers"] = dg.MetadataValue.json(drivers)
         metadata["driver_recovery"] = dg.MetadataValue.md(_markdown_table(recovery))
 
+    warehouse.replace_all(writes)
     checks = [
         dg.AssetCheckResult(
             check_name="summary_non_empty",

@@ -10,8 +10,10 @@ import numpy as np
 
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.automation import per_scan
 from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import SegmenterResource, StorageResource
+from layer_platform.defs.versions import champion_data_version
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import Volume, write_volume
@@ -52,6 +54,7 @@ def _dice_markdown(dice: dict[Layer, float]) -> str:
     kinds={"pytorch", "mlflow"},
     tags={"layer/stage": "segmentation"},
     owners=["team:layer-platform"],
+    code_version="segmenter-v1",
     check_specs=[
         dg.AssetCheckSpec(
             "heldout_dice",
@@ -68,7 +71,7 @@ def segmentation_model(
     Subjects are split into training and validation (no subject in both); MLflow records the
     parameters, per-epoch loss and per-layer validation Dice, the data version and the model.
     The ``champion`` alias moves only when the new model beats the champion on the same
-    validation scans.
+    validation scans. The data version is the champion's version (see ``defs/versions.py``).
     """
     paths = storage.paths
     config = segmenter.config()
@@ -120,6 +123,7 @@ def segmentation_model(
     reason = decision.reason
     context.log.info(f"{SEGMENTER} v{version.version}: {reason}")
     return dg.MaterializeResult(
+        data_version=champion_data_version(tracking, [SEGMENTER]),
         metadata={
             "model": f"{SEGMENTER} v{version.version}",
             "mean_heldout_dice": mean_dice,
@@ -180,6 +184,8 @@ def _gx_check(suites: list[SuiteOutcome]) -> dg.AssetCheckResult:
     kinds={"pytorch", "duckdb"},
     tags={"layer/stage": "segmentation"},
     owners=["team:layer-platform"],
+    code_version="segment-v1",
+    automation_condition=per_scan(),
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(name, asset="layer_segmentation", description=text)
@@ -196,7 +202,8 @@ def layer_segmentation(
     exists, it feeds saliency instead (configurable) and the choice is recorded. Each map is
     exported as ``segmentation.nii`` beside the preprocessed B-mode; per-layer QC goes to
     ``segmentation_qc``. A scan failing QC is recorded with ``qc_passed = false`` and saliency
-    skips it, while the rest of the batch goes on.
+    skips it, while the rest of the batch goes on. A scan without a preprocessed volume (it
+    was quarantined while preprocessing) is skipped and listed.
     """
     paths = storage.paths
     warehouse = storage.warehouse()
@@ -205,8 +212,20 @@ def layer_segmentation(
     device = select_device("auto")
     model = model.to(device)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    requested = list(context.partition_keys)
+    preprocessed = set(
+        warehouse.query(
+            "SELECT scan_id FROM preprocessing WHERE scan_id IN (SELECT unnest(?))", [requested]
+        )["scan_id"]
+    )
+    unprocessed = [key for key in requested if key not in preprocessed]
+    if unprocessed:
+        context.log.warning(
+            f"skipped {len(unprocessed)} scans without a preprocessed volume: "
+            + ", ".join(unprocessed[:20])
+        )
     summaries, qc_rows, failing = [], [], {name: [] for name in SEGMENTATION_CHECKS}
-    for position, scan_id in enumerate(context.partition_keys):
+    for position, scan_id in enumerate(key for key in requested if key in preprocessed):
         folder = paths.artifacts / "preprocessed" / scan_id
         stored = load_preprocessed(folder)
         raw = segment_volume(model, stored.bmode, device)
@@ -249,7 +268,7 @@ def layer_segmentation(
             metadata["overlay"] = dg.MetadataValue.md(png_to_markdown(png, scan_id))
         context.add_asset_metadata(metadata, partition_key=scan_id)
 
-    keys = list(context.partition_keys)
+    keys = [key for key in requested if key in preprocessed]
     warehouse.replace("segmentation_qc", qc_rows, key="scan_id", keys=keys)
     warehouse.replace("segmentations", summaries, key="scan_id", keys=keys)
     # Validate what landed (not what was meant to): a duplicated or lost row shows up here.
@@ -267,6 +286,7 @@ def layer_segmentation(
             "n_scans": len(summaries),
             "n_reference": sum(s["segmentation_source"] == "reference" for s in summaries),
             "n_qc_failed": sum(not s["qc_passed"] for s in summaries),
+            "skipped_unpreprocessed": dg.MetadataValue.json(unprocessed[:50]),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -1,0 +1,96 @@
+"""Fixtures of the reliability tests: child processes on real instances, and what they leave.
+
+``saliency_cohort`` is the saliency tests' tiny materialized cohort (reused, not rebuilt).
+``from_scratch`` runs the whole platform twice from empty ``LAYER_HOME``s, in two child
+processes at once: the determinism test compares them, the PHI scan searches them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from layer_platform.settings import LayerPaths
+from layer_platform_tests.conftest import REPO_ROOT
+from layer_platform_tests.defs.test_materialization import landing_with_bad_and_phi_scans
+from layer_platform_tests.saliency.test_materialization import (  # noqa: F401 (a fixture)
+    cohort as saliency_cohort,
+)
+
+WORKER = "layer_platform_tests.reliability.worker"
+#: torch's CPU kernels may split reductions by thread count; both runs get the same one.
+CHILD_THREADS = "1"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The child's environment: this one, minus anything that would point it elsewhere."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LAYER_", "DAGSTER_HOME", "MLFLOW_")) or k == "LAYER_DAGSTER_YAML"
+    }
+    env.update(OMP_NUM_THREADS=CHILD_THREADS, MKL_NUM_THREADS=CHILD_THREADS, **extra)
+    return env
+
+
+def spawn(command: str, home: Path, log: Path, **env: str) -> subprocess.Popen:
+    """Start the worker in its own process group (so ``kill -9`` reaches all of it)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", WORKER, command, str(home)],
+            cwd=REPO_ROOT,
+            env=child_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def tail(log: Path, n: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
+
+
+def kill_group(child: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group and reap it."""
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class FromScratch:
+    """Two ``LAYER_HOME``s built from the same landing zone and seeds."""
+
+    homes: tuple[LayerPaths, LayerPaths]
+    logs: tuple[Path, Path]
+
+
+@pytest.fixture(scope="session")
+def from_scratch(tmp_path_factory: pytest.TempPathFactory) -> FromScratch:
+    """``layer-platform run`` (tiny settings) twice from nothing, in two processes with
+    different hash seeds (set and dict orders differ), on a cohort holding a truncated scan
+    and a DICOM whose header carries planted patient identifiers."""
+    root = tmp_path_factory.mktemp("from_scratch")
+    homes, logs, children = [], [], []
+    for name, hash_seed in (("a", "1"), ("b", "2")):
+        paths = LayerPaths.under(root / name).ensure()
+        landing_with_bad_and_phi_scans(paths)
+        log = root / f"{name}.log"
+        homes.append(paths)
+        logs.append(log)
+        children.append(spawn("pipeline", paths.home, log, PYTHONHASHSEED=hash_seed))
+    try:
+        for child, log in zip(children, logs, strict=True):
+            assert child.wait(timeout=800) == 0, f"the platform run failed:\n{tail(log)}"
+    finally:
+        for child in children:
+            if child.poll() is None:
+                kill_group(child)
+    return FromScratch((homes[0], homes[1]), (logs[0], logs[1]))
