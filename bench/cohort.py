@@ -64,16 +64,7 @@ class Cohort:
 def saliency_resource(ctx: Context) -> SaliencyResource:
     """The platform's defaults (on the bench's thread count); minimal work at the tiny scale."""
     if ctx.scale.name == "tiny":
-        return SaliencyResource(
-            ig_steps=2,
-            internal_batch_size=2,
-            occlusion_window=[32, 36, 16],
-            occlusion_stride=[32, 36, 16],
-            randomization_scans=2,
-            n_boot=200,
-            preview_limit=1,
-            torch_threads=ctx.threads,
-        )
+        return SaliencyResource.smoke(ctx.threads)
     return SaliencyResource(torch_threads=ctx.threads)
 
 

@@ -34,7 +34,7 @@ class ClassifierConfig:
             validation AUC.
         lr / weight_decay: AdamW.
         batch_size: training batch size.
-        seed: seeds weights, shuffling, augmentation and the internal validation split.
+        seed: seeds weights, shuffling and augmentation.
         flip_lateral / flip_sweep: random flips along axes where anatomy is symmetric enough;
             depth is never flipped (the layer order skin → muscle is the signal).
         intensity_jitter: per-channel multiplicative jitter ±this fraction (0, the default,
@@ -45,7 +45,6 @@ class ClassifierConfig:
         amp: allow mixed precision on CUDA.
         threshold_policy: ``youden`` picks the operating threshold on out-of-fold predictions;
             ``fixed`` uses ``fixed_threshold``. Either way it is applied unchanged to test.
-        final_val_fraction: subjects held out of the final model's training for early stopping.
         n_bootstrap / ci_level: subject-level bootstrap for AUC confidence intervals.
         progress: show tqdm bars (off in pipelines, where callbacks report progress).
     """
@@ -69,7 +68,6 @@ class ClassifierConfig:
     amp: bool = True
     threshold_policy: str = "youden"
     fixed_threshold: float = 0.5
-    final_val_fraction: float = 0.2
     n_bootstrap: int = 1000
     ci_level: float = 0.95
     progress: bool = False
@@ -96,7 +94,6 @@ class ClassifierConfig:
             "batch_size must be >= 1": self.batch_size >= 1,
             "intensity_jitter must be in [0, 1)": 0 <= self.intensity_jitter < 1,
             "fixed_threshold must be in [0, 1]": 0 <= self.fixed_threshold <= 1,
-            "final_val_fraction must be in (0, 1)": 0 < self.final_val_fraction < 1,
             "n_bootstrap must be >= 100": self.n_bootstrap >= 100,
             "ci_level must be in (0, 1)": 0 < self.ci_level < 1,
         }

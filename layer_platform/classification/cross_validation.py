@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.data import Item
 from layer_platform.classification.metrics import BinaryMetrics, evaluate, youden_threshold
-from layer_platform.classification.splits import (
-    SubjectSplit,
-    assert_no_subject_leakage,
-    holdout_subjects,
-)
+from layer_platform.classification.splits import SubjectSplit, assert_no_subject_leakage
 from layer_platform.classification.training import (
     EpochReport,
     TrainedClassifier,
@@ -95,6 +91,18 @@ def _select(items: Sequence[Item], scan_ids: Collection[str]) -> list[Item]:
     return [item for item in items if item.scan_id in scan_ids]
 
 
+def refit_config(config: ClassifierConfig, fold_best_epochs: Sequence[int]) -> ClassifierConfig:
+    """The final model's training: every development subject, for the folds' median best epoch.
+
+    Early stopping needs held-out subjects; with tens of subjects, holding a fifth out of the
+    final model both shrinks its training set and picks its epoch on a handful of scans (on a
+    simulated cohort: cross-validated AUC 0.96, yet 0.75 on the held-out test for a final model
+    stopped on 6 subjects). The folds already measured how long training should run.
+    """
+    epochs = max(1, round(float(np.median(fold_best_epochs))))
+    return replace(config, min_epochs=min(config.min_epochs, epochs), max_epochs=epochs)
+
+
 def cross_validate(
     items: Sequence[Item],
     split: SubjectSplit,
@@ -102,7 +110,8 @@ def cross_validate(
     on_fold: Callable[[FoldResult], None] | None = None,
     on_epoch_end: Callable[[str, EpochReport], None] | None = None,
 ) -> CVResult:
-    """One model per fold (validated on that fold), then a final model on all development subjects.
+    """One model per fold (validated on that fold), then the final model refit on all development
+    subjects for the folds' median best epoch (:func:`refit_config`).
 
     ``items`` may be a subset of the split's scans (an SWE mode drops scans without SWE), so one
     split serves every mode. The threshold is fixed on out-of-fold predictions before the test
@@ -147,11 +156,13 @@ def cross_validate(
     )
 
     development = _select(items, split.development_ids())
-    inner_val_subjects = holdout_subjects(development, config.final_val_fraction, config.seed)
-    inner_train = [item for item in development if item.subject_id not in inner_val_subjects]
-    inner_val = [item for item in development if item.subject_id in inner_val_subjects]
-    assert_no_subject_leakage({"train": inner_train, "validation": inner_val, "test": test_items})
-    final = train_classifier(inner_train, inner_val, config, epoch_callback(FINAL_STAGE))
+    assert_no_subject_leakage({"development": development, "test": test_items})
+    final = train_classifier(
+        development,
+        None,
+        refit_config(config, [fold.best_epoch for fold in folds]),
+        epoch_callback(FINAL_STAGE),
+    )
     test = Predictions.of(test_items, predict_proba(final.model, test_items, final.device))
 
     def score(predictions: Predictions) -> BinaryMetrics:

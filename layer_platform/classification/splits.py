@@ -136,11 +136,6 @@ def _holdout(labels: Mapping[str, str], fraction: float, rng: np.random.Generato
     return held
 
 
-def holdout_subjects(scans: Iterable[LabelledScan], fraction: float, seed: int) -> frozenset[str]:
-    """Subjects held out (stratified by label), e.g. an internal validation set."""
-    return frozenset(_holdout(subject_labels(scans), fraction, np.random.default_rng(seed)))
-
-
 def make_subject_split(
     scans: Iterable[LabelledScan], n_folds: int = 5, test_fraction: float = 0.2, seed: int = 0
 ) -> SubjectSplit:

@@ -36,12 +36,14 @@ class EpochReport:
     seconds: float
 
     def to_metrics(self) -> dict[str, float]:
-        return {
+        """The epoch's figures, leaving out the undefined ones (NaN: no validation set)."""
+        metrics = {
             "train_loss": self.train_loss,
             "val_loss": self.val_loss,
             "val_auc": self.val_auc,
             "epoch_seconds": self.seconds,
         }
+        return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +123,7 @@ def _train_one_epoch(
 
 def train_classifier(
     train_items: Sequence[Item],
-    val_items: Sequence[Item],
+    val_items: Sequence[Item] | None,
     config: ClassifierConfig,
     on_epoch_end: Callable[[EpochReport], None] | None = None,
 ) -> TrainedClassifier:
@@ -131,22 +133,23 @@ def train_classifier(
     sets tie often); a one-class validation set is judged by its loss alone. The first
     ``min_epochs - 1`` epochs are warm-up, never kept: near-constant early outputs can rank a
     tiny validation set perfectly by numerical noise. After that, training stops after
-    ``patience`` epochs without a new best. Seeded: the same inputs and config give the same
-    model on a CPU.
+    ``patience`` epochs without a new best. Without ``val_items`` (the refit on every
+    development subject) it trains exactly ``config.max_epochs`` epochs and keeps the last.
+    Seeded: the same inputs and config give the same model on a CPU.
     """
     seed_everything(config.seed)
     device = select_device(config.device)
     x_train, y_train = stack_items(train_items)
-    x_val, y_val = stack_items(val_items)
-    if x_train.shape[1:] != x_val.shape[1:]:
+    check_input_shape(config, tuple(x_train.shape[2:]))
+    _require_both_classes(y_train, "training")
+    x_val, y_val = stack_items(val_items) if val_items is not None else (None, None)
+    if x_val is not None and x_train.shape[1:] != x_val.shape[1:]:
         raise ValueError(
             f"train {tuple(x_train.shape[1:])} and val {tuple(x_val.shape[1:])} differ"
         )
-    check_input_shape(config, tuple(x_train.shape[2:]))
-    _require_both_classes(y_train, "training")
     # A small fold of an SWE mode can hold one class only: its AUC is undefined, so such a
     # validation set early-stops on its loss alone (val_auc is reported as NaN).
-    val_has_both = 0 < int(y_val.sum()) < len(y_val)
+    val_has_both = y_val is not None and 0 < int(y_val.sum()) < len(y_val)
 
     in_channels = int(x_train.shape[1])
     model = build_classifier(config, in_channels).to(device)
@@ -171,7 +174,7 @@ def train_classifier(
 
     history: list[EpochReport] = []
     best_key = (-math.inf, -math.inf)
-    best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
+    best_state, best_epoch, stale = None, 0, 0
     for epoch in tqdm(range(1, config.max_epochs + 1), disable=not config.progress, desc="epochs"):
         start = time.perf_counter()
         train_loss = _train_one_epoch(
@@ -180,18 +183,21 @@ def train_classifier(
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training diverged at epoch {epoch}; try a lower lr")
 
-        val_logits = _logits(model, x_val, device)
-        val_loss = float(loss_fn(val_logits.to(device), y_val.to(device)))
-        val_auc = (
-            auc(y_val.numpy(), torch.sigmoid(val_logits).numpy()) if val_has_both else math.nan
-        )
-        key = (val_auc if val_has_both else 0.0, -val_loss)
-        improved = epoch >= config.min_epochs and key > best_key
-        if improved:
-            best_key, best_epoch, stale = key, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch >= config.min_epochs:
-            stale += 1
+        val_loss = val_auc = math.nan
+        if x_val is None:  # refit: every epoch is the latest, the last one is kept
+            improved, best_epoch = True, epoch
+        else:
+            val_logits = _logits(model, x_val, device)
+            val_loss = float(loss_fn(val_logits.to(device), y_val.to(device)))
+            if val_has_both:
+                val_auc = auc(y_val.numpy(), torch.sigmoid(val_logits).numpy())
+            key = (val_auc if val_has_both else 0.0, -val_loss)
+            improved = epoch >= config.min_epochs and key > best_key
+            if improved:
+                best_key, best_epoch, stale = key, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            elif epoch >= config.min_epochs:
+                stale += 1
         report = EpochReport(
             epoch, train_loss, val_loss, val_auc, improved, time.perf_counter() - start
         )
@@ -201,7 +207,8 @@ def train_classifier(
         if stale >= config.patience:
             break
 
-    model.load_state_dict(best_state)
+    if x_val is not None:
+        model.load_state_dict(best_state)
     model.eval()
     best_val_auc = best_key[0] if val_has_both else math.nan
     return TrainedClassifier(model, device, in_channels, best_epoch, best_val_auc, tuple(history))

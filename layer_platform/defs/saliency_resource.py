@@ -60,6 +60,22 @@ class SaliencyResource(dg.ConfigurableResource):
     #: faster per pass on a loaded 2-core machine).
     torch_threads: int = 0
 
+    @classmethod
+    def smoke(cls, torch_threads: int = 1) -> SaliencyResource:
+        """The least work that still runs every method and check: for smoke runs and tests
+        (2 IG steps, one occlusion box over the whole scan, 200 bootstrap draws), never for
+        reported figures."""
+        return cls(
+            ig_steps=2,
+            internal_batch_size=2,
+            occlusion_window=[32, 36, 16],
+            occlusion_stride=[32, 36, 16],
+            randomization_scans=2,
+            n_boot=200,
+            preview_limit=1,
+            torch_threads=torch_threads,
+        )
+
     def validated(self) -> SaliencyResource:
         """Self, after checking names and sizes; the error says which setting to fix."""
         problems = []

@@ -4,7 +4,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from layer_platform.classification.cross_validation import FoldResult, cross_validate
+from layer_platform.classification.cross_validation import (
+    FoldResult,
+    cross_validate,
+    refit_config,
+)
 from layer_platform.classification.data import Item, Scan
 from layer_platform.classification.modes import eligible_scans, make_items
 from layer_platform.classification.splits import make_subject_split
@@ -36,16 +40,20 @@ def test_cross_validation_predicts_every_development_scan_once_then_scores_test(
     scans, split
 ) -> None:
     folds: list[FoldResult] = []
-    stages: set[str] = set()
+    epochs: dict[str, int] = {}
     result = cross_validate(
         make_items(scans, "bmode"),
         split,
         TINY_CONFIG,
         on_fold=folds.append,
-        on_epoch_end=lambda stage, _report: stages.add(stage),
+        on_epoch_end=lambda stage, report: epochs.__setitem__(stage, report.epoch),
     )
     assert [f.fold for f in folds] == [0, 1, 2] == [f.fold for f in result.folds]
-    assert stages == {"fold_0", "fold_1", "fold_2", "final"}
+    assert set(epochs) == {"fold_0", "fold_1", "fold_2", "final"}
+    # The final model is refit on every development subject, for the folds' median best epoch.
+    median = sorted(f.best_epoch for f in result.folds)[1]
+    assert epochs["final"] == result.final.best_epoch == median
+    assert len(result.final.history) == median
     assert sorted(result.oof.scan_ids) == sorted(split.development_ids())
     for fold in result.folds:
         assert set(fold.predictions.scan_ids) == split.validation_ids(fold.fold)
@@ -83,3 +91,9 @@ def test_items_outside_the_split_are_rejected(scans, split) -> None:
     renamed = [Item(f"new_{i.scan_id}", i.subject_id, i.label, i.x) for i in other]
     with pytest.raises(ValueError, match="not in the split"):
         cross_validate(renamed, split, TINY_CONFIG)
+
+
+def test_refit_runs_the_folds_median_best_epoch() -> None:
+    refit = refit_config(TINY_CONFIG, [4, 9, 6])
+    assert refit.max_epochs == 6 and refit.min_epochs <= 6
+    assert refit_config(TINY_CONFIG, [1, 1, 2]).max_epochs == 1

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from layer_platform.classification.splits import (
     SplitRow,
     assert_no_subject_leakage,
-    holdout_subjects,
     make_subject_split,
 )
 
@@ -114,11 +113,3 @@ def test_leakage_check_names_the_leaking_subject() -> None:
     b = SplitRow("x2", "subject_7", "MP", None)
     with pytest.raises(AssertionError, match="subject_7"):
         assert_no_subject_leakage({"train": [a], "test": [b]})
-
-
-def test_holdout_keeps_both_classes_on_both_sides() -> None:
-    rows = cohort(5, 7)
-    held = holdout_subjects(rows, 0.2, seed=1)
-    labels = {r.subject_id: r.label for r in rows}
-    assert sorted(labels[s] for s in held) == ["MP", "control"]
-    assert held == holdout_subjects(rows, 0.2, seed=1)

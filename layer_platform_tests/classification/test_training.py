@@ -106,6 +106,18 @@ def test_one_class_validation_early_stops_on_loss(cohort) -> None:
     assert trained.best_epoch == best.epoch
 
 
+def test_without_validation_it_trains_exactly_max_epochs_and_keeps_the_last(cohort) -> None:
+    train, val = cohort
+    refit = train_classifier(train, None, TINY_CONFIG)
+    epochs = TINY_CONFIG.max_epochs
+    assert [r.epoch for r in refit.history] == list(range(1, epochs + 1))
+    assert refit.best_epoch == epochs and math.isnan(refit.best_val_auc)
+    assert all(math.isnan(r.val_auc) and math.isnan(r.val_loss) for r in refit.history)
+    assert set(refit.history[-1].to_metrics()) == {"train_loss", "epoch_seconds"}
+    proba = predict_proba(refit.model, val, refit.device)
+    assert auc([item.y for item in val], proba) >= 0.75  # it learned the slab
+
+
 def test_mismatched_shapes_are_rejected(cohort) -> None:
     train, val = cohort
     other_grid = [dataclasses.replace(item, x=item.x[:, :-1]) for item in val]

@@ -36,16 +36,7 @@ TINY_RESOURCES = {
         # below any AUC: a retrain with no champion always promotes (deterministic tests)
         promotion_floor=-1.0,
     ),
-    "saliency": SaliencyResource(
-        ig_steps=2,
-        internal_batch_size=2,
-        occlusion_window=[32, 36, 16],
-        occlusion_stride=[32, 36, 16],
-        randomization_scans=2,
-        n_boot=200,
-        preview_limit=1,
-        torch_threads=1,
-    ),
+    "saliency": SaliencyResource.smoke(),
 }
 
 

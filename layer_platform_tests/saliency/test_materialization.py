@@ -39,16 +39,7 @@ from layer_platform.warehouse.store import Warehouse
 #: Modes given a champion (``swe`` deliberately has none).
 MODES = ("bmode", "bmode_swe")
 README = Path(__file__).resolve().parents[2] / "README.md"
-TINY = SaliencyResource(
-    ig_steps=2,
-    internal_batch_size=2,
-    occlusion_window=[32, 36, 16],
-    occlusion_stride=[32, 36, 16],
-    randomization_scans=2,
-    n_boot=200,
-    preview_limit=1,
-    torch_threads=1,
-)
+TINY = SaliencyResource.smoke()
 COUNT_PER_SCAN_MODE_METHOD = """
     SELECT scan_id, input_mode, method, model_version, count(*) AS n,
            count(DISTINCT layer) AS layers
