@@ -12,7 +12,7 @@ import dagster as dg
 from layer_platform.tracking.mlflow_registry import Tracking, champion
 
 
-def champion_data_version(tracking: Tracking, names: Sequence[str]) -> dg.DataVersion:
+def champions_as_data_version(tracking: Tracking, names: Sequence[str]) -> dg.DataVersion:
     """``"<name> v<version>"`` per registered model (``none`` before its first champion)."""
     parts = []
     for name in names:

@@ -19,7 +19,7 @@ from layer_platform.classification.training import predict_proba
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
-from layer_platform.defs.versions import champion_data_version
+from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import png_to_markdown
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
@@ -286,7 +286,7 @@ def pain_classifier(
     valid = bool(np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all())
     low = {mode: value for mode, value in test_auc.items() if value < classifier.auc_floor}
     return dg.MaterializeResult(
-        data_version=champion_data_version(tracking, [registered_name(m) for m in INPUT_MODES]),
+        data_version=champions_as_data_version(tracking, [registered_name(m) for m in INPUT_MODES]),
         check_results=[
             dg.AssetCheckResult(
                 check_name="heldout_auc_floor",

@@ -13,7 +13,7 @@ from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.automation import per_scan
 from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import SegmenterResource, StorageResource
-from layer_platform.defs.versions import champion_data_version
+from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import Volume, write_volume
@@ -123,7 +123,7 @@ def segmentation_model(
     reason = decision.reason
     context.log.info(f"{SEGMENTER} v{version.version}: {reason}")
     return dg.MaterializeResult(
-        data_version=champion_data_version(tracking, [SEGMENTER]),
+        data_version=champions_as_data_version(tracking, [SEGMENTER]),
         metadata={
             "model": f"{SEGMENTER} v{version.version}",
             "mean_heldout_dice": mean_dice,
