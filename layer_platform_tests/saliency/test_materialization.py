@@ -156,7 +156,7 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert not second.failed
     assert _count(warehouse) == n_rows, "re-materializing replaces rows, never duplicates"
     assert len(warehouse.query(COUNT_PER_SCAN_MODE_METHOD)) == len(counts)
-    for check in ("rows_complete", "finite_values", "segmentation_qc"):
+    for check in ("rows_complete", "finite_values", "segmentation_qc", "gx_layer_saliency"):
         status = _check_status(cohort.instance, "layer_saliency", check)
         assert status == AssetCheckExecutionRecordStatus.SUCCEEDED, check
 

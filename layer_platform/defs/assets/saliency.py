@@ -32,6 +32,7 @@ from layer_platform.compute import select_device
 from layer_platform.defs.assets.classification import pain_classifier, registered_name
 from layer_platform.defs.assets.segmentation import layer_segmentation
 from layer_platform.defs.automation import cohort_summary, per_scan
+from layer_platform.defs.gx_checks import gx_check_result
 from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.saliency_resource import SaliencyResource
@@ -39,6 +40,7 @@ from layer_platform.errors import ScanError
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import PreprocessedScan, load_preprocessed
 from layer_platform.io import Volume, read_volume, write_volume
+from layer_platform.quality.expectations import validate_layer_saliency
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation.ground_truth import ground_truth_path, load_ground_truth
 from layer_platform.statistics import (
@@ -87,11 +89,17 @@ CHAMPION_ROWS = """
     ORDER BY l.scan_id, l.method, l.layer_index
 """
 
+GX_CHECK = "gx_layer_saliency"
 SALIENCY_CHECKS = {
     "rows_complete": (True, "six rows per scan, mode and method; map shares sum to 1"),
     "finite_values": (True, "every stored value is finite (NULL only where documented)"),
     "ig_completeness": (False, "Integrated Gradients adds up to f(x) - f(baseline) (warn)"),
     "segmentation_qc": (False, "every scan had a QC-passed segmentation (others skipped; warn)"),
+    GX_CHECK: (
+        True,
+        "GX on the rows written: one row per scan x mode x method x layer x model version,"
+        " model_version present, shares and fractions in [0, 1], shares summing to 1 per map",
+    ),
 }
 VALUE_COLUMNS = ("volume_fraction", "mean_saliency", "saliency_share", "enrichment")
 SHARE_TOLERANCE = 1e-6
@@ -421,6 +429,15 @@ def layer_saliency(
             mine = [r for r in found if r["input_mode"] == mode]
             writes.append(Replacement(table, mine, key="scan_id", keys=keys, scope=scope))
     warehouse.replace_all(writes)
+    landed = (
+        warehouse.query(
+            "SELECT * FROM layer_saliency WHERE scan_id IN (SELECT unnest(?))"
+            " AND model_version IN (SELECT unnest(?)) ORDER BY ALL",
+            [keys, sorted({version for _, version, _ in models.values()})],
+        )
+        if rows
+        else pd.DataFrame()
+    )
     per_mode = {mode: round(float(np.mean(s)), 2) for mode, s in batch.seconds.items() if s}
     return dg.MaterializeResult(
         metadata={
@@ -444,9 +461,15 @@ def layer_saliency(
             "skipped_unsegmented": dg.MetadataValue.json(unsegmented[:50]),
             "failed_scans": dg.MetadataValue.json(failed[:50]),
         },
-        check_results=_saliency_checks(
-            rows, diagnostics, [*qc_failed, *unsegmented, *failed], saliency.completeness_tolerance
-        ),
+        check_results=[
+            *_saliency_checks(
+                rows,
+                diagnostics,
+                [*qc_failed, *unsegmented, *failed],
+                saliency.completeness_tolerance,
+            ),
+            gx_check_result(GX_CHECK, validate_layer_saliency(landed) if rows else []),
+        ],
     )
 
 

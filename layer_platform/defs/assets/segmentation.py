@@ -11,6 +11,7 @@ import numpy as np
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.automation import per_scan
+from layer_platform.defs.gx_checks import gx_check_result
 from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import SegmenterResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
@@ -18,7 +19,7 @@ from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import Volume, write_volume
 from layer_platform.labels import TISSUE_LAYERS, Layer
-from layer_platform.quality.expectations import SuiteOutcome, validate_segmentation_qc
+from layer_platform.quality.expectations import validate_segmentation_qc
 from layer_platform.segmentation.inference import segment_volume
 from layer_platform.segmentation.postprocess import enforce_anatomical_order, order_ok_fraction
 from layer_platform.segmentation.qc import dice_per_layer, layer_qc, qc_problems
@@ -162,20 +163,6 @@ GX_CHECK_TEXT = (
 )
 
 
-def _gx_check(suites: list[SuiteOutcome]) -> dg.AssetCheckResult:
-    """The GX suites as one check; each suite's expectation table is shown in the UI."""
-    failures = "\n".join(s.describe_failures() for s in suites if not s.success)
-    return dg.AssetCheckResult(
-        check_name=GX_CHECK,
-        passed=all(s.success for s in suites),
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            **{s.suite: dg.MetadataValue.md(s.markdown()) for s in suites},
-            "failures": failures or "none",
-        },
-    )
-
-
 @dg.asset(
     partitions_def=scan_partitions,
     deps=[segmentation_model, preprocessed_volume],
@@ -301,5 +288,5 @@ def layer_segmentation(
             )
             for name, bad in failing.items()
         ]
-        + [_gx_check(suites)],
+        + [gx_check_result(GX_CHECK, suites)],
     )
