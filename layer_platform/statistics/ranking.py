@@ -13,7 +13,7 @@ defines the ``MP_correct`` subgroup. Subjects are the unit throughout (see ``boo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +83,37 @@ def _groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
         ((str(mode), str(method)), rows)
         for (mode, method), rows in frame.groupby(["input_mode", "method"], sort=True)
     ]
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One input mode, method and subgroup with data in the method's ``column``."""
+
+    mode: str
+    method: str
+    subgroup: str
+    column: str
+    rows: pd.DataFrame
+    table: pd.DataFrame
+
+    def key(self) -> dict[str, str]:
+        return {
+            "input_mode": self.mode,
+            "method": self.method,
+            "subgroup": self.subgroup,
+            "metric": self.column,
+        }
+
+
+def _subgroup_blocks(frame: pd.DataFrame, column_of: Callable[[str], str]) -> Iterator[_Block]:
+    """Every (mode, method) × subgroup whose ``column_of(method)`` has values, in table order."""
+    for (mode, method), rows in _groups(frame):
+        column = column_of(method)
+        for name in SUBGROUPS:
+            part = subgroup(rows, name)
+            table = _long(part, column)
+            if not table.empty:
+                yield _Block(mode, method, name, column, part, table)
 
 
 def summary_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -237,30 +268,22 @@ def comparison_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
     are left out.
     """
     records = []
-    for (mode, method), rows in _groups(frame):
-        column = comparison_column(method)
-        for name in SUBGROUPS:
-            table = _long(subgroup(rows, name), column)
-            if table.empty:
-                continue
-            try:
-                result = non_muscle_vs_muscle(table, n_boot=n_boot, seed=seed)
-            except ValueError:  # too few complete subjects, or every difference zero
-                continue
-            records.append(
-                {
-                    "input_mode": mode,
-                    "method": method,
-                    "subgroup": name,
-                    "metric": column,
-                    "n_subjects": result.n_subjects,
-                    "mean_difference": result.mean_difference,
-                    "ci_low": result.ci_low,
-                    "ci_high": result.ci_high,
-                    "wilcoxon_statistic": result.wilcoxon_statistic,
-                    "p_value": result.p_value,
-                }
-            )
+    for block in _subgroup_blocks(frame, comparison_column):
+        try:
+            result = non_muscle_vs_muscle(block.table, n_boot=n_boot, seed=seed)
+        except ValueError:  # too few complete subjects, or every difference zero
+            continue
+        records.append(
+            {
+                **block.key(),
+                "n_subjects": result.n_subjects,
+                "mean_difference": result.mean_difference,
+                "ci_low": result.ci_low,
+                "ci_high": result.ci_high,
+                "wilcoxon_statistic": result.wilcoxon_statistic,
+                "p_value": result.p_value,
+            }
+        )
     return pd.DataFrame.from_records(records, columns=_COMPARISON_COLUMNS)
 
 
@@ -283,26 +306,18 @@ def friedman_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> 
     layers on the method's score, and the standout verdict (``standout_layer``, or ``NO_STANDOUT``
     / ``TOO_FEW_SUBJECTS``)."""
     records = []
-    for (mode, method), rows in _groups(frame):
-        column = score_column(method)
-        for name in SUBGROUPS:
-            part = subgroup(rows, name)
-            if _long(part, column).empty:
-                continue
-            decided = verdict(part, column, n_boot=n_boot, seed=seed)
-            records.append(
-                {
-                    "input_mode": mode,
-                    "method": method,
-                    "subgroup": name,
-                    "metric": column,
-                    "n_subjects": decided.n_subjects,
-                    "statistic": decided.friedman_statistic,
-                    "p_value": decided.friedman_p,
-                    "standout_layer": decided.layer,
-                    "verdict": decided.statement,
-                }
-            )
+    for block in _subgroup_blocks(frame, score_column):
+        decided = verdict(block.rows, block.column, n_boot=n_boot, seed=seed)
+        records.append(
+            {
+                **block.key(),
+                "n_subjects": decided.n_subjects,
+                "statistic": decided.friedman_statistic,
+                "p_value": decided.friedman_p,
+                "standout_layer": decided.layer,
+                "verdict": decided.statement,
+            }
+        )
     return pd.DataFrame.from_records(records, columns=_FRIEDMAN_COLUMNS)
 
 
