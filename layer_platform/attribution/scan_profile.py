@@ -33,8 +33,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
-from captum.attr import IntegratedGradients
 from torch import Tensor, nn
 
 from layer_platform.attribution.aggregation import LayerRow, aggregate_layers
@@ -46,6 +44,7 @@ from layer_platform.attribution.core import (
     check_label_map,
     to_numpy,
 )
+from layer_platform.attribution.integrated_gradients import integrate
 from layer_platform.attribution.registry import METHODS, attribute
 from layer_platform.attribution.sanity import completeness_error
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
@@ -100,25 +99,12 @@ def integrated_gradients_by_channel(
     ``extras["channel_maps"]`` is ``(C, L, D, S)`` for ``sum_c |attribution_c|``.
     """
     reference = resolve_baseline(baseline, inputs, layers_map, config)
-    attributions, delta = IntegratedGradients(forward).attribute(
-        inputs,
-        baselines=reference,
-        n_steps=config.ig_steps,
-        internal_batch_size=config.internal_batch_size,
-        return_convergence_delta=True,
-    )
-    with torch.no_grad():
-        logits = forward(torch.cat([inputs, reference]))
+    attributions, diagnostics = integrate(forward, inputs, reference, config)
     channels = to_numpy(attributions[0])
     return AttributionResult(
         method="integrated_gradients",
         map=channels.sum(axis=0),
-        extras={
-            "channel_maps": channels,
-            "convergence_delta": float(delta[0]),
-            "logit": float(logits[0]),
-            "baseline_logit": float(logits[1]),
-        },
+        extras={"channel_maps": channels, **diagnostics},
     )
 
 
