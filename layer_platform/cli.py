@@ -72,6 +72,16 @@ def _cmd_status(args: argparse.Namespace, paths: LayerPaths) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.warehouse.store import Warehouse
+
+    exported = Warehouse(paths.warehouse).export_parquet(args.to)
+    for name, rows in exported.items():
+        print(f"{name:<28}{rows:>10} rows")
+    print(f"{len(exported)} tables and views written to {args.to} as <name>.parquet")
+    return 0
+
+
 def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.statistics.ranking import format_ranking
     from layer_platform.warehouse.store import Warehouse
@@ -224,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", action="append", help="only this method (repeatable); default: all"
     )
     ranking.set_defaults(func=_cmd_ranking)
+
+    export = commands.add_parser(
+        "export",
+        help="write every warehouse table as Parquet to a folder or object storage (read-only)",
+        description="Copy each table and view of the DuckDB warehouse to <TO>/<name>.parquet,"
+        " from one consistent read-only snapshot. TO may be a local folder or an fsspec URL"
+        " (s3://bucket/layer/warehouse, with s3fs installed) for DuckDB over Parquet at scale.",
+    )
+    export.add_argument("--to", required=True, help="destination folder or URL")
+    export.set_defaults(func=_cmd_export)
 
     dev = commands.add_parser("dev", help="open the Dagster UI (dagster dev) on this instance")
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")

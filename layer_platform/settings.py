@@ -11,14 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from layer_platform.locations import Location, as_location, is_remote, make_folder
+
 #: Environment variables, their meaning and their default (relative to ``LAYER_HOME``).
 PATH_VARIABLES: dict[str, tuple[str, str]] = {
     "LAYER_LANDING_DIR": ("landing zone: one folder per scan", "landing"),
     "LAYER_DAGSTER_HOME": ("Dagster instance (dagster.yaml, run and event storage)", "dagster"),
     "LAYER_WAREHOUSE": ("DuckDB warehouse file", "warehouse/layer.duckdb"),
     "LAYER_MLFLOW_DIR": ("MLflow store: sqlite database and artifacts", "mlflow"),
-    "LAYER_ARTIFACTS_DIR": ("preprocessed volumes, segmentations, attribution maps", "artifacts"),
+    "LAYER_ARTIFACTS_DIR": (
+        "preprocessed volumes, segmentations, attribution maps; may be a URL (s3://...)",
+        "artifacts",
+    ),
 }
+#: The only location that may be object storage: the others are a DuckDB file, a sqlite store
+#: (a server goes in ``MLFLOW_TRACKING_URI``), the Dagster instance and the guarded landing zone.
+REMOTE_CAPABLE = frozenset({"LAYER_ARTIFACTS_DIR"})
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,8 @@ class LayerPaths:
     dagster_home: Path
     warehouse: Path
     mlflow_dir: Path
-    artifacts: Path
+    #: A local ``Path``, or a ``UPath`` on object storage when configured as a URL.
+    artifacts: Location
     #: A tracking server's URI (``MLFLOW_TRACKING_URI`` when the paths were resolved), or None.
     #: Captured once: MLflow itself writes that variable whenever a store is activated, so
     #: reading it later would silently follow the last store any code in the process used.
@@ -38,11 +47,15 @@ class LayerPaths:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LayerPaths:
-        """Resolve paths from ``env`` (default: ``os.environ``); relative paths become absolute."""
+        """Resolve paths from ``env`` (default: ``os.environ``); relative paths become absolute.
+
+        Raises:
+            ValueError: a URL in a variable other than ``LAYER_ARTIFACTS_DIR``.
+        """
         env = os.environ if env is None else env
         home = Path(env.get("LAYER_HOME", ".layer_home")).expanduser().resolve()
         resolved = {
-            var: Path(env[var]).expanduser().resolve() if env.get(var) else home / default
+            var: _resolve(var, env.get(var)) or home / default
             for var, (_, default) in PATH_VARIABLES.items()
         }
         return cls(
@@ -85,5 +98,20 @@ class LayerPaths:
             self.mlflow_dir,
             self.artifacts,
         ):
-            path.mkdir(parents=True, exist_ok=True)
+            make_folder(path)
         return self
+
+
+def _resolve(var: str, value: str | None) -> Location | None:
+    """``value`` as an absolute local path or, where allowed, a remote URL; None if unset."""
+    if not value:
+        return None
+    location = as_location(value)
+    if is_remote(location):
+        if var not in REMOTE_CAPABLE:
+            raise ValueError(
+                f"{var}={value}: only LAYER_ARTIFACTS_DIR may be a URL; this one must be a"
+                " local path (see docs/scale-out.md for the tracking server and the warehouse)"
+            )
+        return location
+    return Path(location).resolve()

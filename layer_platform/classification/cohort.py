@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from layer_platform.classification.data import Scan
 from layer_platform.classification.splits import SplitRow, SubjectSplit
 from layer_platform.imaging.preprocess import load_preprocessed
+from layer_platform.locations import Location
 
 
-def load_scans(preprocessed_root: Path, rows: Iterable[Mapping[str, Any]]) -> list[Scan]:
+def load_scans(preprocessed_root: Location, rows: Iterable[Mapping[str, Any]]) -> list[Scan]:
     """Load labelled scans (``scan_id``, ``subject_id``, ``label``) from preprocessed files."""
     scans = []
     for row in rows:

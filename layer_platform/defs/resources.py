@@ -10,6 +10,7 @@ import dagster as dg
 
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.locations import as_location
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
@@ -44,7 +45,7 @@ class StorageResource(dg.ConfigurableResource):
             dagster_home=Path(self.dagster_home),
             warehouse=Path(self.warehouse_path),
             mlflow_dir=Path(self.mlflow_dir),
-            artifacts=Path(self.artifacts),
+            artifacts=as_location(self.artifacts),
         )
 
     def warehouse(self) -> Warehouse:

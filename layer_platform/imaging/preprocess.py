@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from monai.transforms import BorderPad, SpatialCrop, SpatialResample
 from layer_platform.errors import ScanError
 from layer_platform.io import Volume, read_volume, write_volume
 from layer_platform.labels import MAX_LABEL
+from layer_platform.locations import Location, as_location, make_folder
 
 Triple = tuple[float, float, float]
 Shape = tuple[int, int, int]
@@ -349,13 +349,13 @@ def preprocess_scan(
     )
 
 
-def save_preprocessed(scan: PreprocessedScan, folder: Path) -> dict[str, Path]:
+def save_preprocessed(scan: PreprocessedScan, folder: Location) -> dict[str, Location]:
     """Write ``scan`` as NIfTI files in ``folder``, each atomically; return the paths by role.
 
     Files of roles the scan lacks are removed, so a re-run without SWE leaves no stale map.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = as_location(folder)
+    make_folder(folder)
     written = {
         role: write_volume(folder / FILES[role], Volume(array, scan.spacing))
         for role, array in scan.arrays().items()
@@ -365,13 +365,13 @@ def save_preprocessed(scan: PreprocessedScan, folder: Path) -> dict[str, Path]:
     return written
 
 
-def load_preprocessed(folder: Path) -> PreprocessedScan:
+def load_preprocessed(folder: Location) -> PreprocessedScan:
     """Read a folder written by ``save_preprocessed``.
 
     Raises:
         FileNotFoundError: no ``bmode.nii`` in ``folder``.
     """
-    folder = Path(folder)
+    folder = as_location(folder)
     if not (folder / FILES["bmode"]).is_file():
         raise FileNotFoundError(f"{folder}: no {FILES['bmode']}; preprocess the scan first")
     volumes = {

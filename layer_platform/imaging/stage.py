@@ -14,10 +14,11 @@ from layer_platform.imaging.preprocess import (
     save_preprocessed,
 )
 from layer_platform.ingestion.landing import load_scan
+from layer_platform.locations import Location
 
 
 def preprocess_landed_scan(
-    folder: Path, landing: Path, config: PreprocessConfig, out_dir: Path
+    folder: Path, landing: Path, config: PreprocessConfig, out_dir: Location
 ) -> PreprocessedScan:
     """Read with the scan's own overrides, preprocess, and write NIfTI files atomically."""
     volumes = load_scan(folder, landing).volumes

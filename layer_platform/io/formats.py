@@ -39,7 +39,7 @@ Channels = Literal["colour", "frames"]
 
 def volume_extension(path: Path | str) -> str | None:
     """The landing extension of a file name (``"nii.gz"``, ``"nrrd"``, ...), or None if not one."""
-    name = Path(path).name.lower()
+    name = (Path(path).name if isinstance(path, str) else path.name).lower()
     return next((ext for ext in SUPPORTED_EXTENSIONS if name.endswith("." + ext)), None)
 
 

@@ -18,6 +18,7 @@ from layer_platform.io.decoders import read_metaimage, read_nifti, read_nrrd
 from layer_platform.io.dicom import read_dicom
 from layer_platform.io.formats import Decoded, volume_extension
 from layer_platform.io.volume import CANONICAL_AXES, Volume
+from layer_platform.locations import Location, as_location, is_remote, local_copy
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def _header_spacing(
 
 
 def read_volume(
-    path: Path,
+    path: Location,
     *,
     axis_order: str | None = None,
     spacing: tuple[float, float, float] | None = None,
@@ -151,6 +152,9 @@ def read_volume(
             plain file beside it; no physical spacing and no ``spacing`` override.
         ValueError: a malformed ``axis_order`` or ``spacing`` argument (a caller bug).
     """
+    if is_remote(location := as_location(path)):  # an artifact on object storage
+        with local_copy(location) as local:
+            return read_volume(local, axis_order=axis_order, spacing=spacing)
     path = Path(path)
     permutation = _permutation(axis_order)
     override = None if spacing is None else _checked_override(spacing)

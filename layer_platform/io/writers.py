@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from layer_platform.io.dicom import write_dicom
 from layer_platform.io.formats import volume_extension
 from layer_platform.io.volume import Volume
+from layer_platform.locations import Location, as_location, is_remote, publish
 
 
 def _storage_array(array: np.ndarray) -> np.ndarray:
@@ -117,24 +118,35 @@ def _remove_dead_staging(folder: Path, name: str) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def write_volume(path: Path, volume: Volume) -> Path:
+def _write_staged(staging: Path, name: str, fmt: str, volume: Volume) -> list[Path]:
+    """Write ``volume`` as ``staging/name``; return the files written, data files first."""
+    _WRITERS[fmt](staging / name, _storage_array(volume.array), volume.spacing)
+    companions = sorted(p for p in staging.iterdir() if p.name != name)
+    return [*companions, staging / name]
+
+
+def write_volume(path: Location, volume: Volume) -> Location:
     """Write ``volume`` to ``path`` (format from the extension) atomically; return ``path``.
 
     NIfTI gets affine ``diag(spacing)`` and mm units; NRRD gzip-encoded space directions;
     MetaImage compressed data; DICOM a multi-frame MONOCHROME2 file (integer volumes only).
+    A remote ``path`` (object storage, see ``locations``) is written locally, then uploaded
+    one whole object per file, header last.
     """
-    path = Path(path)
+    path = as_location(path)
     fmt = volume_extension(path)
     if fmt is None:
         raise ValueError(f"{path.name}: unsupported extension; use one of {sorted(_WRITERS)}")
+    if is_remote(path):
+        with tempfile.TemporaryDirectory(prefix="layer-write-") as staging:
+            publish(_write_staged(Path(staging), path.name, fmt, volume), path.parent)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_staging(path.parent, path.name)
     prefix = f"{_staging_prefix(path.name)}{process_owner()}."
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     try:
-        _WRITERS[fmt](staging / path.name, _storage_array(volume.array), volume.spacing)
-        companions = sorted(p for p in staging.iterdir() if p.name != path.name)
-        for written in [*companions, staging / path.name]:  # data files first, header last
+        for written in _write_staged(staging, path.name, fmt, volume):  # header last
             os.replace(written, path.parent / written.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

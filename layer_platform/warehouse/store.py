@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,10 +22,16 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from layer_platform.locations import Location, as_location, is_remote, make_folder, publish
 from layer_platform.warehouse.schema import TABLES
 
 log = logging.getLogger(__name__)
+#: Every table and view of the warehouse, for the Parquet export.
+LIST_RELATIONS = (
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+)
 
 
 def _identifier(name: str) -> str:
@@ -202,6 +209,32 @@ class Warehouse:
         Path(f"{target}.wal").unlink(missing_ok=True)
         os.replace(partial, target)
         return target
+
+    def export_parquet(self, target: Location) -> dict[str, int]:
+        """Write every table and view as ``<target>/<name>.parquet``; return rows per name.
+
+        The analytics route past one machine (docs/scale-out.md): ``target`` may be object
+        storage (``s3://...``), where DuckDB, Spark or pandas read the files without this
+        database's lock. All tables come from one read-only connection, so they are mutually
+        consistent; each file lands whole (local: temporary name, then rename; remote: one
+        object ``put``).
+        """
+        target = as_location(target)
+        with self.connect(read_only=True) as con:
+            names = [row[0] for row in con.execute(LIST_RELATIONS).fetchall()]
+            tables = {name: con.table(name).to_arrow_table() for name in names}
+        make_folder(target)
+        with tempfile.TemporaryDirectory(prefix="layer-export-") as staging:
+            for name, table in tables.items():
+                if is_remote(target):
+                    local = Path(staging) / f"{name}.parquet"
+                    pq.write_table(table, local)
+                    publish([local], target)
+                else:  # staged beside the target: a rename never crosses file systems
+                    partial = Path(target) / f".{name}.parquet.partial"
+                    pq.write_table(table, partial)
+                    os.replace(partial, Path(target) / f"{name}.parquet")
+        return {name: table.num_rows for name, table in tables.items()}
 
     def table_exists(self, table: str) -> bool:
         if not self.path.exists():

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from layer_platform.cli import main
 from layer_platform.warehouse.store import Warehouse
 
 
@@ -65,3 +67,21 @@ def test_unknown_table_is_refused(tmp_path: Path) -> None:
 def test_missing_warehouse_gives_an_actionable_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="layer-platform run"):
         Warehouse(tmp_path / "none.duckdb").query("SELECT 1")
+
+
+def test_export_writes_every_table_as_parquet_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAYER_HOME", str(tmp_path / "home"))
+    warehouse = Warehouse(tmp_path / "home" / "warehouse" / "layer.duckdb")
+    warehouse.ensure_schema()
+    warehouse.replace("quarantine", [quarantine_row("a", "bad")], key="folder", keys=["a"])
+    target = tmp_path / "export"
+
+    assert main(["export", "--to", str(target)]) == 0
+
+    assert f"written to {target}" in capsys.readouterr().out
+    tables = set(warehouse.query("SELECT table_name FROM information_schema.tables")["table_name"])
+    assert {p.name for p in target.iterdir()} == {f"{t}.parquet" for t in tables}
+    back = duckdb.sql(f"SELECT folder, reason FROM '{target / 'quarantine.parquet'}'").fetchall()
+    assert back == [("a", "bad")]

@@ -6,11 +6,9 @@ the cohort tables (subject-level CIs, ranking, tests, planted-driver recovery).
 """
 
 import datetime as dt
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -40,6 +38,7 @@ from layer_platform.errors import ScanError
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import PreprocessedScan, load_preprocessed
 from layer_platform.io import Volume, read_volume, write_volume
+from layer_platform.locations import as_location, remove_tree
 from layer_platform.quality.expectations import validate_layer_saliency
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation.ground_truth import ground_truth_path, load_ground_truth
@@ -122,7 +121,7 @@ def _mode_input(mode: str, stored: PreprocessedScan) -> np.ndarray | None:
 
 
 def _labels(path: str) -> np.ndarray:
-    return read_volume(Path(path)).array.astype(np.int64)
+    return read_volume(as_location(path)).array.astype(np.int64)
 
 
 def control_tables(
@@ -412,7 +411,7 @@ def layer_saliency(
     unsegmented = sorted(set(keys) - set(scans["scan_id"]))
     qc_failed = sorted(scans.loc[~scans["qc_passed"].astype(bool), "scan_id"])
     for scan_id in [*unsegmented, *qc_failed]:
-        shutil.rmtree(paths.artifacts / "saliency" / scan_id, ignore_errors=True)
+        remove_tree(paths.artifacts / "saliency" / scan_id)
     if qc_failed or unsegmented:
         context.log.warning(
             f"skipped {len(qc_failed)} scans failing segmentation QC and {len(unsegmented)}"
