@@ -17,18 +17,29 @@ read-only connection per query, as ``layer-platform ranking`` and analysts use i
 Baseline of the last two: the same computation in pandas on the frame already loaded in memory
 (loading not counted). Targets: < 100 ms up to 360k rows, < 2 s at 9M rows. Latencies are
 medians.
+
+The first and last query are then timed again **while a writer inserts**: another process
+replaces one scan's rows of ``layer_saliency`` (90 rows, one ``Warehouse.replace`` transaction,
+as the saliency asset writes) every ``WRITER_PAUSE_S``, far more often than the pipeline does.
+DuckDB lets one process hold the file at a time, so a reader waits out the writer's open
+transaction (``Warehouse.connect`` retries with back-off); the row reports that latency against
+the same query with no writer, measured in the same run.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.core import Context, Result, Target, Timing, fmt_s, interleaved, measured
+from bench.core import Context, Result, Target, Timing, fmt_s, interleaved, measured, time_call
 from layer_platform.attribution import PLATFORM_METHODS
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.labels import TISSUE_LAYERS
@@ -41,6 +52,17 @@ LARGE_TARGET = Target("value", "<", 2000.0)
 SMALL_ROWS = 1_000_000
 #: pandas repeats at most this often (it takes seconds per call on millions of rows).
 PANDAS_REPEATS = 3
+#: Pause of the concurrent writer between its transactions (the saliency stage writes about
+#: once per scan-second at most, in fewer, larger transactions).
+WRITER_PAUSE_S = 0.2
+#: Distinct scans the writer cycles through, so the table keeps its size.
+WRITER_SCANS = 20
+#: Reader rounds continue until the writer has committed this often during them (or the cap).
+MIN_COMMITS = 10
+MAX_ROUNDS = 500
+#: An analyst's (or a dashboard's) pause between queries. With none, back-to-back readers hold
+#: the file so much of the time that the writer's retries starve (measured: seconds a commit).
+READER_PAUSE_S = 0.1
 
 GENERATE = """
 INSERT INTO layer_saliency
@@ -266,8 +288,98 @@ def _run_size(ctx: Context, n_scans: int) -> list[Result]:
             warehouse, SUBJECT, subject_params,
         ),
     ]  # fmt: skip
+    rows += _under_writer(ctx, warehouse, label, target, duck, subject_params)
     path.unlink()
     return rows
+
+
+def _write_continuously(
+    path: str, template: pd.DataFrame, stop: Event, commits: Synchronized, busy_s: Synchronized
+) -> None:
+    """The concurrent writer: replace one scan's rows per transaction until ``stop``."""
+    warehouse = Warehouse(Path(path))
+    while not stop.is_set():
+        scan = f"W{commits.value % WRITER_SCANS:06d}-L"
+        started = time.perf_counter()
+        warehouse.replace(
+            "layer_saliency", template.assign(scan_id=scan), key="scan_id", keys=[scan]
+        )
+        busy_s.value += time.perf_counter() - started
+        commits.value += 1
+        stop.wait(WRITER_PAUSE_S)
+
+
+def _under_writer(
+    ctx: Context,
+    warehouse: Warehouse,
+    label: str,
+    target: Target,
+    quiet: dict[str, Timing],
+    subject_params: list[str],
+) -> list[Result]:
+    """The table and trajectory queries again while another process keeps writing."""
+    template = warehouse.query(
+        "SELECT * FROM layer_saliency WHERE scan_id = ?", [f"{subject_params[0]}-L"]
+    )
+    spawn = mp.get_context("spawn")
+    stop, commits, busy_s = spawn.Event(), spawn.Value("i", 0), spawn.Value("d", 0.0)
+    writer = spawn.Process(
+        target=_write_continuously,
+        args=(str(warehouse.path), template, stop, commits, busy_s),
+        daemon=True,
+    )
+    writer.start()
+    try:
+        deadline = time.monotonic() + 120
+        while commits.value < 2 and writer.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if commits.value < 2:
+            raise RuntimeError("the concurrent writer never committed: no contention measured")
+        calls: dict[str, Callable[[], object]] = {
+            "table": lambda: warehouse.query(RANKING_TABLE),
+            "subject": lambda: warehouse.query(SUBJECT, subject_params),
+        }
+        samples: dict[str, list[float]] = {key: [] for key in calls}
+        first = commits.value
+        rounds = 0
+        while rounds < MAX_ROUNDS and (
+            rounds < ctx.scale.warehouse_repeats or commits.value - first < MIN_COMMITS
+        ):
+            for key, call in calls.items():
+                samples[key].append(time_call(call))
+                time.sleep(READER_PAUSE_S)
+            rounds += 1
+        loaded = {key: Timing(tuple(values)) for key, values in samples.items()}
+        during = commits.value - first
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+    per_commit = busy_s.value / max(commits.value, 1)
+    writer_notes = (
+        f"while another process committed {during} replace transactions of one scan's 90 rows "
+        f"(one every {WRITER_PAUSE_S:g} s; a commit, lock waits included, took "
+        f"{fmt_s(per_commit)} on average), the reader pausing {READER_PAUSE_S:g} s between "
+        "queries; each side waits out the other's lock (Warehouse.connect retries with "
+        "back-off); baseline: the same query in this run with no writer"
+    )
+    return [
+        measured(
+            BENCHMARK,
+            f"{BENCHMARK}/{label}/{title}_under_writer",
+            value=loaded[key].median * 1e3,
+            unit="ms",
+            baseline=quiet[key].median * 1e3,
+            ratio=loaded[key].median / quiet[key].median,
+            ratio_means="value / baseline (slow-down caused by the concurrent writer)",
+            target=target,
+            notes=f"{what}, {writer_notes}. {len(loaded[key].samples)} rounds: fastest "
+            f"{fmt_s(loaded[key].best)}, slowest {fmt_s(max(loaded[key].samples))}.",
+        )
+        for key, title, what in (
+            ("table", "layer_ranking_table", "layer-platform ranking's query"),
+            ("subject", "subject_trajectory", "one subject's trajectory (README cookbook)"),
+        )
+    ]
 
 
 def _row(
