@@ -57,3 +57,6 @@ def test_instance_reads_the_projects_dagster_yaml(layer_paths: LayerPaths) -> No
     assert (layer_paths.dagster_home / "dagster.yaml").read_text() == (
         REPO / "dagster.yaml"
     ).read_text()
+    # Dead run workers are failed by the daemon and release their `warehouse` pool slots.
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0

@@ -30,6 +30,7 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.tracking.promotion import challenge_champion, should_promote
+from layer_platform.warehouse.store import Replacement
 
 mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
 EXPERIMENT = "layer-classifier"
@@ -244,28 +245,37 @@ def pain_classifier(
             mlflow.log_image(Image.open(io.BytesIO(png)), "roc.png")
             version = log_torch_model(cv.final.model, items[0].x[None], name)
 
-        test_items = [item for item in items if item.scan_id in split.test_ids()]
-        decision = challenge_champion(
-            tracking,
-            name,
-            version.version,
-            cv.test_metrics.auc,
-            lambda model, held_out=test_items: _heldout_auc(model, held_out),
-            lambda candidate, current: should_promote(
-                candidate, current, min_auc=classifier.promotion_floor
-            ),
-        )
-        context.log.info(f"{name} v{version.version}: {decision.reason}")
+        # Metrics and predictions land first (one transaction), so a champion always has them;
+        # a model whose predictions are not valid probabilities is never promoted.
         scope = {"input_mode": mode, "model_version": version.version}
-        warehouse.replace(
-            "model_metrics",
-            _metric_rows(mode, name, version.version, cv),
-            key="model_name",
-            keys=[name],
-            scope=scope,
-        )
         predictions = _prediction_rows(mode, name, version.version, cv)
-        warehouse.replace("predictions", predictions, key="model_name", keys=[name], scope=scope)
+        warehouse.replace_all(
+            [
+                Replacement(
+                    "model_metrics",
+                    _metric_rows(mode, name, version.version, cv),
+                    key="model_name",
+                    keys=[name],
+                    scope=scope,
+                ),
+                Replacement("predictions", predictions, key="model_name", keys=[name], scope=scope),
+            ]
+        )
+        if _valid_probabilities([row["probability"] for row in predictions]):
+            test_items = [item for item in items if item.scan_id in split.test_ids()]
+            reason = challenge_champion(
+                tracking,
+                name,
+                version.version,
+                cv.test_metrics.auc,
+                lambda model, held_out=test_items: _heldout_auc(model, held_out),
+                lambda candidate, current: should_promote(
+                    candidate, current, min_auc=classifier.promotion_floor
+                ),
+            ).reason
+        else:
+            reason = "not promoted: its predictions are not all finite probabilities in [0, 1]"
+        context.log.info(f"{name} v{version.version}: {reason}")
         probabilities.extend(row["probability"] for row in predictions)
         test_auc[mode] = cv.test_metrics.auc
         context.add_asset_metadata(
@@ -275,15 +285,14 @@ def pain_classifier(
                 "cv_auc": cv.oof_metrics.auc,
                 "n_scans": len(items),
                 "n_excluded_no_swe": excluded,
-                "promotion": decision.reason,
+                "promotion": reason,
                 "metrics": dg.MetadataValue.md(_metrics_markdown(cv)),
                 "roc": dg.MetadataValue.md(png_to_markdown(png, f"ROC {mode}")),
             },
             partition_key=mode,
         )
 
-    values = np.array(probabilities)
-    valid = bool(np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all())
+    valid = _valid_probabilities(probabilities)
     low = {mode: value for mode, value in test_auc.items() if value < classifier.auc_floor}
     return dg.MaterializeResult(
         data_version=champions_as_data_version(tracking, [registered_name(m) for m in INPUT_MODES]),
@@ -297,10 +306,15 @@ def pain_classifier(
             dg.AssetCheckResult(
                 check_name="predictions_valid",
                 passed=valid,
-                metadata={"n_predictions": len(values)},
+                metadata={"n_predictions": len(probabilities)},
             ),
         ],
     )
+
+
+def _valid_probabilities(values: list[float]) -> bool:
+    array = np.asarray(values, dtype=float)
+    return bool(np.isfinite(array).all() and ((array >= 0) & (array <= 1)).all())
 
 
 def _heldout_auc(model, test_items: list[Item]) -> float:
