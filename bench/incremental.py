@@ -28,7 +28,6 @@ re-attributes every scan by design, so that arrival costs a retraining plus N sc
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -47,7 +46,6 @@ from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.assets.saliency import control_tables
 from layer_platform.defs.pipeline import run_platform
 from layer_platform.defs.runner import StageReport
-from layer_platform.ingestion.landing import SCAN_JSON
 from layer_platform.simulation import arrive
 
 BENCHMARK = "incremental"
@@ -134,16 +132,8 @@ def _runs(instance: dg.DagsterInstance, reports: list[StageReport]) -> list[RunF
 
 def _arrival(ctx: Context) -> tuple[str, bool]:
     """The stream's next scan, dropped into the landing zone without label or annotation."""
-    (scan_id,) = arrive(landing(ctx), 1)
-    folder = landing(ctx) / scan_id
-    meta = json.loads((folder / SCAN_JSON).read_text())
-    meta["label"] = None
-    for layers in folder.glob("layers.*"):
-        layers.unlink()
-    staging = folder / f".{SCAN_JSON}.tmp"  # scan.json last and atomically, as the contract says
-    staging.write_text(json.dumps(meta, indent=1) + "\n")
-    os.replace(staging, folder / SCAN_JSON)
-    return scan_id, any(folder.glob("swe.*"))
+    (scan_id,) = arrive(landing(ctx), 1, unlabelled=True)
+    return scan_id, any((landing(ctx) / scan_id).glob("swe.*"))
 
 
 def _scan_of(path: Path, artifacts: Path) -> tuple[str, str]:
@@ -194,7 +184,8 @@ def run(ctx: Context) -> list[Result]:
     pending_text = (
         f": {profile.share('pending') * wall:.1f} s by the profile" if profile.link else ""
     )
-    saliency_reads = reads.get("compute_saliency", {})
+    # new scans that change no model go through ``update_scans``; others through the stages
+    saliency_reads = {**reads.get("update_scans", {}), **reads.get("compute_saliency", {})}
     other_scans = sorted(
         {scan for (kind, scan) in saliency_reads if kind == "preprocessed" and scan != scan_id}
     )

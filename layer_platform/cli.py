@@ -30,7 +30,7 @@ def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
 
     paths.ensure()
     if args.arrive:
-        new = arrive(paths.landing, args.arrive)
+        new = arrive(paths.landing, args.arrive, unlabelled=args.unlabelled)
         print(f"{len(new)} new scans landed in {paths.landing}: {', '.join(new)}")
         return 0
 
@@ -204,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="add N new scans to an existing simulated landing zone",
+    )
+    simulate.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="with --arrive: scans to explain (no label, no reference layers), which retrain"
+        " no model",
     )
     simulate.add_argument(
         "--overwrite", action="store_true", help="replace an existing simulated landing zone"

@@ -20,6 +20,7 @@ from layer_platform.defs.jobs import (
     summarize_saliency_job,
     train_classifiers_job,
     train_segmenter_job,
+    update_scans_job,
 )
 from layer_platform.defs.resources import build_resources
 from layer_platform.defs.schedules import cohort_refresh_schedule
@@ -56,6 +57,7 @@ def build_definitions(
             train_classifiers_job,
             compute_saliency_job,
             summarize_saliency_job,
+            update_scans_job,
         ],
         sensors=[landing_sensor, automation_sensor],
         schedules=[cohort_refresh_schedule(env)],

@@ -51,6 +51,17 @@ segment_scans_job = dg.define_asset_job(
     description="Segment a batch of scans with the champion segmenter; QC each map.",
 )
 
+update_scans_job = dg.define_asset_job(
+    "update_scans",
+    executor_def=EXECUTOR,
+    selection=dg.AssetSelection.assets(
+        "preprocessed_volume", "layer_segmentation", "layer_saliency"
+    ),
+    partitions_def=scan_partitions,
+    description="New scans that change no model: preprocess, segment and attribute them in one"
+    " run (what `layer-platform run` launches for arrivals, as the automation sensor does).",
+)
+
 compute_saliency_job = dg.define_asset_job(
     "compute_saliency",
     executor_def=EXECUTOR,

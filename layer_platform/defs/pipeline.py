@@ -16,8 +16,8 @@ from layer_platform.settings import LayerPaths
 from layer_platform.tracking.mlflow_registry import (
     Tracking,
     champion,
-    champion_data_version,
     data_version,
+    latest_data_version,
 )
 from layer_platform.warehouse.store import Warehouse
 
@@ -26,6 +26,13 @@ PENDING_PREPROCESSING = """
     SELECT s.scan_id FROM scans s LEFT JOIN preprocessing p USING (scan_id)
     WHERE p.scan_id IS NULL OR p.content_hash <> s.content_hash
     ORDER BY s.scan_id
+"""
+
+#: Of the given scans, those that are training data of a model (labelled: the classifiers;
+#: annotated: the segmenter), whose arrival therefore retrains it.
+TRAINING_DATA = """
+    SELECT scan_id FROM scans
+    WHERE scan_id IN (SELECT unnest(?)) AND (label IS NOT NULL OR has_reference_layers)
 """
 
 #: Scans without a segmentation from their current preprocessing and the champion segmenter.
@@ -125,6 +132,9 @@ def run_platform(
 
     Stages run in lineage order (``STAGES``), stop after ``until`` if given, and stop at the
     first platform failure; bad scans do not fail a stage (they are quarantined inside it).
+    New scans that change no model (unlabelled, unannotated, champions current) take the
+    ``update_scans`` job instead: preprocessing, segmentation and saliency in one run, so an
+    arrival pays one run's fixed cost, not three.
     """
     if until is not None and until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
@@ -139,7 +149,7 @@ def run_platform(
             return list(warehouse.query(PENDING_PREPROCESSING)["scan_id"])
         if job == "train_segmenter":
             annotated = list(warehouse.query(ANNOTATED)["scan_id"])
-            stale = champion_data_version(tracking, SEGMENTER) != data_version(annotated)
+            stale = latest_data_version(tracking, SEGMENTER) != data_version(annotated)
             return None if annotated and stale else []
         if job == "segment_scans":
             current = champion(tracking, SEGMENTER)
@@ -152,7 +162,7 @@ def run_platform(
             stale = [
                 mode
                 for mode in INPUT_MODES
-                if champion_data_version(tracking, registered_name(mode)) != version
+                if latest_data_version(tracking, registered_name(mode)) != version
             ]
             return stale if labelled else []
         if job in ("compute_saliency", "summarize_saliency"):
@@ -166,12 +176,27 @@ def run_platform(
             return None if summary_pending(warehouse, versions) else []
         return None
 
-    for job in STAGES:
-        keys = pending(job)
+    def changes_no_model(keys: list[str]) -> bool:
+        """True when ``keys`` (scans to preprocess) can go through all three per-scan assets in
+        one run: both kinds of model have a current champion and no key is training data."""
+        return (
+            until is None
+            and pending("train_segmenter") == []
+            and pending("train_classifiers") == []
+            and champion(tracking, SEGMENTER) is not None
+            and any(champion(tracking, registered_name(mode)) for mode in INPUT_MODES)
+            and warehouse.query(TRAINING_DATA, [keys]).empty
+        )
+
+    for stage in STAGES:
+        keys = pending(stage)
+        job = stage
+        if stage == "preprocess_scans" and keys and changes_no_model(keys):
+            job = "update_scans"  # arrivals: one run instead of three, as the sensor does
         if keys is None or keys:
             reports.append(run_job(defs, instance, job, partition_keys=keys, max_batch=max_batch))
             if reports[-1].failed:
                 break
-        if job == until:
+        if stage == until:
             break
     return reports

@@ -30,6 +30,7 @@ from layer_platform.tracking.mlflow_registry import (
     champion,
     champion_data_version,
     data_version,
+    latest_data_version,
 )
 
 DEFAULT_CRON = "0 2 * * *"
@@ -78,6 +79,9 @@ def decide(
         return RefreshDecision(name, False, "no training data")
     if champion_data_version(tracking, name) == data_version(scan_ids):
         return RefreshDecision(name, False, f"champion trained on these {len(scan_ids)} scans")
+    if latest_data_version(tracking, name) == data_version(scan_ids):
+        text = f"latest version, not promoted, trained on these {len(scan_ids)} scans"
+        return RefreshDecision(name, False, text)
     before = champion_training_size(tracking, name, params)
     if before is None:
         return RefreshDecision(name, True, f"no champion yet ({len(scan_ids)} scans)")

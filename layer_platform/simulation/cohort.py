@@ -22,26 +22,37 @@ from layer_platform.simulation.scan import SimulatedScan, simulate_scan
 from layer_platform.simulation.subjects import ScanPlan, plan_scan_at
 
 
-def write_scan(scan: SimulatedScan, landing: Path) -> Path:
-    """Write one scan folder; ``scan.json`` last and atomically, marking the folder complete."""
+def write_scan(scan: SimulatedScan, landing: Path, *, unlabelled: bool = False) -> Path:
+    """Write one scan folder; ``scan.json`` last and atomically, marking the folder complete.
+
+    ``unlabelled``: a scan to explain, as a clinic sends it: no label and no reference layers
+    (the ground truth still knows both).
+    """
     folder = Path(landing) / scan.plan.scan_id
     if folder.exists():
         raise FileExistsError(f"{folder} already exists; the simulator never merges into a scan")
     folder.mkdir(parents=True)
     volumes = {"bmode": scan.bmode, "swe": scan.swe, "layers": scan.layers}
     for role, name in scan_files(scan.plan).items():
-        write_volume(folder / name, volumes[role])
+        if not (unlabelled and role == "layers"):
+            write_volume(folder / name, volumes[role])
+    meta = scan.scan_json() | ({"label": None} if unlabelled else {})
     staging = folder / f".{SCAN_JSON}.tmp"
-    staging.write_text(json.dumps(scan.scan_json(), indent=1) + "\n")
+    staging.write_text(json.dumps(meta, indent=1) + "\n")
     os.replace(staging, folder / SCAN_JSON)
     return folder
 
 
 def _write_all(
-    config: SimulationConfig, landing: Path, plans: list[ScanPlan], progress: bool
+    config: SimulationConfig,
+    landing: Path,
+    plans: list[ScanPlan],
+    progress: bool,
+    unlabelled: bool = False,
 ) -> None:
     for plan in tqdm(plans, desc="simulating scans", unit="scan", disable=not progress):
-        write_scan(simulate_scan(config, plan.subject.index, plan.side), landing)
+        scan = simulate_scan(config, plan.subject.index, plan.side)
+        write_scan(scan, landing, unlabelled=unlabelled)
 
 
 def simulate_cohort(
@@ -74,11 +85,15 @@ def simulate_cohort(
     return GroundTruth(config, (), ()).extended(plans).save_to(truth_path)
 
 
-def arrive(landing: Path, n_scans: int, progress: bool = False) -> list[str]:
+def arrive(
+    landing: Path, n_scans: int, progress: bool = False, *, unlabelled: bool = False
+) -> list[str]:
     """Drop the next ``n_scans`` scans of the cohort's stream into ``landing``; return their ids.
 
     Scans continue the stream S0001-L, S0001-R, S0002-L, ... after the last written one, with
     the cohort's config, so an odd count leaves a subject's right side for the next arrival.
+    ``unlabelled`` scans (no label, no reference layers) change no model's training data:
+    the platform only preprocesses, segments and explains them.
     """
     if n_scans < 1:
         raise ValueError(f"n_scans must be at least 1, got {n_scans}")
@@ -88,6 +103,6 @@ def arrive(landing: Path, n_scans: int, progress: bool = False) -> list[str]:
     truth = load_ground_truth(truth_path)
     start = len(truth.scans)
     plans = [plan_scan_at(truth.config, start + n) for n in range(n_scans)]
-    _write_all(truth.config, Path(landing), plans, progress)
+    _write_all(truth.config, Path(landing), plans, progress, unlabelled)
     truth.extended(plans).save_to(truth_path)
     return [plan.scan_id for plan in plans]

@@ -192,7 +192,21 @@ def data_version(scan_ids: Sequence[str]) -> str:
 
 def champion_data_version(tracking: Tracking, name: str) -> str | None:
     """The data version the current champion was trained on (None before the first one)."""
-    version = champion(tracking, name)
+    return _trained_on(tracking, champion(tracking, name))
+
+
+def latest_data_version(tracking: Tracking, name: str) -> str | None:
+    """The data version the newest registered version was trained on, promoted or not.
+
+    What decides whether data is new to a model: a challenger that lost was still trained on
+    it, and training again on the same scans would only repeat that result.
+    """
+    versions = tracking.activate().search_model_versions(f"name = '{name}'")
+    newest = max(versions, key=lambda v: int(v.version), default=None)
+    return _trained_on(tracking, newest)
+
+
+def _trained_on(tracking: Tracking, version: ModelVersion | None) -> str | None:
     if version is None or not version.run_id:
         return None
     return tracking.activate().get_run(version.run_id).data.tags.get(DATA_VERSION_TAG)

@@ -33,7 +33,13 @@ from layer_platform.imaging.preprocess import PreprocessConfig, load_preprocesse
 from layer_platform.io import read_volume
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
-from layer_platform.tracking.mlflow_registry import Tracking, log_torch_model, promote, tracked_run
+from layer_platform.tracking.mlflow_registry import (
+    DATA_VERSION_TAG,
+    Tracking,
+    log_torch_model,
+    promote,
+    tracked_run,
+)
 from layer_platform.warehouse.store import Warehouse
 
 #: Modes given a champion (``swe`` deliberately has none).
@@ -57,15 +63,19 @@ class Cohort:
     versions: dict[str, str]
 
 
-def register_classifier(paths: LayerPaths, mode: str, seed: int) -> str:
-    """An untrained small CNN registered and promoted as ``mode``'s champion."""
+def register_classifier(
+    paths: LayerPaths, mode: str, seed: int, trained_on: str | None = None
+) -> str:
+    """An untrained small CNN registered and promoted as ``mode``'s champion; ``trained_on``
+    is the data version its run records (as the real trainer's does)."""
     import torch
 
     torch.manual_seed(seed)
     model = SmallCNN3D(n_channels(mode), (4, 8))
     example = np.zeros((1, n_channels(mode), *PreprocessConfig.cpu().target_shape), np.float32)
     tracking = Tracking.for_paths(paths)
-    with tracked_run(tracking, "layer-classifier", mode):
+    tags = {DATA_VERSION_TAG: trained_on} if trained_on else None
+    with tracked_run(tracking, "layer-classifier", mode, tags=tags):
         version = str(log_torch_model(model, example, registered_name(mode)).version)
     promote(tracking, registered_name(mode), version, "test champion")
     return version
