@@ -215,6 +215,19 @@ TABLES: dict[str, str] = {
             model_version VARCHAR NOT NULL,
             computed_at TIMESTAMP NOT NULL
         )""",
+    "randomization_checks": """
+        CREATE TABLE IF NOT EXISTS randomization_checks (
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            bar DOUBLE NOT NULL,
+            n_scans INTEGER NOT NULL,
+            layer_rho DOUBLE,
+            voxel_rho DOUBLE,
+            passed BOOLEAN NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
     "driver_recovery": """
         CREATE TABLE IF NOT EXISTS driver_recovery (
             cohort VARCHAR NOT NULL,

@@ -210,6 +210,16 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     status = _check_status(cohort.instance, "layer_saliency_summary", "summary_non_empty")
     assert status == AssetCheckExecutionRecordStatus.SUCCEEDED
 
+    # the randomization verdict belongs to a champion version: a second refresh reuses it
+    checked = warehouse.query("SELECT * FROM randomization_checks ORDER BY input_mode, method")
+    assert len(checked) == len(MODES) * len(TINY.methods)
+    assert dict(zip(checked["input_mode"], checked["model_version"], strict=True)) == (
+        cohort.versions
+    )
+    assert not run_job(cohort.defs, cohort.instance, "summarize_saliency").failed
+    again = warehouse.query("SELECT * FROM randomization_checks ORDER BY input_mode, method")
+    assert again["computed_at"].tolist() == checked["computed_at"].tolist()
+
 
 @pytest.mark.slow
 def test_readme_cookbook_queries_run_read_only(cohort: Cohort) -> None:

@@ -489,62 +489,69 @@ def champion_rows(warehouse: Warehouse, versions: dict[str, str]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+#: Randomization results already computed for a champion version with the current settings.
+CACHED_RANDOMIZATION = """
+    SELECT method, layer_rho, voxel_rho, passed FROM randomization_checks
+    WHERE input_mode = $mode AND model_version = $version AND bar = $bar AND n_scans = $n_scans
+"""
+
+
 def _randomization(
     frame: pd.DataFrame,
-    models: dict[str, tuple],
+    versions: dict[str, str],
+    tracking: Tracking,
     warehouse: Warehouse,
     paths: LayerPaths,
     saliency: SaliencyResource,
 ) -> dg.AssetCheckResult:
-    """Model-randomization sanity check on a few scans per mode (Adebayo et al. 2018)."""
-    tables = control_tables(warehouse, paths, list(models)) if saliency.baseline == "cohort" else {}
-    device = select_device("auto")
-    paths_by_scan = dict(
-        warehouse.query("SELECT scan_id, path FROM segmentations").itertuples(index=False)
-    )
+    """Model-randomization sanity check on a few scans per mode (Adebayo et al. 2018).
+
+    A verdict belongs to a champion version and the check's settings, so it is computed once
+    and kept in ``randomization_checks``; a refresh after new scans reuses it (the check
+    re-attributes its sample with the trained and a re-initialized model: most of a refresh).
+    """
     results: dict[str, dict] = {}
-    flagged: list[str] = []
-    for mode, (model, _, target) in models.items():
-        rows = frame[frame["input_mode"] == mode]
-        scans = []
-        for scan_id in sample_scans(rows, saliency.randomization_scans):
-            stored = load_preprocessed(paths.artifacts / "preprocessed" / scan_id)
-            x = _mode_input(mode, stored)
-            if x is not None:
-                scans.append(
-                    (torch.as_tensor(x[None], device=device), _labels(paths_by_scan[scan_id]))
-                )
-        if not scans:
+    reused: list[str] = []
+    for mode, version in versions.items():
+        if not (frame["input_mode"] == mode).any():
             continue
-        # One config serves all sampled scans, so the cohort reference is the per-layer table
-        # (SWE's unmeasured voxels get the layer mean here, unlike in `layer_saliency`).
-        table = tables.get(mode)
-        config = (
-            saliency.attribution_config(cohort_fill=table)
-            if saliency.baseline == "cohort" and table is not None
-            else saliency.attribution_config(
-                baseline="layer_mean" if saliency.baseline == "cohort" else None
+        settings = {"bar": saliency.randomization_bar, "n_scans": saliency.randomization_scans}
+        if warehouse.table_exists("randomization_checks"):
+            cached = warehouse.query(
+                CACHED_RANDOMIZATION, {"mode": mode, "version": version, **settings}
             )
-        )
-        for method in saliency.methods:
-            report = model_randomization_check(
-                method,
-                model,
-                scans,
-                target_layer=target,
-                config=config,
-                bar=saliency.randomization_bar,
-            )
-            final = report.steps[-1]
-            results[f"{mode}/{method}"] = {
-                "layer_rho": round(final.layer_correlation, 3),
-                "voxel_rho": None
-                if final.voxel_correlation is None
-                else round(final.voxel_correlation, 3),
-                "passed": report.passed,
+            known = {row.method: row for row in cached.itertuples(index=False)}
+        else:
+            known = {}
+        if set(saliency.methods) <= set(known):
+            reused.append(mode)
+            for method in saliency.methods:
+                found = known[method]
+                results[f"{mode}/{method}"] = {
+                    "layer_rho": found.layer_rho,
+                    "voxel_rho": None if pd.isna(found.voxel_rho) else found.voxel_rho,
+                    "passed": bool(found.passed),
+                }
+            continue
+        model, _ = load_champion(tracking, registered_name(mode))
+        model = model.to(select_device("auto")).eval()
+        computed = _randomize_mode(mode, model, frame, warehouse, paths, saliency)
+        rows = [
+            {
+                "input_mode": mode,
+                "method": method,
+                "model_name": registered_name(mode),
+                "model_version": version,
+                **settings,
+                **outcome,
+                "computed_at": _now(),
             }
-            if not report.passed:
-                flagged.append(f"{mode}/{method}")
+            for method, outcome in computed.items()
+        ]
+        scope = {"model_version": version}
+        warehouse.replace("randomization_checks", rows, key="input_mode", keys=[mode], scope=scope)
+        results.update({f"{mode}/{method}": outcome for method, outcome in computed.items()})
+    flagged = [name for name, outcome in results.items() if not outcome["passed"]]
     return dg.AssetCheckResult(
         check_name="model_randomization",
         passed=not flagged,
@@ -554,8 +561,65 @@ def _randomization(
             "flagged_methods": dg.MetadataValue.json(flagged),
             "correlations": dg.MetadataValue.json(results),
             "n_scans_per_mode": saliency.randomization_scans,
+            "reused_for_modes": dg.MetadataValue.json(reused),
         },
     )
+
+
+def _randomize_mode(
+    mode: str,
+    model: torch.nn.Module,
+    frame: pd.DataFrame,
+    warehouse: Warehouse,
+    paths: LayerPaths,
+    saliency: SaliencyResource,
+) -> dict[str, dict]:
+    """Each method's randomization outcome for ``mode`` on a sample of its scans."""
+    device = select_device("auto")
+    paths_by_scan = dict(
+        warehouse.query("SELECT scan_id, path FROM segmentations").itertuples(index=False)
+    )
+    scans = []
+    for scan_id in sample_scans(frame[frame["input_mode"] == mode], saliency.randomization_scans):
+        stored = load_preprocessed(paths.artifacts / "preprocessed" / scan_id)
+        x = _mode_input(mode, stored)
+        if x is not None:
+            scans.append((torch.as_tensor(x[None], device=device), _labels(paths_by_scan[scan_id])))
+    if not scans:
+        return {}
+    # One config serves all sampled scans, so the cohort reference is the per-layer table
+    # (SWE's unmeasured voxels get the layer mean here, unlike in `layer_saliency`).
+    table = (
+        control_tables(warehouse, paths, [mode]).get(mode)
+        if saliency.baseline == "cohort"
+        else None
+    )
+    config = (
+        saliency.attribution_config(cohort_fill=table)
+        if table is not None
+        else saliency.attribution_config(
+            baseline="layer_mean" if saliency.baseline == "cohort" else None
+        )
+    )
+    outcomes = {}
+    for method in saliency.methods:
+        report = model_randomization_check(
+            method,
+            model,
+            scans,
+            target_layer=last_conv_block(model),
+            config=config,
+            bar=saliency.randomization_bar,
+        )
+        final = report.steps[-1]
+        outcomes[method] = {
+            "layer_rho": round(final.layer_correlation, 3),
+            "voxel_rho": None
+            if final.voxel_correlation is None
+            else round(final.voxel_correlation, 3),
+            "passed": report.passed,
+        }
+    return outcomes
 
 
 @dg.asset(
@@ -680,7 +744,6 @@ def layer_saliency_summary(
     metadata["ranking_chart"] = dg.MetadataValue.md(png_to_markdown(png, "layer ranking"))
     metadata["n_scans"] = int(frame["scan_id"].nunique())
     metadata["n_subjects"] = int(frame["subject_id"].nunique())
-    models = {mode: model for mode, model in _champions(tracking).items() if mode in versions}
     with saliency.threads():
-        checks.append(_randomization(frame, models, warehouse, paths, saliency))
+        checks.append(_randomization(frame, versions, tracking, warehouse, paths, saliency))
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
