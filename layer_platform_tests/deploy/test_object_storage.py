@@ -24,11 +24,8 @@ from upath import UPath
 
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED
-from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.pipeline import run_platform
-from layer_platform.defs.resources import SegmenterResource
 from layer_platform.defs.runner import open_instance
-from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.locations import remove_tree
 from layer_platform.settings import LayerPaths
@@ -36,11 +33,12 @@ from layer_platform.simulation import SimulationConfig, arrive, simulate_cohort
 from layer_platform.tracking.mlflow_registry import data_version
 from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.saliency.test_materialization import (
+    TINY,
     register_classifier,
     store_predictions,
+    tiny_definitions,
 )
 
-TINY = SaliencyResource.smoke()
 RANKING_FROM_PARQUET = """
     SELECT input_mode, method, layer, rank
     FROM read_parquet($ranking)
@@ -72,12 +70,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteCohort]:
     env = {"LAYER_HOME": str(home), "LAYER_ARTIFACTS_DIR": str(bucket / "artifacts")}
     paths = LayerPaths.from_env(env).ensure()
     simulate_cohort(SimulationConfig(n_subjects=3, seed=5, annotated_fraction=1.0), paths.landing)
-    base = build_definitions(paths=paths)
-    defs = dg.Definitions(
-        assets=base.assets,
-        jobs=base.jobs,
-        resources={**base.resources, "segmenter": SegmenterResource(epochs=1), "saliency": TINY},
-    )
+    defs = tiny_definitions(paths)
     warehouse = Warehouse(paths.warehouse)
     try:
         built = run_platform(paths, defs=defs, until="segment_scans")

@@ -110,16 +110,21 @@ def store_predictions(warehouse: Warehouse, mode: str, version: str) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
-    paths = LayerPaths.under(tmp_path_factory.mktemp("saliency") / "home").ensure()
-    simulate_cohort(SimulationConfig(n_subjects=4, seed=5, annotated_fraction=1.0), paths.landing)
+def tiny_definitions(paths: LayerPaths) -> dg.Definitions:
+    """The platform's definitions with a one-epoch segmenter and the smoke saliency settings."""
     base = build_definitions(paths=paths)
-    defs = dg.Definitions(
+    return dg.Definitions(
         assets=base.assets,
         jobs=base.jobs,
         resources={**base.resources, "segmenter": SegmenterResource(epochs=1), "saliency": TINY},
     )
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
+    paths = LayerPaths.under(tmp_path_factory.mktemp("saliency") / "home").ensure()
+    simulate_cohort(SimulationConfig(n_subjects=4, seed=5, annotated_fraction=1.0), paths.landing)
+    defs = tiny_definitions(paths)
     instance = open_instance(paths)
     warehouse = Warehouse(paths.warehouse)
     assert not run_job(defs, instance, "ingest").failed
