@@ -17,6 +17,7 @@ from layer_platform.classification.modes import INPUT_MODES, eligible_scans, mak
 from layer_platform.classification.splits import assert_no_subject_leakage, make_subject_split
 from layer_platform.classification.training import predict_proba
 from layer_platform.compute import select_device
+from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
@@ -45,12 +46,10 @@ def registered_name(mode: str) -> str:
     return f"layer-classifier-{mode}"
 
 
-@dg.asset(
+@stage_asset(
+    "classification",
     deps=[preprocessed_volume],
-    group_name="classification",
     kinds={"duckdb", "python"},
-    tags={"layer/stage": "classification"},
-    owners=["team:layer-platform"],
     code_version="split-v1",
     pool="warehouse",
     check_specs=[
@@ -156,14 +155,12 @@ def _metrics_markdown(cv: CVResult) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
+@stage_asset(
+    "classification",
     partitions_def=mode_partitions,
     deps=[cohort_split],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="classification",
     kinds={"pytorch", "mlflow", "duckdb"},
-    tags={"layer/stage": "classification"},
-    owners=["team:layer-platform"],
     code_version="classifier-v1",
     pool="warehouse",
     check_specs=[

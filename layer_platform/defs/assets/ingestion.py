@@ -5,6 +5,7 @@ import hashlib
 import dagster as dg
 import pandas as pd
 
+from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.partitions import SCANS
 from layer_platform.defs.resources import StorageResource
 from layer_platform.ingestion.manifest import refresh_manifest
@@ -16,11 +17,9 @@ MANIFEST_CHECKS = {
 }
 
 
-@dg.asset(
-    group_name="ingestion",
+@stage_asset(
+    "ingestion",
     kinds={"duckdb", "python"},
-    tags={"layer/stage": "ingestion"},
-    owners=["team:layer-platform"],
     code_version="intake-v1",
     check_specs=[
         dg.AssetCheckSpec(name, asset="cohort_manifest", blocking=True, description=text)

@@ -6,9 +6,9 @@ import dagster as dg
 import numpy as np
 from tqdm import tqdm
 
+from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.automation import new_scan
-from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import PreprocessingResource, StorageResource
 from layer_platform.errors import ScanError
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
@@ -72,14 +72,11 @@ def _check_results(rows: list[dict], shape: tuple[int, int, int]) -> list[dg.Ass
     return results
 
 
-@dg.asset(
-    partitions_def=scan_partitions,
+@stage_asset(
+    "preprocessing",
+    scan_partitioned=True,
     deps=[cohort_manifest],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="preprocessing",
     kinds={"pytorch", "duckdb"},
-    tags={"layer/stage": "preprocessing"},
-    owners=["team:layer-platform"],
     code_version="preprocess-v1",
     automation_condition=new_scan(),
     pool="warehouse",

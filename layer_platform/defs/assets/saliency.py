@@ -28,10 +28,10 @@ from layer_platform.classification.modes import INPUT_MODES, build_input, n_chan
 from layer_platform.classification.network import last_conv_block
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.classification import pain_classifier, registered_name
+from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.segmentation import layer_segmentation
 from layer_platform.defs.automation import cohort_summary, per_scan
 from layer_platform.defs.gx_checks import gx_check_result
-from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.errors import ScanError
@@ -361,17 +361,14 @@ def _attribute_batch(
     return _Batch(rows, diagnostics, failed, seconds, time.perf_counter() - started)
 
 
-@dg.asset(
-    partitions_def=scan_partitions,
+@stage_asset(
+    "saliency",
+    scan_partitioned=True,
     deps=[
         layer_segmentation,
         dg.AssetDep(pain_classifier, partition_mapping=dg.AllPartitionMapping()),
     ],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="saliency",
     kinds={"pytorch", "duckdb"},
-    tags={"layer/stage": "saliency"},
-    owners=["team:layer-platform"],
     code_version="saliency-v1",
     automation_condition=per_scan(models_may_be_missing=True),
     pool="warehouse",
@@ -622,12 +619,10 @@ def _randomize_mode(
     return outcomes
 
 
-@dg.asset(
+@stage_asset(
+    "saliency",
     deps=[layer_saliency],
-    group_name="saliency",
     kinds={"duckdb", "python"},
-    tags={"layer/stage": "saliency"},
-    owners=["team:layer-platform"],
     code_version="summary-v1",
     automation_condition=cohort_summary(),
     pool="warehouse",

@@ -9,10 +9,10 @@ import mlflow
 import numpy as np
 
 from layer_platform.compute import select_device
+from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.automation import per_scan
 from layer_platform.defs.gx_checks import gx_check_result
-from layer_platform.defs.partitions import scan_partitions
 from layer_platform.defs.resources import SegmenterResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
@@ -49,12 +49,10 @@ def _dice_markdown(dice: dict[Layer, float]) -> str:
     return f"| layer | held-out Dice |\n|---|---|\n{rows}\n| **mean** | **{mean:.3f}** |"
 
 
-@dg.asset(
+@stage_asset(
+    "segmentation",
     deps=[preprocessed_volume],
-    group_name="segmentation",
     kinds={"pytorch", "mlflow"},
-    tags={"layer/stage": "segmentation"},
-    owners=["team:layer-platform"],
     code_version="segmenter-v1",
     check_specs=[
         dg.AssetCheckSpec(
@@ -163,14 +161,11 @@ GX_CHECK_TEXT = (
 )
 
 
-@dg.asset(
-    partitions_def=scan_partitions,
+@stage_asset(
+    "segmentation",
+    scan_partitioned=True,
     deps=[segmentation_model, preprocessed_volume],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="segmentation",
     kinds={"pytorch", "duckdb"},
-    tags={"layer/stage": "segmentation"},
-    owners=["team:layer-platform"],
     code_version="segment-v1",
     automation_condition=per_scan(),
     pool="warehouse",

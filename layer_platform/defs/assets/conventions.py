@@ -1,0 +1,29 @@
+"""How every LAYER asset is declared: one stage per asset group, one owner, per-scan batching.
+
+The stage names the UI group and the ``layer/stage`` tag (so the asset graph and run filters
+read alike); per-scan assets take the scan partitions with the single-run backfill policy, so
+a backfill of any range of scans is one run, not one per scan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from layer_platform.defs.partitions import scan_partitions
+
+OWNER = "team:layer-platform"
+
+
+def stage_asset(stage: str, *, kinds: set[str], scan_partitioned: bool = False, **kwargs: Any):
+    """``dg.asset`` with the stage's group, tag and owner; ``scan_partitioned`` adds the scan
+    partitions and the single-run backfill policy. Other arguments go to ``dg.asset`` as given."""
+    if scan_partitioned:
+        kwargs |= {
+            "partitions_def": scan_partitions,
+            "backfill_policy": dg.BackfillPolicy.single_run(),
+        }
+    return dg.asset(
+        group_name=stage, kinds=kinds, tags={"layer/stage": stage}, owners=[OWNER], **kwargs
+    )
