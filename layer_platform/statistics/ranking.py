@@ -14,7 +14,7 @@ defines the ``MP_correct`` subgroup. Subjects are the unit throughout (see ``boo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -198,6 +198,14 @@ def verdict(rows: pd.DataFrame, column: str, *, n_boot: int = 2000, seed: int = 
     )
 
 
+def _gated(decided: Verdict, mode: str, no_skill: Mapping[str, str] | None) -> Verdict:
+    """``decided``, or no standout layer when ``mode``'s classifier does not beat chance (the
+    Friedman figures are kept: they describe the network, not pain)."""
+    if not no_skill or mode not in no_skill:
+        return decided
+    return replace(decided, layer=None, statement=no_skill[mode])
+
+
 def ranking_rows(
     frame: pd.DataFrame,
     *,
@@ -205,13 +213,15 @@ def ranking_rows(
     group: str = "all",
     n_boot: int = 2000,
     seed: int = 0,
+    no_skill: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """``layer_ranking``: per input mode and method, the six layers by ``score``.
 
     Columns: ``input_mode, method, is_default_method, layer, rank, score, ci_low, ci_high,
     n_subjects, subgroup, stands_out, verdict``. ``stands_out`` is true for at most one layer
     per mode and method; ``verdict`` repeats the mode and method's statement (``NO_STANDOUT``
-    unless a layer passes the rule).
+    unless a layer passes the rule). ``no_skill`` maps a mode whose classifier does not beat
+    chance to its verdict (``skill.ClassifierSkill.verdict``): no layer of it stands out.
     """
     records = []
     for (mode, method), rows in _groups(frame):
@@ -221,7 +231,7 @@ def ranking_rows(
         if table.empty:
             continue
         summary = layer_summary(table, n_boot=n_boot, seed=seed)
-        decided = verdict(part, column, n_boot=n_boot, seed=seed)
+        decided = _gated(verdict(part, column, n_boot=n_boot, seed=seed), mode, no_skill)
         for layer, row in summary.sort_values(["rank", "mean"], ascending=[True, False]).iterrows():
             records.append(
                 {
@@ -301,13 +311,20 @@ _COMPARISON_COLUMNS = [
 ]
 
 
-def friedman_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def friedman_rows(
+    frame: pd.DataFrame,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    no_skill: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """``layer_friedman``: per input mode, method and subgroup, the Friedman test across the six
     layers on the method's score, and the standout verdict (``standout_layer``, or ``NO_STANDOUT``
-    / ``TOO_FEW_SUBJECTS``)."""
+    / ``TOO_FEW_SUBJECTS``, or for a mode in ``no_skill`` its verdict)."""
     records = []
     for block in _subgroup_blocks(frame, score_column):
         decided = verdict(block.rows, block.column, n_boot=n_boot, seed=seed)
+        decided = _gated(decided, block.mode, no_skill)
         records.append(
             {
                 **block.key(),

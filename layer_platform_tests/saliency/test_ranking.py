@@ -21,6 +21,7 @@ from layer_platform.statistics import (
     sample_scans,
     summary_rows,
 )
+from layer_platform.statistics.skill import AucEstimate, ClassifierSkill
 
 KEYS = [layer.key for layer in TISSUE_LAYERS]
 N_BOOT = 300
@@ -102,6 +103,46 @@ def test_null_cohort_says_no_layer_stands_out():
     friedman = friedman_rows(frame, n_boot=N_BOOT)
     assert set(friedman["verdict"]) == {NO_STANDOUT}
     assert friedman["standout_layer"].isna().all()
+
+
+def test_a_model_at_chance_gets_no_finding_however_clear_its_attribution():
+    """A clear top layer is not a finding when the classifier does not predict pain."""
+    frame = saliency_frame("muscle", modes=("bmode", "swe"))
+    chance = ClassifierSkill(AucEstimate(0.64, 0.48, 0.78), AucEstimate(0.71, 0.25, 1.0))
+    assert not chance.beats_chance
+    no_skill = {"swe": chance.verdict()}
+    ranking = ranking_rows(
+        frame, default_method="integrated_gradients", n_boot=N_BOOT, no_skill=no_skill
+    )
+    swe, bmode = ranking[ranking["input_mode"] == "swe"], ranking[ranking["input_mode"] == "bmode"]
+    assert not swe["stands_out"].any()
+    assert set(swe["verdict"]) == {
+        "no layer stands out: the classifier does not beat chance"
+        " (CV AUC 0.64 (CI 0.48–0.78), held-out 0.71 (CI 0.25–1.00))"
+    }
+    assert (swe[swe["rank"] == 1]["layer"] == "muscle").all(), "the ranking itself is kept"
+    assert bmode["stands_out"].sum() == 2, "a mode that beats chance keeps its finding"
+    friedman = friedman_rows(frame, n_boot=N_BOOT, no_skill=no_skill)
+    swe_tests = friedman[friedman["input_mode"] == "swe"]
+    assert swe_tests["standout_layer"].isna().all()
+    assert (swe_tests[swe_tests["subgroup"] == "all"]["p_value"] < 1e-4).all(), "test kept"
+
+
+@pytest.mark.parametrize(
+    ("cv", "held_out", "beats"),
+    [
+        (AucEstimate(0.98, 0.94, 1.0), AucEstimate(0.89, 0.67, 1.0), True),
+        (AucEstimate(0.98, 0.94, 1.0), AucEstimate(0.70, 0.50, 0.9), False),  # CI touches 0.5
+        (AucEstimate(0.65, 0.49, 0.80), AucEstimate(0.90, 0.70, 1.0), False),
+        (AucEstimate(0.98, 0.94, 1.0), AucEstimate(1.0, float("nan"), float("nan")), False),
+        (None, AucEstimate(0.9, 0.7, 1.0), False),  # not recorded: no claim
+    ],
+)
+def test_beating_chance_needs_both_cis_above_one_half(cv, held_out, beats):
+    skill = ClassifierSkill(cv, held_out)
+    assert skill.beats_chance == beats
+    if not beats:
+        assert skill.verdict().startswith("no layer stands out: the classifier")
 
 
 def test_too_few_subjects_get_an_explicit_verdict():

@@ -54,6 +54,7 @@ from layer_platform.statistics import (
     summary_rows,
 )
 from layer_platform.statistics.figures import ranking_bars_png
+from layer_platform.statistics.skill import AucEstimate, ClassifierSkill
 from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion
 from layer_platform.warehouse.store import Replacement, Warehouse
 
@@ -486,6 +487,28 @@ def champion_rows(warehouse: Warehouse, versions: dict[str, str]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+#: A champion's AUC and its CI, cross-validated (``cv``) and held out (``test``).
+CLASSIFIER_AUC = """
+    SELECT fold, metric, value FROM model_metrics
+    WHERE input_mode = $mode AND model_version = $version AND fold IN ('cv', 'test')
+      AND metric IN ('auc', 'auc_ci_low', 'auc_ci_high')
+"""
+
+
+def classifier_skill(warehouse: Warehouse, mode: str, version: str) -> ClassifierSkill:
+    """What ``pain_classifier`` recorded for this champion (None where it recorded nothing)."""
+    if not warehouse.table_exists("model_metrics"):
+        return ClassifierSkill(None, None)
+    found = warehouse.query(CLASSIFIER_AUC, {"mode": mode, "version": version})
+    values = {(row.fold, row.metric): float(row.value) for row in found.itertuples(index=False)}
+
+    def estimate(fold: str) -> AucEstimate | None:
+        keys = [(fold, m) for m in ("auc", "auc_ci_low", "auc_ci_high")]
+        return AucEstimate(*(values[k] for k in keys)) if all(k in values for k in keys) else None
+
+    return ClassifierSkill(estimate("cv"), estimate("test"))
+
+
 #: Randomization results already computed for a champion version with the current settings.
 CACHED_RANDOMIZATION = """
     SELECT method, layer_rho, voxel_rho, passed FROM randomization_checks
@@ -662,6 +685,12 @@ def layer_saliency_summary(
     }
     frame = champion_rows(warehouse, versions)
     n_boot = saliency.n_boot
+    skills = {
+        mode: classifier_skill(warehouse, mode, version) for mode, version in versions.items()
+    }
+    no_skill = {mode: skill.verdict() for mode, skill in skills.items() if not skill.beats_chance}
+    if no_skill:
+        context.log.warning(f"no layer finding for {sorted(no_skill)}: {no_skill}")
     if frame.empty:
         tables = {name: pd.DataFrame() for name in SUMMARY_TABLES}
         ranking = comparison = pd.DataFrame()
@@ -671,13 +700,14 @@ def layer_saliency_summary(
             default_method=saliency.default_method,
             group=saliency.ranking_group,
             n_boot=n_boot,
+            no_skill=no_skill,
         )
         comparison = comparison_rows(frame, n_boot=n_boot)
         tables = {
             "layer_summary": summary_rows(frame, n_boot=n_boot),
             "layer_ranking": ranking,
             "layer_comparison": comparison,
-            "layer_friedman": friedman_rows(frame, n_boot=n_boot),
+            "layer_friedman": friedman_rows(frame, n_boot=n_boot, no_skill=no_skill),
         }
     now = _now()
     writes = []  # one transaction: the cohort tables never describe two different runs
@@ -690,7 +720,12 @@ def layer_saliency_summary(
             )
         writes.append(Replacement(name, table, key=None))
 
-    metadata: dict = {"models": dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()})}
+    metadata: dict = {
+        "models": dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()}),
+        "classifier_beats_chance": dg.MetadataValue.json(
+            {mode: skill.beats_chance for mode, skill in skills.items()}
+        ),
+    }
     truth_file = ground_truth_path(paths.landing)
     if truth_file.is_file() and not ranking.empty:
         truth = load_ground_truth(truth_file)
