@@ -54,7 +54,11 @@ BASELINE = "layer_mean"
 VS_FLOOR = Target("ratio", "<=", 1.25)
 VS_NAIVE = Target("ratio", ">=", 3.0)
 #: Batched and naive results must agree to this relative error, or the comparison is void.
-AGREEMENT = 1e-3
+#: Integrated Gradients sums 16 float32 gradient maps whose batched kernels round differently:
+#: on the CPU grid the two agree to 1.3e-3 of the map's largest value in float32 and to 3e-9 in
+#: float64 (same model, scan and steps), so 1e-2 separates rounding from a different computation
+#: (which differs by O(1)). Occlusion and ablation compare logit differences: 1e-3.
+AGREEMENT = {"ig": 1e-2, "occlusion": 1e-3, "ablation": 1e-3}
 
 
 def naive_integrated_gradients(
@@ -439,7 +443,7 @@ def _agreement(outputs: dict[str, object]) -> dict[str, float]:
         / logit,
         "ablation": float(np.nanmax(np.abs(deltas("ablation") - deltas("ablation_seq")))) / logit,
     }
-    broken = {k: v for k, v in diffs.items() if not v <= AGREEMENT}
+    broken = {k: v for k, v in diffs.items() if not v <= AGREEMENT[k]}
     if broken:
         raise RuntimeError(
             f"batched and baseline attributions disagree (relative differences {broken}): "
