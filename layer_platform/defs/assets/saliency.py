@@ -164,16 +164,20 @@ def _config(
     return saliency.attribution_config(cohort_fill=fill)
 
 
+def _champion_model(tracking: Tracking, mode: str) -> tuple[torch.nn.Module, str]:
+    """``mode``'s champion in eval mode on the device, and its version."""
+    model, version = load_champion(tracking, registered_name(mode))
+    return model.to(select_device("auto")).eval(), str(version.version)
+
+
 def _champions(tracking: Tracking) -> dict[str, tuple]:
     """Per mode with a champion: (model in eval mode on the device, version, Grad-CAM layer)."""
-    device = select_device("auto")
     loaded = {}
     for mode in INPUT_MODES:
         if champion(tracking, registered_name(mode)) is None:
             continue
-        model, version = load_champion(tracking, registered_name(mode))
-        model = model.to(device).eval()
-        loaded[mode] = (model, str(version.version), last_conv_block(model))
+        model, version = _champion_model(tracking, mode)
+        loaded[mode] = (model, version, last_conv_block(model))
     return loaded
 
 
@@ -553,8 +557,7 @@ def _randomization(
                     "passed": bool(found.passed),
                 }
             continue
-        model, _ = load_champion(tracking, registered_name(mode))
-        model = model.to(select_device("auto")).eval()
+        model, _ = _champion_model(tracking, mode)
         computed = _randomize_mode(mode, model, frame, warehouse, paths, saliency)
         rows = [
             {
