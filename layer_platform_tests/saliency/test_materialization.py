@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from layer_platform.attribution import DEFAULT_METHOD
 from layer_platform.classification.modes import n_channels
 from layer_platform.classification.network import SmallCNN3D
 from layer_platform.cli import main
@@ -215,7 +216,7 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     ranking = warehouse.query("SELECT * FROM layer_ranking")
     assert set(ranking["input_mode"]) == set(MODES)
     assert (ranking.groupby(["input_mode", "method"]).size() == 6).all()
-    assert set(ranking[ranking["is_default_method"]]["method"]) == {"integrated_gradients"}
+    assert set(ranking[ranking["is_default_method"]]["method"]) == {DEFAULT_METHOD}
     subgroups = warehouse.query("SELECT DISTINCT subgroup FROM layer_summary")["subgroup"]
     assert set(subgroups) == {"all", "MP", "control", "MP_correct"}
     recovery = warehouse.query("SELECT * FROM driver_recovery")
