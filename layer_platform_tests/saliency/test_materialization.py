@@ -258,7 +258,7 @@ def test_ranking_command_prints_every_mode(
     assert main(["ranking"]) == 0
     out = capsys.readouterr().out
     assert "layer-classifier-bmode v" in out and "layer-classifier-bmode_swe v" in out
-    assert "integrated_gradients*" in out and "layer_ablation" in out
+    assert f"{DEFAULT_METHOD}*" in out and "integrated_gradients" in out
     assert main(["ranking", "--method", "layer_ablation"]) == 0
     assert "integrated_gradients" not in capsys.readouterr().out
 
