@@ -11,6 +11,7 @@ import torch
 from pydantic import Field
 
 from layer_platform.attribution import (
+    ABLATION_METHOD,
     BASELINE_KINDS,
     DEFAULT_METHOD,
     METHODS,
@@ -43,7 +44,7 @@ class SaliencyResource(dg.ConfigurableResource):
     occlusion_stride: list[int] = Field(default_factory=lambda: [32, 8, 16])
     #: Perturbed copies per forward pass (occlusion, layer ablation).
     perturbations_per_eval: int = 18
-    #: Scans per run whose default-method overlay PNG is attached (one per mode).
+    #: Scans per run whose overlay PNGs (``preview_methods``) are attached, per mode.
     preview_limit: int = 6
     #: Scans (distinct subjects) per mode for the model-randomization check.
     randomization_scans: int = 4
@@ -75,6 +76,15 @@ class SaliencyResource(dg.ConfigurableResource):
             preview_limit=1,
             torch_threads=torch_threads,
         )
+
+    def preview_methods(self) -> list[str]:
+        """Methods whose mid-slice overlay is attached: the default, and, when that is the
+        layer ablation (one number per layer, painted flat over it), also the first voxel-map
+        method, which shows where inside a layer the evidence sits."""
+        shown = [self.default_method]
+        if self.default_method == ABLATION_METHOD:
+            shown += [m for m in self.methods if m != ABLATION_METHOD][:1]
+        return shown
 
     def validated(self) -> SaliencyResource:
         """Self, after checking names and sizes; the error says which setting to fix."""

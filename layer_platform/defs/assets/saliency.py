@@ -344,18 +344,19 @@ def _attribute_batch(
         diagnostics += scan_diagnostics
         if position < saliency.preview_limit:
             for mode in models:
-                if (mode, saliency.default_method) not in maps:
-                    continue
-                png = mid_slices_png(
-                    stored.bmode,
-                    overlay=maps[(mode, saliency.default_method)],
-                    overlay_kind="heat",
-                    spacing=stored.spacing,
-                    title=f"{scan.scan_id} · {mode} · {saliency.default_method}",
-                )
-                metadata[f"overlay_{mode}"] = dg.MetadataValue.md(
-                    png_to_markdown(png, f"{scan.scan_id} {mode}")
-                )
+                for method in saliency.preview_methods():
+                    if (mode, method) not in maps:
+                        continue
+                    png = mid_slices_png(
+                        stored.bmode,
+                        overlay=maps[(mode, method)],
+                        overlay_kind="heat",
+                        spacing=stored.spacing,
+                        title=f"{scan.scan_id} · {mode} · {method}",
+                    )
+                    metadata[f"overlay_{mode}_{method}"] = dg.MetadataValue.md(
+                        png_to_markdown(png, f"{scan.scan_id} {mode} {method}")
+                    )
         metadata["path"] = dg.MetadataValue.path(str(out_dir))
         context.add_asset_metadata(metadata, partition_key=scan.scan_id)
         if (position + 1) % 10 == 0:
