@@ -58,10 +58,10 @@ from layer_platform.attribution.registry import METHODS, attribute
 from layer_platform.attribution.sanity import completeness_error
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
 
-#: The method behind headline figures (see the module docstring for why).
-DEFAULT_METHOD = "layer_ablation"
 #: The method that yields ``ablation_delta`` instead of a voxel map.
 ABLATION_METHOD = "layer_ablation"
+#: The method behind headline figures (see the module docstring for why).
+DEFAULT_METHOD = ABLATION_METHOD
 #: Every method the platform computes by default, voxel maps first.
 PLATFORM_METHODS: tuple[str, ...] = (
     "integrated_gradients",
