@@ -123,12 +123,11 @@ def run(ctx: Context) -> list[Result]:
     return results
 
 
-def platform_batches() -> tuple[int, int]:
-    """The platform's IG ``internal_batch_size`` and ``perturbations_per_eval`` defaults."""
+def platform_batches(device: torch.device) -> tuple[int, int]:
+    """The platform's IG ``internal_batch_size`` and ``perturbations_per_eval`` on ``device``."""
     from layer_platform.defs.saliency_resource import SaliencyResource
 
-    resource = SaliencyResource()
-    return resource.internal_batch_size, resource.perturbations_per_eval
+    return SaliencyResource().batch_sizes(device)
 
 
 def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
@@ -144,7 +143,7 @@ def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
     n_bands = (depth - band) // band + 1
     n_layers = len(np.unique(labels[labels > 0]))
     steps = ctx.scale.ig_steps
-    platform_ig, platform_perturbations = platform_batches()
+    platform_ig, platform_perturbations = platform_batches(ctx.device)
 
     # One untimed-for-the-report round picks the batch sizes the methods run with.
     best_grad, _ = _sweep(ctx, forward, inputs, grid, backward=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from layer_platform.attribution import ABLATION_METHOD, DEFAULT_METHOD
 from layer_platform.defs.saliency_resource import SaliencyResource
@@ -29,3 +30,14 @@ def test_a_map_default_is_previewed_alone() -> None:
 def test_a_default_outside_the_methods_is_refused() -> None:
     with pytest.raises(ValueError, match="default_method 'layer_ablation' is not among methods"):
         SaliencyResource(methods=["integrated_gradients"]).validated()
+
+
+def test_batch_sizes_follow_the_device_unless_set() -> None:
+    auto = SaliencyResource(ig_steps=12)
+    assert auto.batch_sizes(torch.device("cpu")) == (2, 2)
+    assert auto.batch_sizes(torch.device("cuda")) == (12, 18)  # no CUDA call: only its type
+    fixed = SaliencyResource(internal_batch_size=4, perturbations_per_eval=6)
+    assert fixed.batch_sizes(torch.device("cuda")) == fixed.batch_sizes(torch.device("cpu"))
+    assert fixed.batch_sizes(torch.device("cpu")) == (4, 6)
+    with pytest.raises(ValueError, match=r"must be >= 0 \(0: auto\)"):
+        SaliencyResource(perturbations_per_eval=-1).validated()
