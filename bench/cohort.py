@@ -5,8 +5,9 @@
 saliency stage sees reference segmentations), then runs ``ingest``, ``preprocess_scans``,
 ``train_segmenter`` (one epoch: its quality is not what is measured) and ``segment_scans``
 through a temporary Dagster instance, exactly as ``layer-platform run`` does, and registers one
-untrained classifier per input mode as champion (the default ``SmallCNN3D``; attribution costs
-the same whatever the weights). ``attributed(ctx)`` adds ``compute_saliency`` over every scan. Each
+untrained classifier per input mode as champion, built as the defaults build the registered
+model (a ``FoldEnsemble`` of one ``SmallCNN3D`` per fold; attribution costs the same whatever
+the weights). ``attributed(ctx)`` adds ``compute_saliency`` over every scan. Each
 is built once per bench run and shared; every job's wall time and runs are kept
 (``Cohort.stage_seconds``, ``Cohort.stage_runs``).
 """
@@ -25,10 +26,14 @@ from bench.core import Context
 from bench.data import grid_config
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import INPUT_MODES, n_channels
-from layer_platform.classification.network import build_classifier
+from layer_platform.classification.network import FoldEnsemble, build_classifier
 from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED, registered_name
 from layer_platform.defs.definitions import build_definitions
-from layer_platform.defs.resources import PreprocessingResource, SegmenterResource
+from layer_platform.defs.resources import (
+    ClassifierResource,
+    PreprocessingResource,
+    SegmenterResource,
+)
 from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.settings import LayerPaths
@@ -172,7 +177,11 @@ def _register_champions(ctx: Context, cohort: Cohort) -> dict[str, str]:
     versions = {}
     for seed, mode in enumerate(INPUT_MODES):
         torch.manual_seed(ctx.seed + seed)
-        model = build_classifier(ClassifierConfig(), n_channels(mode))
+        config = ClassifierConfig()
+        members = [
+            build_classifier(config, n_channels(mode)) for _ in range(ClassifierResource().n_folds)
+        ]
+        model = FoldEnsemble(members) if config.final_model == "fold_ensemble" else members[0]
         example = np.zeros((1, n_channels(mode), *shape), np.float32)
         name = registered_name(mode)
         with tracked_run(tracking, "layer-classifier", mode, tags=tags):

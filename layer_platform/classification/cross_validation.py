@@ -6,10 +6,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
+from torch import nn
 
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.data import Item
 from layer_platform.classification.metrics import BinaryMetrics, evaluate, youden_threshold
+from layer_platform.classification.network import FoldEnsemble
 from layer_platform.classification.splits import SubjectSplit, assert_no_subject_leakage
 from layer_platform.classification.training import (
     EpochReport,
@@ -59,9 +62,10 @@ class Predictions:
 
 @dataclass(frozen=True, eq=False)
 class FoldResult:
-    """One CV fold: its model's out-of-fold predictions and how training went."""
+    """One CV fold: its model, that model's out-of-fold predictions and how training went."""
 
     fold: int
+    model: nn.Module
     predictions: Predictions
     best_epoch: int
     best_val_auc: float
@@ -70,12 +74,18 @@ class FoldResult:
 
 @dataclass(frozen=True, eq=False)
 class CVResult:
-    """Out-of-fold and test results; ``final`` is the model to register."""
+    """Out-of-fold and test results; ``model`` is the one to register (``final_model``).
+
+    ``refit`` is the model trained on every development subject, when ``final_model`` asks for
+    it (then it is ``model``); ``None`` for the fold ensemble.
+    """
 
     folds: tuple[FoldResult, ...]
     oof: Predictions
     oof_metrics: BinaryMetrics
-    final: TrainedClassifier
+    model: nn.Module
+    device: torch.device
+    refit: TrainedClassifier | None
     test: Predictions
     test_metrics: BinaryMetrics
 
@@ -110,8 +120,8 @@ def cross_validate(
     on_fold: Callable[[FoldResult], None] | None = None,
     on_epoch_end: Callable[[str, EpochReport], None] | None = None,
 ) -> CVResult:
-    """One model per fold (validated on that fold), then the final model refit on all development
-    subjects for the folds' median best epoch (:func:`refit_config`).
+    """One model per fold (validated on that fold), then the final model: the folds' ensemble, or
+    a model refit on all development subjects for their median best epoch (:func:`refit_config`).
 
     ``items`` may be a subset of the split's scans (an SWE mode drops scans without SWE), so one
     split serves every mode. The threshold is fixed on out-of-fold predictions before the test
@@ -139,6 +149,7 @@ def cross_validate(
             raise ValueError(f"fold {fold}: {error}") from error
         result = FoldResult(
             fold,
+            trained.model,
             Predictions.of(val, predict_proba(trained.model, val, trained.device)),
             trained.best_epoch,
             trained.best_val_auc,
@@ -155,15 +166,21 @@ def cross_validate(
         else config.fixed_threshold
     )
 
-    development = _select(items, split.development_ids())
-    assert_no_subject_leakage({"development": development, "test": test_items})
-    final = train_classifier(
-        development,
-        None,
-        refit_config(config, [fold.best_epoch for fold in folds]),
-        epoch_callback(FINAL_STAGE),
-    )
-    test = Predictions.of(test_items, predict_proba(final.model, test_items, final.device))
+    refit = None
+    if config.final_model == "refit":
+        development = _select(items, split.development_ids())
+        assert_no_subject_leakage({"development": development, "test": test_items})
+        refit = train_classifier(
+            development,
+            None,
+            refit_config(config, [fold.best_epoch for fold in folds]),
+            epoch_callback(FINAL_STAGE),
+        )
+        model, device = refit.model, refit.device
+    else:
+        model = FoldEnsemble([fold.model for fold in folds]).eval()
+        device = next(model.parameters()).device
+    test = Predictions.of(test_items, predict_proba(model, test_items, device))
 
     def score(predictions: Predictions) -> BinaryMetrics:
         return evaluate(
@@ -176,4 +193,4 @@ def cross_validate(
             config.seed,
         )
 
-    return CVResult(tuple(folds), oof, score(oof), final, test, score(test))
+    return CVResult(tuple(folds), oof, score(oof), model, device, refit, test, score(test))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 from monai.networks.blocks import Convolution
@@ -61,12 +62,49 @@ class SmallCNN3D(nn.Module):
             )
             width = out
         self.features = nn.Sequential(blocks)
+        self.out_channels = width  # of the last block: the Grad-CAM target
         pool = GlobalPool3d(pooling)
         pooled = 2 * width if pooling == "avgmax" else width
         self.head = nn.Sequential(pool, nn.Dropout(dropout), nn.Linear(pooled, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+
+class ParallelBranches(nn.Module):
+    """Runs every branch on the same input and concatenates their outputs along channels."""
+
+    def __init__(self, branches: Sequence[nn.Module]):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class FoldEnsemble(nn.Module):
+    """The mean MP logit of the cross-validation fold models, as one network to register.
+
+    Each member was early-stopped on subjects it never trained on; their mean has less of the
+    variance a small-data model draws from its initialisation and its subjects than any single
+    model, the refit included (see ``ClassifierConfig.final_model``). The members' conv stacks
+    run side by side in ``features``, whose output (B, K*C, l, d, s) is every member's last block:
+    Grad-CAM on it is the mean of the members' Grad-CAM maps before the ReLU.
+    """
+
+    def __init__(self, members: Sequence[SmallCNN3D]):
+        super().__init__()
+        if not members or not all(isinstance(m, SmallCNN3D) for m in members):
+            raise TypeError("a FoldEnsemble is built from one or more SmallCNN3D members")
+        widths = {member.out_channels for member in members}
+        if len(widths) > 1:
+            raise ValueError(f"members must share one last-block width; got {sorted(widths)}")
+        self.features = ParallelBranches([member.features for member in members])
+        self.heads = nn.ModuleList(member.head for member in members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        maps = self.features(x).chunk(len(self.heads), dim=1)
+        return torch.stack([head(m) for head, m in zip(self.heads, maps, strict=True)]).mean(0)
 
 
 def build_classifier(config: ClassifierConfig, in_channels: int) -> nn.Module:
@@ -98,11 +136,14 @@ def check_input_shape(config: ClassifierConfig, spatial_shape: tuple[int, ...]) 
 def last_conv_block(model: nn.Module) -> nn.Module:
     """The last spatial feature stage of a ``build_classifier`` model: the Grad-CAM target.
 
-    Its grid sets Grad-CAM's depth resolution: 1/8 of the input for the default small CNN, 1/16
+    For a :class:`FoldEnsemble` it is the members' last blocks side by side. Its grid sets
+    Grad-CAM's depth resolution: 1/8 of the input for the default small CNN, 1/16
     (ResNet10) and 1/32 (DenseNet121) for the alternatives, coarser than the thin fascia layers.
     """
     if isinstance(model, SmallCNN3D):
         return model.features[-1]
+    if isinstance(model, FoldEnsemble):
+        return model.features
     if isinstance(model, DenseNet121):
         return model.features.denseblock4
     if isinstance(model, ResNet):

@@ -98,6 +98,8 @@ class ClassifierResource(dg.ConfigurableResource):
     patience: int = ClassifierConfig.patience
     batch_size: int = ClassifierConfig.batch_size
     architecture: str = ClassifierConfig.architecture
+    #: ``fold_ensemble`` or ``refit`` (see ``ClassifierConfig.final_model``).
+    final_model: str = ClassifierConfig.final_model
     #: Held-out AUC below this raises a warning on the asset check.
     auc_floor: float = 0.7
     #: A first model becomes champion only above this held-out AUC (0.5 = chance); a null-driver
@@ -107,6 +109,7 @@ class ClassifierResource(dg.ConfigurableResource):
     def config(self) -> ClassifierConfig:
         return ClassifierConfig(
             architecture=self.architecture,
+            final_model=self.final_model,
             min_epochs=self.min_epochs,
             max_epochs=self.max_epochs,
             patience=self.patience,

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
+import numpy as np
 import pytest
+import torch
 
 from layer_platform.classification.cross_validation import (
     FoldResult,
@@ -11,6 +14,7 @@ from layer_platform.classification.cross_validation import (
 )
 from layer_platform.classification.data import Item, Scan
 from layer_platform.classification.modes import eligible_scans, make_items
+from layer_platform.classification.network import FoldEnsemble
 from layer_platform.classification.splits import make_subject_split
 from layer_platform_tests.classification.synthetic import (
     TINY_CONFIG,
@@ -36,15 +40,30 @@ def split(scans):
     return make_subject_split(scans, n_folds=3, test_fraction=0.25, seed=0)
 
 
-def test_cross_validation_predicts_every_development_scan_once_then_scores_test(
-    scans, split
-) -> None:
-    folds: list[FoldResult] = []
+def test_the_default_final_model_is_the_folds_mean_logit(scans, split) -> None:
     epochs: dict[str, int] = {}
     result = cross_validate(
         make_items(scans, "bmode"),
         split,
         TINY_CONFIG,
+        on_epoch_end=lambda stage, report: epochs.__setitem__(stage, report.epoch),
+    )
+    assert set(epochs) == {"fold_0", "fold_1", "fold_2"}  # no model beyond the folds
+    assert result.refit is None and isinstance(result.model, FoldEnsemble)
+    x = torch.from_numpy(np.stack([item.x for item in make_items(scans[:4], "bmode")]))
+    with torch.no_grad():
+        members = torch.stack([fold.model(x) for fold in result.folds])
+        torch.testing.assert_close(result.model(x), members.mean(0))
+    assert result.test_metrics.auc >= 0.75
+
+
+def test_the_refit_final_model_trains_the_folds_median_best_epoch(scans, split) -> None:
+    folds: list[FoldResult] = []
+    epochs: dict[str, int] = {}
+    result = cross_validate(
+        make_items(scans, "bmode"),
+        split,
+        replace(TINY_CONFIG, final_model="refit"),
         on_fold=folds.append,
         on_epoch_end=lambda stage, report: epochs.__setitem__(stage, report.epoch),
     )
@@ -52,8 +71,9 @@ def test_cross_validation_predicts_every_development_scan_once_then_scores_test(
     assert set(epochs) == {"fold_0", "fold_1", "fold_2", "final"}
     # The final model is refit on every development subject, for the folds' median best epoch.
     median = sorted(f.best_epoch for f in result.folds)[1]
-    assert epochs["final"] == result.final.best_epoch == median
-    assert len(result.final.history) == median
+    assert result.refit is not None and result.model is result.refit.model
+    assert epochs["final"] == result.refit.best_epoch == median
+    assert len(result.refit.history) == median
     assert sorted(result.oof.scan_ids) == sorted(split.development_ids())
     for fold in result.folds:
         assert set(fold.predictions.scan_ids) == split.validation_ids(fold.fold)

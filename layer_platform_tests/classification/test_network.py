@@ -6,7 +6,9 @@ from captum.attr import LayerGradCam
 
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.network import (
+    FoldEnsemble,
     GlobalPool3d,
+    SmallCNN3D,
     build_classifier,
     check_input_shape,
     count_parameters,
@@ -37,7 +39,7 @@ def test_small_cnn_last_block_is_features_minus_one_at_the_documented_resolution
     [("small_cnn", (12, 24, 6)), ("resnet10", (12, 24, 6)), ("densenet121", (29, 29, 29))],
 )
 def test_layer_gradcam_runs_on_the_last_conv_block(architecture: str, shape) -> None:
-    config = ClassifierConfig(architecture=architecture, channels=(4, 8, 16))
+    config = ClassifierConfig(architecture=architecture, channels=(4, 8, 16), final_model="refit")
     model = build_classifier(config, in_channels=2).eval()
     x = torch.rand(1, 2, *shape, requires_grad=True)
     cam = LayerGradCam(model, last_conv_block(model)).attribute(x, target=0)
@@ -46,7 +48,7 @@ def test_layer_gradcam_runs_on_the_last_conv_block(architecture: str, shape) -> 
 
 
 def test_densenet_refuses_grids_it_cannot_pool() -> None:
-    config = ClassifierConfig(architecture="densenet121")
+    config = ClassifierConfig(architecture="densenet121", final_model="refit")
     with pytest.raises(ValueError, match="at least 29"):
         check_input_shape(config, (32, 96, 16))
     check_input_shape(config, (32, 96, 32))
@@ -80,3 +82,27 @@ def test_max_pooling_reads_a_thin_layer_whatever_its_thickness() -> None:
 def test_every_pooling_gives_one_logit(pooling: str) -> None:
     model = build_classifier(ClassifierConfig(channels=(4, 8), pooling=pooling), in_channels=2)
     assert model.eval()(torch.rand(2, 2, 12, 24, 6)).shape == (2, 1)
+
+
+def test_fold_ensemble_gradcam_is_the_mean_of_its_members_maps() -> None:
+    torch.manual_seed(0)
+    members = [SmallCNN3D(2, (4, 8), pooling="max").eval() for _ in range(3)]
+    ensemble = FoldEnsemble(members).eval()
+    x = torch.rand(1, 2, 12, 24, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(ensemble(x), torch.stack([m(x) for m in members]).mean(0))
+    # Before the ReLU, Grad-CAM is linear in the logit: the ensemble's map is the members' mean.
+    cam = LayerGradCam(ensemble, last_conv_block(ensemble)).attribute(x, relu_attributions=False)
+    each = [
+        LayerGradCam(m, last_conv_block(m)).attribute(x, relu_attributions=False) for m in members
+    ]
+    torch.testing.assert_close(cam, torch.stack(each).mean(0))
+
+
+def test_fold_ensemble_refuses_members_it_cannot_join() -> None:
+    with pytest.raises(ValueError, match="last-block width"):
+        FoldEnsemble([SmallCNN3D(1, (4, 8)), SmallCNN3D(1, (4, 16))])
+    with pytest.raises(TypeError, match="SmallCNN3D"):
+        FoldEnsemble([])
+    with pytest.raises(ValueError, match="needs architecture small_cnn"):
+        ClassifierConfig(architecture="resnet10")

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import mlflow
 import pytest
+from mlflow.entities.model_registry import ModelVersion
 
+from layer_platform.classification.network import FoldEnsemble
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.partitions import SCANS
@@ -128,6 +131,11 @@ def test_model_stages_register_champions_and_write_tables(layer_paths: LayerPath
         "not above the floor" in _promotion_tag(tracking, "layer-classifier-bmode")
     )
 
+    # The registered model is the two fold models' ensemble, loadable from the registry.
+    latest = _latest_version(tracking, "layer-classifier-bmode").version
+    registered = mlflow.pytorch.load_model(f"models:/layer-classifier-bmode/{latest}")
+    assert isinstance(registered, FoldEnsemble) and len(registered.heads) == 2
+
     metrics = warehouse.query(
         "SELECT input_mode, model_version, value FROM model_metrics WHERE metric = 'heldout_auc'"
     )
@@ -142,7 +150,10 @@ def test_model_stages_register_champions_and_write_tables(layer_paths: LayerPath
     assert cohort_manifest.key in defs.resolve_asset_graph().get_all_asset_keys()
 
 
+def _latest_version(tracking: Tracking, name: str) -> ModelVersion:
+    versions = tracking.activate().search_model_versions(f"name = '{name}'")
+    return max(versions, key=lambda v: int(v.version))
+
+
 def _promotion_tag(tracking: Tracking, name: str) -> str:
-    client = tracking.activate()
-    latest = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
-    return latest.tags.get("layer.promotion", "")
+    return _latest_version(tracking, name).tags.get("layer.promotion", "")

@@ -240,7 +240,7 @@ def pain_classifier(
                 title=mode,
             )
             mlflow.log_image(Image.open(io.BytesIO(png)), "roc.png")
-            version = log_torch_model(cv.final.model, items[0].x[None], name)
+            version = log_torch_model(cv.model, items[0].x[None], name)
 
         # Metrics and predictions land first (one transaction), so a champion always has them;
         # a model whose predictions are not valid probabilities is never promoted.
