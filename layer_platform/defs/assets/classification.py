@@ -180,7 +180,8 @@ def _metrics_markdown(cv: CVResult) -> str:
 def pain_classifier(
     context: dg.AssetExecutionContext, storage: StorageResource, classifier: ClassifierResource
 ) -> dg.MaterializeResult:
-    """A cross-validated 3D CNN per input mode, registered as ``layer-classifier-<mode>``.
+    """Cross-validated 3D CNNs per input mode; their folds' ensemble (or a refit, as
+    ``ClassifierConfig.final_model`` says) is registered as ``layer-classifier-<mode>``.
 
     MLflow gets one parent run per mode and a child run per fold (curves, parameters, data and
     code versions, the model with its signature). The ``champion`` alias moves only when the new
