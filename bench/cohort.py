@@ -174,13 +174,11 @@ def _register_champions(ctx: Context, cohort: Cohort) -> dict[str, str]:
     tags = {DATA_VERSION_TAG: data_version(list(labelled["scan_id"]))}
     shape = grid_config(preset(ctx)).target_shape
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    config, n_folds = ClassifierConfig(), ClassifierResource().n_folds
     versions = {}
     for seed, mode in enumerate(INPUT_MODES):
         torch.manual_seed(ctx.seed + seed)
-        config = ClassifierConfig()
-        members = [
-            build_classifier(config, n_channels(mode)) for _ in range(ClassifierResource().n_folds)
-        ]
+        members = [build_classifier(config, n_channels(mode)) for _ in range(n_folds)]
         model = FoldEnsemble(members) if config.final_model == "fold_ensemble" else members[0]
         example = np.zeros((1, n_channels(mode), *shape), np.float32)
         name = registered_name(mode)

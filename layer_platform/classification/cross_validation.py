@@ -6,7 +6,6 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 from torch import nn
 
 from layer_platform.classification.config import ClassifierConfig
@@ -84,7 +83,6 @@ class CVResult:
     oof: Predictions
     oof_metrics: BinaryMetrics
     model: nn.Module
-    device: torch.device
     refit: TrainedClassifier | None
     test: Predictions
     test_metrics: BinaryMetrics
@@ -193,4 +191,4 @@ def cross_validate(
             config.seed,
         )
 
-    return CVResult(tuple(folds), oof, score(oof), model, device, refit, test, score(test))
+    return CVResult(tuple(folds), oof, score(oof), model, refit, test, score(test))
