@@ -11,7 +11,7 @@ read-only connection per query, as ``layer-platform ranking`` and analysts use i
 * **ranking over the rows**: per mode, method and layer, scans averaged per subject, then the
   cohort mean and its rank (``layer_ranking.score``: ``mean_saliency``, ``ablation_delta`` for
   ablation), computed from ``layer_saliency`` at query time;
-* **per-subject trajectory**: one subject's scans, one column per layer (the README cookbook's
+* **per-subject trajectory**: one subject's scans, one column per layer (the SQL cookbook's
   query for one subject, bound as a parameter).
 
 Baseline of the last two: the same computation in pandas on the frame already loaded in memory
@@ -253,8 +253,8 @@ def _run_size(ctx: Context, n_scans: int) -> list[Result]:
         f"{n_rows:,} rows ({n_scans:,} scans x 3 modes x 5 methods x 6 layers), DuckDB file "
         f"{size_mb:.0f} MB generated in {generate_s:.1f} s; each query through "
         f"Warehouse.query (opens a read-only connection: {fmt_s(duck['connect'].median)} of it), "
-        "with no writer at work (under writers: README, 'Querying the warehouse while the "
-        "pipeline runs')"
+        "with no writer at work (under writers: docs/how-to/query-the-warehouse.md, "
+        "'Querying the warehouse while the pipeline runs')"
     )
     vs_pandas = (
         f"pandas baseline on the frame already in memory ({frame_mb:.0f} MB, loaded in "
@@ -262,7 +262,7 @@ def _run_size(ctx: Context, n_scans: int) -> list[Result]:
     )
     subject_what = (
         f"one subject's scans ({subject_params[0]}, B-mode, integrated_gradients), one column "
-        "per layer (the README cookbook's trajectory query)"
+        "per layer (the SQL cookbook's trajectory query)"
     )
     rows = [
         _row(
@@ -377,7 +377,7 @@ def _under_writer(
         )
         for key, title, what in (
             ("table", "layer_ranking_table", "layer-platform ranking's query"),
-            ("subject", "subject_trajectory", "one subject's trajectory (README cookbook)"),
+            ("subject", "subject_trajectory", "one subject's trajectory (SQL cookbook)"),
         )
     ]
 

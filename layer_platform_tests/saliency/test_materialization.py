@@ -10,7 +10,9 @@ champion (``swe``) must simply be skipped.
 from __future__ import annotations
 
 import datetime as dt
-import re
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +44,18 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.warehouse.store import Warehouse
+from layer_platform_tests.docs.markdown import (
+    DOCS,
+    QUERY_HOWTO,
+    README,
+    REPO_ROOT,
+    python_commands,
+    sql_blocks,
+)
 
 #: Modes given a champion (``swe`` deliberately has none).
 MODES = ("bmode", "bmode_swe")
-README = Path(__file__).resolve().parents[2] / "README.md"
+WAREHOUSE_REFERENCE = DOCS / "reference" / "warehouse.md"
 TINY = SaliencyResource.smoke()
 COUNT_PER_SCAN_MODE_METHOD = """
     SELECT scan_id, input_mode, method, model_version, count(*) AS n,
@@ -237,16 +247,33 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
 
 
 @pytest.mark.slow
-def test_readme_cookbook_queries_run_read_only(cohort: Cohort) -> None:
+def test_documented_queries_run_read_only(cohort: Cohort) -> None:
+    """Every SQL block of the README and of the query how-to (the cookbook) runs as written."""
     _ensure_summary(cohort)
-    text = README.read_text()
-    cookbook = text[text.index("### SQL cookbook") :]
-    queries = re.findall(r"```sql\n(.*?)```", cookbook, flags=re.S)
-    assert len(queries) >= 5
+    readme, cookbook = sql_blocks(README), sql_blocks(QUERY_HOWTO)
+    assert len(readme) >= 1 and len(cookbook) >= 9
     with duckdb.connect(str(cohort.paths.warehouse), read_only=True) as con:
-        for sql in queries:
+        for sql in readme + cookbook:
             result = con.execute(sql).fetch_df()
             assert len(result) > 0, sql
+
+
+@pytest.mark.slow
+def test_documented_warehouse_commands_run(cohort: Cohort, tmp_path: Path) -> None:
+    """The documented ``.venv/bin/python -c`` one-liners run as written from a checkout whose
+    ``.layer_home`` is this cohort's, and the snapshot they take opens on its own."""
+    _ensure_summary(cohort)
+    (tmp_path / ".layer_home").symlink_to(cohort.paths.home)
+    commands = python_commands(QUERY_HOWTO) + python_commands(WAREHOUSE_REFERENCE)
+    assert len(commands) >= 3
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for code in commands:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0 and done.stdout.strip(), (code, done.stderr[-2000:])
+    with duckdb.connect(str(tmp_path / "analyst.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM layer_ranking").fetchone()[0] > 0
 
 
 @pytest.mark.slow
