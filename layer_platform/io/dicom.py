@@ -251,9 +251,12 @@ def read_dicom(path: Path) -> Decoded:
     try:
         _check_pixel_module(ds, name)
         spacing = _spacing(ds)
-        origin, directions = _geometry(ds)
     except (ValueError, TypeError, AttributeError):
         raise damaged(name, "DICOM", "malformed image geometry elements") from None
+    try:
+        origin, directions = _geometry(ds)
+    except (ValueError, TypeError, AttributeError):  # as if absent: the pixels are still good
+        origin, directions = None, ()
     try:
         pixels = ds.pixel_array
         stored_dtype = str(pixels.dtype)

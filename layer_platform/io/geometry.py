@@ -70,8 +70,14 @@ def canonical_geometry(
     """(origin, direction) of the canonical volume from file-order header geometry.
 
     ``permutation[c]`` is the file axis holding canonical axis ``c`` (``readers._permutation``);
-    a permutation moves no voxel, so the origin (voxel 0's centre) is unchanged.
+    a permutation moves no voxel, so the origin (voxel 0's centre) is unchanged. Degenerate
+    header geometry (parallel axes, non-finite values) is treated as absent, as if unstated,
+    rather than refusing pixels that are fine.
     """
     columns = [*list(directions)[:3], *[None] * max(0, 3 - len(directions))]
     matrix = _completed(columns)
-    return origin or (0.0, 0.0, 0.0), as_matrix3(matrix[:, list(permutation)])
+    if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-6:
+        matrix = np.asarray(IDENTITY_DIRECTION)
+    if origin is None or not np.isfinite(origin).all():
+        origin = (0.0, 0.0, 0.0)
+    return origin, as_matrix3(matrix[:, list(permutation)])

@@ -100,3 +100,16 @@ def test_real_spine_phantom_origin_is_itks(real_data: Path) -> None:
     volume = read_volume(path)
     np.testing.assert_allclose(volume.origin, image.GetOrigin())
     np.testing.assert_allclose(np.ravel(volume.direction), image.GetDirection())
+
+
+def test_degenerate_header_geometry_is_ignored_not_fatal(tmp_path: Path) -> None:
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": np.array([[0.3, 0, 0], [0.6, 0, 0], [0, 0, 0.75]]),  # parallel
+        "space origin": np.array([np.inf, 0.0, 0.0]),
+        "kinds": ["domain"] * 3,
+    }
+    nrrd.write(str(tmp_path / "bad.nrrd"), ARRAY, header)
+    volume = read_volume(tmp_path / "bad.nrrd")
+    assert volume.origin == (0.0, 0.0, 0.0) and volume.direction == IDENTITY_DIRECTION
+    np.testing.assert_array_equal(volume.array, ARRAY)
