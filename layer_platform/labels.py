@@ -1,7 +1,9 @@
 """The six-layer tissue label contract shared by annotations, segmentations and saliency tables.
 
 Like a MONAI bundle's ``channel_def``, every label map in the platform uses exactly this integer
-code, so a mask exported here opens with the right names in 3D Slicer or ITK-SNAP.
+code, and one colour per layer (``LAYER_COLOURS``): the figures draw with it, and the exported
+``.seg.nrrd`` and ITK-SNAP label files carry it with the names, so a segmentation looks the same
+in a Dagster preview, in 3D Slicer and in ITK-SNAP.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ class Layer(IntEnum):
         """The snake_case name used in tables, configs and the simulator (e.g. ``deep_fascia``)."""
         return self.name.lower()
 
+    @property
+    def display_name(self) -> str:
+        """The name a viewer shows (e.g. ``Deep fascia``)."""
+        return self.key.replace("_", " ").capitalize()
+
     @classmethod
     def from_key(cls, key: str) -> Layer:
         """Parse a layer name such as ``"deep_fascia"``; raise a ValueError listing valid names."""
@@ -47,3 +54,19 @@ MEMBRANES: tuple[Layer, ...] = (Layer.SUPERFICIAL_FASCIA, Layer.DEEP_FASCIA)
 #: Subject-level classification labels in ``scan.json`` (``null`` = unlabelled); MP is positive.
 PAIN_LABELS: tuple[str, ...] = ("MP", "control")
 POSITIVE_LABEL = "MP"
+
+#: Fixed colour per tissue layer (hex sRGB), for every figure and every exported label map.
+LAYER_COLOURS: dict[Layer, str] = {
+    Layer.DERMIS: "#ffd166",
+    Layer.SUPERFICIAL_FAT: "#f4a261",
+    Layer.SUPERFICIAL_FASCIA: "#e63946",
+    Layer.DEEP_FAT: "#a855f7",
+    Layer.DEEP_FASCIA: "#1d4ed8",
+    Layer.MUSCLE: "#06d6a0",
+}
+
+
+def layer_rgb(layer: Layer) -> tuple[int, int, int]:
+    """The layer's colour as 0..255 (red, green, blue)."""
+    code = LAYER_COLOURS[layer].lstrip("#")
+    return int(code[0:2], 16), int(code[2:4], 16), int(code[4:6], 16)

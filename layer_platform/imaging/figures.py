@@ -19,17 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from PIL import Image
 
-from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS, Layer
+from layer_platform.labels import LAYER_COLOURS, MAX_LABEL, TISSUE_LAYERS
 
-#: Fixed colour per tissue layer, so every figure of the platform reads the same way.
-LAYER_COLOURS: dict[Layer, str] = {
-    Layer.DERMIS: "#ffd166",
-    Layer.SUPERFICIAL_FAT: "#f4a261",
-    Layer.SUPERFICIAL_FASCIA: "#e63946",
-    Layer.DEEP_FAT: "#a855f7",
-    Layer.DEEP_FASCIA: "#1d4ed8",
-    Layer.MUSCLE: "#06d6a0",
-}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Palette size of the saved PNG: grey B-mode plus an overlay, at a fraction of RGBA's bytes.
 PNG_COLOURS = 256

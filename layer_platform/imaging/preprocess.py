@@ -12,8 +12,10 @@ B-mode and a coarser SWE grid over the same field of view start at the same corn
 Storage format (``save_preprocessed``): one folder per scan holding uncompressed NIfTI-1 files
 ``bmode.nii`` (float32, about [0, 1]), ``swe.nii`` (float32 kPa, 0 where invalid),
 ``swe_valid.nii`` (uint8 0/1) and ``layers.nii`` (uint8 labels 0..6), the last three only when
-present; axes (lateral, depth, sweep) = NIfTI (i, j, k), affine ``diag(spacing)`` in mm. That
-opens as-is in 3D Slicer or ITK-SNAP and loads in well under a millisecond.
+present; axes (lateral, depth, sweep) = NIfTI (i, j, k), with the working grid's true place in
+the scan's space as affine, and ``transform.json`` (``grid.GridTransform``: how the working grid
+was cut from the native one, which ``imaging.native`` inverts). Opens as-is in 3D Slicer or
+ITK-SNAP, on top of the original scan, and loads in well under a millisecond.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from monai.data import MetaTensor
 from monai.transforms import BorderPad, SpatialCrop, SpatialResample
 
 from layer_platform.errors import ScanError
+from layer_platform.imaging.grid import GridTransform, crop_pad_plan
 from layer_platform.io import Volume, read_volume, write_volume
+from layer_platform.io.writers import write_atomically
 from layer_platform.labels import MAX_LABEL
 from layer_platform.locations import Location, as_location, make_folder
 
@@ -37,8 +41,6 @@ Shape = tuple[int, int, int]
 
 #: B-mode normalisations ``PreprocessConfig.intensity`` accepts.
 INTENSITY_MODES: tuple[str, ...] = ("percentile", "fixed")
-#: Canonical axis index of depth: crop/pad happens at its deep end only.
-DEPTH_AXIS = 1
 #: Normalised B-mode above this counts as tissue: padding is exactly 0 and the scanner's
 #: electronic noise floor sits a few grey levels above it, while every tissue is brighter.
 TISSUE_FLOOR = 0.02
@@ -49,6 +51,8 @@ FILES: dict[str, str] = {
     "swe_valid": "swe_valid.nii",
     "layers": "layers.nii",
 }
+#: The ``GridTransform`` record in a preprocessed folder.
+TRANSFORM_FILE = "transform.json"
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ class PreprocessedScan:
         swe_valid: bool, True where ``swe`` is a measurement; given exactly when ``swe`` is.
         layers: uint8 reference labels 0..6 (``layer_platform.labels``), or None.
         spacing: voxel size in mm along (lateral, depth, sweep).
+        grid: where the working grid lies in the scan's space; None for folders written
+            before the transform was recorded.
     """
 
     bmode: np.ndarray
@@ -148,6 +154,7 @@ class PreprocessedScan:
     swe_valid: np.ndarray | None
     layers: np.ndarray | None
     spacing: Triple
+    grid: GridTransform | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
@@ -172,6 +179,10 @@ class PreprocessedScan:
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays that are present, keyed as in ``FILES``."""
         return {role: getattr(self, role) for role in FILES if getattr(self, role) is not None}
+
+    def volume(self, array: np.ndarray) -> Volume:
+        """A working-grid ``array`` with the working grid's geometry, ready to write."""
+        return Volume(array, self.spacing) if self.grid is None else self.grid.working_volume(array)
 
     def stats(self) -> dict[str, Any]:
         """Plain-Python summary for asset metadata, the warehouse and asset checks."""
@@ -247,20 +258,8 @@ def resample(
 
 
 def crop_or_pad(channels: np.ndarray, shape: Shape) -> np.ndarray:
-    """``(C, L, D, S)`` → ``(C, *shape)``, cropping/zero-padding the deep end only along depth.
-
-    Lateral and sweep are centred (an odd surplus loses/gains its extra voxel at the far end).
-    """
-    starts, borders = [], []
-    for axis, (have, want) in enumerate(zip(channels.shape[1:], shape, strict=True)):
-        lead = 0 if axis == DEPTH_AXIS else abs(have - want) // 2
-        starts.append(lead if have > want else 0)
-        before = lead if have < want else 0
-        borders += [before, max(want - have, 0) - before]
-    ends = [
-        start + min(have, want)
-        for start, have, want in zip(starts, channels.shape[1:], shape, strict=True)
-    ]
+    """``(C, L, D, S)`` → ``(C, *shape)`` as ``grid.crop_pad_plan`` says (depth: deep end only)."""
+    starts, ends, borders = crop_pad_plan(channels.shape[1:], shape)
     cropped = SpatialCrop(roi_start=starts, roi_end=ends)(torch.as_tensor(channels))
     padded = BorderPad(spatial_border=borders, mode="constant", value=0)(cropped)
     return torch.as_tensor(padded).numpy()
@@ -346,20 +345,27 @@ def preprocess_scan(
         swe_valid=swe_valid,
         layers=result_layers,
         spacing=spacing,
+        grid=GridTransform.of(bmode, spacing, shape, config.target_shape),
     )
 
 
 def save_preprocessed(scan: PreprocessedScan, folder: Location) -> dict[str, Location]:
-    """Write ``scan`` as NIfTI files in ``folder``, each atomically; return the paths by role.
+    """Write ``scan`` as NIfTI files (and its transform) in ``folder``, each atomically.
 
-    Files of roles the scan lacks are removed, so a re-run without SWE leaves no stale map.
+    Returns the NIfTI paths by role. Files of roles the scan lacks are removed, so a re-run
+    without SWE leaves no stale map.
     """
     folder = as_location(folder)
     make_folder(folder)
     written = {
-        role: write_volume(folder / FILES[role], Volume(array, scan.spacing))
+        role: write_volume(folder / FILES[role], scan.volume(array))
         for role, array in scan.arrays().items()
     }
+    if scan.grid is not None:
+        text = scan.grid.to_json()
+        write_atomically(folder / TRANSFORM_FILE, lambda path: path.write_text(text))
+    else:
+        (folder / TRANSFORM_FILE).unlink(missing_ok=True)
     for role in FILES.keys() - written.keys():
         (folder / FILES[role]).unlink(missing_ok=True)
     return written
@@ -385,4 +391,6 @@ def load_preprocessed(folder: Location) -> PreprocessedScan:
         arrays["swe_valid"] = arrays["swe_valid"].astype(bool)
     # NIfTI keeps pixdim as float32: rounding to 1 nm restores the spacing the grid was made with.
     spacing = tuple(round(float(s), 6) for s in volumes["bmode"].spacing)
-    return PreprocessedScan(spacing=spacing, **arrays)  # type: ignore[arg-type]
+    record = folder / TRANSFORM_FILE
+    grid = GridTransform.from_json(record.read_text()) if record.is_file() else None
+    return PreprocessedScan(spacing=spacing, grid=grid, **arrays)  # type: ignore[arg-type]

@@ -30,6 +30,8 @@ from layer_platform.io.formats import (
     compressed_ends_early,
     damaged,
 )
+from layer_platform.io.geometry import NRRD_SPACE_TO_LPS, Vector3, lps_vector, unit
+from layer_platform.io.volume import LPS_RAS_FLIP
 
 #: Length units that headers name, in mm. NIfTI's "unknown" is read as mm, as every viewer does.
 MM_PER_UNIT: dict[str, float] = {
@@ -123,7 +125,12 @@ def read_nifti(path: Path) -> Decoded:
         channels = "colour"
     factor = MM_PER_UNIT.get(header.get_xyzt_units()[0], 1.0)
     spacing = tuple(_mm(z, factor) for z in header.get_zooms()[: min(len(shape), 3)])
-    return Decoded(data, spacing, channels, {"dtype": str(dtype)})
+    if int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0:
+        return Decoded(data, spacing, channels, {"dtype": str(dtype)})  # no stated geometry
+    lps = LPS_RAS_FLIP @ image.affine  # nibabel's choice, as ITK's: sform, else qform
+    origin = lps_vector(lps[:3, 3] * factor)
+    directions = tuple(unit(lps[:3, axis]) for axis in range(len(spacing)))
+    return Decoded(data, spacing, channels, {"dtype": str(dtype)}, origin, directions)
 
 
 def _direction(header: dict[str, Any], axis: int) -> np.ndarray | None:
@@ -227,7 +234,25 @@ def read_nrrd(path: Path) -> Decoded:
         data = np.moveaxis(data, kept.index(axis), -1)
         channels = _nrrd_channels(name, kinds[axis], sizes[axis])
     spatial = [axis for axis in kept if axis not in components]
-    return Decoded(data, _nrrd_spacing(header, spatial), channels)
+    origin, directions = _nrrd_geometry(header, spatial)
+    return Decoded(data, _nrrd_spacing(header, spatial), channels, {}, origin, directions)
+
+
+def _nrrd_geometry(
+    header: dict[str, Any], axes: list[int]
+) -> tuple[Vector3 | None, tuple[Vector3 | None, ...]]:
+    """LPS origin and per-axis directions from ``space``, ``space origin``/``directions``."""
+    sign = NRRD_SPACE_TO_LPS.get(str(header.get("space", "")).lower(), (1.0, 1.0, 1.0))
+    units = {str(unit) for unit in header.get("space units", ["mm"])}
+    factor = MM_PER_UNIT.get(units.pop(), 1.0) if len(units) == 1 else 1.0
+    raw_origin = header.get("space origin")
+    origin = None
+    if raw_origin is not None and np.isfinite(np.asarray(raw_origin, dtype=float)).all():
+        origin = lps_vector(np.asarray(raw_origin, dtype=float) * factor, sign)
+    if "space directions" not in header:
+        return origin, ()
+    rows = [_direction(header, axis) for axis in axes]
+    return origin, tuple(None if row is None else unit(row, sign) for row in rows)
 
 
 def _metaimage_fields(path: Path) -> tuple[dict[str, str], int]:
@@ -282,4 +307,7 @@ def read_metaimage(path: Path) -> Decoded:
     known = "ElementSpacing" in fields or "ElementSize" in fields
     spacing = tuple(_mm(s, 1.0) if known else None for s in image.GetSpacing())
     channels = channels_for_count(name, count) if count > 1 else None
-    return Decoded(np.transpose(data, order), spacing, channels)
+    direction = np.asarray(image.GetDirection()).reshape(dims, dims)  # ITK: LPS, columns = axes
+    directions = tuple(unit(direction[:, axis]) for axis in range(dims))
+    origin = lps_vector(image.GetOrigin())
+    return Decoded(np.transpose(data, order), spacing, channels, {}, origin, directions)

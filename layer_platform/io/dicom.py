@@ -24,6 +24,7 @@ from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage
 from pydicom.valuerep import DSfloat
 
 from layer_platform.io.formats import Decoded, check_declared_size, damaged
+from layer_platform.io.geometry import Vector3, lps_vector, unit
 
 #: Identifying elements removed wherever they occur (after the DICOM PS3.15 basic application
 #: level confidentiality profile): identifiers, addresses, institution, device and study
@@ -153,6 +154,36 @@ def _measure(ds: Dataset, keyword: str) -> Any:
     return None
 
 
+def _plane(ds: Dataset, keyword: str, sequence: str) -> Any:
+    """An image-plane value from the top level, else the shared, else the first frame's group."""
+    if keyword in ds:
+        return ds[keyword].value
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for item in ds.get(groups, [])[:1]:
+            for plane in item.get(sequence, [])[:1]:
+                if keyword in plane:
+                    return plane[keyword].value
+    return None
+
+
+def _geometry(ds: Dataset) -> tuple[Vector3 | None, tuple[Vector3 | None, ...]]:
+    """LPS origin and (column, row, frame) directions from the image plane, where stated.
+
+    ImageOrientationPatient holds the direction of increasing column index, then of row index;
+    frames follow their normal. Ultrasound files usually state neither (origin 0, identity).
+    """
+    position = _plane(ds, "ImagePositionPatient", "PlanePositionSequence")
+    orientation = _plane(ds, "ImageOrientationPatient", "PlaneOrientationSequence")
+    origin = lps_vector([float(v) for v in position]) if position and len(position) == 3 else None
+    if not orientation or len(orientation) != 6:
+        return origin, ()
+    columns = unit([float(v) for v in orientation[:3]])
+    rows = unit([float(v) for v in orientation[3:]])
+    if columns is None or rows is None:
+        return origin, ()
+    return origin, (columns, rows, unit(np.cross(columns, rows)))
+
+
 def _positive(value: Any) -> float | None:
     return float(value) if value not in (None, "") and float(value) > 0 else None
 
@@ -223,6 +254,10 @@ def read_dicom(path: Path) -> Decoded:
     except (ValueError, TypeError, AttributeError):
         raise damaged(name, "DICOM", "malformed image geometry elements") from None
     try:
+        origin, directions = _geometry(ds)
+    except (ValueError, TypeError, AttributeError):  # as if absent: the pixels are still good
+        origin, directions = None, ()
+    try:
         pixels = ds.pixel_array
         stored_dtype = str(pixels.dtype)
         if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
@@ -245,6 +280,8 @@ def read_dicom(path: Path) -> Decoded:
         spacing=spacing,
         channels="colour" if colour else None,
         metadata=metadata,
+        origin=origin,
+        directions=directions,
     )
 
 
@@ -266,12 +303,17 @@ def write_dicom(
     spacing: tuple[float, float, float],
     *,
     extra: Mapping[str, Any] | None = None,
+    origin: Vector3 = (0.0, 0.0, 0.0),
+    direction: Any = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
 ) -> None:
     """Write a canonical (lateral, depth, sweep) volume as one multi-frame MONOCHROME2 file.
 
     Columns are lateral, rows depth, frames the sweep; ``PixelSpacing`` = (depth, lateral) and
-    ``SpacingBetweenSlices`` = sweep, in mm. ``extra`` sets further elements by keyword (tests
-    use it to plant PHI). Not atomic by itself: ``writers.write_volume`` is.
+    ``SpacingBetweenSlices`` = sweep, in mm; ``ImagePositionPatient`` = ``origin`` and
+    ``ImageOrientationPatient`` = the lateral and depth columns of ``direction`` (LPS; the
+    sweep is their normal, so a left-handed direction does not survive). ``extra`` sets
+    further elements by keyword (tests use it to plant PHI). Not atomic by itself:
+    ``writers.write_volume`` is.
     """
     samples = _grey_samples(array)
     ds = Dataset()
@@ -288,6 +330,11 @@ def write_dicom(
     ds.PixelRepresentation = 0
     ds.PixelSpacing = [DSfloat(spacing[1], auto_format=True), DSfloat(spacing[0], auto_format=True)]
     ds.SpacingBetweenSlices = DSfloat(spacing[2], auto_format=True)
+    axes = np.asarray(direction, dtype=float)
+    ds.ImagePositionPatient = [DSfloat(float(v), auto_format=True) for v in origin]
+    ds.ImageOrientationPatient = [
+        DSfloat(float(v), auto_format=True) for v in (*axes[:, 0], *axes[:, 1])
+    ]
     for keyword, value in (extra or {}).items():
         if tag_for_keyword(keyword) is None:
             raise ValueError(f"{keyword!r} is not a DICOM keyword")

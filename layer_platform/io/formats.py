@@ -53,12 +53,17 @@ class Decoded:
         channels: ``"colour"`` (RGB/RGBA samples) or ``"frames"`` (a 2D image whose components
             are ultrasound frames, as PLUS writes them), or None for scalar pixels.
         metadata: PHI-free facts from the header, merged into ``Volume.metadata``.
+        origin: LPS mm of the centre of voxel (0, 0, 0), or None if the header states none.
+        directions: per spatial axis in file order, its LPS unit vector (3 values), or None
+            where the header states none (see ``layer_platform.io.volume`` for the convention).
     """
 
     array: np.ndarray
     spacing: tuple[float | None, ...]
     channels: Channels | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    origin: tuple[float, float, float] | None = None
+    directions: tuple[tuple[float, float, float] | None, ...] = ()
 
 
 def check_declared_size(

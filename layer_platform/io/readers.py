@@ -3,6 +3,8 @@
 The format decoders only decode; the rules a sonographer needs to rely on live here, once:
 colour becomes grey, PLUS frames become the sweep, a 2D image becomes a one-frame volume, a 4D
 image is refused, the axis order is applied, and spacing comes from the header or the override.
+Origin and direction come from the header in LPS (``layer_platform.io.volume``); a header that
+states none gives origin 0 and the identity direction, as ITK and 3D Slicer read such files.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from layer_platform.errors import VolumeReadError
 from layer_platform.io.decoders import read_metaimage, read_nifti, read_nrrd
 from layer_platform.io.dicom import read_dicom
 from layer_platform.io.formats import Decoded, volume_extension
+from layer_platform.io.geometry import canonical_geometry
 from layer_platform.io.volume import CANONICAL_AXES, Volume
 from layer_platform.locations import Location, as_location, is_remote, local_copy
 
@@ -140,7 +143,10 @@ def read_volume(
         scl_slope/inter, which give float32). Colour (RGB, RGBA, palette) becomes grey luminance
         (BT.601) in the samples' dtype. A 2D image becomes one frame, shape (I, J, 1) with
         ``metadata["frames"] == 1``, for the intake to refuse as too small; an axis of one
-        sample gets a placeholder spacing of 1 mm. ``metadata`` holds PHI-free facts only:
+        sample gets a placeholder spacing of 1 mm. ``origin``/``direction`` in LPS: NIfTI
+        sform (else qform) converted from RAS, NRRD space origin/directions, MetaImage
+        Offset/TransformMatrix, DICOM ImagePositionPatient/ImageOrientationPatient.
+        ``metadata`` holds PHI-free facts only:
         format, dtype on disk, source_shape (file axis order, components last), frames, colour,
         and for DICOM Modality, Manufacturer, ManufacturerModelName, PhotometricInterpretation.
 
@@ -187,6 +193,13 @@ def read_volume(
         **decoded.metadata,
     }
     canonical = [file_spacing[axis] for axis in permutation]
-    volume = Volume(array, override or _header_spacing(path.name, canonical, array.shape), metadata)
+    origin, direction = canonical_geometry(decoded.origin, decoded.directions, permutation)
+    volume = Volume(
+        array,
+        override or _header_spacing(path.name, canonical, array.shape),
+        metadata,
+        origin=origin,
+        direction=direction,
+    )
     log.debug("read %s: %s shape %s spacing %s", path.name, fmt, volume.shape, volume.spacing)
     return volume

@@ -18,6 +18,7 @@ import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import nrrd
@@ -26,7 +27,7 @@ import SimpleITK as sitk
 
 from layer_platform.io.dicom import write_dicom
 from layer_platform.io.formats import volume_extension
-from layer_platform.io.volume import Volume
+from layer_platform.io.volume import LPS_RAS_FLIP, Volume
 from layer_platform.locations import Location, as_location, is_remote, publish
 
 
@@ -47,37 +48,51 @@ def _storage_array(array: np.ndarray) -> np.ndarray:
     return array.astype(narrow)
 
 
-def _write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> None:
-    image = nib.Nifti1Image(array, affine=np.diag([*spacing, 1.0]))
+def _write_nifti(path: Path, array: np.ndarray, volume: Volume) -> None:
+    """sform and qform (code 1, scanner) both hold the RAS affine: every viewer agrees."""
+    affine = LPS_RAS_FLIP @ volume.affine
+    image = nib.Nifti1Image(array, affine=affine)
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
     image.header.set_xyzt_units("mm")
     nib.save(image, path)
 
 
-def _write_nrrd(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> None:
-    header = {
-        "space dimension": 3,
-        "space directions": np.diag(spacing),
+def _write_nrrd(path: Path, array: np.ndarray, volume: Volume) -> None:
+    nrrd.write(str(path), array, nrrd_geometry(volume) | {"encoding": "gzip"})  # .nhdr: detached
+
+
+def nrrd_geometry(volume: Volume) -> dict[str, Any]:
+    """pynrrd header fields placing ``volume`` in LPS space (rows: one per axis)."""
+    return {
+        "space": "left-posterior-superior",
+        "space directions": (np.asarray(volume.direction) * np.asarray(volume.spacing)).T,
+        "space origin": np.asarray(volume.origin),
         "space units": ["mm", "mm", "mm"],
         "kinds": ["domain", "domain", "domain"],
-        "encoding": "gzip",
     }
-    nrrd.write(str(path), array, header)  # a .nhdr name makes pynrrd detach the data
 
 
-def _write_metaimage(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> None:
+def _write_metaimage(path: Path, array: np.ndarray, volume: Volume) -> None:
     image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))  # (k, j, i)
-    image.SetSpacing(spacing)
+    image.SetSpacing(volume.spacing)
+    image.SetOrigin(volume.origin)
+    image.SetDirection(np.asarray(volume.direction).ravel().tolist())
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-_WRITERS: dict[str, Callable[[Path, np.ndarray, tuple[float, float, float]], None]] = {
+def _write_dicom(path: Path, array: np.ndarray, volume: Volume) -> None:
+    write_dicom(path, array, volume.spacing, origin=volume.origin, direction=volume.direction)
+
+
+_WRITERS: dict[str, Callable[[Path, np.ndarray, Volume], None]] = {
     "nii.gz": _write_nifti,
     "nii": _write_nifti,
     "nrrd": _write_nrrd,
     "nhdr": _write_nrrd,
     "mha": _write_metaimage,
     "mhd": _write_metaimage,
-    "dcm": write_dicom,
+    "dcm": _write_dicom,
 }
 
 
@@ -118,9 +133,9 @@ def _remove_dead_staging(folder: Path, name: str) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _write_staged(staging: Path, name: str, fmt: str, volume: Volume) -> list[Path]:
-    """Write ``volume`` as ``staging/name``; return the files written, data files first."""
-    _WRITERS[fmt](staging / name, _storage_array(volume.array), volume.spacing)
+def _write_staged(staging: Path, name: str, write: Callable[[Path], None]) -> list[Path]:
+    """Run ``write(staging/name)``; return the files written, data files first."""
+    write(staging / name)
     companions = sorted(p for p in staging.iterdir() if p.name != name)
     return [*companions, staging / name]
 
@@ -128,25 +143,35 @@ def _write_staged(staging: Path, name: str, fmt: str, volume: Volume) -> list[Pa
 def write_volume(path: Location, volume: Volume) -> Location:
     """Write ``volume`` to ``path`` (format from the extension) atomically; return ``path``.
 
-    NIfTI gets affine ``diag(spacing)`` and mm units; NRRD gzip-encoded space directions;
-    MetaImage compressed data; DICOM a multi-frame MONOCHROME2 file (integer volumes only).
-    A remote ``path`` (object storage, see ``locations``) is written locally, then uploaded
-    one whole object per file, header last.
+    Every format carries the volume's LPS geometry (``layer_platform.io.volume``): NIfTI its
+    RAS affine as sform and qform with mm units; NRRD gzip-encoded LPS space directions and
+    origin; MetaImage compressed data with Offset and TransformMatrix; DICOM a multi-frame
+    MONOCHROME2 file (integer volumes only) with ImagePositionPatient/ImageOrientationPatient.
     """
     path = as_location(path)
     fmt = volume_extension(path)
     if fmt is None:
         raise ValueError(f"{path.name}: unsupported extension; use one of {sorted(_WRITERS)}")
+    return write_atomically(path, lambda p: _WRITERS[fmt](p, _storage_array(volume.array), volume))
+
+
+def write_atomically(path: Location, write: Callable[[Path], None]) -> Location:
+    """Run ``write`` on a staging path named like ``path``, then move its files into place.
+
+    A remote ``path`` (object storage, see ``locations``) is written locally, then uploaded
+    one whole object per file, header last.
+    """
+    path = as_location(path)
     if is_remote(path):
         with tempfile.TemporaryDirectory(prefix="layer-write-") as staging:
-            publish(_write_staged(Path(staging), path.name, fmt, volume), path.parent)
+            publish(_write_staged(Path(staging), path.name, write), path.parent)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_staging(path.parent, path.name)
     prefix = f"{_staging_prefix(path.name)}{process_owner()}."
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     try:
-        for written in _write_staged(staging, path.name, fmt, volume):  # header last
+        for written in _write_staged(staging, path.name, write):  # header last
             os.replace(written, path.parent / written.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

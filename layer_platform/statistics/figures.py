@@ -12,15 +12,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from layer_platform.labels import TISSUE_LAYERS
+from layer_platform.labels import LAYER_COLOURS, TISSUE_LAYERS
 
 
 def ranking_bars_png(ranking: pd.DataFrame, methods: Sequence[str]) -> bytes:
     """Bars of each layer's score with its CI, rows = input modes, columns = ``methods``.
 
-    Layers run skin to depth left to right; the top-ranked layer is drawn darker. ``ranking``
+    Layers run skin to depth left to right, each in its ``LAYER_COLOURS`` colour (the one the
+    overlays and exported label maps use); the top-ranked layer is drawn opaque with a black
+    edge, the others faded. ``ranking``
     is ``statistics.ranking_rows`` output; methods missing from it are left out.
     """
     methods = [m for m in methods if m in set(ranking["method"])]
@@ -39,8 +42,11 @@ def ranking_bars_png(ranking: pd.DataFrame, methods: Sequence[str]) -> bytes:
             score = rows["score"].to_numpy(dtype=float)
             low = score - rows["ci_low"].to_numpy(dtype=float)
             high = rows["ci_high"].to_numpy(dtype=float) - score
-            colours = ["#1d4ed8" if r == 1 else "#93c5fd" for r in rows["rank"].fillna(0)]
-            ax.bar(range(len(keys)), score, yerr=[low, high], color=colours, capsize=2)
+            top = (rows["rank"] == 1).to_numpy()
+            bars = ax.bar(range(len(keys)), score, yerr=[low, high], capsize=2)
+            for bar, layer, is_top in zip(bars, TISSUE_LAYERS, top, strict=True):
+                bar.set_color(to_rgba(LAYER_COLOURS[layer], 1.0 if is_top else 0.45))
+                bar.set_edgecolor("black" if is_top else "none")
             ax.axhline(0.0, color="grey", linewidth=0.5)
             ax.set_xticks(range(len(keys)))
             ax.set_xticklabels([k.replace("_", "\n") for k in keys], fontsize=6)

@@ -11,12 +11,8 @@ import pytest
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from layer_platform.imaging.figures import (
-    LAYER_COLOURS,
-    PNG_SIGNATURE,
-    mid_slices_png,
-    png_to_markdown,
-)
+from layer_platform.imaging.figures import PNG_SIGNATURE, mid_slices_png, png_to_markdown
+from layer_platform.labels import LAYER_COLOURS
 
 SHAPE = (24, 60, 10)
 SPACING = (1.0, 0.25, 1.5)

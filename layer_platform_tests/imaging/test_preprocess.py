@@ -11,6 +11,7 @@ import pytest
 from layer_platform.errors import ScanError
 from layer_platform.imaging.preprocess import (
     FILES,
+    TRANSFORM_FILE,
     PreprocessConfig,
     PreprocessedScan,
     load_preprocessed,
@@ -18,7 +19,7 @@ from layer_platform.imaging.preprocess import (
     resampled_shape,
     save_preprocessed,
 )
-from layer_platform.io import Volume
+from layer_platform.io import Volume, read_volume
 
 NATIVE = (0.5, 0.2, 1.0)
 
@@ -209,6 +210,7 @@ def test_stats_report_grid_intensity_swe_and_tissue():
 
 def assert_same(a: PreprocessedScan, b: PreprocessedScan) -> None:
     assert a.spacing == b.spacing
+    assert a.grid == b.grid  # the transform record round-trips exactly
     for role in FILES:
         left, right = getattr(a, role), getattr(b, role)
         assert (left is None) == (right is None), role
@@ -227,7 +229,8 @@ def test_save_and_load_round_trip(tmp_path: Path):
     )
     written = save_preprocessed(scan, tmp_path / "scan-1")
     assert {p.name for p in written.values()} == set(FILES.values())
-    assert sorted(p.name for p in (tmp_path / "scan-1").iterdir()) == sorted(FILES.values())
+    files = sorted(p.name for p in (tmp_path / "scan-1").iterdir())
+    assert files == sorted([*FILES.values(), TRANSFORM_FILE])
     assert_same(load_preprocessed(tmp_path / "scan-1"), scan)
 
 
@@ -236,10 +239,23 @@ def test_saving_without_swe_removes_a_stale_swe_map(tmp_path: Path):
     save_preprocessed(preprocess_scan(bmode(), swe_on_coarse_grid(), None, config), tmp_path)
     again = preprocess_scan(bmode(seed=1), None, None, config)
     save_preprocessed(again, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bmode.nii"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bmode.nii", TRANSFORM_FILE]
     assert_same(load_preprocessed(tmp_path), again)
 
 
 def test_loading_an_empty_folder_says_what_is_missing(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match=r"bmode\.nii"):
         load_preprocessed(tmp_path)
+
+
+def test_the_transform_record_places_the_working_grid_in_the_scan(tmp_path: Path):
+    """Cropped laterally (centred), padded in depth (deep end): working voxel 0's centre in mm."""
+    native = Volume(bmode(shape=(20, 30, 4)).array, NATIVE, origin=(5.0, -2.0, 1.0))
+    scan = preprocess_scan(native, None, None, fixed((1.0, 0.4, 2.0), (6, 20, 2)))
+    assert scan.grid is not None
+    assert scan.grid.shift == (2, 0, 0)  # 10 resampled lateral voxels, 6 kept from the 3rd
+    # lateral: native corner 5.0 - 0.25, + 2 working voxels + half a voxel = 7.25 mm
+    assert scan.grid.working_origin == pytest.approx((7.25, -2.0 - 0.1 + 0.2, 1.0 - 0.5 + 1.0))
+    save_preprocessed(scan, tmp_path)
+    working = read_volume(tmp_path / FILES["bmode"])
+    assert working.origin == pytest.approx(scan.grid.working_origin, abs=1e-5)

@@ -214,10 +214,19 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
 
     # maps on the B-mode's grid
     scan = keys[0]
-    saved = read_volume(cohort.paths.artifacts / "saliency" / scan / "bmode_saliency.nii.gz")
+    saved_name = "bmode_saliency.nii.gz"
+    saved = read_volume(cohort.paths.artifacts / "saliency" / scan / saved_name)
     stored = load_preprocessed(cohort.paths.artifacts / "preprocessed" / scan)
     assert saved.shape == stored.bmode.shape
     np.testing.assert_allclose(saved.spacing, stored.spacing, rtol=1e-5)
+    # ... and on the scan's own grid, with its geometry (imaging.native)
+    assert stored.grid is not None
+    native = read_volume(cohort.paths.artifacts / "saliency" / scan / "native" / saved_name)
+    assert native.shape == stored.grid.native_shape
+    np.testing.assert_allclose(native.origin, stored.grid.native_origin, atol=1e-4)
+    segmentation = cohort.paths.artifacts / "preprocessed" / scan / "native" / "segmentation"
+    assert read_volume(f"{segmentation}.nii.gz").shape == stored.grid.native_shape
+    assert Path(f"{segmentation}.seg.nrrd").is_file()
 
     assert summary_pending(warehouse, cohort.versions)
     summary = run_job(cohort.defs, cohort.instance, "summarize_saliency")

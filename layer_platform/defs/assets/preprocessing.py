@@ -77,7 +77,7 @@ def _check_results(rows: list[dict], shape: tuple[int, int, int]) -> list[dg.Ass
     scan_partitioned=True,
     deps=[cohort_manifest],
     kinds={"pytorch", "duckdb"},
-    code_version="preprocess-v1",
+    code_version="preprocess-v2",  # v2: transform.json and true affines (imaging.grid)
     automation_condition=new_scan(),
     pool="warehouse",
     check_specs=[

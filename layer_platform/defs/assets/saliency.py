@@ -36,8 +36,9 @@ from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.errors import ScanError
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
+from layer_platform.imaging.native import write_saliency_maps
 from layer_platform.imaging.preprocess import PreprocessedScan, load_preprocessed
-from layer_platform.io import Volume, read_volume, write_volume
+from layer_platform.io import read_volume
 from layer_platform.locations import as_location, remove_tree
 from layer_platform.quality.expectations import validate_layer_saliency
 from layer_platform.settings import LayerPaths
@@ -338,8 +339,9 @@ def _attribute_batch(
             context.log.error(f"saliency failed for {scan.scan_id}: {exc}")
             failed.append(scan.scan_id)
             continue
-        for (mode, method), voxel_map in maps.items():
-            write_volume(out_dir / f"{mode}_{method}.nii.gz", Volume(voxel_map, stored.spacing))
+        write_saliency_maps(
+            out_dir, {f"{mode}_{method}": m for (mode, method), m in maps.items()}, stored
+        )
         rows += scan_rows
         diagnostics += scan_diagnostics
         if position < saliency.preview_limit:

@@ -16,8 +16,8 @@ from layer_platform.defs.gx_checks import gx_check_result
 from layer_platform.defs.resources import SegmenterResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
+from layer_platform.imaging.native import write_segmentation
 from layer_platform.imaging.preprocess import load_preprocessed
-from layer_platform.io import Volume, write_volume
 from layer_platform.labels import TISSUE_LAYERS, Layer
 from layer_platform.quality.expectations import validate_segmentation_qc
 from layer_platform.segmentation.inference import segment_volume
@@ -215,7 +215,7 @@ def layer_segmentation(
         use_reference = stored.layers is not None and segmenter.prefer_reference
         final = stored.layers if use_reference else predicted
         source = "reference" if use_reference else "model"
-        write_volume(folder / "segmentation.nii", Volume(final, stored.spacing))
+        write_segmentation(folder, final, stored)  # + .seg.nrrd and native/ (imaging.native)
 
         rows = layer_qc(final, stored.spacing)
         if stored.layers is not None:
