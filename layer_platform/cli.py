@@ -204,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnalysisError as exc:  # an expected state of the warehouse: one line, no traceback
         print(f"layer-platform {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `... | head` closed the pipe: stop quietly, as `cat` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

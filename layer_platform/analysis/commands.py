@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from layer_platform.analysis.errors import EXIT_CODES
@@ -112,12 +113,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help=f"how long to wait for a writer's lock (default {DEFAULT_WAIT_S:g})",
     )
 
-    def add(name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace, LayerPaths], int], summary: str, text: str
+    ) -> argparse.ArgumentParser:
         parser = commands.add_parser(
             name,
             parents=[wait],
-            help=help,
-            description=description,
+            help=summary,
+            description=text,
             epilog=EXIT_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
