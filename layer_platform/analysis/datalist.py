@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from layer_platform.classification.data import encode_label
 from layer_platform.imaging.preprocess import FILES
 from layer_platform.labels import PAIN_LABELS, TISSUE_LAYERS, Layer
@@ -39,9 +41,9 @@ NNUNET_SPLITS = "splits_final.json"
 
 
 def _fold(row: Mapping[str, Any]) -> int | None:
-    """The stored fold; None (or NaN from a DataFrame) marks a held-out test scan."""
+    """The stored fold; NULL (None, NaN or pd.NA, by pandas version) marks a test scan."""
     fold = row["fold"]
-    return None if fold is None or fold != fold else int(fold)
+    return None if pd.isna(fold) else int(fold)
 
 
 def monai_datalist(rows: Iterable[Mapping[str, Any]], preprocessed: Location) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import datetime as dt
 import numpy as np
 
 from layer_platform.imaging.preprocess import PreprocessedScan, save_preprocessed
+from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Replacement, Warehouse
 
@@ -89,7 +90,7 @@ def ranking_rows() -> list[dict]:
 def write_preprocessed(paths: LayerPaths, sid: str, has_swe: bool, annotated: bool) -> None:
     rng = np.random.default_rng(len(sid))
     bmode = rng.random(SHAPE, dtype=np.float32)
-    layers = np.repeat(np.arange(1, 7, dtype=np.uint8), 2)[: SHAPE[1]]
+    layers = (np.arange(SHAPE[1]) * len(TISSUE_LAYERS) // SHAPE[1] + 1).astype(np.uint8)
     save_preprocessed(
         PreprocessedScan(
             bmode=bmode,
