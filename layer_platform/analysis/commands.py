@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def _reader(args: argparse.Namespace, paths: LayerPaths) -> ReadOnlyWarehouse:
 def _cmd_status(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.warehouse.status import cohort_summary, format_summary
 
-    summary = cohort_summary(paths)
+    with _reader(args, paths).lock_errors():
+        summary = cohort_summary(paths, wait_s=args.wait)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
@@ -120,7 +122,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             name,
             parents=[wait],
             help=summary,
-            description=text,
+            description=textwrap.fill(text, 88),
             epilog=EXIT_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

@@ -76,7 +76,7 @@ class ReadOnlyWarehouse:
         """Run read-only SQL (bound ``params`` for ``?``/``$name``); the last statement's rows."""
         check_read_only(sql)
         store = self.store()
-        with self._lock_errors():
+        with self.lock_errors():
             try:
                 return store.query(sql, params)
             except duckdb.Error as exc:
@@ -103,18 +103,18 @@ class ReadOnlyWarehouse:
         if target == self.path.resolve():
             raise WriteRefused(f"{target} is the warehouse itself; choose another path")
         store = self.store()
-        with self._lock_errors():
+        with self.lock_errors():
             return store.snapshot(target)
 
     def export_parquet(self, target: Location) -> dict[str, int]:
         """Every table and view as Parquet (see ``Warehouse.export_parquet``)."""
         store = self.store()
-        with self._lock_errors():
+        with self.lock_errors():
             return store.export_parquet(target)
 
     @contextmanager
-    def _lock_errors(self) -> Iterator[None]:
-        """Turn DuckDB's lock error, once the wait is over, into ``WarehouseLocked``."""
+    def lock_errors(self) -> Iterator[None]:
+        """Turn DuckDB's lock error (raised once the wait is over) into ``WarehouseLocked``."""
         try:
             yield
         except duckdb.Error as exc:

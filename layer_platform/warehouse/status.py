@@ -24,12 +24,13 @@ SUMMARY_QUERIES: tuple[tuple[str, str], ...] = (
 QUARANTINE_SHOWN = 10
 
 
-def cohort_summary(paths: LayerPaths) -> dict[str, Any]:
+def cohort_summary(paths: LayerPaths, *, wait_s: float = 300.0) -> dict[str, Any]:
     """Counts per stage, the latest quarantine reasons and the incomplete landing folders.
 
     Keys: ``layer_home``, ``warehouse``, ``warehouse_exists``, ``counts`` (title → column →
     count, only for tables that exist), ``quarantined`` (folder, scan_id, reason) and
-    ``incomplete_landing`` (folder names). A missing warehouse is a state, not an error.
+    ``incomplete_landing`` (folder names). A missing warehouse is a state, not an error;
+    ``wait_s`` bounds the wait for a writer's lock.
     """
     summary: dict[str, Any] = {
         "layer_home": str(paths.home),
@@ -41,7 +42,7 @@ def cohort_summary(paths: LayerPaths) -> dict[str, Any]:
     }
     if not summary["warehouse_exists"]:
         return summary
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = Warehouse(paths.warehouse, lock_timeout_s=wait_s)
     for title, sql in SUMMARY_QUERIES:
         table = sql.rsplit("FROM", 1)[1].split()[0]
         if warehouse.table_exists(table):

@@ -47,11 +47,20 @@ def test_sql_retries_until_the_writer_is_done(
     assert waited > 1.0
 
 
-def test_sql_gives_up_after_wait_with_exit_4(
-    tiny_home: LayerPaths, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "argv", [["sql", "SELECT 1"], ["status"], ["snapshot", "copy.duckdb"]], ids=lambda a: a[0]
+)
+def test_reads_give_up_after_wait_with_exit_4(
+    tiny_home: LayerPaths,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
 ) -> None:
-    with writer_holding(tiny_home.warehouse, 3.0):
-        assert main(["sql", "--wait", "0.5", "SELECT 1"]) == 4
+    monkeypatch.chdir(tmp_path)
+    with writer_holding(tiny_home.warehouse, 1.5):
+        assert main([*argv, "--wait", "0.5"]) == 4
     err = capsys.readouterr().err
-    assert err.startswith("layer-platform sql: error: ") and "locked by a writer" in err
+    assert err.startswith(f"layer-platform {argv[0]}: error: ") and "locked by a writer" in err
     assert "snapshot" in err and err.count("\n") == 1
+    assert not (tmp_path / "copy.duckdb").exists()
