@@ -103,6 +103,9 @@ def nnunet_dataset(
         | {layer.key: int(layer) for layer in TISSUE_LAYERS},
         "numTraining": len(cases),
         "file_ending": ".nii",
+        # nnU-Net picks a reader by file ending and lists none for an uncompressed ".nii";
+        # SimpleITK reads it, for images and labels alike.
+        "overwrite_image_reader_writer": "SimpleITKIO",
         "dataset": cases,
     }
     splits = [

@@ -85,6 +85,7 @@ def test_nnunet_dataset_and_splits_match_the_folds(
         "muscle": 6,
     }
     assert dataset["channel_names"] == {"0": "bmode"} and dataset["file_ending"] == ".nii"
+    assert dataset["overwrite_image_reader_writer"] == "SimpleITKIO"
     split = stored_split(home_with_files)
     annotated_dev = {s for s, f in split.items() if f is not None and SUBJECTS[s.split("-")[0]][2]}
     assert set(dataset["dataset"]) == annotated_dev and dataset["numTraining"] == 4
