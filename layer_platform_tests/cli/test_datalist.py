@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 from monai.data import load_decathlon_datalist
 from monai.transforms import LoadImaged
 
@@ -90,8 +91,11 @@ def test_nnunet_dataset_and_splits_match_the_folds(
     annotated_dev = {s for s, f in split.items() if f is not None and SUBJECTS[s.split("-")[0]][2]}
     assert set(dataset["dataset"]) == annotated_dev and dataset["numTraining"] == 4
     for case in dataset["dataset"].values():
-        assert case["label"].endswith(dataset["file_ending"]) and Path(case["label"]).is_file()
-        assert all(Path(image).is_file() for image in case["images"])
+        # what nnU-Net's SimpleITKIO checks: one geometry for the channels and the labels
+        label = sitk.ReadImage(case["label"])
+        for image in map(sitk.ReadImage, case["images"]):
+            assert image.GetSize() == label.GetSize() == SHAPE
+            assert image.GetSpacing() == label.GetSpacing()
     assert len(splits) == 2
     for fold, entry in enumerate(splits):
         assert set(entry["val"]) == {s for s in annotated_dev if split[s] == fold}
