@@ -14,6 +14,7 @@ import layer_platform
 from layer_platform.analysis import WarehouseMissing, WriteRefused
 from layer_platform.cli import main
 from layer_platform.settings import LayerPaths
+from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.cli.tiny_warehouse import SUBJECTS, ranking_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -162,9 +163,7 @@ def test_snapshot_is_a_private_consistent_copy(
     assert f"written to {copy}" in capsys.readouterr().out
     held = duckdb.connect(str(copy), read_only=True)  # held open while the "pipeline" writes
     try:
-        layer_platform.analysis.reader.Warehouse(tiny_home.warehouse).replace(
-            "quarantine", [], key=None
-        )
+        Warehouse(tiny_home.warehouse).replace("quarantine", [], key=None)  # the pipeline
         assert held.execute("SELECT count(*) FROM quarantine").fetchone() == (1,)
     finally:
         held.close()

@@ -267,8 +267,8 @@ def test_ranking_command_before_any_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LAYER_HOME", str(tmp_path))
-    assert main(["ranking"]) == 1
-    assert "no warehouse" in capsys.readouterr().out
+    assert main(["ranking"]) == 3  # WarehouseMissing: one line on stderr
+    assert "no warehouse" in capsys.readouterr().err
     Warehouse(LayerPaths.under(tmp_path).warehouse).ensure_schema()
     assert main(["ranking"]) == 0, "an empty ranking is not an error (no champion yet)"
     assert "no layer ranking yet" in capsys.readouterr().out
