@@ -7,6 +7,7 @@ every DuckDB writer). For a long session, take a ``snapshot`` and open the copy 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,25 +22,39 @@ from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse, is_lock_error
 
 #: Statement types that only read: everything else (INSERT, COPY, ATTACH, SET, PRAGMA …) is
-#: refused before a connection is opened.
-READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+#: refused before a connection is opened. An EXPLAIN is judged by the statement it explains
+#: (``EXPLAIN ANALYZE`` runs it: ``EXPLAIN ANALYZE COPY … TO`` writes a file).
+READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT})
+EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+|\([^)]*\)\s*)?", re.IGNORECASE)
 #: How long a reader waits for a writer's lock by default: writers hold it for one short
 #: transaction, so a minute covers a busy pipeline without hanging a script forever.
 DEFAULT_WAIT_S = 60.0
 
 
+def _statement_types(sql: str) -> Iterator[str]:
+    """The type of each statement in ``sql``; an EXPLAIN's is that of the statement it explains."""
+    for statement in duckdb.extract_statements(sql):
+        explained = EXPLAIN_PREFIX.sub("", statement.query, count=1)
+        # an EXPLAIN form the prefix does not match is reported (and refused) as EXPLAIN
+        if statement.type != duckdb.StatementType.EXPLAIN or explained == statement.query:
+            yield statement.type.name
+        else:
+            yield from _statement_types(explained)
+
+
 def check_read_only(sql: str) -> None:
     """Raise ``BadQuery`` for SQL that does not parse, ``WriteRefused`` for anything but reads."""
     try:
-        statements = duckdb.extract_statements(sql)
+        types = list(_statement_types(sql))
     except duckdb.Error as exc:
         raise BadQuery(_first_line(exc)) from None
-    if not statements:
+    if not types:
         raise BadQuery("no SQL statement given")
-    refused = sorted({s.type.name for s in statements if s.type not in READ_ONLY_STATEMENTS})
+    allowed = {t.name for t in READ_ONLY_STATEMENTS}
+    refused = sorted(set(types) - allowed)
     if refused:
         raise WriteRefused(
-            f"only SELECT (and EXPLAIN) statements are allowed; got {', '.join(refused)}"
+            f"only SELECT statements (or EXPLAIN of one) are allowed; got {', '.join(refused)}"
         )
 
 

@@ -49,6 +49,16 @@ def test_sql_formats(tiny_home: LayerPaths, capsys: pytest.CaptureFixture[str]) 
     assert capsys.readouterr().out.split() == ["scan_id", "P01-L", "P01-R"]
 
 
+@pytest.mark.parametrize(
+    "sql", ["EXPLAIN SELECT * FROM scans", "EXPLAIN ANALYZE SELECT 1", "DESCRIBE scans"]
+)
+def test_sql_explains_and_describes(
+    tiny_home: LayerPaths, capsys: pytest.CaptureFixture[str], sql: str
+) -> None:
+    assert main(["sql", sql]) == 0
+    assert capsys.readouterr().out
+
+
 def test_sql_reads_stdin(
     tiny_home: LayerPaths, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -60,24 +70,34 @@ def test_sql_reads_stdin(
 @pytest.mark.parametrize(
     ("sql", "code", "message"),
     [
-        ("DELETE FROM scans", 6, "only SELECT"),
+        ("DELETE FROM scans", 6, "only SELECT statements"),
         ("SELECT 1; DROP TABLE scans", 6, "DROP"),
         ("COPY scans TO 'leak.csv'", 6, "COPY"),
         ("ATTACH 'other.duckdb'", 6, "ATTACH"),
+        ("EXPLAIN ANALYZE COPY (SELECT 42) TO 'leak.csv'", 6, "COPY"),
+        ("EXPLAIN DELETE FROM scans", 6, "DELETE"),
         ("SELEC 1", 5, "syntax error"),
         ("SELECT * FROM no_such_table", 5, "no_such_table"),
         ("SELECT no_such_column FROM scans", 5, "no_such_column"),
     ],
 )
 def test_sql_errors_are_one_line_with_their_exit_code(
-    tiny_home: LayerPaths, capsys: pytest.CaptureFixture[str], sql: str, code: int, message: str
+    tiny_home: LayerPaths,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sql: str,
+    code: int,
+    message: str,
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     assert main(["sql", sql]) == code
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("layer-platform sql: error: ") and message in captured.err
     assert captured.err.count("\n") == 1
-    # nothing was written: the table is still there, with every row
+    # nothing was written: no file, no other database, every row still there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
     assert layer_platform.query("SELECT count(*) AS n FROM scans")["n"].iloc[0] == 12
 
 
