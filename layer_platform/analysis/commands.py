@@ -166,8 +166,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "sql",
         _cmd_sql,
         "run a read-only SQL query on the warehouse",
-        "Run SELECT (or EXPLAIN) statements on the warehouse through a read-only connection,"
-        " retrying while a writer holds the file; any other statement is refused."
+        "Run SELECT statements (or an EXPLAIN of one) on the warehouse through a read-only"
+        " connection, retrying while a writer holds the file; any other statement is refused."
         " Tables: docs/how-to/query-the-warehouse.md.",
     )
     sql.add_argument("query", help="the SQL, or - to read it from stdin")
