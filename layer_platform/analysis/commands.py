@@ -67,25 +67,27 @@ def _cmd_export(args: argparse.Namespace, paths: LayerPaths) -> int:
         print("layer-platform export: error: give --to, --datalist or both", file=sys.stderr)
         return 2
     reader = _reader(args, paths)
+    if args.datalist:  # checked first: nothing is written when the split is missing
+        reader.require("cohort_split", "run `layer-platform run --until train_classifiers` first")
     if args.to:
         exported = reader.export_parquet(args.to)
         for name, rows in exported.items():
             print(f"{name:<28}{rows:>10} rows")
         print(f"{len(exported)} tables and views written to {args.to} as <name>.parquet")
     if args.datalist:
-        from layer_platform.analysis.datalist import SPLIT_WITH_FILES, write_exports
+        from layer_platform.analysis import datalist as split_files
 
-        reader.require("cohort_split", "run `layer-platform run --until train_classifiers` first")
-        rows = reader.query(SPLIT_WITH_FILES).to_dict("records")
-        docs = write_exports(rows, paths.artifacts / "preprocessed", args.datalist)
-        datalist, nnunet, splits = docs.values()
+        rows = reader.query(split_files.SPLIT_WITH_FILES).to_dict("records")
+        docs = split_files.write_exports(rows, paths.artifacts / "preprocessed", args.datalist)
+        monai, nnunet = docs[split_files.DATALIST], docs[split_files.NNUNET_DATASET]
         print(
-            f"MONAI datalist: {datalist['numTraining']} training scans,"
-            f" {datalist['numTest']} test scans -> {args.datalist}/datalist.json"
+            f"MONAI datalist: {monai['numTraining']} training scans, {monai['numTest']} test"
+            f" scans -> {args.datalist}/{split_files.DATALIST}"
         )
         print(
-            f"nnU-Net: {nnunet['numTraining']} annotated training scans in {len(splits)} folds"
-            f" -> {args.datalist}/dataset.json, splits_final.json"
+            f"nnU-Net: {nnunet['numTraining']} annotated training scans in"
+            f" {len(docs[split_files.NNUNET_SPLITS])} folds -> {args.datalist}/"
+            f"{split_files.NNUNET_DATASET}, {split_files.NNUNET_SPLITS}"
         )
     return 0
 

@@ -118,8 +118,11 @@ def nnunet_dataset(
     return dataset, splits
 
 
-def write_exports(rows: list[Mapping[str, Any]], preprocessed: Location, target: Location) -> dict:
-    """Write the three files into ``target`` (a folder or URL), each whole; return them."""
+def write_exports(
+    rows: list[Mapping[str, Any]], preprocessed: Location, target: Location
+) -> dict[str, Any]:
+    """Write the three files into ``target`` (a folder or URL), each whole; return them by
+    file name."""
     dataset, splits = nnunet_dataset(rows, preprocessed)
     documents = {
         DATALIST: monai_datalist(rows, preprocessed),

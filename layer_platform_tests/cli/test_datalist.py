@@ -111,10 +111,11 @@ def test_export_without_a_split_says_what_to_run(
     Warehouse(paths.warehouse).query("SELECT 1")  # the file exists, with no rows anywhere
     with Warehouse(paths.warehouse).connect() as con:
         con.execute("DROP TABLE cohort_split")
-    assert main(["export", "--datalist", str(tmp_path / "split")]) == 3
+    argv = ["export", "--datalist", str(tmp_path / "split"), "--to", str(tmp_path / "parquet")]
+    assert main(argv) == 3
     err = capsys.readouterr().err
     assert "no cohort_split table" in err and "train_classifiers" in err
-    assert not (tmp_path / "split").exists()
+    assert not (tmp_path / "split").exists() and not (tmp_path / "parquet").exists()
 
 
 def test_exports_land_on_object_storage(
