@@ -112,7 +112,7 @@ class ReadOnlyWarehouse:
         if table not in self.tables():
             raise WarehouseMissing(f"no {table} table in {self.path}: {hint}")
 
-    def snapshot(self, target: Path) -> Path:
+    def snapshot(self, target: str | Path) -> Path:
         """A consistent private copy at ``target`` (see ``Warehouse.snapshot``)."""
         target = Path(target).expanduser().resolve()
         if target == self.path.resolve():
