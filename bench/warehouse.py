@@ -138,7 +138,7 @@ SELECT input_mode, method, method = 'integrated_gradients' AS is_default_method,
 FROM ({RANKING})
 """
 
-#: ``layer-platform ranking``'s query (``cli._cmd_ranking``): the precomputed table.
+#: ``layer-platform ranking``'s query (``analysis/commands.py``): the precomputed table.
 RANKING_TABLE = "SELECT * FROM layer_ranking ORDER BY input_mode, method, rank, layer"
 
 

@@ -11,6 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from layer_platform import package_version
+from layer_platform.analysis.commands import EXIT_HELP, add_commands
+from layer_platform.analysis.errors import AnalysisError
 from layer_platform.defs.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 from layer_platform.simulation.config import SimulationConfig
@@ -65,53 +68,6 @@ def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
     return 1 if any(stage.failed for stage in report) else 0
 
 
-def _cmd_status(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.warehouse.status import cohort_status
-
-    print(cohort_status(paths))
-    return 0
-
-
-def _cmd_export(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.warehouse.store import Warehouse
-
-    exported = Warehouse(paths.warehouse).export_parquet(args.to)
-    for name, rows in exported.items():
-        print(f"{name:<28}{rows:>10} rows")
-    print(f"{len(exported)} tables and views written to {args.to} as <name>.parquet")
-    return 0
-
-
-def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.statistics.ranking import format_ranking
-    from layer_platform.warehouse.store import Warehouse
-
-    if not paths.warehouse.exists():
-        print(f"no warehouse at {paths.warehouse}: run `layer-platform run` first")
-        return 1
-    warehouse = Warehouse(paths.warehouse)
-    if not warehouse.table_exists("layer_ranking"):
-        print(NO_RANKING)
-        return 0
-    ranking = warehouse.query(
-        "SELECT * FROM layer_ranking ORDER BY input_mode, method, rank, layer"
-    )
-    if args.method:
-        ranking = ranking[ranking["method"].isin(args.method)]
-    headers = {
-        row.input_mode: f"{row.model_name} v{row.model_version}, {row.n_subjects} subjects"
-        for row in ranking.drop_duplicates("input_mode").itertuples()
-    }
-    print(format_ranking(ranking, headers=headers) if not ranking.empty else NO_RANKING)
-    return 0
-
-
-NO_RANKING = (
-    "no layer ranking yet: the saliency stages of `layer-platform run` rank the layers once an"
-    " input mode has a champion classifier"
-)
-
-
 def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.defs.runner import prepare_dagster_home
 
@@ -150,10 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="layer-platform",
         description="LAYER: which tissue layer drives a model's prediction of myofascial pain?",
-        epilog=ENV_HELP,
+        epilog=f"{ENV_HELP}\n\n{EXIT_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     simulate = commands.add_parser(
@@ -227,29 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--until", choices=STAGES, help="stop after this stage")
     run.set_defaults(func=_cmd_run)
 
-    status = commands.add_parser("status", help="summarize the cohort and the warehouse")
-    status.set_defaults(func=_cmd_status)
-
-    ranking = commands.add_parser(
-        "ranking",
-        help="print the layer ranking of each input mode from the warehouse (read-only)",
-        description="Print layer_ranking: per input mode, each method's layers from rank 1"
-        " (the top layer) down, with the 'does any layer stand out' verdict.",
-    )
-    ranking.add_argument(
-        "--method", action="append", help="only this method (repeatable); default: all"
-    )
-    ranking.set_defaults(func=_cmd_ranking)
-
-    export = commands.add_parser(
-        "export",
-        help="write every warehouse table as Parquet to a folder or object storage (read-only)",
-        description="Copy each table and view of the DuckDB warehouse to <TO>/<name>.parquet,"
-        " from one consistent read-only snapshot. TO may be a local folder or an fsspec URL"
-        " (s3://bucket/layer/warehouse, with s3fs installed) for DuckDB over Parquet at scale.",
-    )
-    export.add_argument("--to", required=True, help="destination folder or URL")
-    export.set_defaults(func=_cmd_export)
+    add_commands(commands)
 
     dev = commands.add_parser("dev", help="open the Dagster UI (dagster dev) on this instance")
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
@@ -264,7 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args, LayerPaths.from_env()))
+    try:
+        return int(args.func(args, LayerPaths.from_env()))
+    except AnalysisError as exc:  # an expected state of the warehouse: one line, no traceback
+        print(f"layer-platform {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:  # `... | head` closed the pipe: stop quietly, as `cat` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

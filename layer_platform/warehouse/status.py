@@ -1,6 +1,8 @@
-"""A short, human-readable summary of the cohort and the warehouse (``layer-platform status``)."""
+"""The cohort and the warehouse at a glance (``layer-platform status``, text or ``--json``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from layer_platform.ingestion.landing import incomplete_folders
 from layer_platform.settings import LayerPaths
@@ -18,29 +20,61 @@ SUMMARY_QUERIES: tuple[tuple[str, str], ...] = (
     ("preprocessed", "SELECT count(*) AS scans FROM preprocessing"),
     ("quarantine", "SELECT count(*) AS folders FROM quarantine"),
 )
+#: The most recent quarantine reasons listed (reasons name keys and checks, never values).
+QUARANTINE_SHOWN = 10
 
 
-def cohort_status(paths: LayerPaths) -> str:
-    warehouse = Warehouse(paths.warehouse)
-    lines = [f"{'LAYER_HOME':<14}{paths.home}", f"{'warehouse':<14}{paths.warehouse}"]
-    if not paths.warehouse.exists():
-        return "\n".join([*lines, "no warehouse yet: run `layer-platform run`"])
+def cohort_summary(paths: LayerPaths, *, wait_s: float = 300.0) -> dict[str, Any]:
+    """Counts per stage, the latest quarantine reasons and the incomplete landing folders.
+
+    Keys: ``layer_home``, ``warehouse``, ``warehouse_exists``, ``counts`` (title → column →
+    count, only for tables that exist), ``quarantined`` (folder, scan_id, reason) and
+    ``incomplete_landing`` (folder names). A missing warehouse is a state, not an error;
+    ``wait_s`` bounds the wait for a writer's lock.
+    """
+    summary: dict[str, Any] = {
+        "layer_home": str(paths.home),
+        "warehouse": str(paths.warehouse),
+        "warehouse_exists": paths.warehouse.exists(),
+        "counts": {},
+        "quarantined": [],
+        "incomplete_landing": incomplete_folders(paths.landing),
+    }
+    if not summary["warehouse_exists"]:
+        return summary
+    warehouse = Warehouse(paths.warehouse, lock_timeout_s=wait_s)
     for title, sql in SUMMARY_QUERIES:
         table = sql.rsplit("FROM", 1)[1].split()[0]
-        if not warehouse.table_exists(table):
-            continue
-        row = warehouse.query(sql).iloc[0]
-        counts = ", ".join(f"{name}={int(value)}" for name, value in row.items())
-        lines.append(f"{title:<14}{counts}")
+        if warehouse.table_exists(table):
+            row = warehouse.query(sql).iloc[0]
+            summary["counts"][title] = {name: int(value) for name, value in row.items()}
     if warehouse.table_exists("quarantine"):
         reasons = warehouse.query(
-            "SELECT folder, coalesce(scan_id, '-') AS scan_id, reason FROM quarantine"
-            " ORDER BY detected_at DESC LIMIT 10"
+            "SELECT folder, scan_id, reason FROM quarantine ORDER BY detected_at DESC LIMIT ?",
+            [QUARANTINE_SHOWN],
         )
-        lines += [
-            f"  quarantined {r.folder} ({r.scan_id}): {r.reason}" for r in reasons.itertuples()
+        summary["quarantined"] = [
+            {"folder": r.folder, "scan_id": r.scan_id, "reason": r.reason}
+            for r in reasons.itertuples()
         ]
-    waiting = incomplete_folders(paths.landing)
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """``cohort_summary`` as the aligned text ``layer-platform status`` prints."""
+    lines = [
+        f"{'LAYER_HOME':<14}{summary['layer_home']}",
+        f"{'warehouse':<14}{summary['warehouse']}",
+    ]
+    if not summary["warehouse_exists"]:
+        return "\n".join([*lines, "no warehouse yet: run `layer-platform run`"])
+    for title, counts in summary["counts"].items():
+        lines.append(f"{title:<14}" + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    lines += [
+        f"  quarantined {q['folder']} ({q['scan_id'] or '-'}): {q['reason']}"
+        for q in summary["quarantined"]
+    ]
+    waiting = summary["incomplete_landing"]
     if waiting:
         lines.append(
             f"incomplete  {len(waiting)} landing folders without scan.json: "

@@ -41,7 +41,8 @@ def _identifier(name: str) -> str:
     return name
 
 
-def _is_lock_error(exc: Exception) -> bool:
+def is_lock_error(exc: Exception) -> bool:
+    """True for DuckDB's "could not set lock" / "conflicting lock" errors."""
     text = str(exc).lower()
     return "lock" in text or "conflicting" in text
 
@@ -112,7 +113,7 @@ class Warehouse:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                if not is_lock_error(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 2.0)

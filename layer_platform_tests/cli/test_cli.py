@@ -7,7 +7,9 @@ import pytest
 from layer_platform.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", ["simulate", "run", "status", "ranking", "export", "dev"])
+@pytest.mark.parametrize(
+    "command", ["simulate", "run", "status", "ranking", "export", "sql", "snapshot", "dev"]
+)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])

@@ -100,11 +100,20 @@ def sql_blocks(page: Path) -> list[str]:
     return [b.text for b in code_blocks(page.read_text()) if b.info == "sql"]
 
 
-def python_commands(page: Path) -> list[str]:
-    """The ``.venv/bin/python -c "…"`` lines of a page's ```bash blocks (the code after -c)."""
+def platform_commands(page: Path) -> list[str]:
+    """The read-only ``layer-platform`` lines of a page's ```bash blocks, as a shell runs them.
+
+    Lines that read a file the reader has to write first (``< my_query.sql``) or pipe into a tool
+    this machine may lack (``| jq``) are left out.
+    """
     commands = []
     for block in code_blocks(page.read_text()):
         if block.info != "bash":
             continue
-        commands += re.findall(r'^\.venv/bin/python -c "(.*)"\s*$', block.text, flags=re.M)
+        for line in block.text.splitlines():
+            line = line.split("  #")[0].strip()
+            if re.match(r"layer-platform (sql|snapshot|status|ranking)\b", line) and not re.search(
+                r" < |\| *jq\b", line
+            ):
+                commands.append(line)
     return commands

@@ -48,8 +48,7 @@ from layer_platform_tests.docs.markdown import (
     DOCS,
     QUERY_HOWTO,
     README,
-    REPO_ROOT,
-    python_commands,
+    platform_commands,
     sql_blocks,
 )
 
@@ -269,19 +268,23 @@ def test_documented_queries_run_read_only(cohort: Cohort) -> None:
 
 @pytest.mark.slow
 def test_documented_warehouse_commands_run(cohort: Cohort, tmp_path: Path) -> None:
-    """The documented ``.venv/bin/python -c`` one-liners run as written from a checkout whose
-    ``.layer_home`` is this cohort's, and the snapshot they take opens on its own."""
+    """The documented read-only ``layer-platform`` lines run as written, in a shell, from a folder
+    whose ``.layer_home`` is this cohort's, and the snapshot they take opens on its own."""
     _ensure_summary(cohort)
     (tmp_path / ".layer_home").symlink_to(cohort.paths.home)
-    commands = python_commands(QUERY_HOWTO) + python_commands(WAREHOUSE_REFERENCE)
-    assert len(commands) >= 3
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    for code in commands:
+    commands = platform_commands(QUERY_HOWTO) + platform_commands(WAREHOUSE_REFERENCE)
+    assert len(commands) >= 6
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAYER_")}
+    env |= {"PATH": f"{bin_dir}:{env['PATH']}", "HOME": str(tmp_path)}
+    for line in commands:
         done = subprocess.run(
-            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+            ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True
         )
-        assert done.returncode == 0 and done.stdout.strip(), (code, done.stderr[-2000:])
-    with duckdb.connect(str(tmp_path / "analyst.duckdb"), read_only=True) as con:
+        assert done.returncode == 0, (line, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, line
+    snapshot = tmp_path / "layer-analysis.duckdb"
+    with duckdb.connect(str(snapshot), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM layer_ranking").fetchone()[0] > 0
 
 
@@ -303,8 +306,8 @@ def test_ranking_command_before_any_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LAYER_HOME", str(tmp_path))
-    assert main(["ranking"]) == 1
-    assert "no warehouse" in capsys.readouterr().out
+    assert main(["ranking"]) == 3  # WarehouseMissing: one line on stderr
+    assert "no warehouse" in capsys.readouterr().err
     Warehouse(LayerPaths.under(tmp_path).warehouse).ensure_schema()
     assert main(["ranking"]) == 0, "an empty ranking is not an error (no champion yet)"
     assert "no layer ranking yet" in capsys.readouterr().out
