@@ -31,6 +31,7 @@ from layer_platform.tracking.model_files import (
     ARCHITECTURE_FILE,
     FORMAT,
     WEIGHTS_FILE,
+    ModelIntegrityError,
     read_model,
     write_model,
 )
@@ -203,12 +204,19 @@ def load_version(tracking: Tracking, version: ModelVersion) -> torch.nn.Module:
 
     Weights-only versions are checked against their SHA-256 tags first
     (``ModelIntegrityError`` names the failed check). Versions registered before that format
-    are pickles: they still load, with a ``LegacyModelWarning``, until retrained.
+    are pickles: they still load, with a ``LegacyModelWarning``, until retrained; once a model
+    has a weights-only version, a pickle of it is refused (no downgrade through the registry).
     """
-    tracking.activate()
+    client = tracking.activate()
     uri = f"models:/{version.name}/{version.version}"
     label = f"{version.name} v{version.version}"
     if version.tags.get(FORMAT_TAG) is None:
+        siblings = client.search_model_versions(f"name = '{version.name}'")
+        if any(FORMAT_TAG in sibling.tags for sibling in siblings):
+            raise ModelIntegrityError(
+                f"{label} is a pickle, but {version.name} has weights-only versions: refusing "
+                "to unpickle it (format check)"
+            )
         warnings.warn(
             f"{label} is a legacy pickled model: loading it runs code from the registry; "
             "retrain to store it as weights",

@@ -147,6 +147,11 @@ def test_a_legacy_pickled_champion_still_loads_with_a_warning(
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
 
+    # Once retrained into weights, the model's pickles are refused: no downgrade.
+    register(tracking, name, 0.75)
+    with pytest.raises(ModelIntegrityError, match="refusing to unpickle"):
+        load_champion(tracking, name)
+
 
 def test_a_registry_error_is_not_read_as_no_champion(
     shared_tracking: Tracking, model_name: str
