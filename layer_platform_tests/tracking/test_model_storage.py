@@ -31,7 +31,11 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.tracking.model_files import WEIGHTS_FILE, ModelIntegrityError, sha256_of
-from layer_platform.tracking.promotion import challenge_champion
+from layer_platform.tracking.promotion import (
+    PromotionDecision,
+    challenge_champion,
+    should_promote,
+)
 from layer_platform_tests.tracking.test_champion_alias import challenge, quality_of, register
 
 
@@ -157,23 +161,33 @@ def test_a_registry_error_is_not_read_as_no_champion(
     shared_tracking: Tracking, model_name: str
 ) -> None:
     """A locked or broken store raises (MLflow reports both as TEMPORARILY_UNAVAILABLE): the
-    challenger must not win uncompared. The alias table is hidden for the duration, which
-    fails at once where a real lock waits out sqlite's 20 s busy timeout first."""
+    challenger must not be judged as if there were no champion. The alias table is hidden for
+    the duration, which fails at once where a real lock waits out sqlite's 20 s busy timeout;
+    ``decide`` records what it was asked, so a decision taken before the failure shows."""
     tracking, name = shared_tracking, model_name
     first, _ = challenge(tracking, name, 0.75)
     challenger = register(tracking, name, 0.875)
+    asked: list[float | None] = []
+
+    def decide(candidate: float, current: float | None) -> PromotionDecision:
+        asked.append(current)
+        return should_promote(candidate, current)
+
     database = tracking.tracking_uri.removeprefix("sqlite:///")
     with sqlite3.connect(database) as connection:
         connection.execute("ALTER TABLE registered_model_aliases RENAME TO hidden_aliases")
     try:
+        with pytest.raises(MlflowException) as raised:
+            champion(tracking, name)
+        assert raised.value.error_code == "TEMPORARILY_UNAVAILABLE"
         with pytest.raises(MlflowException):
-            challenge_champion(tracking, name, challenger, 0.875, quality_of)
+            challenge_champion(tracking, name, challenger, 0.875, quality_of, decide)
     finally:
         with sqlite3.connect(database) as connection:
             connection.execute("ALTER TABLE hidden_aliases RENAME TO registered_model_aliases")
+    assert asked == []  # nothing was decided on a registry that could not be read
     assert champion(tracking, name).version == first
-    tags = tracking.activate().get_model_version(name, challenger).tags
-    assert DECISION_TAG not in tags
+    assert DECISION_TAG not in tracking.activate().get_model_version(name, challenger).tags
 
 
 def test_only_the_platforms_networks_can_be_registered() -> None:
