@@ -17,6 +17,7 @@ from layer_platform.analysis.errors import AnalysisError
 from layer_platform.defs.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 from layer_platform.simulation.config import SimulationConfig
+from layer_platform.umask import apply_umask
 
 ENV_HELP = "\n".join(
     ["environment:", "  LAYER_HOME  root of all state (default ./.layer_home)"]
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_umask()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

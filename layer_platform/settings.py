@@ -44,6 +44,9 @@ class LayerPaths:
     #: Captured once: MLflow itself writes that variable whenever a store is activated, so
     #: reading it later would silently follow the last store any code in the process used.
     mlflow_server: str | None = None
+    #: The MLflow UI that asset metadata links to (``LAYER_MLFLOW_UI_URL``); None: the tracking
+    #: server itself, or ``mlflow ui``'s default address for a local store.
+    mlflow_ui_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LayerPaths:
@@ -66,6 +69,7 @@ class LayerPaths:
             mlflow_dir=resolved["LAYER_MLFLOW_DIR"],
             artifacts=resolved["LAYER_ARTIFACTS_DIR"],
             mlflow_server=env.get("MLFLOW_TRACKING_URI") or None,
+            mlflow_ui_url=env.get("LAYER_MLFLOW_UI_URL") or None,
         )
 
     @classmethod

@@ -53,6 +53,14 @@ class SmallCNN3D(nn.Module):
         pooling: str = "avg",
     ):
         super().__init__()
+        #: What rebuilds this network around saved weights (``tracking/architecture.py``).
+        self.hyperparameters = {
+            "in_channels": in_channels,
+            "channels": list(channels),
+            "norm": norm,
+            "dropout": dropout,
+            "pooling": pooling,
+        }
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         width = in_channels
         for i, out in enumerate(channels):
@@ -99,6 +107,8 @@ class FoldEnsemble(nn.Module):
         widths = {member.out_channels for member in members}
         if len(widths) > 1:
             raise ValueError(f"members must share one last-block width; got {sorted(widths)}")
+        #: The members' own hyperparameters: what rebuilds the ensemble around saved weights.
+        self.member_hyperparameters = [dict(member.hyperparameters) for member in members]
         self.features = ParallelBranches([member.features for member in members])
         self.heads = nn.ModuleList(member.head for member in members)
 

@@ -25,6 +25,8 @@ class StorageResource(dg.ConfigurableResource):
     artifacts: str
     mlflow_dir: str
     dagster_home: str
+    mlflow_server: str | None = None
+    mlflow_ui_url: str | None = None
 
     @classmethod
     def from_paths(cls, paths: LayerPaths) -> StorageResource:
@@ -35,6 +37,8 @@ class StorageResource(dg.ConfigurableResource):
             artifacts=str(paths.artifacts),
             mlflow_dir=str(paths.mlflow_dir),
             dagster_home=str(paths.dagster_home),
+            mlflow_server=paths.mlflow_server,
+            mlflow_ui_url=paths.mlflow_ui_url,
         )
 
     @property
@@ -46,6 +50,8 @@ class StorageResource(dg.ConfigurableResource):
             warehouse=Path(self.warehouse_path),
             mlflow_dir=Path(self.mlflow_dir),
             artifacts=as_location(self.artifacts),
+            mlflow_server=self.mlflow_server,
+            mlflow_ui_url=self.mlflow_ui_url,
         )
 
     def warehouse(self) -> Warehouse:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import subprocess
+import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +22,19 @@ import numpy as np
 import torch
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 
 from layer_platform.settings import LayerPaths
+from layer_platform.tracking.model_files import (
+    ARCHITECTURE_FILE,
+    FORMAT,
+    WEIGHTS_FILE,
+    ModelIntegrityError,
+    read_model,
+    write_model,
+)
 
 CHAMPION = "champion"
 for noisy in ("mlflow", "alembic"):
@@ -36,11 +48,15 @@ class Tracking:
     tracking_uri: str
     #: None with a tracking server: the server decides where artifacts go.
     artifact_root: str | None
+    #: The MLflow UI that links point to (``LayerPaths.mlflow_ui_url``).
+    ui_url: str = "http://127.0.0.1:5000"
 
     @classmethod
     def for_paths(cls, paths: LayerPaths) -> Tracking:
         paths.mlflow_dir.mkdir(parents=True, exist_ok=True)
-        return cls(paths.mlflow_tracking_uri, paths.mlflow_artifact_root)
+        server = paths.mlflow_server if (paths.mlflow_server or "").startswith("http") else None
+        ui_url = paths.mlflow_ui_url or server or cls.ui_url
+        return cls(paths.mlflow_tracking_uri, paths.mlflow_artifact_root, ui_url.rstrip("/"))
 
     def activate(self) -> MlflowClient:
         mlflow.set_tracking_uri(self.tracking_uri)
@@ -95,39 +111,81 @@ def tracked_run(
         yield run
 
 
+MODEL_ARTIFACT = "model"
+#: On a model version: the file format (absent on legacy pickled versions) and file digests.
+FORMAT_TAG = "layer.format"
+SHA256_TAGS = {WEIGHTS_FILE: "layer.weights_sha256", ARCHITECTURE_FILE: "layer.architecture_sha256"}
+#: Written on a version once its promotion decision is made (``record_decision``).
+DECISION_TAG = "layer.promotion"
+
+
+class LegacyModelWarning(UserWarning):
+    """A version stored as a pickle (before weights-only storage): loads until retrained."""
+
+
 def log_torch_model(
     model: torch.nn.Module, input_example: np.ndarray, registered_name: str
 ) -> ModelVersion:
-    """Log ``model`` in the active run with its input signature and register a new version.
+    """Log ``model`` in the active run as weights + architecture and register a new version.
 
-    Pickle serialization keeps the loaded model an ordinary ``nn.Module`` that accepts any batch
-    and volume size (the ``pt2`` format only accepts the saved input shape).
+    The version carries the files' SHA-256 digests, checked before every load. The signature
+    fixes only the channel count: batch and spatial sizes are -1, so a model trained on the CPU
+    grid is documented as accepting any grid.
     """
     model = model.cpu().eval()
     with torch.no_grad():
         output = model(torch.as_tensor(input_example)).numpy()
-    signature = mlflow.models.infer_signature(input_example, output)
-    info = mlflow.pytorch.log_model(
-        model,
-        name="model",
-        signature=signature,
-        serialization_format="pickle",
-        registered_model_name=registered_name,
-    )
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_torch_model needs an active MLflow run (see tracked_run)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / MODEL_ARTIFACT
+        digests = write_model(model, folder, _free_shape(input_example))
+        signature = ModelSignature(
+            Schema([TensorSpec(input_example.dtype, _free_shape(input_example)["shape"])]),
+            Schema([TensorSpec(output.dtype, _free_shape(output)["shape"])]),
+        )
+        Model(run_id=run.info.run_id, artifact_path=MODEL_ARTIFACT, signature=signature).save(
+            folder / "MLmodel"
+        )
+        mlflow.log_artifacts(str(folder), MODEL_ARTIFACT)
     client = MlflowClient(mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    versions = client.search_model_versions(
-        f"name = '{registered_name}' and run_id = '{info.run_id}'"
+    _ensure_registered(client, registered_name)
+    tags = {FORMAT_TAG: FORMAT, **{SHA256_TAGS[file]: sha for file, sha in digests.items()}}
+    return client.create_model_version(
+        registered_name, mlflow.get_artifact_uri(MODEL_ARTIFACT), run.info.run_id, tags=tags
     )
-    return max(versions, key=lambda v: int(v.version))
+
+
+def _free_shape(array: np.ndarray) -> dict[str, Any]:
+    """Shape with every size but the channels (axis 1) free: ``[-1, C, -1, ...]``."""
+    shape = [-1 if axis != 1 else size for axis, size in enumerate(array.shape)]
+    return {"shape": shape, "dtype": str(array.dtype)}
+
+
+def _ensure_registered(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
 
 def champion(tracking: Tracking, name: str) -> ModelVersion | None:
-    """The version carrying the ``champion`` alias, or None before the first promotion."""
+    """The version carrying the ``champion`` alias, or None before the first promotion.
+
+    Only "this model or alias does not exist" means no champion; any other registry error (a
+    locked store, a server down) propagates, so a challenger never wins uncompared.
+    """
     client = tracking.activate()
     try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+        registered = client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = registered.aliases.get(CHAMPION)
+    return None if version is None else client.get_model_version(name, version)
 
 
 def promote(tracking: Tracking, name: str, version: str, reason: str) -> None:
@@ -137,17 +195,51 @@ def promote(tracking: Tracking, name: str, version: str, reason: str) -> None:
 
 
 def record_decision(tracking: Tracking, name: str, version: str, reason: str) -> None:
-    """Record on a version why it was (not) promoted."""
-    tracking.activate().set_model_version_tag(name, version, "layer.promotion", reason[:500])
+    """Record on a version why it was (not) promoted: from then on it counts for staleness."""
+    tracking.activate().set_model_version_tag(name, version, DECISION_TAG, reason[:500])
+
+
+def load_version(tracking: Tracking, version: ModelVersion) -> torch.nn.Module:
+    """Load one registered version through the registry (``models:/name/N``), on the CPU.
+
+    Weights-only versions are checked against their SHA-256 tags first
+    (``ModelIntegrityError`` names the failed check). Versions registered before that format
+    are pickles: they still load, with a ``LegacyModelWarning``, until retrained; once a model
+    has a weights-only version, a pickle of it is refused (no downgrade through the registry).
+    """
+    client = tracking.activate()
+    uri = f"models:/{version.name}/{version.version}"
+    label = f"{version.name} v{version.version}"
+    if version.tags.get(FORMAT_TAG) is None:
+        siblings = client.search_model_versions(f"name = '{version.name}'")
+        if any(FORMAT_TAG in sibling.tags for sibling in siblings):
+            raise ModelIntegrityError(
+                f"{label} is a pickle, but {version.name} has weights-only versions: refusing "
+                "to unpickle it (format check)"
+            )
+        warnings.warn(
+            f"{label} is a legacy pickled model: loading it runs code from the registry; "
+            "retrain to store it as weights",
+            LegacyModelWarning,
+            stacklevel=2,
+        )
+        return mlflow.pytorch.load_model(uri, map_location="cpu").eval()
+    expected = {file: version.tags.get(tag, "") for file, tag in SHA256_TAGS.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        return read_model(folder, expected, label)
 
 
 def load_champion(tracking: Tracking, name: str) -> tuple[torch.nn.Module, ModelVersion]:
-    """Load the champion by alias (never by a file path)."""
+    """Load the champion by alias (never by a file path).
+
+    The alias is resolved once and that version is loaded, so the files and the digests they
+    are checked against belong to the same version even if the alias moves meanwhile.
+    """
     version = champion(tracking, name)
     if version is None:
         raise LookupError(f"no {CHAMPION!r} version of registered model {name!r} yet")
-    model = mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}", map_location="cpu")
-    return model, version
+    return load_version(tracking, version), version
 
 
 class ChildRuns:
@@ -196,13 +288,16 @@ def champion_data_version(tracking: Tracking, name: str) -> str | None:
 
 
 def latest_data_version(tracking: Tracking, name: str) -> str | None:
-    """The data version the newest registered version was trained on, promoted or not.
+    """The data version the newest decided version was trained on, promoted or not.
 
     What decides whether data is new to a model: a challenger that lost was still trained on
-    it, and training again on the same scans would only repeat that result.
+    it, and training again on the same scans would only repeat that result. A version without
+    a recorded decision (its run died between registering and deciding) is ignored, so it
+    cannot block the retraining that would decide it.
     """
     versions = tracking.activate().search_model_versions(f"name = '{name}'")
-    newest = max(versions, key=lambda v: int(v.version), default=None)
+    decided = [v for v in versions if DECISION_TAG in v.tags]
+    newest = max(decided, key=lambda v: int(v.version), default=None)
     return _trained_on(tracking, newest)
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from layer_platform.tracking.mlflow_registry import (
     Tracking,
     champion,
-    load_champion,
+    load_version,
     promote,
     record_decision,
 )
@@ -82,11 +82,14 @@ def challenge_champion(
     """Score the current champion with ``score_model``, decide, then move the alias or record why.
 
     ``score_model`` must evaluate on the candidate's held-out data, so both scores are comparable.
+    Nothing is decided when the champion cannot be read: a registry error, or a champion whose
+    files fail their SHA-256 check (``ModelIntegrityError``), fails the step loudly, the alias
+    stays put and the challenger keeps no decision, so the next run retrains and challenges
+    again. A corrupt champion is never treated as "no champion": replacing it needs a person
+    to remove its alias (``docs/security.md``).
     """
-    champion_score = None
-    if champion(tracking, name) is not None:
-        model, _ = load_champion(tracking, name)
-        champion_score = score_model(model)
+    current = champion(tracking, name)
+    champion_score = None if current is None else score_model(load_version(tracking, current))
     decision = decide(candidate_score, champion_score)
     record = promote if decision.promote else record_decision
     record(tracking, name, version, decision.reason)

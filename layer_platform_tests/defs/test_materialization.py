@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import mlflow
 import pytest
 from mlflow.entities.model_registry import ModelVersion
 
@@ -23,7 +22,7 @@ from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.io.dicom import write_dicom
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort, simulate_scan
-from layer_platform.tracking.mlflow_registry import Tracking, champion
+from layer_platform.tracking.mlflow_registry import Tracking, champion, load_version
 from layer_platform.warehouse.store import Warehouse
 
 PHI = {"PatientName": "ZZTEST^PLANTED", "PatientID": "PID-93817", "PatientBirthDate": "19510704"}
@@ -132,9 +131,18 @@ def test_model_stages_register_champions_and_write_tables(layer_paths: LayerPath
     )
 
     # The registered model is the two fold models' ensemble, loadable from the registry.
-    latest = _latest_version(tracking, "layer-classifier-bmode").version
-    registered = mlflow.pytorch.load_model(f"models:/layer-classifier-bmode/{latest}")
+    latest = _latest_version(tracking, "layer-classifier-bmode")
+    registered = load_version(tracking, latest)
     assert isinstance(registered, FoldEnsemble) and len(registered.heads) == 2
+    # MLflow and Dagster link both ways; the training split is an MLflow dataset.
+    run = tracking.activate().get_run(latest.run_id)
+    assert run.data.tags["dagster.asset_key"] == "pain_classifier"
+    assert run.data.tags["dagster.run_id"] == report.runs[-1]
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["layer-classifier-bmode"]
+    event = instance.get_latest_materialization_event(dg.AssetKey("pain_classifier"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["mlflow_run"].value.endswith(f"/runs/{latest.run_id}")
+    assert metadata["mlflow_model_version"].value.endswith(f"/versions/{latest.version}")
 
     metrics = warehouse.query(
         "SELECT input_mode, model_version, value FROM model_metrics WHERE metric = 'heldout_auc'"

@@ -7,10 +7,11 @@ import datetime as dt
 import dagster as dg
 import numpy as np
 import pytest
-from torch import nn
 
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.schedules import cohort_refresh_schedule
+from layer_platform.segmentation.config import SegmenterConfig
+from layer_platform.segmentation.network import build_segmenter
 from layer_platform.settings import LayerPaths
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
@@ -60,7 +61,8 @@ def make_segmenter_champion(paths: LayerPaths, scan_ids: list[str]) -> None:
         params={"n_train": len(scan_ids) - 1, "n_val": 1},
         tags={DATA_VERSION_TAG: data_version(scan_ids)},
     ):
-        version = log_torch_model(nn.Linear(2, 1), np.zeros((1, 2), "f4"), "layer-segmenter")
+        tiny = build_segmenter(SegmenterConfig(channels=(2, 4), strides=(2,)))
+        version = log_torch_model(tiny, np.zeros((1, 1, 8, 8, 8), "f4"), "layer-segmenter")
     promote(tracking, "layer-segmenter", version.version, "test champion")
 
 

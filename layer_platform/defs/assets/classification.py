@@ -22,12 +22,14 @@ from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import png_to_markdown
+from layer_platform.tracking.dagster_links import dagster_tags, log_training_data, model_links
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     ChildRuns,
     Tracking,
     data_version,
     log_torch_model,
+    record_decision,
     tracked_run,
 )
 from layer_platform.tracking.promotion import challenge_champion, should_promote
@@ -221,8 +223,13 @@ def pain_classifier(
                 "n_scans": len(items),
                 "n_excluded_no_swe": excluded,
             },
-            tags={"layer.input_mode": mode, DATA_VERSION_TAG: cohort_version},
+            tags={
+                "layer.input_mode": mode,
+                DATA_VERSION_TAG: cohort_version,
+                **dagster_tags(context, mode),
+            },
         ) as parent:
+            log_training_data([r for r in split_rows if r["scan_id"] in set(scan_ids)], name)
             children = ChildRuns(tracking, parent, mode)
             cv = cross_validate(
                 items,
@@ -273,6 +280,7 @@ def pain_classifier(
             ).reason
         else:
             reason = "not promoted: its predictions are not all finite probabilities in [0, 1]"
+            record_decision(tracking, name, version.version, reason)
         context.log.info(f"{name} v{version.version}: {reason}")
         probabilities.extend(row["probability"] for row in predictions)
         test_auc[mode] = cv.test_metrics.auc
@@ -286,6 +294,7 @@ def pain_classifier(
                 "promotion": reason,
                 "metrics": dg.MetadataValue.md(_metrics_markdown(cv)),
                 "roc": dg.MetadataValue.md(png_to_markdown(png, f"ROC {mode}")),
+                **model_links(tracking, version),
             },
             partition_key=mode,
         )

@@ -25,6 +25,7 @@ from layer_platform.segmentation.postprocess import enforce_anatomical_order, or
 from layer_platform.segmentation.qc import dice_per_layer, layer_qc, qc_problems
 from layer_platform.segmentation.splits import validation_subjects
 from layer_platform.segmentation.training import train_segmenter, validation_dice
+from layer_platform.tracking.dagster_links import dagster_tags, log_training_data, model_links
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     Tracking,
@@ -93,8 +94,10 @@ def segmentation_model(
         SEGMENTER,
         "segmenter",
         params={**config.to_params(), "n_train": len(train), "n_val": len(val)},
-        tags={DATA_VERSION_TAG: data_version(list(examples))},
+        tags={DATA_VERSION_TAG: data_version(list(examples)), **dagster_tags(context)},
     ):
+        roles = [{**r, "role": "val" if r["subject_id"] in held_out else "train"} for r in rows]
+        log_training_data(roles, SEGMENTER)
         trained = train_segmenter(
             train,
             val,
@@ -131,6 +134,7 @@ def segmentation_model(
             "n_train_scans": len(train),
             "n_val_scans": len(val),
             "promotion": reason,
+            **model_links(tracking, version),
         },
         check_results=[
             dg.AssetCheckResult(
