@@ -280,12 +280,44 @@ def _metaimage_fields(path: Path) -> tuple[dict[str, str], int]:
     return fields, length
 
 
+#: MetaImage integer fields checked before SimpleITK parses the header: (smallest, largest).
+#: MetaIO loops forever on ``NDims = -1`` (found by fuzzing), so no field reaches it unchecked.
+_MET_INT_FIELDS: dict[str, tuple[int, int]] = {
+    "NDims": (1, 4),
+    "ElementNumberOfChannels": (1, 1 << 16),
+    "HeaderSize": (-1, 1 << 31),
+    "CompressedDataSize": (0, 1 << 40),
+}
+
+
+def _check_metaimage_fields(name: str, fields: dict[str, str]) -> None:
+    """Refuse a MetaImage header whose structural fields are not sane integers or types."""
+
+    def integers(key: str) -> list[int]:
+        try:
+            return [int(v) for v in fields[key].split()]
+        except ValueError:
+            raise damaged(name, "MetaImage", f"{key} is not a list of integers") from None
+
+    if "ElementDataFile" not in fields:
+        raise damaged(name, "MetaImage", "no ElementDataFile line in the header")
+    if "NDims" not in fields or "DimSize" not in fields:
+        raise damaged(name, "MetaImage", "NDims or DimSize is missing")
+    for key, (lo, hi) in _MET_INT_FIELDS.items():
+        if key in fields and (len(values := integers(key)) != 1 or not lo <= values[0] <= hi):
+            raise damaged(name, "MetaImage", f"{key} must be one integer in {lo}..{hi}")
+    sizes = integers("DimSize")
+    if len(sizes) != int(fields["NDims"]) or min(sizes) < 1:
+        raise damaged(name, "MetaImage", "DimSize must hold NDims positive integers")
+    if fields.get("ElementType") not in _MET_ITEMSIZE:
+        raise damaged(name, "MetaImage", "ElementType is not a known MET_ scalar type")
+
+
 def read_metaimage(path: Path) -> Decoded:
     """MetaImage (``.mha`` or ``.mhd`` + data file) via SimpleITK, reordered to (i, j, k)."""
     name = path.name
     fields, header_end = _metaimage_fields(path)
-    if "ElementDataFile" not in fields:
-        raise damaged(name, "MetaImage", "no ElementDataFile line in the header")
+    _check_metaimage_fields(name, fields)
     data_file = fields["ElementDataFile"]
     if data_file == "LOCAL":
         source, offset = path, header_end
@@ -299,7 +331,7 @@ def read_metaimage(path: Path) -> Decoded:
         raise damaged(name, "MetaImage", "header cannot be parsed") from None
     size, count = reader.GetSize(), reader.GetNumberOfComponents()
     compressed = fields.get("CompressedData", "False").lower() == "true"
-    itemsize = _MET_ITEMSIZE.get(fields.get("ElementType", ""), 8)
+    itemsize = _MET_ITEMSIZE[fields["ElementType"]]
     available = None if compressed else source.stat().st_size - offset
     check_declared_size(name, (*size, count), itemsize, available)
     if compressed:  # SimpleITK would allocate it all and zero-fill what a short stream lacks

@@ -1,8 +1,9 @@
 """Run intake's folder inspection on many hostile folders in one child process, and watch it.
 
 The child limits its address space (``RLIMIT_AS``), records every ``open`` Python makes
-(``sys.addaudithook``), measures its peak RSS (``ru_maxrss``: it sees what SimpleITK, nibabel or
-pydicom allocate in C, which ``tracemalloc`` cannot), and gives each folder a time limit. It
+(``sys.addaudithook``), measures each folder's peak RSS over the RSS it started from (``VmHWM``
+reset per folder: it sees what SimpleITK, nibabel or pydicom allocate in C, which
+``tracemalloc`` cannot), and gives each folder a time limit. It
 reports one JSON line per folder; the parent (:func:`run_batch`) judges the invariants.
 
 Usage (the parent does this): ``python -m layer_platform_tests.ingestion.sandbox JOB.json``.
@@ -10,6 +11,7 @@ Usage (the parent does this): ``python -m layer_platform_tests.ingestion.sandbox
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import resource
@@ -43,14 +45,20 @@ class Outcome:
     rss_growth_mib: float
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _vm_size_bytes() -> int:
+def _status_kib(field: str) -> int:
     with open("/proc/self/status") as status:
-        line = next(x for x in status if x.startswith("VmSize:"))
-    return int(line.split()[1]) * 1024
+        return int(next(x for x in status if x.startswith(field + ":")).split()[1])
+
+
+def _reset_peak() -> float:
+    """Reset the peak-RSS mark (``VmHWM``) to the current RSS; return that RSS in MiB.
+
+    A per-case peak needs the reset: ``ru_maxrss`` never goes down, so a case allocating less
+    than an earlier peak (imports, a warm-up read) would show no growth at all.
+    """
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    return _status_kib("VmRSS") / 1024
 
 
 def _child(job: dict[str, Any]) -> None:
@@ -82,18 +90,21 @@ def _child(job: dict[str, Any]) -> None:
                 opened.append(path)
 
     sys.addaudithook(audit)
-    limit = _vm_size_bytes() + AS_HEADROOM_MIB * 2**20
+    limit = _status_kib("VmSize") * 1024 + AS_HEADROOM_MIB * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     def hang(signum: int, frame: object) -> None:
         raise TimeoutError(f"over {CASE_SECONDS} s")
 
     signal.signal(signal.SIGALRM, hang)
-    baseline = _peak_rss_mib()
+    watchdog_seconds = 2 * CASE_SECONDS  # C code ignores SIGALRM's handler: end the process
     for name in job["cases"]:
+        baseline = _reset_peak()
         current[0], opened[:] = os.path.realpath(landing / name) + os.sep, []
         signal.alarm(CASE_SECONDS)
+        faulthandler.dump_traceback_later(watchdog_seconds, exit=True)
         result, raised = inspect(name)
+        faulthandler.cancel_dump_traceback_later()
         signal.alarm(0)
         current[0] = ""
         reasons = [q.reason for q in result.quarantined] if result else []
@@ -106,44 +117,57 @@ def _child(job: dict[str, Any]) -> None:
                     "reason": reasons[0] if reasons else "",
                     "raised": raised,
                     "outside_opens": sorted(set(opened)),
-                    "rss_growth_mib": _peak_rss_mib() - baseline,
+                    "rss_growth_mib": _status_kib("VmHWM") / 1024 - baseline,
                 }
             ),
             flush=True,
         )
 
 
+def _run_child(job: Path, repo: Path, timeout: float) -> tuple[list[str], str]:
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", __name__, str(job)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=repo,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        out = expired.stdout.decode() if isinstance(expired.stdout, bytes) else expired.stdout
+        return [x for x in (out or "").splitlines() if x.startswith("{")], "timeout"
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return lines, "" if done.returncode == 0 else f"rc {done.returncode}: {done.stderr[-300:]}"
+
+
 def run_batch(
     landing: Path, cases: list[str], warmup: list[str], *, timeout: float = 600
 ) -> list[Outcome]:
-    """Inspect ``cases`` (folder names under ``landing``) in one sandboxed child process.
+    """Inspect ``cases`` (folder names under ``landing``) in sandboxed child processes.
 
-    ``warmup`` folders (good scans of every format) are inspected first, unmeasured. Raises
-    ``AssertionError`` with the child's output if it dies (a crash is a finding too).
+    ``warmup`` folders (good scans of every format) are inspected first, unmeasured. A child
+    that dies or hangs in C code (the watchdog ends it) records that case as ``raised="died
+    ..."`` and a new child goes on with the rest: a crash is a finding, not the end of the run.
     """
-    job = landing.parent / "sandbox-job.json"
     repo = Path(__file__).resolve().parents[2]
-    job.write_text(
-        json.dumps(
-            {"landing": str(landing), "cases": cases, "warmup": warmup, "allow": [str(repo)]}
+    job = landing.parent / "sandbox-job.json"
+    outcomes: list[Outcome] = []
+    while len(outcomes) < len(cases):
+        rest = cases[len(outcomes) :]
+        job.write_text(
+            json.dumps(
+                {"landing": str(landing), "cases": rest, "warmup": warmup, "allow": [str(repo)]}
+            )
         )
-    )
-    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", __name__, str(job)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=repo,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0 and len(lines) == len(cases), (
-        f"the sandbox died (rc {done.returncode}) after {len(lines)} of {len(cases)} cases:\n"
-        f"{done.stderr[-3000:]}"
-    )
-    return [Outcome(**json.loads(line)) for line in lines]
+        lines, death = _run_child(job, repo, timeout)
+        outcomes += [Outcome(**json.loads(line)) for line in lines]
+        if death and len(outcomes) < len(cases):
+            folder = cases[len(outcomes)]
+            outcomes.append(Outcome(folder, 0, 0, "", f"died ({death})", [], 0.0))
+    return outcomes
 
 
 def violations(outcome: Outcome) -> list[str]:
