@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from layer_platform.errors import ScanError
+from layer_platform.ingestion.guard import guarded
 from layer_platform.ingestion.landing import discover, incomplete_folders
 from layer_platform.ingestion.manifest import refresh_manifest
 from layer_platform.ingestion.policy import IntakePolicy
@@ -287,3 +289,26 @@ def test_gzip_helper_really_truncates(tmp_path: Path) -> None:
     corrupt_gzip(path)
     with pytest.raises(EOFError), gzip.open(path) as handle:
         handle.read()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RecursionError("DOE^JANE"), MemoryError(), IsADirectoryError(21, "DOE^JANE"), ValueError("x")],
+)
+def test_an_unexpected_exception_becomes_a_reason_naming_the_step_and_class(
+    error: Exception,
+) -> None:
+    def fail() -> None:
+        raise error
+
+    with pytest.raises(ScanError) as caught, guarded("reading the bmode volume"):
+        fail()
+    reason = caught.value.reason
+    assert reason.startswith("reading the bmode volume failed unexpectedly")
+    assert type(error).__name__ in reason and "DOE" not in reason
+    assert caught.value.__cause__ is None
+
+
+def test_a_scan_error_passes_through_the_guard_unchanged() -> None:
+    with pytest.raises(ScanError, match=r"^the original$"), guarded("a step"):
+        raise ScanError("the original")
