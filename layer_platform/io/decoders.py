@@ -31,6 +31,7 @@ from layer_platform.io.formats import (
     compressed_ends_early,
     damaged,
 )
+from layer_platform.io.nifti_extensions import check_nifti_extensions
 
 #: Length units that headers name, in mm. NIfTI's "unknown" is read as mm, as every viewer does.
 MM_PER_UNIT: dict[str, float] = {
@@ -89,6 +90,7 @@ def channels_for_count(name: str, count: int) -> Channels:
 def read_nifti(path: Path) -> Decoded:
     """NIfTI-1/2, plain or gzipped; scl_slope/inter applied (then float32), as for DICOM."""
     name, compressed = path.name, path.name.lower().endswith(".gz")
+    check_nifti_extensions(path)
     try:
         image = nib.load(path, mmap=False)
         header = image.header
