@@ -14,6 +14,8 @@ zeroed here, and says so in ``metadata["burned_in"]``; the intake decides whethe
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_file_meta_info
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import apply_color_lut
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -219,8 +221,28 @@ def _check_pixel_module(ds: Dataset, name: str) -> None:
     itemsize = max(int(ds.get("BitsAllocated") or 8) // 8, 1)
     compressed = ds.file_meta.TransferSyntaxUID.is_compressed
     item = ds.get_item("PixelData", keep_deferred=True)
-    stored = None if compressed else (item.length if item.value is None else len(item.value))
+    if item.value is None:  # deferred: what the file really holds after the element's start
+        stored = min(item.length, Path(ds.filename).stat().st_size - item.value_tell)
+    else:
+        stored = len(item.value)
+    stored = None if compressed else stored
     check_declared_size(name, shape, itemsize, stored)
+
+
+class _BoundedFile(io.FileIO):
+    """A file whose reads never ask for more than it holds.
+
+    pydicom reads an element with ``read(length)``, trusting the length in the file: a damaged
+    length of 4 GiB made it allocate 4 GiB for a 1 kB file (found by fuzzing).
+    """
+
+    def __init__(self, path: Path | str, mode: str = "rb") -> None:
+        super().__init__(str(path), mode)  # a str name: pydicom reopens it for deferred reads
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, size: int | None = -1) -> bytes:
+        remaining = max(self._size - self.tell(), 0)
+        return super().read(remaining if size is None or size < 0 else min(size, remaining))
 
 
 def open_dataset(path: Path) -> Dataset:
@@ -231,13 +253,17 @@ def open_dataset(path: Path) -> Dataset:
             which can echo an element value, and the original exception is not chained.
     """
     try:
-        syntax = read_file_meta_info(path).get("TransferSyntaxUID")
-        if syntax == DeflatedExplicitVRLittleEndian:  # pydicom inflates it whole, uncapped
-            raise VolumeReadError(
-                f"{path.name} uses the deflated transfer syntax, which is not accepted (it"
-                " cannot be read with a bounded buffer); export it uncompressed"
-            )
-        return strip_phi(pydicom.dcmread(path, defer_size=DEFER_BYTES))
+        with _BoundedFile(path) as handle:
+            read_preamble(handle, False)
+            # pydicom's own meta reader, on the bounded file (the public one opens the path)
+            syntax = _read_file_meta_info(handle).get("TransferSyntaxUID")
+            if syntax == DeflatedExplicitVRLittleEndian:  # pydicom inflates it whole, uncapped
+                raise VolumeReadError(
+                    f"{path.name} uses the deflated transfer syntax, which is not accepted (it"
+                    " cannot be read with a bounded buffer); export it uncompressed"
+                )
+            handle.seek(0)
+            return strip_phi(pydicom.dcmread(handle, defer_size=DEFER_BYTES))
     except VolumeReadError:
         raise
     except InvalidDicomError:

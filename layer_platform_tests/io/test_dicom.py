@@ -260,3 +260,23 @@ def test_deflated_transfer_syntax_is_refused_before_inflating(phi_dicom: Path) -
     ds.save_as(phi_dicom, enforce_file_format=True)
     with pytest.raises(VolumeReadError, match="deflated"):
         read_volume(phi_dicom)
+
+
+def test_a_large_deferred_pixel_data_element_reads(tmp_path: Path) -> None:
+    """PixelData over ``DEFER_BYTES`` is fetched after the size check, from the same file."""
+    big = np.random.default_rng(2).integers(0, 255, size=(128, 128, 80), dtype=np.uint8)
+    write_dicom(tmp_path / "bmode.dcm", big, SPACING)
+    np.testing.assert_array_equal(read_volume(tmp_path / "bmode.dcm").array, big)
+
+
+def test_a_damaged_element_length_is_refused_not_allocated(phi_dicom: Path) -> None:
+    """A header element claiming ~4 GiB in a small file (found by fuzzing)."""
+    ds = pydicom.dcmread(phi_dicom)
+    ds.LongCodeValue = "y" * 8  # VR UC: explicit VR gives it a 4-byte length, damaged below
+    ds.save_as(phi_dicom)
+    data = bytearray(phi_dicom.read_bytes())
+    at = data.find(b"y" * 8) - 4
+    data[at : at + 4] = (0xFFFFFFF0).to_bytes(4, "little")
+    phi_dicom.write_bytes(bytes(data))
+    with pytest.raises(VolumeReadError, match="damaged"):
+        read_volume(phi_dicom)
