@@ -431,7 +431,8 @@ NEW: dict[str, Case] = {
         _detached("mhd", "bmode%03d.raw 0 0 1"), "beside it"
     ),
     "NRRD data file: LIST (decoy beside)": Case(
-        _detached("nhdr", "LIST"), "beside it"  # pynrrd cannot parse the names after it
+        _detached("nhdr", "LIST"),
+        "beside it",  # pynrrd cannot parse the names after it
     ),
     "NRRD data file pattern (decoy beside)": Case(
         _detached("nhdr", "bmode.%03d.raw 0 0 1"), "beside it"
