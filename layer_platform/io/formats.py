@@ -45,7 +45,7 @@ _PLAIN_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
 #: Names MetaIO and NRRD give a meaning of their own: never a file name.
 _RESERVED_DATA_FILES = frozenset({"LIST", "LOCAL"})
 
-#: Stream codecs a header may name, each a factory of an incremental decompressor.
+#: Compressed stream kinds measured by ``check_compressed_length`` (gzip is read as zlib).
 Codec = Literal["zlib", "bzip2"]
 
 #: How a trailing per-voxel component axis is to be understood.

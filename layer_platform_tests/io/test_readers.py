@@ -423,3 +423,13 @@ def test_a_well_formed_nifti_extension_still_reads(tmp_path: Path) -> None:
     image.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment, 24 bytes"))
     nib.save(image, tmp_path / "bmode.nii.gz")
     np.testing.assert_array_equal(read_volume(tmp_path / "bmode.nii.gz").array, PHANTOM)
+
+
+def test_a_bzip2_nrrd_reads_and_a_cut_one_is_truncated(tmp_path: Path) -> None:
+    """bzip2 is measured with the same bounded streaming as gzip (pynrrd inflates it whole)."""
+    path = tmp_path / "bmode.nrrd"
+    nrrd.write(str(path), PHANTOM, {"encoding": "bzip2", "spacings": list(SPACING)})
+    np.testing.assert_array_equal(read_volume(path).array, PHANTOM)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(VolumeReadError, match="truncated"):
+        read_volume(path)
