@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from layer_platform.errors import ScanError
+from layer_platform.ingestion.guard import guarded, unexpected
 from layer_platform.ingestion.landing import LandedFolder, load_scan
+from layer_platform.ingestion.policy import IntakePolicy
 from layer_platform.io import Volume, volume_extension
 from layer_platform.labels import MAX_LABEL, Layer
 
@@ -172,26 +174,50 @@ def _check_anatomy_direction(labels: np.ndarray) -> None:
         )
 
 
-def inspect_folder(folder: LandedFolder, landing: Path) -> ScanRecord:
-    """Validate one landing folder completely; raise ``ScanError`` naming the folder."""
+def _check_burned_in(volumes: Mapping[str, Volume], policy: IntakePolicy) -> None:
+    """DICOM pixels may carry burned-in text: refused unless masked and the site allows it."""
+    for role, volume in volumes.items():
+        burned_in = volume.metadata.get("burned_in", "NO")
+        if burned_in == "NO" or (burned_in == "masked" and policy.mask_burned_in):
+            continue
+        raise ScanError(
+            f"{role} is DICOM whose BurnedInAnnotation is not NO: its pixels may show patient"
+            " text. Export without annotations, or set LAYER_DICOM_BURNED_IN=mask to zero"
+            " everything outside the ultrasound regions"
+            + ("" if burned_in == "masked" else " (this file has no usable regions to keep)")
+        )
+
+
+def inspect_folder(
+    folder: LandedFolder, landing: Path, policy: IntakePolicy | None = None
+) -> ScanRecord:
+    """Validate one landing folder completely; raise ``ScanError`` naming the folder.
+
+    Any exception, expected or not, becomes a ``ScanError`` naming the step that failed.
+    """
+    policy = policy or IntakePolicy()
     try:
-        scan = load_scan(folder.path, landing)
+        scan = load_scan(folder.path, landing, policy)
     except ScanError as exc:
         raise exc.located(folder=folder.name) from None
     meta, paths, volumes = scan.meta, scan.paths, scan.volumes
-    if meta.dropped_phi_keys:
+    if meta.dropped_keys:
         log.warning(
-            "folder %s: dropped scan.json keys that look like patient identifiers: %s",
+            "folder %s: dropped %d scan.json key(s) outside the contract and the allowlist",
             folder.name,
-            ", ".join(meta.dropped_phi_keys),
+            meta.dropped_keys,
         )
     bmode = volumes["bmode"]
     try:
-        _check_bmode(bmode)
-        if "swe" in volumes:
-            _check_swe(volumes["swe"], bmode)
-        if "layers" in volumes:
-            _check_layers(volumes["layers"], bmode)
+        with guarded("checking the volumes"):
+            _check_burned_in(volumes, policy)
+            _check_bmode(bmode)
+            if "swe" in volumes:
+                _check_swe(volumes["swe"], bmode)
+            if "layers" in volumes:
+                _check_layers(volumes["layers"], bmode)
+        with guarded("hashing the scan's files"):
+            content_hash = _content_hash([*paths.values(), folder.path / "scan.json"])
     except ScanError as exc:
         raise exc.located(folder=folder.name, scan_id=meta.scan_id) from None
 
@@ -215,7 +241,7 @@ def inspect_folder(folder: LandedFolder, landing: Path) -> ScanRecord:
         dtype=str(bmode.metadata.get("dtype", bmode.array.dtype)),
         has_swe="swe" in volumes,
         has_reference_layers="layers" in volumes,
-        content_hash=_content_hash([*paths.values(), folder.path / "scan.json"]),
+        content_hash=content_hash,
         fingerprint=folder.fingerprint,
         metadata=json.dumps(meta.extra, sort_keys=True, default=str),
         ingested_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -236,6 +262,7 @@ def intake(
     folders: Iterable[LandedFolder],
     landing: Path,
     registered: Mapping[str, RegisteredScan],
+    policy: IntakePolicy | None = None,
 ) -> IntakeResult:
     """Inspect new or changed folders and apply the cohort-level rules.
 
@@ -245,6 +272,11 @@ def intake(
         registered: scan_id → scans already in the manifest. A newcomer that reuses a registered
             scan_id from another folder is quarantined (the registered scan stays); so is a scan
             whose subject is already registered with another label.
+        policy: extra scan.json keys, pseudonyms, date precision, burned-in DICOM.
+
+    Every folder ends as exactly one accepted record or one quarantine entry, whatever it holds:
+    an exception no check anticipated quarantines that folder alone (its reason names the step
+    and the exception's class, never a value) and intake goes on.
     """
     accepted: list[ScanRecord] = []
     quarantined: list[QuarantineEntry] = []
@@ -265,26 +297,28 @@ def intake(
 
     for folder in folders:
         try:
-            record = inspect_folder(folder, landing)
+            record = inspect_folder(folder, landing, policy)
         except ScanError as exc:
             refuse(folder, exc.scan_id, exc.reason)
+            continue
+        except Exception as exc:  # the last line of isolation: see the docstring
+            refuse(folder, None, unexpected("inspecting the folder", exc).reason)
             continue
         owner = owners.get(record.scan_id)
         if owner is not None and owner != folder.name:
             refuse(
                 folder,
                 record.scan_id,
-                f"duplicate scan_id: {record.scan_id!r} is already registered from folder"
-                f" {owner!r}",
+                f"duplicate scan_id: it is already registered from folder {owner!r}",
             )
             continue
         known = subject_labels.get(record.subject_id, record.label)
         if known != record.label:
-            refuse(
+            refuse(  # labels are contract values ('MP', 'control', null), never free text
                 folder,
                 record.scan_id,
-                f"subject {record.subject_id!r} is registered with label {known!r} but this"
-                f" scan says {record.label!r}; a subject's scans must share one label",
+                f"the subject is registered with label {known!r} but this scan says"
+                f" {record.label!r}; a subject's scans must share one label",
             )
             continue
         owners[record.scan_id] = folder.name

@@ -20,6 +20,7 @@ from layer_platform.ingestion.intake import (
     intake,
 )
 from layer_platform.ingestion.landing import discover
+from layer_platform.ingestion.policy import IntakePolicy
 from layer_platform.warehouse.store import Warehouse
 
 
@@ -46,9 +47,16 @@ def registered_scans(warehouse: Warehouse) -> dict[str, RegisteredScan]:
 
 
 def refresh_manifest(
-    landing: Path, warehouse: Warehouse, *, progress: bool = False
+    landing: Path,
+    warehouse: Warehouse,
+    *,
+    progress: bool = False,
+    policy: IntakePolicy | None = None,
 ) -> ManifestUpdate:
     """Inspect new and changed landing folders and record the outcome in the warehouse.
+
+    ``policy`` is the site's intake policy; None reads it from the environment
+    (:meth:`IntakePolicy.from_env`, the ``LAYER_*`` variables of ``docs/security.md``).
 
     A scan whose re-export turns out bad keeps its previously registered row (nothing
     materialized is lost) and gains a quarantine row explaining why the new export was refused.
@@ -61,7 +69,10 @@ def refresh_manifest(
     todo = [f for f in folders if inspected.get(f.name) != f.fingerprint]
     registered = registered_scans(warehouse)
     result: IntakeResult = intake(
-        tqdm(todo, desc="intake", unit="scan", disable=not progress), landing, registered
+        tqdm(todo, desc="intake", unit="scan", disable=not progress),
+        landing,
+        registered,
+        IntakePolicy.from_env() if policy is None else policy,
     )
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

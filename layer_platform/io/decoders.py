@@ -22,6 +22,7 @@ from nrrd.errors import NRRDError
 
 from layer_platform.errors import VolumeReadError
 from layer_platform.io.formats import (
+    MAX_VOLUME_BYTES,
     Channels,
     Decoded,
     check_compressed_length,
@@ -31,6 +32,7 @@ from layer_platform.io.formats import (
     damaged,
 )
 from layer_platform.io.geometry import NRRD_SPACE_TO_LPS, Vector3, lps_vector, unit
+from layer_platform.io.nifti_extensions import check_nifti_extensions
 from layer_platform.io.volume import LPS_RAS_FLIP
 
 #: Length units that headers name, in mm. NIfTI's "unknown" is read as mm, as every viewer does.
@@ -90,6 +92,7 @@ def channels_for_count(name: str, count: int) -> Channels:
 def read_nifti(path: Path) -> Decoded:
     """NIfTI-1/2, plain or gzipped; scl_slope/inter applied (then float32), as for DICOM."""
     name, compressed = path.name, path.name.lower().endswith(".gz")
+    check_nifti_extensions(path)
     try:
         image = nib.load(path, mmap=False)
         header = image.header
@@ -104,8 +107,8 @@ def read_nifti(path: Path) -> Decoded:
                 f"{name} is truncated: {path.stat().st_size} bytes is less than a NIfTI header;"
                 " the export or copy was interrupted, send it again"
             ) from None
-        detail = str(exc).replace(str(path), name)  # nibabel quotes the full path
-        raise damaged(name, "NIfTI", f"header: {detail}") from exc
+        # nibabel's message can quote header fields (descrip, intent_name): the class only
+        raise damaged(name, "NIfTI", f"header, {type(exc).__name__}") from None
     offset = int(image.dataobj.offset)
     available = None if compressed else path.stat().st_size - offset
     check_declared_size(name, shape, dtype.itemsize, available)
@@ -116,7 +119,7 @@ def read_nifti(path: Path) -> Decoded:
     except (EOFError, zlib.error):
         raise compressed_ends_early(name) from None
     except (OSError, ValueError) as exc:
-        raise damaged(name, "NIfTI", f"image data: {exc}") from exc
+        raise damaged(name, "NIfTI", f"image data, {type(exc).__name__}") from None
     if (image.dataobj.slope, image.dataobj.inter) != (1.0, 0.0):
         data = data.astype(np.float32)
     channels: Channels | None = None
@@ -181,14 +184,47 @@ def _nrrd_data(path: Path, header: dict[str, Any], header_end: int) -> tuple[Pat
     """Where the stored samples are: (file, offset, byte skip).
 
     A detached header's data file must sit beside the header as a plain file, whatever the
-    encoding.
+    encoding. A byte skip is a number of bytes to pass over, or -1 ("the data ends the file",
+    raw only): anything else would seek outside the data or inflate a stream to an unchecked
+    length, so it is refused.
     """
     data_file = header.get("data file", header.get("datafile"))
     if data_file is None:
         source, offset = path, header_end
     else:
-        source, offset = companion_file(path.name, path, data_file, "NRRD"), 0
-    return source, offset, int(header.get("byte skip", header.get("byteskip", 0)))
+        source, offset = companion_file(path.name, path, str(data_file), "NRRD"), 0
+    skip = int(header.get("byte skip", header.get("byteskip", 0)))
+    if skip < -1 or (skip == -1 and header.get("encoding") != "raw") or skip > MAX_VOLUME_BYTES:
+        raise VolumeReadError(
+            f"{path.name} has an invalid 'byte skip': a count of bytes up to"
+            f" {MAX_VOLUME_BYTES}, or -1 with raw encoding only"
+        )
+    return source, offset, skip
+
+
+def _nrrd_available(header: dict[str, Any], source: Path, offset: int, skip: int) -> int | None:
+    """Stored bytes of a raw NRRD's samples (None when compressed).
+
+    With a byte skip of -1 the samples are the file's last bytes (pynrrd seeks back from the
+    end), so what precedes them does not count as surplus.
+    """
+    if header["encoding"] != "raw":
+        return None
+    available = source.stat().st_size - offset - max(skip, 0)
+    if skip == -1:
+        declared = math.prod(int(n) for n in header["sizes"])
+        return min(available, declared * nrrd.reader._determine_datatype(header).itemsize)
+    return available
+
+
+def _nrrd_check_stream(
+    name: str, header: dict[str, Any], source: Path, offset: int, skip: int
+) -> None:
+    """pynrrd inflates the whole stream, however large: measure it first, exactly."""
+    declared = math.prod(int(n) for n in header["sizes"])
+    needed = declared * nrrd.reader._determine_datatype(header).itemsize + skip
+    codec = "zlib" if header["encoding"] in _NRRD_GZIP else "bzip2"
+    check_compressed_length(name, source, needed, offset=offset, exact=True, codec=codec)
 
 
 def read_nrrd(path: Path) -> Decoded:
@@ -206,20 +242,18 @@ def read_nrrd(path: Path) -> Decoded:
             dtype = nrrd.reader._determine_datatype(header)
             sizes = [int(n) for n in header["sizes"]]
             source, offset, skip = _nrrd_data(path, header, handle.tell())
-            raw = header["encoding"] == "raw"
-            available = source.stat().st_size - offset - max(skip, 0) if raw else None
+            available = _nrrd_available(header, source, offset, skip)
             check_declared_size(name, tuple(sizes), dtype.itemsize, available)
-            if header["encoding"] in _NRRD_GZIP and skip >= 0:
-                # pynrrd inflates the whole stream, however large: measure it first, exactly
-                needed = math.prod(sizes) * dtype.itemsize + skip
-                check_compressed_length(name, source, needed, offset=offset, exact=True)
+            if header["encoding"] in _NRRD_COMPRESSED:
+                _nrrd_check_stream(name, header, source, offset, skip)
             data = nrrd.read_data(header, handle, str(path))
     except VolumeReadError:
         raise
-    except (NRRDError, OSError, KeyError, ValueError, StopIteration, zlib.error) as exc:
+    except (NRRDError, OSError, KeyError, ValueError, TypeError, StopIteration, zlib.error) as exc:
         if header.get("encoding") in _NRRD_COMPRESSED and isinstance(exc, NRRDError | ValueError):
-            raise compressed_ends_early(name) from exc  # pynrrd's symptom: too few samples
-        raise damaged(name, "NRRD", str(exc) or type(exc).__name__) from exc
+            raise compressed_ends_early(name) from None  # pynrrd's symptom: too few samples
+        # pynrrd's message can quote a header field's value: name the error's class only
+        raise damaged(name, "NRRD", f"header or data, {type(exc).__name__}") from None
 
     kinds = _nrrd_kinds(header, len(sizes))
     components = _nrrd_component_axes(header, kinds)
@@ -273,12 +307,49 @@ def _metaimage_fields(path: Path) -> tuple[dict[str, str], int]:
     return fields, length
 
 
+#: MetaImage integer fields checked before SimpleITK parses the header: (smallest, largest).
+#: MetaIO loops forever on ``NDims = -1`` (found by fuzzing), so no field reaches it unchecked.
+_MET_INT_FIELDS: dict[str, tuple[int, int]] = {
+    "NDims": (1, 4),
+    "ElementNumberOfChannels": (1, 1 << 16),
+    "HeaderSize": (-1, 1 << 31),
+    "CompressedDataSize": (0, 1 << 40),
+}
+
+
+def _check_metaimage_fields(name: str, fields: dict[str, str]) -> None:
+    """Refuse a MetaImage header whose structural fields are not sane integers or types."""
+
+    def integers(key: str) -> list[int]:
+        try:
+            return [int(v) for v in fields[key].split()]
+        except ValueError:
+            raise damaged(name, "MetaImage", f"{key} is not a list of integers") from None
+
+    if "ElementDataFile" not in fields:
+        raise damaged(name, "MetaImage", "no ElementDataFile line in the header")
+    if "NDims" not in fields or "DimSize" not in fields:
+        raise damaged(name, "MetaImage", "NDims or DimSize is missing")
+    for key, (lo, hi) in _MET_INT_FIELDS.items():
+        if key in fields and (len(values := integers(key)) != 1 or not lo <= values[0] <= hi):
+            raise damaged(name, "MetaImage", f"{key} must be one integer in {lo}..{hi}")
+    sizes = integers("DimSize")
+    if len(sizes) != int(fields["NDims"]) or min(sizes) < 1:
+        raise damaged(name, "MetaImage", "DimSize must hold NDims positive integers")
+    if fields.get("ElementType") not in _MET_ITEMSIZE:
+        raise damaged(name, "MetaImage", "ElementType is not a known MET_ scalar type")
+
+
 def read_metaimage(path: Path) -> Decoded:
     """MetaImage (``.mha`` or ``.mhd`` + data file) via SimpleITK, reordered to (i, j, k)."""
     name = path.name
     fields, header_end = _metaimage_fields(path)
-    if "ElementDataFile" not in fields:
-        raise damaged(name, "MetaImage", "no ElementDataFile line in the header")
+    _check_metaimage_fields(name, fields)
+    data_file = fields["ElementDataFile"]
+    if data_file == "LOCAL":
+        source, offset = path, header_end
+    else:  # before SimpleITK sees the header: a LIST or a pattern would open other files
+        source, offset = companion_file(name, path, data_file, "MetaImage"), 0
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -286,13 +357,8 @@ def read_metaimage(path: Path) -> Decoded:
     except RuntimeError:
         raise damaged(name, "MetaImage", "header cannot be parsed") from None
     size, count = reader.GetSize(), reader.GetNumberOfComponents()
-    data_file = fields["ElementDataFile"]
-    if data_file == "LOCAL":
-        source, offset = path, header_end
-    else:
-        source, offset = companion_file(name, path, data_file, "MetaImage"), 0
     compressed = fields.get("CompressedData", "False").lower() == "true"
-    itemsize = _MET_ITEMSIZE.get(fields.get("ElementType", ""), 8)
+    itemsize = _MET_ITEMSIZE[fields["ElementType"]]
     available = None if compressed else source.stat().st_size - offset
     check_declared_size(name, (*size, count), itemsize, available)
     if compressed:  # SimpleITK would allocate it all and zero-fill what a short stream lacks

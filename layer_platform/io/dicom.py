@@ -1,14 +1,21 @@
-"""DICOM ultrasound in and out, with patient identity removed the moment a file is parsed.
+"""DICOM ultrasound in and out, keeping only an allowlist of elements the moment a file is parsed.
 
-Reading strips PHI (:func:`strip_phi`) before anything else looks at the dataset, and never
-quotes pydicom's own error text: a parse error can echo an element's value, and a value can be a
+Reading keeps the pixel, geometry and ultrasound-region elements (:data:`ALLOWED_KEYWORDS`) and
+drops everything else before anything looks at the dataset (:func:`strip_phi`), and never quotes
+pydicom's own error text: a parse error can echo an element's value, and a value can be a
 patient's name. Spacing comes from ``PixelSpacing`` or, as ultrasound machines usually write it,
 from the ``SequenceOfUltrasoundRegions`` calibration (PhysicalDeltaX/Y in cm): SimpleITK ignores
 the latter and reports 1.0 mm, which is why DICOM is read with pydicom here.
+
+Pixels can carry burned-in text (a name typed on the scanner). A file whose
+``BurnedInAnnotation`` is not ``NO`` has everything outside its calibrated ultrasound regions
+zeroed here, and says so in ``metadata["burned_in"]``; the intake decides whether to accept it.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,84 +25,100 @@ import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import apply_color_lut
-from pydicom.tag import BaseTag
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    UltrasoundMultiFrameImageStorage,
+    generate_uid,
+)
 from pydicom.valuerep import DSfloat
 
+from layer_platform.errors import VolumeReadError
 from layer_platform.io.formats import Decoded, check_declared_size, damaged
 from layer_platform.io.geometry import Vector3, lps_vector, unit
 
-#: Identifying elements removed wherever they occur (after the DICOM PS3.15 basic application
-#: level confidentiality profile): identifiers, addresses, institution, device and study
-#: identity, and the instance UIDs that would link a file back to the hospital's PACS.
-PHI_KEYWORDS: frozenset[str] = frozenset(
+#: The only elements kept, at any nesting level: how to decode the pixels (image pixel module,
+#: palette tables, rescale), where they lie (pixel measures, plane position and orientation,
+#: top level or in functional groups), the ultrasound calibration regions, the burned-in flag,
+#: and the metadata facts. Anything else (names, IDs, dates, free text, private tags, UIDs,
+#: overlays) is dropped, whether or not anyone thought of listing it as identifying.
+ALLOWED_KEYWORDS: frozenset[str] = frozenset(
     {
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientBirthTime",
-        "PatientSex",
-        "PatientAge",
-        "PatientSize",
-        "PatientWeight",
-        "PatientAddress",
-        "PatientTelephoneNumbers",
-        "OtherPatientIDs",
-        "OtherPatientIDsSequence",
-        "IssuerOfPatientID",
-        "MedicalRecordLocator",
-        "PatientState",
-        "PatientReligiousPreference",
-        "PatientSexNeutered",
-        "EthnicGroup",
-        "Occupation",
-        "MilitaryRank",
-        "BranchOfService",
-        "CountryOfResidence",
-        "RegionOfResidence",
-        "MedicalAlerts",
-        "Allergies",
-        "ResponsibleOrganization",
-        "PatientInsurancePlanCodeSequence",
-        "ReferencedPatientSequence",
-        "ReferringPhysicianName",
-        "ReferringPhysicianIdentificationSequence",
-        "PhysiciansOfRecordIdentificationSequence",
-        "PerformingPhysicianIdentificationSequence",
-        "OperatorIdentificationSequence",
-        "RequestingService",
-        "InstitutionName",
-        "InstitutionalDepartmentName",
-        "StationName",
-        "DeviceSerialNumber",
-        "AccessionNumber",
-        "StudyID",
-        "RequestedProcedureID",
-        "ScheduledProcedureStepID",
-        "PerformedProcedureStepID",
-        "PerformedProcedureStepDescription",
-        "ProtocolName",
-        "StudyDescription",
-        "SeriesDescription",
-        "AdmittingDiagnosesDescription",
-        "RequestAttributesSequence",
-        "ReferencedStudySequence",
-        "TimezoneOffsetFromUTC",
-        "StudyInstanceUID",
-        "SeriesInstanceUID",
-        "SOPInstanceUID",
-        "FrameOfReferenceUID",
-        "InstanceCreatorUID",
-        "IrradiationEventUID",
-        "MediaStorageSOPInstanceUID",
-        "StorageMediaFileSetUID",
+        # file meta: how the rest is encoded
+        "FileMetaInformationGroupLength",
+        "FileMetaInformationVersion",
+        "MediaStorageSOPClassUID",
+        "TransferSyntaxUID",
+        "SpecificCharacterSet",
+        "SOPClassUID",
+        # image pixel module and what decoding needs
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
+        "PlanarConfiguration",
+        "Rows",
+        "Columns",
+        "NumberOfFrames",
+        "FrameIncrementPointer",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "PixelData",
+        "FloatPixelData",
+        "DoubleFloatPixelData",
+        "ExtendedOffsetTable",
+        "ExtendedOffsetTableLengths",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "RedPaletteColorLookupTableDescriptor",
+        "GreenPaletteColorLookupTableDescriptor",
+        "BluePaletteColorLookupTableDescriptor",
+        "AlphaPaletteColorLookupTableDescriptor",
+        "RedPaletteColorLookupTableData",
+        "GreenPaletteColorLookupTableData",
+        "BluePaletteColorLookupTableData",
+        "AlphaPaletteColorLookupTableData",
+        "SegmentedRedPaletteColorLookupTableData",
+        "SegmentedGreenPaletteColorLookupTableData",
+        "SegmentedBluePaletteColorLookupTableData",
+        "SegmentedAlphaPaletteColorLookupTableData",
+        # geometry, top level or in (shared/per-frame) functional groups
+        "PixelSpacing",
+        "SliceThickness",
+        "SpacingBetweenSlices",
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+        "PixelMeasuresSequence",
+        "PlanePositionSequence",
+        "PlaneOrientationSequence",
+        # ultrasound calibration regions and their numeric fields
+        "SequenceOfUltrasoundRegions",
+        "RegionSpatialFormat",
+        "RegionDataType",
+        "RegionFlags",
+        "RegionLocationMinX0",
+        "RegionLocationMinY0",
+        "RegionLocationMaxX1",
+        "RegionLocationMaxY1",
+        "ReferencePixelX0",
+        "ReferencePixelY0",
+        "PhysicalUnitsXDirection",
+        "PhysicalUnitsYDirection",
+        "ReferencePixelPhysicalValueX",
+        "ReferencePixelPhysicalValueY",
+        "PhysicalDeltaX",
+        "PhysicalDeltaY",
+        # burned-in text and the facts that reach Volume.metadata
+        "BurnedInAnnotation",
+        "Modality",
+        "Manufacturer",
+        "ManufacturerModelName",
     }
 )
-
-#: Value representations dropped wholesale: person names, dates, times and free text. None is
-#: needed to decode pixels, and free text is where operators type names and findings.
-PHI_VRS: frozenset[str] = frozenset({"PN", "DA", "DT", "TM", "LT", "ST", "UT"})
 
 #: The only header values that reach ``Volume.metadata``.
 METADATA_KEYWORDS: tuple[str, ...] = (
@@ -105,36 +128,26 @@ METADATA_KEYWORDS: tuple[str, ...] = (
     "PhotometricInterpretation",
 )
 
-_PHI_TAGS = frozenset(tag_for_keyword(keyword) for keyword in PHI_KEYWORDS)
-_ANNOTATIONS = (0x5000, 0x6000)  # curve and overlay repeating groups
+#: Elements larger than this are not read while parsing; PixelData is fetched only after its
+#: declared size was checked, and other large elements are dropped unread.
+DEFER_BYTES = 1 << 20
+
+_ALLOWED_TAGS = frozenset(tag_for_keyword(keyword) for keyword in ALLOWED_KEYWORDS)
+_SEQUENCE_TAGS = frozenset(tag for tag in _ALLOWED_TAGS if dictionary_VR(tag) == "SQ")
 _CM_UNITS = 3  # PhysicalUnitsX/YDirection code for centimetres (PS3.3 C.8.5.5.1.15)
 
 
-def _dictionary_vr(tag: BaseTag) -> str | None:
-    """The VR the standard defines (a file may store a name as UN); None if private or unknown.
-
-    Looking the VR up, rather than reading the element, never converts a value: conversion can
-    warn, and the warning quotes the value.
-    """
-    try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return None
-
-
 def strip_phi(ds: Dataset) -> Dataset:
-    """Remove patient-identifying elements from ``ds`` in place (nested sequences included).
+    """Keep only :data:`ALLOWED_KEYWORDS` in ``ds``, in place (nested sequences included).
 
-    Drops private and unknown tags (vendor-defined, often holding the patient's name), the
-    :data:`PHI_KEYWORDS`, every element whose VR is in :data:`PHI_VRS`, and overlays (60xx) and
-    curves (50xx), which can hold burned-in annotations. Burned-in text in the pixels is not
-    detected. Returns ``ds`` for chaining.
+    An allowlist, not a denylist: private and unknown tags, every name, ID, date and free-text
+    element, overlays and curves go, including those nobody thought of. Burned-in text in the
+    pixels is handled by :func:`read_dicom`. Returns ``ds`` for chaining.
     """
     for tag in list(ds.keys()):
-        vr = _dictionary_vr(tag)
-        if vr is None or vr in PHI_VRS or tag in _PHI_TAGS or tag.group & 0xFF00 in _ANNOTATIONS:
+        if tag not in _ALLOWED_TAGS:
             del ds[tag]
-        elif vr == "SQ":
+        elif tag in _SEQUENCE_TAGS:  # by the dictionary: never convert a deferred value
             for item in ds[tag].value:
                 strip_phi(item)
     file_meta = getattr(ds, "file_meta", None)
@@ -212,6 +225,24 @@ def _spacing(ds: Dataset) -> tuple[float | None, float | None, float | None]:
     return lateral, depth, _positive(frame)
 
 
+def _region_mask(ds: Dataset, shape: tuple[int, int]) -> np.ndarray | None:
+    """(columns, rows) True inside the ultrasound regions; None when no region is usable.
+
+    The regions are where the scanner put image data; its annotations (names, dates) are drawn
+    around them, so zeroing the rest removes burned-in text from a region-calibrated file.
+    """
+    inside = np.zeros(shape, dtype=bool)
+    for region in ds.get("SequenceOfUltrasoundRegions", []):
+        try:
+            x0, y0 = int(region.RegionLocationMinX0), int(region.RegionLocationMinY0)
+            x1, y1 = int(region.RegionLocationMaxX1), int(region.RegionLocationMaxY1)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if 0 <= x0 <= x1 < shape[0] and 0 <= y0 <= y1 < shape[1]:
+            inside[x0 : x1 + 1, y0 : y1 + 1] = True
+    return inside if inside.any() else None
+
+
 def _check_pixel_module(ds: Dataset, name: str) -> None:
     if "PixelData" not in ds or "Rows" not in ds or "Columns" not in ds:
         raise damaged(name, "DICOM image", "it holds no pixel data")
@@ -220,8 +251,29 @@ def _check_pixel_module(ds: Dataset, name: str) -> None:
     shape = (int(ds.Columns), int(ds.Rows), frames, samples)
     itemsize = max(int(ds.get("BitsAllocated") or 8) // 8, 1)
     compressed = ds.file_meta.TransferSyntaxUID.is_compressed
-    stored = None if compressed else len(ds.get_item("PixelData", keep_deferred=True).value)
+    item = ds.get_item("PixelData", keep_deferred=True)
+    if item.value is None:  # deferred: what the file really holds after the element's start
+        stored = min(item.length, Path(ds.filename).stat().st_size - item.value_tell)
+    else:
+        stored = len(item.value)
+    stored = None if compressed else stored
     check_declared_size(name, shape, itemsize, stored)
+
+
+class _BoundedFile(io.FileIO):
+    """A file whose reads never ask for more than it holds.
+
+    pydicom reads an element with ``read(length)``, trusting the length in the file: a damaged
+    length of 4 GiB made it allocate 4 GiB for a 1 kB file (found by fuzzing).
+    """
+
+    def __init__(self, path: Path | str, mode: str = "rb") -> None:
+        super().__init__(str(path), mode)  # a str name: pydicom reopens it for deferred reads
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, size: int | None = -1) -> bytes:
+        remaining = max(self._size - self.tell(), 0)
+        return super().read(remaining if size is None or size < 0 else min(size, remaining))
 
 
 def open_dataset(path: Path) -> Dataset:
@@ -232,7 +284,19 @@ def open_dataset(path: Path) -> Dataset:
             which can echo an element value, and the original exception is not chained.
     """
     try:
-        return strip_phi(pydicom.dcmread(path))
+        with _BoundedFile(path) as handle:
+            read_preamble(handle, False)
+            # pydicom's own meta reader, on the bounded file (the public one opens the path)
+            syntax = _read_file_meta_info(handle).get("TransferSyntaxUID")
+            if syntax == DeflatedExplicitVRLittleEndian:  # pydicom inflates it whole, uncapped
+                raise VolumeReadError(
+                    f"{path.name} uses the deflated transfer syntax, which is not accepted (it"
+                    " cannot be read with a bounded buffer); export it uncompressed"
+                )
+            handle.seek(0)
+            return strip_phi(pydicom.dcmread(handle, defer_size=DEFER_BYTES))
+    except VolumeReadError:
+        raise
     except InvalidDicomError:
         raise damaged(path.name, "DICOM", "no DICOM file marker") from None
     except Exception as exc:  # see Raises: keep only the error's class
@@ -270,10 +334,14 @@ def read_dicom(path: Path) -> Decoded:
     if frames == 1:
         pixels = pixels[np.newaxis]
     pixels = np.moveaxis(pixels, (0, 1, 2), (2, 1, 0))  # (frame, row, col) -> (col, row, frame)
+    burned_in = "NO" if str(ds.get("BurnedInAnnotation", "")).upper() == "NO" else "unmasked"
+    if burned_in != "NO" and (inside := _region_mask(ds, pixels.shape[:2])) is not None:
+        pixels = np.where(inside.reshape(inside.shape + (1,) * (pixels.ndim - 2)), pixels, 0)
+        burned_in = "masked"
     slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
     if (slope, intercept) != (1.0, 0.0):
         pixels = (pixels * slope + intercept).astype(np.float32)
-    metadata: dict[str, Any] = {"dtype": stored_dtype}
+    metadata: dict[str, Any] = {"dtype": stored_dtype, "burned_in": burned_in}
     metadata.update({key: str(ds[key].value) for key in METADATA_KEYWORDS if key in ds})
     return Decoded(
         array=np.ascontiguousarray(pixels),
@@ -329,6 +397,7 @@ def write_dicom(
     ds.HighBit = ds.BitsStored - 1
     ds.PixelRepresentation = 0
     ds.PixelSpacing = [DSfloat(spacing[1], auto_format=True), DSfloat(spacing[0], auto_format=True)]
+    ds.BurnedInAnnotation = "NO"  # the platform writes no text into pixels
     ds.SpacingBetweenSlices = DSfloat(spacing[2], auto_format=True)
     axes = np.asarray(direction, dtype=float)
     ds.ImagePositionPatient = [DSfloat(float(v), auto_format=True) for v in origin]

@@ -7,7 +7,9 @@ images, the axis order and the spacing, so those rules cannot drift apart betwee
 
 from __future__ import annotations
 
+import bz2
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,19 @@ MAX_VOXELS: int = MAX_VOLUME_BYTES // 8
 
 #: Compressed input consumed per step while checking a compressed stream's length.
 _STREAM_CHUNK = 1 << 20
+
+#: Stored bytes tolerated beyond what a header declares (DICOM pads odd lengths, some writers
+#: align). More is refused: pynrrd reads a raw file to its end, whatever the header says.
+RAW_SLACK_BYTES: int = 1 << 16
+
+#: A detached data file's name: one plain file name. No ``%`` (MetaIO and NRRD file-name
+#: patterns), no whitespace (pattern ranges, ``LIST`` file lists), no separators.
+_PLAIN_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
+#: Names MetaIO and NRRD give a meaning of their own: never a file name.
+_RESERVED_DATA_FILES = frozenset({"LIST", "LOCAL"})
+
+#: Compressed stream kinds measured by ``check_compressed_length`` (gzip is read as zlib).
+Codec = Literal["zlib", "bzip2"]
 
 #: How a trailing per-voxel component axis is to be understood.
 Channels = Literal["colour", "frames"]
@@ -99,6 +114,11 @@ def check_declared_size(
             f"{name} is truncated: its header promises {declared} bytes of image data but the file"
             f" holds {max(available_bytes, 0)}; the export or copy was interrupted, send it again"
         )
+    if available_bytes is not None and available_bytes > declared + RAW_SLACK_BYTES:
+        raise VolumeReadError(
+            f"{name} holds {available_bytes - declared} more bytes of image data than its header"
+            " declares: the header is wrong or the file is not a single scan; export it again"
+        )
 
 
 def damaged(name: str, kind: str, detail: str) -> VolumeReadError:
@@ -116,10 +136,31 @@ def compressed_ends_early(name: str) -> VolumeReadError:
     )
 
 
+def _decompressor(codec: Codec) -> Any:
+    """A fresh incremental decoder; both kinds take ``max_length`` and report ``eof``."""
+    if codec == "bzip2":
+        return bz2.BZ2Decompressor()
+    return zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header, auto-detected
+
+
+def _inflate(decoder: Any, chunk: bytes, codec: Codec) -> tuple[int, bytes, bool]:
+    """One bounded step: (bytes produced, input left over, output still buffered inside)."""
+    produced = len(decoder.decompress(chunk, _STREAM_CHUNK))
+    if codec == "bzip2":  # BZ2Decompressor keeps unconsumed input itself
+        return produced, b"", not decoder.needs_input and not decoder.eof
+    return produced, decoder.unconsumed_tail, False
+
+
 def check_compressed_length(
-    name: str, path: Path, needed: int | None, *, offset: int = 0, exact: bool = False
+    name: str,
+    path: Path,
+    needed: int | None,
+    *,
+    offset: int = 0,
+    exact: bool = False,
+    codec: Codec = "zlib",
 ) -> None:
-    """Refuse a zlib/gzip stream that cannot produce the ``needed`` bytes its header promises.
+    """Refuse a compressed stream that cannot produce the ``needed`` bytes its header promises.
 
     Decompresses from ``offset`` in bounded steps (1 MiB in, at most 1 MiB out), keeping
     nothing, and stops as soon as ``needed`` bytes came out: a tiny file that declares a
@@ -128,7 +169,8 @@ def check_compressed_length(
     With ``exact`` the stream must also end there: a decompression bomb behind a small header is
     refused after ``needed`` + 1 MiB, for readers that inflate whatever the stream holds
     (pynrrd). With ``needed=None`` the whole stream must decompress and end properly.
-    Concatenated gzip members are followed. Costs one extra decompression of a good file.
+    Concatenated gzip (or bzip2) members are followed. Costs one extra decompression of a good
+    file. ``codec`` is ``"zlib"`` (zlib or gzip) or ``"bzip2"`` (NRRD's ``bzip2`` encoding).
 
     Raises:
         VolumeReadError: the stream ends early ("truncated"), holds more than ``needed`` bytes
@@ -141,17 +183,20 @@ def check_compressed_length(
 
     with path.open("rb") as handle:
         handle.seek(offset)
-        decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header, auto-detected
+        decoder = _decompressor(codec)
         try:
             while more() and (chunk := handle.read(_STREAM_CHUNK)):
-                while chunk and more():
-                    produced += len(decoder.decompress(chunk, _STREAM_CHUNK))  # output bounded
-                    chunk, open_member = decoder.unconsumed_tail, True
-                    if decoder.eof:  # a gzip member ended: the next one (if any) follows
-                        chunk, open_member = decoder.unused_data, False
-                        decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)
-        except zlib.error:  # not a gzip/zlib stream at all, or corrupt inside
-            raise damaged(name, "compressed", "its gzip/zlib stream is corrupt") from None
+                buffered = True
+                while (chunk or buffered) and more():
+                    step, chunk, buffered = _inflate(decoder, chunk, codec)  # output bounded
+                    produced, open_member = produced + step, True
+                    if decoder.eof:  # a member ended: the next one (if any) follows
+                        chunk, open_member, buffered = decoder.unused_data, False, False
+                        decoder = _decompressor(codec)
+                    elif step == 0 and not chunk:
+                        break
+        except (zlib.error, OSError, EOFError, ValueError):  # not such a stream, or corrupt
+            raise damaged(name, "compressed", f"its {codec} stream is corrupt") from None
     if exact and needed is not None and produced > needed:
         raise VolumeReadError(
             f"{name} holds more compressed data than its header declares ({needed} bytes): the"
@@ -171,17 +216,17 @@ def companion_file(name: str, header: Path, data_file: str, kind: str) -> Path:
     Raises:
         VolumeReadError: a path instead of a file name, a symbolic link, or a missing file.
     """
-    if not data_file or Path(data_file).name != data_file or data_file in (".", ".."):
-        raise VolumeReadError(
-            f"{name} points its voxel data at {data_file!r}: a {kind} header may only name a"
-            " data file beside it in the scan folder (no directories, no absolute paths)"
+    if not _PLAIN_FILE_NAME.match(data_file) or data_file in _RESERVED_DATA_FILES:
+        raise VolumeReadError(  # the header's value is not quoted: it is input, maybe anything
+            f"{name} points its voxel data elsewhere than one plain file: a {kind} header may only"
+            " name a data file beside it in the scan folder (no directories, no absolute paths,"
+            " no file lists or name patterns)"
         )
     source = header.parent / data_file
     if source.is_symlink():
         raise VolumeReadError(
-            f"{name}: its data file {data_file!r} is a symbolic link; the landing zone accepts"
-            " plain files only"
+            f"{name}: its data file is a symbolic link; the landing zone accepts plain files only"
         )
     if not source.is_file():
-        raise damaged(name, kind, f"its data file {data_file!r} is missing")
+        raise damaged(name, kind, "its data file is missing or not a plain file")
     return source

@@ -148,14 +148,17 @@ def read_volume(
         Offset/TransformMatrix, DICOM ImagePositionPatient/ImageOrientationPatient.
         ``metadata`` holds PHI-free facts only:
         format, dtype on disk, source_shape (file axis order, components last), frames, colour,
-        and for DICOM Modality, Manufacturer, ManufacturerModelName, PhotometricInterpretation.
+        and for DICOM Modality, Manufacturer, ManufacturerModelName, PhotometricInterpretation
+        and ``burned_in`` (``"NO"``, ``"masked"``: zeroed outside the ultrasound regions, or
+        ``"unmasked"``), for the intake to accept or refuse.
 
     Raises:
         VolumeReadError: empty, truncated or corrupt file; unsupported extension; a 4D image;
-            a header declaring more than ``MAX_VOXELS`` or ``MAX_VOLUME_BYTES``, or more data
-            than the file holds (compressed streams are measured by streaming decompression),
-            refused before the array is allocated; a detached header whose data file is not a
-            plain file beside it; no physical spacing and no ``spacing`` override.
+            a header declaring more than ``MAX_VOXELS`` or ``MAX_VOLUME_BYTES``, more data
+            than the file holds or ``RAW_SLACK_BYTES`` less (compressed streams, gzip, zlib
+            and bzip2, are measured by bounded streaming decompression), refused before the
+            array is allocated; deflated DICOM; a detached header whose data file is not one
+            plain file name beside it; no physical spacing and no ``spacing`` override.
         ValueError: a malformed ``axis_order`` or ``spacing`` argument (a caller bug).
     """
     if is_remote(location := as_location(path)):  # an artifact on object storage

@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from layer_platform.errors import ScanError
+from layer_platform.ingestion.guard import guarded
 from layer_platform.ingestion.landing import discover, incomplete_folders
 from layer_platform.ingestion.manifest import refresh_manifest
+from layer_platform.ingestion.policy import IntakePolicy
 from layer_platform.io import Volume, write_volume
 from layer_platform.warehouse.store import Warehouse
 
@@ -164,8 +167,8 @@ def _no_bmode(landing: Path) -> None:
 BAD_CASES: dict[str, tuple[BadCase, str]] = {
     "nan voxels": (_nan_bmode, "NaN/inf"),
     "inf voxels": (_inf_bmode, "NaN/inf"),
-    "truncated gzip": (_truncated_gzip, ""),
-    "truncated raw data": (_truncated_raw, ""),
+    "truncated gzip": (_truncated_gzip, "truncated"),
+    "truncated raw data": (_truncated_raw, "truncated"),
     "empty file": (_empty_file, "empty"),
     "2D image": (_two_d, "3D scan"),
     "1x1x1 volume": (_tiny, "3D scan"),
@@ -196,7 +199,7 @@ def test_bad_scan_is_quarantined_and_the_rest_go_on(case: str, tmp_path: Path) -
     quarantine = warehouse.query("SELECT folder, scan_id, reason FROM quarantine")
     assert quarantine["folder"].tolist() == ["bad"]
     reason = quarantine["reason"].iloc[0]
-    assert fragment.lower() in reason.lower(), reason
+    assert fragment and fragment.lower() in reason.lower(), reason  # an empty one proves nothing
     assert int(warehouse.query("SELECT count(*) AS n FROM scans")["n"].iloc[0]) == 2
 
 
@@ -272,9 +275,10 @@ def test_scan_json_phi_never_reaches_the_warehouse(tmp_path: Path) -> None:
     write_scan(
         landing, "S1", meta={"patient_name": "DOE^JANE", "mrn": "123-45-678", "operator": "tech7"}
     )
-    warehouse, _ = refresh(landing, tmp_path)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    refresh_manifest(landing, warehouse, policy=IntakePolicy(extra_keys=frozenset({"operator"})))
     metadata = json.loads(warehouse.query("SELECT metadata FROM scans")["metadata"].iloc[0])
-    assert metadata == {"operator": "tech7"}
+    assert metadata == {"operator": "tech7"}, "only the allowlisted key is kept"
     dump = (tmp_path / "w.duckdb").read_bytes()
     assert b"DOE^JANE" not in dump and b"123-45-678" not in dump
 
@@ -285,3 +289,26 @@ def test_gzip_helper_really_truncates(tmp_path: Path) -> None:
     corrupt_gzip(path)
     with pytest.raises(EOFError), gzip.open(path) as handle:
         handle.read()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RecursionError("DOE^JANE"), MemoryError(), IsADirectoryError(21, "DOE^JANE"), ValueError("x")],
+)
+def test_an_unexpected_exception_becomes_a_reason_naming_the_step_and_class(
+    error: Exception,
+) -> None:
+    def fail() -> None:
+        raise error
+
+    with pytest.raises(ScanError) as caught, guarded("reading the bmode volume"):
+        fail()
+    reason = caught.value.reason
+    assert reason.startswith("reading the bmode volume failed unexpectedly")
+    assert type(error).__name__ in reason and "DOE" not in reason
+    assert caught.value.__cause__ is None
+
+
+def test_a_scan_error_passes_through_the_guard_unchanged() -> None:
+    with pytest.raises(ScanError, match=r"^the original$"), guarded("a step"):
+        raise ScanError("the original")

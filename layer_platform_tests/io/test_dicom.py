@@ -14,13 +14,12 @@ import pytest
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEGBaseline8Bit
+from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from layer_platform.errors import VolumeReadError
 from layer_platform.io import read_volume
 from layer_platform.io.dicom import (
-    PHI_KEYWORDS,
-    PHI_VRS,
+    ALLOWED_KEYWORDS,
     open_dataset,
     strip_phi,
     write_dicom,
@@ -183,9 +182,14 @@ def test_strip_phi_removes_identity_and_keeps_geometry(phi_dicom: Path) -> None:
     _assert_no_phi(str(ds))
     assert not any(element.tag.is_private for element in ds.iterall())
     assert "ImageComments" not in ds and "MediaStorageSOPInstanceUID" not in ds.file_meta
+    assert "PersonName" not in ds.SequenceOfUltrasoundRegions[0]
     assert ds.Modality == "US" and [float(v) for v in ds.PixelSpacing] == [0.2, 0.3]
     assert ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaX == 0.01
     np.testing.assert_array_equal(ds.pixel_array, PHANTOM.transpose(2, 1, 0))
+
+
+#: Identifying keywords of the real files; the allowlist must drop every one.
+IDENTIFYING = {"PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "StudyDate"}
 
 
 @pytest.mark.parametrize("name", ["US1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm"])
@@ -194,10 +198,85 @@ def test_real_files_open_without_identity(real_data: Path, name: str) -> None:
     assert "PatientName" in original and "InstitutionName" in original
     ds = open_dataset(real_data / "dicom" / name)
     remaining = {element.keyword for element in ds.iterall()}
-    assert not remaining & PHI_KEYWORDS
-    assert not any(element.VR in PHI_VRS or element.tag.is_private for element in ds.iterall())
+    assert remaining <= ALLOWED_KEYWORDS and not remaining & IDENTIFYING
+    assert not any(element.tag.is_private for element in ds.iterall())
     assert str(original.PatientID) not in str(ds)
 
 
-def test_every_phi_keyword_is_a_dicom_keyword() -> None:
-    assert all(pydicom.datadict.tag_for_keyword(keyword) for keyword in PHI_KEYWORDS)
+def test_every_allowed_keyword_is_a_dicom_keyword() -> None:
+    assert all(pydicom.datadict.tag_for_keyword(keyword) for keyword in ALLOWED_KEYWORDS)
+    geometry = {"ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"}
+    assert geometry | {"SequenceOfUltrasoundRegions", "SpacingBetweenSlices"} <= ALLOWED_KEYWORDS
+
+
+def test_an_unlisted_element_is_dropped_even_if_no_one_called_it_phi(phi_dicom: Path) -> None:
+    ds = pydicom.dcmread(phi_dicom)
+    ds.DerivationDescription = "scan of Doe^Jane"  # ST: never on any PHI list
+    ds.ContentLabel = "DOE"  # CS, not a name VR
+    ds.save_as(phi_dicom)
+    kept = open_dataset(phi_dicom)
+    assert "DerivationDescription" not in kept and "ContentLabel" not in kept
+
+
+def _with_regions(path: Path, burned_in: str | None, box: tuple[int, int, int, int]) -> None:
+    ds = pydicom.dcmread(path)
+    region = Dataset()
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = box[0], box[1]
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = box[2], box[3]
+    ds.SequenceOfUltrasoundRegions = [region]
+    if burned_in is None:
+        del ds.BurnedInAnnotation
+    else:
+        ds.BurnedInAnnotation = burned_in
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize("burned_in", ["YES", None])
+def test_burned_in_text_outside_the_regions_is_zeroed(phi_dicom: Path, burned_in) -> None:
+    _with_regions(phi_dicom, burned_in, (1, 2, 3, 5))  # columns 1..3, rows 2..5
+    volume = read_volume(phi_dicom)
+    assert volume.metadata["burned_in"] == "masked"
+    inside = np.zeros(PHANTOM.shape[:2], dtype=bool)
+    inside[1:4, 2:6] = True
+    np.testing.assert_array_equal(volume.array[inside], PHANTOM[inside])
+    assert not volume.array[~inside].any() and PHANTOM[~inside].any()
+
+
+def test_burned_in_without_usable_regions_is_reported_unmasked(phi_dicom: Path) -> None:
+    _with_regions(phi_dicom, "YES", (3, 2, 1, 5))  # an empty box
+    volume = read_volume(phi_dicom)
+    assert volume.metadata["burned_in"] == "unmasked"
+    np.testing.assert_array_equal(volume.array, PHANTOM)
+
+
+def test_a_declared_clean_file_is_left_alone(phi_dicom: Path) -> None:
+    assert read_volume(phi_dicom).metadata["burned_in"] == "NO"  # write_dicom declares NO
+
+
+def test_deflated_transfer_syntax_is_refused_before_inflating(phi_dicom: Path) -> None:
+    ds = pydicom.dcmread(phi_dicom)
+    ds.save_as(phi_dicom, implicit_vr=False, little_endian=True)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(phi_dicom, enforce_file_format=True)
+    with pytest.raises(VolumeReadError, match="deflated"):
+        read_volume(phi_dicom)
+
+
+def test_a_large_deferred_pixel_data_element_reads(tmp_path: Path) -> None:
+    """PixelData over ``DEFER_BYTES`` is fetched after the size check, from the same file."""
+    big = np.random.default_rng(2).integers(0, 255, size=(128, 128, 80), dtype=np.uint8)
+    write_dicom(tmp_path / "bmode.dcm", big, SPACING)
+    np.testing.assert_array_equal(read_volume(tmp_path / "bmode.dcm").array, big)
+
+
+def test_a_damaged_element_length_is_refused_not_allocated(phi_dicom: Path) -> None:
+    """A header element claiming ~4 GiB in a small file (found by fuzzing)."""
+    ds = pydicom.dcmread(phi_dicom)
+    ds.LongCodeValue = "y" * 8  # VR UC: explicit VR gives it a 4-byte length, damaged below
+    ds.save_as(phi_dicom)
+    data = bytearray(phi_dicom.read_bytes())
+    at = data.find(b"y" * 8) - 4
+    data[at : at + 4] = (0xFFFFFFF0).to_bytes(4, "little")
+    phi_dicom.write_bytes(bytes(data))
+    with pytest.raises(VolumeReadError, match="damaged"):
+        read_volume(phi_dicom)

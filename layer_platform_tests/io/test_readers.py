@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -347,16 +346,14 @@ def _huge_dicom(path: Path) -> None:
 def test_an_enormous_declared_size_is_refused_before_allocating(
     tmp_path: Path, name: str, craft: Callable[[Path], object]
 ) -> None:
+    """The refusal names the declared size. That nothing big was allocated first is measured
+    where the C libraries' allocations show, by peak RSS in a child process
+    (``ingestion/test_bad_input_matrix.py::test_bounded_cases_stay_under_the_rss_bound_in_a_child``):
+    ``tracemalloc`` here could not see what SimpleITK allocates."""
     path = tmp_path / name
     craft(path)
-    tracemalloc.start()
-    try:
-        with pytest.raises(VolumeReadError, match="GiB"):
-            read_volume(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 32 * 2**20
+    with pytest.raises(VolumeReadError, match="GiB"):
+        read_volume(path)
 
 
 def test_volume_extension() -> None:
@@ -401,3 +398,38 @@ class TestRealFiles:
     def test_tiff_is_not_a_landing_format(self, real_data: Path) -> None:
         with pytest.raises(VolumeReadError, match="not a landing format"):
             read_volume(real_data / "tif" / "SUB01_img1.tif")
+
+
+@pytest.mark.parametrize("esize", [2**31 - 8, 8, -16])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_nifti_extension_size_is_checked_before_nibabel_reads_it(
+    tmp_path: Path, esize: int, compressed: bool
+) -> None:
+    """A damaged extension size made nibabel allocate up to 2 GiB (found by fuzzing)."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(PHANTOM.shape)
+    header.set_data_dtype(np.uint16)
+    header["vox_offset"] = 352 + 16
+    block = header.binaryblock + b"\x01\x00\x00\x00" + np.array([esize, 0], "<i4").tobytes()
+    body = block + b"\x00" * 8 + PHANTOM.tobytes(order="F")
+    path = tmp_path / ("bmode.nii.gz" if compressed else "bmode.nii")
+    path.write_bytes(gzip.compress(body) if compressed else body)
+    with pytest.raises(VolumeReadError, match="extension"):
+        read_volume(path)
+
+
+def test_a_well_formed_nifti_extension_still_reads(tmp_path: Path) -> None:
+    image = nib.Nifti1Image(PHANTOM, np.diag([*SPACING, 1.0]))
+    image.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment, 24 bytes"))
+    nib.save(image, tmp_path / "bmode.nii.gz")
+    np.testing.assert_array_equal(read_volume(tmp_path / "bmode.nii.gz").array, PHANTOM)
+
+
+def test_a_bzip2_nrrd_reads_and_a_cut_one_is_truncated(tmp_path: Path) -> None:
+    """bzip2 is measured with the same bounded streaming as gzip (pynrrd inflates it whole)."""
+    path = tmp_path / "bmode.nrrd"
+    nrrd.write(str(path), PHANTOM, {"encoding": "bzip2", "spacings": list(SPACING)})
+    np.testing.assert_array_equal(read_volume(path).array, PHANTOM)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(VolumeReadError, match="truncated"):
+        read_volume(path)

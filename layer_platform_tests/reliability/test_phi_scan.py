@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 import sqlite3
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +34,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from layer_platform.io.dicom import write_dicom
 from layer_platform.settings import LayerPaths
+from layer_platform_tests.conftest import REPO_ROOT
 from layer_platform_tests.defs.test_materialization import PHI
-from layer_platform_tests.reliability.conftest import FromScratch
+from layer_platform_tests.ingestion.test_intake import SPACING, bmode_array, write_scan
+from layer_platform_tests.reliability.conftest import FromScratch, child_env
 
 #: The planted values, the name's components, and the birth date as ISO text.
 NEEDLES = [
@@ -153,3 +159,125 @@ def test_no_planted_identifier_in_any_store(from_scratch: FromScratch) -> None:
         for store, root in stores(paths).items():
             assert root.is_dir(), store
             assert phi_hits(root) == [], f"planted identifiers found in the {store} store"
+
+
+# ---- every channel at intake (#18): keys, nested keys, values, ids, DICOM tags, burned-in text
+#: Planted identifiers, one per channel; none may appear outside the landing zone.
+CHANNELS = {
+    "key name": "QQKEY^PLANTED",
+    "hyphenated PHI key": "QQHYPHEN^PLANTED",
+    "unlisted key": "QQHOSPNO-5544332",
+    "nested key": "QQNESTED^PLANTED",
+    "scan_id (an MRN)": "MRN99887766",
+    "subject_id (an MRN)": "MRN11223344",
+    "DICOM PatientName": "QQDICOM^PLANTED",
+    "DICOM unlisted text": "QQFREETEXT-PLANTED",
+    "label value": "QQLABEL^PLANTED",
+    "burned-in DICOM subject": "MRN55667788",
+}
+CHANNEL_PATTERN = re.compile(b"|".join(re.escape(v.lower().encode()) for v in CHANNELS.values()))
+
+
+def _plant_every_channel(landing: Path) -> None:
+    """Three accepted scans and two refused ones, carrying one identifier per channel."""
+    write_scan(
+        landing,
+        "visit-a",
+        scan_id=CHANNELS["scan_id (an MRN)"],
+        subject_id=CHANNELS["subject_id (an MRN)"],
+        meta={
+            CHANNELS["key name"]: "x",
+            "Patient-Name": CHANNELS["hyphenated PHI key"],
+            "hospital_number": CHANNELS["unlisted key"],
+            "info": {"name": CHANNELS["nested key"]},
+            "site_note": "gel ok",  # allowlisted: kept
+        },
+    )
+    dicom = landing / "visit-b"
+    dicom.mkdir()
+    extra = {
+        "PatientName": CHANNELS["DICOM PatientName"],
+        "DerivationDescription": CHANNELS["DICOM unlisted text"],
+    }
+    write_dicom(dicom / "bmode.dcm", bmode_array(), SPACING, extra=extra)
+    (dicom / "scan.json").write_text(
+        json.dumps({"scan_id": "visit-b", "subject_id": "S-B", "label": "control"})
+    )
+    burned = landing / "visit-c"
+    burned.mkdir()
+    write_dicom(
+        dicom.parent / "visit-c" / "bmode.dcm",
+        bmode_array(),
+        SPACING,
+        extra={"BurnedInAnnotation": "YES"},
+    )
+    (burned / "scan.json").write_text(
+        json.dumps(
+            {"scan_id": "visit-c", "subject_id": CHANNELS["burned-in DICOM subject"], "label": "MP"}
+        )
+    )
+    write_scan(landing, "visit-d", label=CHANNELS["label value"], subject_id="S-D")
+
+
+def test_no_identifier_from_any_intake_channel_leaves_the_landing_zone(tmp_path: Path) -> None:
+    """``layer-platform run --until ingest`` with the pseudonymiser on, then ``export``.
+
+    Searched: every file under ``LAYER_HOME`` outside the landing zone (warehouse, Dagster
+    instance with its event log, logs), the Parquet export, and the CLI's own output.
+    """
+    home = tmp_path / "home"
+    paths = LayerPaths.under(home).ensure()
+    _plant_every_channel(paths.landing)
+    planted = b"".join(p.read_bytes() for p in paths.landing.rglob("*") if p.is_file()).lower()
+    assert len(set(CHANNEL_PATTERN.findall(planted))) == len(CHANNELS), "every plant took"
+    env = child_env(
+        LAYER_HOME=str(home),
+        LAYER_PSEUDONYM_KEY="k" * 40,
+        LAYER_SCAN_JSON_KEYS="site_note",
+    )
+    cli = [sys.executable, "-m", "layer_platform.cli"]
+    run = subprocess.run(
+        [*cli, "run", "--until", "ingest"],
+        env=env,
+        capture_output=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    export = subprocess.run(
+        [*cli, "export", "--to", str(tmp_path / "export")],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    assert run.returncode == 0, run.stdout.decode()[-2000:] + run.stderr.decode()[-2000:]
+    assert export.returncode == 0, export.stderr.decode()[-2000:]
+
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        scans = con.execute(
+            "SELECT folder, scan_id, subject_id, metadata FROM scans ORDER BY folder"
+        ).fetchall()
+        refused = dict(con.execute("SELECT folder, reason FROM quarantine").fetchall())
+    assert [row[0] for row in scans] == ["visit-a", "visit-b"], (scans, refused)
+    assert scans[0][1].startswith("scan-") and scans[0][2].startswith("subj-"), scans[0]
+    assert json.loads(scans[0][3]) == {"site_note": "gel ok"}
+    assert "BurnedInAnnotation" in refused["visit-c"] and "unknown label" in refused["visit-d"]
+
+    hits = []
+    for root in (home, tmp_path / "export"):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "landing" not in path.relative_to(root).parts:
+                for where, content in decoded(path):
+                    if found := {
+                        m.group().decode() for m in CHANNEL_PATTERN.finditer(content.lower())
+                    }:
+                        hits.append(f"{where}: {sorted(found)}")
+    for name, output in (
+        ("run", run.stdout + run.stderr),
+        ("export", export.stdout + export.stderr),
+    ):
+        if found := {m.group().decode() for m in CHANNEL_PATTERN.finditer(output.lower())}:
+            hits.append(f"{name} output: {sorted(found)}")
+    assert any(p.suffix == ".parquet" for p in (tmp_path / "export").iterdir())
+    assert any(paths.dagster_home.rglob("*.db")), "the event log was searched"
+    assert hits == [], hits

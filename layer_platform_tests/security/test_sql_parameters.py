@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from layer_platform.ingestion.manifest import refresh_manifest
+from layer_platform.ingestion.policy import IntakePolicy
 from layer_platform.warehouse.schema import TABLES
 from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.ingestion.test_intake import write_scan
@@ -63,15 +64,18 @@ def test_injections_through_the_landing_zone_are_stored_verbatim(tmp_path: Path)
         meta={"site": EVIL, "device": EVIL, "note": EVIL},
     )
     warehouse = Warehouse(tmp_path / "w.duckdb")
-    update = refresh_manifest(landing, warehouse)
+    policy = IntakePolicy(extra_keys=frozenset({"note"}))  # a site that keeps a free-text key
+    update = refresh_manifest(landing, warehouse, policy=policy)
     assert update.accepted_ids == ["S1"]
     assert set(TABLES) <= _tables(warehouse)
     scan = warehouse.query("SELECT * FROM scans WHERE subject_id = ?", [EVIL]).iloc[0]
     assert (scan.folder, scan.site, scan.device) == ("O'Brien; DROP TABLE scans; --", EVIL, EVIL)
     assert json.loads(scan.metadata) == {"note": EVIL}
     reason = warehouse.query("SELECT reason FROM quarantine WHERE folder = 'refused'")["reason"]
-    assert EVIL in reason.iloc[0]
-    again = refresh_manifest(landing, warehouse)  # the hostile folder name is a lookup key too
+    assert "'scan_id' is not allowed" in reason.iloc[0] and EVIL not in reason.iloc[0]
+    again = refresh_manifest(
+        landing, warehouse, policy=policy
+    )  # the hostile folder name is a lookup key too
     assert (again.accepted, again.quarantined, again.unchanged) == ([], [], 2)
 
 
