@@ -90,7 +90,8 @@ class IntakeResult:
     quarantined: list[QuarantineEntry]
 
 
-def _content_hash(paths: Iterable[Path]) -> str:
+def files_hash(paths: Iterable[Path]) -> str:
+    """The content hash a scan is registered with: its volume files and ``scan.json``."""
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(path.name.encode() + b"\0")
@@ -215,7 +216,7 @@ def inspect_folder(folder: LandedFolder, landing: Path) -> ScanRecord:
         dtype=str(bmode.metadata.get("dtype", bmode.array.dtype)),
         has_swe="swe" in volumes,
         has_reference_layers="layers" in volumes,
-        content_hash=_content_hash([*paths.values(), folder.path / "scan.json"]),
+        content_hash=files_hash([*paths.values(), folder.path / "scan.json"]),
         fingerprint=folder.fingerprint,
         metadata=json.dumps(meta.extra, sort_keys=True, default=str),
         ingested_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),

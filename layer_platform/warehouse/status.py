@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from layer_platform.ingestion.landing import incomplete_folders
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
@@ -18,6 +20,22 @@ SUMMARY_QUERIES: tuple[tuple[str, str], ...] = (
     ("preprocessed", "SELECT count(*) AS scans FROM preprocessing"),
     ("quarantine", "SELECT count(*) AS folders FROM quarantine"),
 )
+
+
+def quarantined_since(paths: LayerPaths, since: dt.datetime) -> list[str]:
+    """One line per scan quarantined at or after ``since``, with its stage and reason."""
+    warehouse = Warehouse(paths.warehouse)
+    if not warehouse.table_exists("quarantine"):
+        return []
+    found = warehouse.query(
+        "SELECT coalesce(stage, 'ingestion') AS stage, folder, coalesce(scan_id, '-') AS scan_id,"
+        " reason FROM quarantine WHERE detected_at >= ? ORDER BY stage, folder",
+        [since],
+    )
+    return [
+        f"quarantined at {r.stage}: {r.folder} ({r.scan_id}): {r.reason}"
+        for r in found.itertuples()
+    ]
 
 
 def cohort_status(paths: LayerPaths) -> str:
