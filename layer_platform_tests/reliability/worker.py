@@ -90,10 +90,14 @@ def champion_versions(paths: LayerPaths) -> dict[str, str]:
 
 def run_pipeline(paths: LayerPaths) -> int:
     from layer_platform.defs.pipeline import run_platform
+    from layer_platform.warehouse.status import quarantined_since
 
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     reports = run_platform(paths, defs=tiny_definitions(paths))
     for report in reports:
         print(f"{report.job}: runs={len(report.runs)} failed={report.failed}", flush=True)
+    for line in quarantined_since(paths, started):  # as `layer-platform run` prints them
+        print(line, flush=True)
     return 1 if any(report.failed for report in reports) else 0
 
 
