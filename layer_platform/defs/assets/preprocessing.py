@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import dagster as dg
 
+from layer_platform.batching import ScanResult
 from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.automation import new_scan
@@ -58,7 +59,7 @@ def preprocessed_volume(
     scans = {row.scan_id: LandedScan(*row) for row in found.itertuples(index=False)}
     previews = set(list(scans)[: preprocessing.preview_limit])
 
-    def work(scan_id: str):
+    def work(scan_id: str) -> ScanResult:
         out_dir = paths.artifacts / "preprocessed" / scan_id
         return preprocess_batch_scan(
             scans[scan_id], paths.landing, config, out_dir, preview=scan_id in previews

@@ -22,7 +22,7 @@ from layer_platform.attribution.batch import (
 )
 from layer_platform.attribution.batch import mode_input as _mode_input
 from layer_platform.attribution.batch import read_labels as _labels
-from layer_platform.batching import BatchOutcome
+from layer_platform.batching import BatchOutcome, ScanResult
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.classification.network import last_conv_block
 from layer_platform.compute import select_device
@@ -221,7 +221,7 @@ def layer_saliency(
     previews = set(list(todo)[: saliency.preview_limit])
     device = select_device("auto")
 
-    def work(scan_id: str):
+    def work(scan_id: str) -> ScanResult:
         return attribute_batch_scan(
             todo[scan_id],
             models,
