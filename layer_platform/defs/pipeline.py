@@ -21,10 +21,21 @@ from layer_platform.tracking.mlflow_registry import (
 )
 from layer_platform.warehouse.store import Warehouse
 
+
+def _not_quarantined(stage: str, scan: str, since: str) -> str:
+    """SQL: the scan was not quarantined at ``stage`` since its input (``since``) last changed.
+    A refused scan is retried once its input changes, not on every run (it would fail again)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.scan_id = {scan}"
+        f" AND q.stage = '{stage}' AND q.detected_at >= {since})"
+    )
+
+
 #: Scans whose preprocessed volume is missing or was made from other landed bytes.
-PENDING_PREPROCESSING = """
+PENDING_PREPROCESSING = f"""
     SELECT s.scan_id FROM scans s LEFT JOIN preprocessing p USING (scan_id)
-    WHERE p.scan_id IS NULL OR p.content_hash <> s.content_hash
+    WHERE (p.scan_id IS NULL OR p.content_hash <> s.content_hash)
+      AND {_not_quarantined("preprocessing", "s.scan_id", "s.ingested_at")}
     ORDER BY s.scan_id
 """
 
@@ -36,16 +47,17 @@ TRAINING_DATA = """
 """
 
 #: Scans without a segmentation from their current preprocessing and the champion segmenter.
-PENDING_SEGMENTATION = """
+PENDING_SEGMENTATION = f"""
     SELECT p.scan_id FROM preprocessing p LEFT JOIN segmentations g USING (scan_id)
-    WHERE g.scan_id IS NULL OR g.computed_at < p.processed_at OR g.model_version <> ?
+    WHERE (g.scan_id IS NULL OR g.computed_at < p.processed_at OR g.model_version <> ?)
+      AND {_not_quarantined("segmentation", "p.scan_id", "p.processed_at")}
     ORDER BY p.scan_id
 """
 
 #: Per mode with a champion (``$mode``, ``$version``): scans whose rows for that version are
 #: missing or older than their segmentation, and QC-failed scans that still have such rows.
 #: SWE modes only concern scans with valid SWE (``swe_valid_fraction > 0``).
-PENDING_SALIENCY = """
+PENDING_SALIENCY = f"""
     WITH done AS (
         SELECT scan_id, min(computed_at) AS computed_at FROM layer_saliency
         WHERE input_mode = $mode AND model_version = $version GROUP BY scan_id
@@ -53,14 +65,16 @@ PENDING_SALIENCY = """
     SELECT g.scan_id FROM segmentations g JOIN preprocessing p USING (scan_id)
     LEFT JOIN done d USING (scan_id)
     WHERE ($mode = 'bmode' OR coalesce(p.swe_valid_fraction, 0) > 0)
-      AND ((g.qc_passed AND (d.scan_id IS NULL OR d.computed_at < g.computed_at))
+      AND ((g.qc_passed AND (d.scan_id IS NULL OR d.computed_at < g.computed_at)
+            AND {_not_quarantined("saliency", "g.scan_id", "g.computed_at")})
            OR (NOT g.qc_passed AND d.scan_id IS NOT NULL))
 """
 
 #: Same, before the first saliency run (no ``layer_saliency`` table yet).
-PENDING_SALIENCY_FIRST = """
+PENDING_SALIENCY_FIRST = f"""
     SELECT g.scan_id FROM segmentations g JOIN preprocessing p USING (scan_id)
     WHERE g.qc_passed AND ($mode = 'bmode' OR coalesce(p.swe_valid_fraction, 0) > 0)
+      AND {_not_quarantined("saliency", "g.scan_id", "g.computed_at")}
 """
 
 

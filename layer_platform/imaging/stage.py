@@ -1,29 +1,89 @@
-"""One scan from landing folder to preprocessed files: what the preprocessing asset loops over."""
+"""One scan from landing folder to preprocessed files: what the preprocessing batch runs per scan.
+
+The landed bytes must be the ones intake registered (their content hash), and a scan's files
+land as a whole folder (staged, then swapped in): after a crash a reader never pairs a new
+B-mode with old layers. Per-scan checks refuse the scan (quarantine), never the batch.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layer_platform.batching import ScanCheckFailed, ScanResult, staging_folder, swap_in
+from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import (
     PreprocessConfig,
     PreprocessedScan,
     preprocess_scan,
     save_preprocessed,
 )
+from layer_platform.ingestion.intake import files_hash
 from layer_platform.ingestion.landing import load_scan
-from layer_platform.locations import Location
+from layer_platform.locations import Location, is_remote
+from layer_platform.warehouse.store import Replacement
+
+#: Fraction of voxels that must show tissue (B-mode above the noise floor) in a usable scan.
+MIN_TISSUE_FRACTION = 0.2
+#: SWE validity below this is reported as a warning (shear waves did not reach the tissue).
+MIN_SWE_VALID_FRACTION = 0.3
+#: Per-scan checks: name → (blocks the scan, description).
+PREPROCESS_CHECKS = {
+    "content_hash": (True, "the landed files are the bytes intake registered"),
+    "finite_values": (True, "every preprocessed voxel is finite"),
+    "expected_shape": (True, "every volume has the configured working shape"),
+    "non_empty_tissue": (True, f"at least {MIN_TISSUE_FRACTION:.0%} of voxels show tissue"),
+    "swe_validity": (False, f"SWE valid in at least {MIN_SWE_VALID_FRACTION:.0%} of voxels"),
+}
+
+
+@dataclass(frozen=True)
+class LandedScan:
+    """A registered scan: where it landed and the content hash intake recorded."""
+
+    scan_id: str
+    folder: str
+    content_hash: str
+
+
+def prepare_landed_scan(
+    folder: Path, landing: Path, config: PreprocessConfig, content_hash: str | None = None
+) -> PreprocessedScan:
+    """Read with the scan's own overrides and preprocess (nothing written).
+
+    Raises:
+        ScanCheckFailed: ``content_hash`` given and the landed files no longer hash to it (a
+            re-export after intake: its new bytes are intake's to register first).
+    """
+    loaded = load_scan(folder, landing)
+    # Hashed after reading: bytes changed before or during the read fail the comparison.
+    landed = [*loaded.paths.values(), folder / "scan.json"]
+    if content_hash is not None and files_hash(landed) != content_hash:
+        raise ScanCheckFailed("content_hash")
+    volumes = loaded.volumes
+    return preprocess_scan(volumes["bmode"], volumes.get("swe"), volumes.get("layers"), config)
+
+
+def publish_preprocessed(result: PreprocessedScan, out_dir: Location) -> None:
+    """Write the scan's files into a staging folder and swap it in as a whole (object storage:
+    one whole object per file, in place)."""
+    if is_remote(out_dir):
+        save_preprocessed(result, out_dir)
+        return
+    staged = staging_folder(Path(out_dir))
+    save_preprocessed(result, staged)
+    swap_in(staged, Path(out_dir))
 
 
 def preprocess_landed_scan(
     folder: Path, landing: Path, config: PreprocessConfig, out_dir: Location
 ) -> PreprocessedScan:
-    """Read with the scan's own overrides, preprocess, and write NIfTI files atomically."""
-    volumes = load_scan(folder, landing).volumes
-    result = preprocess_scan(volumes["bmode"], volumes.get("swe"), volumes.get("layers"), config)
-    save_preprocessed(result, out_dir)
+    """Read, preprocess and publish one scan (the benchmarks' unit of work)."""
+    result = prepare_landed_scan(folder, landing, config)
+    publish_preprocessed(result, out_dir)
     return result
 
 
@@ -46,3 +106,48 @@ def preprocessing_row(
         "all_finite": stats["all_finite"],
         "processed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
     }
+
+
+def failed_checks(row: Mapping[str, Any], shape: tuple[int, int, int]) -> list[str]:
+    """The checks of ``PREPROCESS_CHECKS`` (content hash aside) that ``row`` fails."""
+    swe = row["swe_valid_fraction"]
+    passed = {
+        "finite_values": bool(row["all_finite"]),
+        "expected_shape": (row["shape_lateral"], row["shape_depth"], row["shape_sweep"]) == shape,
+        "non_empty_tissue": row["tissue_fraction"] >= MIN_TISSUE_FRACTION,
+        "swe_validity": swe is None or swe >= MIN_SWE_VALID_FRACTION,
+    }
+    return [name for name, ok in passed.items() if not ok]
+
+
+def preprocess_batch_scan(
+    scan: LandedScan, landing: Path, config: PreprocessConfig, out_dir: Location, preview: bool
+) -> ScanResult:
+    """One scan of the preprocessing batch: checked, its files staged, its row ready."""
+    result = prepare_landed_scan(landing / scan.folder, landing, config, scan.content_hash)
+    stats = result.stats()
+    row = preprocessing_row(scan.scan_id, scan.content_hash, scan.folder, stats)
+    failed = failed_checks(row, config.target_shape)
+    blocking = [name for name in failed if PREPROCESS_CHECKS[name][0]]
+    if blocking:
+        raise ScanCheckFailed(blocking[0])
+    markdown = {}
+    if preview:
+        png = mid_slices_png(
+            result.bmode, overlay=result.layers, spacing=config.target_spacing, title=scan.scan_id
+        )
+        markdown["mid_slices"] = png_to_markdown(png, scan.scan_id)
+    return ScanResult(
+        writes=[Replacement("preprocessing", [row], key="scan_id", keys=[scan.scan_id])],
+        publish=lambda: publish_preprocessed(result, out_dir),
+        metadata={
+            "path": str(out_dir),
+            "shape": str(stats["shape"]),
+            "spacing_mm": str(tuple(round(s, 3) for s in config.target_spacing)),
+            "bmode_mean": stats["bmode_mean"],
+            "swe_valid_fraction": stats["swe_valid_fraction"],
+            "content_hash": scan.content_hash[:16],
+        },
+        markdown=markdown,
+        warnings=failed,
+    )

@@ -92,7 +92,8 @@ class IntakeResult:
     quarantined: list[QuarantineEntry]
 
 
-def _content_hash(paths: Iterable[Path]) -> str:
+def files_hash(paths: Iterable[Path]) -> str:
+    """The content hash a scan is registered with: its volume files and ``scan.json``."""
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(path.name.encode() + b"\0")
@@ -217,7 +218,7 @@ def inspect_folder(
             if "layers" in volumes:
                 _check_layers(volumes["layers"], bmode)
         with guarded("hashing the scan's files"):
-            content_hash = _content_hash([*paths.values(), folder.path / "scan.json"])
+            content_hash = files_hash([*paths.values(), folder.path / "scan.json"])
     except ScanError as exc:
         raise exc.located(folder=folder.name, scan_id=meta.scan_id) from None
 

@@ -21,7 +21,10 @@ from layer_platform.ingestion.intake import (
 )
 from layer_platform.ingestion.landing import discover
 from layer_platform.ingestion.policy import IntakePolicy
-from layer_platform.warehouse.store import Warehouse
+from layer_platform.warehouse.store import Replacement, Warehouse
+
+#: The ``quarantine.stage`` of folders refused at intake.
+INTAKE_STAGE = "ingestion"
 
 
 @dataclass(frozen=True)
@@ -76,35 +79,42 @@ def refresh_manifest(
     )
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    warehouse.replace(
-        "scans",
-        [r.as_row() for r in result.accepted],
-        key="scan_id",
-        keys=[r.scan_id for r in result.accepted],
-    )
-    warehouse.replace(
-        "quarantine",
-        [q.as_row() for q in result.quarantined],
-        key="folder",
-        keys=[f.name for f in todo],
-    )
-    # Written last: a crash before this line means the folders are simply inspected again.
     status = {r.folder: (r.scan_id, "accepted") for r in result.accepted}
     status.update({q.folder: (q.scan_id, "quarantined") for q in result.quarantined})
-    warehouse.replace(
-        "landing_index",
+    inspected_folders = [f.name for f in todo]
+    # One transaction: a crash leaves the folders' previous rows, so they are inspected again;
+    # a reader never sees a scan registered without its landing_index row, or the reverse.
+    warehouse.replace_all(
         [
-            {
-                "folder": f.name,
-                "fingerprint": f.fingerprint,
-                "scan_id": status[f.name][0],
-                "status": status[f.name][1],
-                "inspected_at": now,
-            }
-            for f in todo
-        ],
-        key="folder",
-        keys=[f.name for f in todo],
+            Replacement(
+                "scans",
+                [r.as_row() for r in result.accepted],
+                key="scan_id",
+                keys=[r.scan_id for r in result.accepted],
+            ),
+            Replacement(
+                "quarantine",
+                [{**q.as_row(), "stage": INTAKE_STAGE} for q in result.quarantined],
+                key="folder",
+                keys=inspected_folders,
+                scope={"stage": INTAKE_STAGE},
+            ),
+            Replacement(
+                "landing_index",
+                [
+                    {
+                        "folder": f.name,
+                        "fingerprint": f.fingerprint,
+                        "scan_id": status[f.name][0],
+                        "status": status[f.name][1],
+                        "inspected_at": now,
+                    }
+                    for f in todo
+                ],
+                key="folder",
+                keys=inspected_folders,
+            ),
+        ]
     )
     return ManifestUpdate(
         accepted=result.accepted,

@@ -33,7 +33,8 @@ TABLES: dict[str, str] = {
             folder VARCHAR NOT NULL,
             scan_id VARCHAR,
             reason VARCHAR NOT NULL,
-            detected_at TIMESTAMP NOT NULL
+            detected_at TIMESTAMP NOT NULL,
+            stage VARCHAR
         )""",
     # Intake bookkeeping: which fingerprint of each landing folder was last inspected, so an
     # unchanged folder (good or bad) is not read again on the next refresh.
@@ -241,3 +242,18 @@ TABLES: dict[str, str] = {
             computed_at TIMESTAMP NOT NULL
         )""",
 }
+
+#: Statements that bring a table created by an older version up to its contract above (run
+#: after each ``CREATE TABLE IF NOT EXISTS``; each is idempotent).
+UPGRADES: dict[str, tuple[str, ...]] = {
+    # Quarantine rows name their stage (``ingestion``, ``preprocessing``, ...) since #18.
+    "quarantine": (
+        "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS stage VARCHAR",
+        "UPDATE quarantine SET stage = 'ingestion' WHERE stage IS NULL",
+    ),
+}
+
+
+def create_statements(table: str) -> tuple[str, ...]:
+    """``table``'s CREATE statement followed by its upgrades."""
+    return (TABLES[table], *UPGRADES.get(table, ()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from layer_platform.ingestion.landing import incomplete_folders
@@ -22,6 +23,22 @@ SUMMARY_QUERIES: tuple[tuple[str, str], ...] = (
 )
 #: The most recent quarantine reasons listed (reasons name keys and checks, never values).
 QUARANTINE_SHOWN = 10
+
+
+def quarantined_since(paths: LayerPaths, since: dt.datetime) -> list[str]:
+    """One line per scan quarantined at or after ``since``, with its stage and reason."""
+    warehouse = Warehouse(paths.warehouse)
+    if not warehouse.table_exists("quarantine"):
+        return []
+    found = warehouse.query(
+        "SELECT coalesce(stage, 'ingestion') AS stage, folder, coalesce(scan_id, '-') AS scan_id,"
+        " reason FROM quarantine WHERE detected_at >= ? ORDER BY stage, folder",
+        [since],
+    )
+    return [
+        f"quarantined at {r.stage}: {r.folder} ({r.scan_id}): {r.reason}"
+        for r in found.itertuples()
+    ]
 
 
 def cohort_summary(paths: LayerPaths, *, wait_s: float = 300.0) -> dict[str, Any]:
@@ -50,11 +67,12 @@ def cohort_summary(paths: LayerPaths, *, wait_s: float = 300.0) -> dict[str, Any
             summary["counts"][title] = {name: int(value) for name, value in row.items()}
     if warehouse.table_exists("quarantine"):
         reasons = warehouse.query(
-            "SELECT folder, scan_id, reason FROM quarantine ORDER BY detected_at DESC LIMIT ?",
+            "SELECT folder, scan_id, coalesce(stage, 'ingestion') AS stage, reason FROM quarantine"
+            " ORDER BY detected_at DESC LIMIT ?",
             [QUARANTINE_SHOWN],
         )
         summary["quarantined"] = [
-            {"folder": r.folder, "scan_id": r.scan_id, "reason": r.reason}
+            {"folder": r.folder, "scan_id": r.scan_id, "stage": r.stage, "reason": r.reason}
             for r in reasons.itertuples()
         ]
     return summary
@@ -71,7 +89,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     for title, counts in summary["counts"].items():
         lines.append(f"{title:<14}" + ", ".join(f"{k}={v}" for k, v in counts.items()))
     lines += [
-        f"  quarantined {q['folder']} ({q['scan_id'] or '-'}): {q['reason']}"
+        f"  quarantined at {q['stage']}: {q['folder']} ({q['scan_id'] or '-'}): {q['reason']}"
         for q in summary["quarantined"]
     ]
     waiting = summary["incomplete_landing"]

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from layer_platform.locations import Location, as_location, is_remote, make_folder, publish
-from layer_platform.warehouse.schema import TABLES
+from layer_platform.warehouse.schema import TABLES, create_statements
 
 log = logging.getLogger(__name__)
 #: Every table and view of the warehouse, for the Parquet export.
@@ -124,8 +124,9 @@ class Warehouse:
 
     def ensure_schema(self) -> None:
         with self.connect() as con:
-            for ddl in TABLES.values():
-                con.execute(ddl)
+            for table in TABLES:
+                for ddl in create_statements(table):
+                    con.execute(ddl)
 
     def replace(
         self,
@@ -160,7 +161,8 @@ class Warehouse:
         incoming = [_arrow(replacement.rows) for replacement in replacements]
         with self.connect() as con:
             for table in dict.fromkeys(r.table for r in replacements):
-                con.execute(TABLES[table])
+                for ddl in create_statements(table):
+                    con.execute(ddl)
             con.execute("BEGIN TRANSACTION")
             try:
                 inserted = sum(

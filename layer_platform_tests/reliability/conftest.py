@@ -8,6 +8,7 @@ processes at once: the determinism test compares them, the PHI scan searches the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from layer_platform.io import Volume, write_volume
 from layer_platform.settings import LayerPaths
+from layer_platform.simulation import SimulationConfig, simulate_scan
 from layer_platform_tests.conftest import REPO_ROOT
 from layer_platform_tests.defs.test_materialization import landing_with_bad_and_phi_scans
 from layer_platform_tests.saliency.test_materialization import (  # noqa: F401 (a fixture)
@@ -25,6 +29,8 @@ from layer_platform_tests.saliency.test_materialization import (  # noqa: F401 (
 )
 
 WORKER = "layer_platform_tests.reliability.worker"
+#: A readable, unlabelled scan with no tissue in it: intake accepts it, preprocessing refuses it.
+NO_TISSUE = "NOTISSUE-1"
 #: torch's CPU kernels may split reductions by thread count; both runs get the same one.
 CHILD_THREADS = "1"
 
@@ -64,6 +70,22 @@ def kill_group(child: subprocess.Popen) -> None:
     child.wait(timeout=30)
 
 
+def land_no_tissue_scan(landing: Path) -> None:
+    """``NO_TISSUE``: speckle of grey level 0-1 under a bright skin line (2% of voxels show
+    tissue after normalisation; the ``non_empty_tissue`` check wants 20%)."""
+    config = SimulationConfig(n_subjects=1, seed=11)
+    grid = simulate_scan(config, 0, "left").bmode
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 2, grid.shape).astype(np.uint8)
+    dark[:, :3, :] = 255
+    folder = landing / NO_TISSUE
+    folder.mkdir()
+    write_volume(folder / "bmode.nii.gz", Volume(dark, grid.spacing))
+    (folder / "scan.json").write_text(
+        json.dumps({"scan_id": NO_TISSUE, "subject_id": "NT-SUBJ", "label": None})
+    )
+
+
 @dataclass(frozen=True)
 class FromScratch:
     """Two ``LAYER_HOME``s built from the same landing zone and seeds."""
@@ -75,13 +97,14 @@ class FromScratch:
 @pytest.fixture(scope="session")
 def from_scratch(tmp_path_factory: pytest.TempPathFactory) -> FromScratch:
     """``layer-platform run`` (tiny settings) twice from nothing, in two processes with
-    different hash seeds (set and dict orders differ), on a cohort holding a truncated scan
-    and a DICOM whose header carries planted patient identifiers."""
+    different hash seeds (set and dict orders differ), on a cohort holding a truncated scan,
+    a DICOM whose header carries planted patient identifiers and a scan with no tissue."""
     root = tmp_path_factory.mktemp("from_scratch")
     homes, logs, children = [], [], []
     for name, hash_seed in (("a", "1"), ("b", "2")):
         paths = LayerPaths.under(root / name).ensure()
         landing_with_bad_and_phi_scans(paths)
+        land_no_tissue_scan(paths.landing)
         log = root / f"{name}.log"
         homes.append(paths)
         logs.append(log)

@@ -8,36 +8,43 @@ Every fault here is a SIGKILL to the writer's whole process group (no ``finally`
    debris is only a hidden staging folder, and the next write of the file removes it.
 2. ``Warehouse.replace_all`` killed at random moments: every table holds the rows of exactly
    one committed write (DuckDB rolls the interrupted transaction back), never half of one.
-3. A saliency backfill (``compute_saliency``, two scans per run, on the real on-disk instance
-   with the project's ``dagster.yaml``) killed once some but not all partitions are written,
-   then re-run: the warehouse holds exactly the expected rows (per scan, mode, method and
-   layer, no duplicates, no partial partition) and every NIfTI under the artifacts opens.
+3. Each batched per-scan stage (preprocessing, segmentation, saliency: one run over every
+   pending scan of a copy of the tiny cohort) killed once about half of its scans are
+   committed, then re-run: the finished scans are not computed again (their timestamps stay),
+   the others are, every file opens, no staging debris is left, and the rows (for saliency:
+   the rows and the cohort summary) are exactly those of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
-from layer_platform.defs.pipeline import pending_saliency
-from layer_platform.defs.runner import UNFINISHED
+from layer_platform.defs.assets.saliency import champion_rows
+from layer_platform.defs.runner import UNFINISHED, open_instance, run_job
+from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_volume
 from layer_platform.io.writers import _staging_prefix
-from layer_platform.warehouse.store import Warehouse
+from layer_platform.settings import LayerPaths
+from layer_platform.statistics import summary_rows
+from layer_platform.warehouse.store import Replacement, Warehouse
 from layer_platform_tests.reliability.conftest import kill_group, spawn, tail
 from layer_platform_tests.reliability.worker import (
     ROWS_PER_SCOPE,
+    STAGE_JOBS,
     VOLUME_NAMES,
     VOLUME_SHAPE,
     champion_versions,
+    pending_scans,
 )
 from layer_platform_tests.saliency.test_materialization import TINY, Cohort
 
@@ -136,101 +143,114 @@ def test_killed_warehouse_transactions_leave_all_or_nothing(tmp_path: Path) -> N
     assert committed == sorted(committed), "no commit is ever undone"
 
 
-def _rows_per_scan_mode(warehouse: Warehouse) -> dict[tuple[str, str], int]:
-    if not warehouse.table_exists("layer_saliency"):
+#: Per worker command: the table its batch writes, the timestamp a re-run would renew, the
+#: columns that must come out as in an uninterrupted run, and the rows cleared so the stage
+#: has every scan to do again (a copy of the cohort whose scans arrived but were not yet
+#: processed by the stage).
+STAGE_TABLES = {
+    "preprocess": ("preprocessing", "processed_at", ("preprocessing",)),
+    "segment": ("segmentations", "computed_at", ("segmentations", "segmentation_qc")),
+    "saliency": ("layer_saliency", "computed_at", ()),
+}
+#: Columns that differ between two runs by design (when, and where in which home).
+VOLATILE = {"processed_at", "computed_at", "path"}
+
+
+def _stamps(warehouse: Warehouse, table: str, column: str) -> dict[str, object]:
+    """Per scan, its committed rows' newest timestamp (nothing before the first commit)."""
+    if not warehouse.table_exists(table):
         return {}
-    found = warehouse.query(
-        "SELECT scan_id, input_mode, count(*) AS n FROM layer_saliency GROUP BY ALL"
+    found = warehouse.query(f"SELECT scan_id, max({column}) AS t FROM {table} GROUP BY scan_id")
+    return dict(zip(found["scan_id"], found["t"], strict=True))
+
+
+def _stable_rows(warehouse: Warehouse, table: str) -> pd.DataFrame:
+    frame = warehouse.query(f"SELECT * FROM {table}")
+    frame = frame.drop(columns=[c for c in frame.columns if c in VOLATILE])
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def _copy_home(source: LayerPaths, target: Path, cleared: tuple[str, ...]) -> LayerPaths:
+    """A copy of the cohort's ``LAYER_HOME`` with the stage's rows cleared (see above)."""
+    shutil.copytree(source.home, target)
+    paths = LayerPaths.under(target).ensure()
+    Warehouse(paths.warehouse).replace_all([Replacement(t, [], key=None) for t in cleared])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reference(saliency_cohort: Cohort) -> Warehouse:
+    """The cohort with saliency computed in one uninterrupted run (what a re-run must match)."""
+    report = run_job(
+        saliency_cohort.defs,
+        saliency_cohort.instance,
+        "compute_saliency",
+        partition_keys=saliency_cohort.keys,
     )
-    return {(r.scan_id, r.input_mode): int(r.n) for r in found.itertuples()}
+    assert not report.failed
+    return saliency_cohort.warehouse
 
 
 @pytest.mark.slow
-def test_killed_saliency_backfill_reruns_to_exactly_the_expected_rows(
-    saliency_cohort: Cohort, tmp_path: Path
+@pytest.mark.parametrize("command", ["saliency", "segment", "preprocess"])
+def test_a_batch_killed_half_way_reruns_only_the_unfinished_scans(
+    command: str, saliency_cohort: Cohort, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    paths, warehouse, keys = saliency_cohort.paths, saliency_cohort.warehouse, saliency_cohort.keys
-    versions = champion_versions(paths)
-    assert pending_saliency(warehouse, versions) == keys
-    with_swe = set(
-        warehouse.query("SELECT scan_id FROM preprocessing WHERE swe_valid_fraction > 0")["scan_id"]
-    )
-    expected = {(k, "bmode") for k in keys} | {(k, "bmode_swe") for k in with_swe}
-    per_scan_mode = 6 * len(TINY.methods)
-    log = tmp_path / "saliency.log"
+    table, stamp, cleared = STAGE_TABLES[command]
+    paths = _copy_home(saliency_cohort.paths, tmp_path / "home", cleared)
+    warehouse = Warehouse(paths.warehouse)
+    keys = pending_scans(paths, STAGE_JOBS[command])
+    assert len(keys) >= 4, "the cohort gives the kill room to land half-way"
+    log = tmp_path / f"{command}.log"
+    rng = random.Random(len(command))
 
-    child = spawn("saliency", paths.home, log)
-    started = time.monotonic()
-
-    def scans_done() -> int:
-        return len({scan for scan, _ in _rows_per_scan_mode(warehouse)})
-
+    child = spawn(command, paths.home, log)
     try:
-        wait_for(lambda: scans_done() >= 1, child, log)
-        first, first_count = time.monotonic(), scans_done()
-        wait_for(lambda: scans_done() >= len(keys) // 2, child, log)
-        per_scan = (time.monotonic() - first) / max(scans_done() - first_count, 1)
-        time.sleep(per_scan)  # half-way through the next run (two scans): attributing or writing
+        wait_for(lambda: len(_stamps(warehouse, table, stamp)) >= 1, child, log)
+        first, tic = len(_stamps(warehouse, table, stamp)), time.monotonic()
+        wait_for(lambda: len(_stamps(warehouse, table, stamp)) >= len(keys) // 2, child, log)
+        per_scan = (time.monotonic() - tic) / max(len(_stamps(warehouse, table, stamp)) - first, 1)
+        time.sleep(rng.uniform(0.2, 0.8) * per_scan)  # inside the next scan: computing or writing
     finally:
         kill_group(child)
-    killed_after = time.monotonic() - started
 
-    # what the crash left: whole partitions or nothing, and only complete files
-    rows = _rows_per_scan_mode(warehouse)
-    done = {scan for scan, _ in rows}
-    assert 0 < len(done) < len(keys), f"killed mid-way ({len(done)}/{len(keys)} scans)"
-    assert all(n == per_scan_mode for n in rows.values()), f"a partial partition: {rows}"
-    assert {(s, m) for s, m in expected if s in done} == set(rows), "a mode missing for a scan"
+    # what the kill left: whole scans (rows and files) or nothing of a scan
+    before = _stamps(warehouse, table, stamp)
+    assert len(keys) // 2 <= len(before) < len(keys), f"killed after {len(before)} scans"
     assert unreadable_volumes(paths.artifacts) == []
-    assert pending_saliency(warehouse, versions) == sorted(set(keys) - done)
-    instance = saliency_cohort.instance
-    killed = [
-        r.dagster_run.run_id for r in instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
-    ]
-    assert len(killed) == 1, "the killed run is left STARTED"
+    for scan in before:
+        if command != "saliency":  # the scan's folder is whole: every preprocessed file loads
+            load_preprocessed(paths.artifacts / "preprocessed" / scan)
+    assert pending_scans(paths, STAGE_JOBS[command]) == sorted(set(keys) - set(before))
 
     # the re-run does the rest, and only the rest
-    rerun = spawn("saliency", paths.home, log)
+    rerun = spawn(command, paths.home, log)
     try:
         assert rerun.wait(timeout=WAIT_S) == 0, tail(log)
     finally:
         kill_group(rerun)
-    assert f"saliency pending for {len(keys) - len(done)} scans" in log.read_text()
-
-    rows = _rows_per_scan_mode(warehouse)
-    assert set(rows) == expected and all(n == per_scan_mode for n in rows.values())
-    duplicates = warehouse.query(
-        "SELECT scan_id, input_mode, method, model_version, layer, count(*) AS n"
-        " FROM layer_saliency GROUP BY ALL HAVING count(*) > 1"
-    )
-    assert duplicates.empty, duplicates
-    layers = warehouse.query(
-        "SELECT count(DISTINCT layer) AS layers, count(*) AS n FROM layer_saliency"
-        " GROUP BY scan_id, input_mode, method"
-    )
-    assert (layers["layers"] == 6).all() and (layers["n"] == 6).all()
-    diagnostics = warehouse.query(
-        "SELECT count(*) AS n FROM attribution_diagnostics"
-        " GROUP BY scan_id, input_mode, method, model_version, metric HAVING count(*) > 1"
-    )
-    assert diagnostics.empty, "attribution diagnostics duplicated"
-    assert pending_saliency(warehouse, versions) == []
-
-    # files: every map of every row exists and opens; no temp name left anywhere
-    for scan, mode in expected:
-        for method in TINY.methods:
-            assert (paths.artifacts / "saliency" / scan / f"{mode}_{method}.nii.gz").is_file()
-    assert unreadable_volumes(paths.artifacts) == []
+    assert f"pending for {len(keys) - len(before)} scans" in log.read_text()
+    after = _stamps(warehouse, table, stamp)
+    assert set(after) == set(keys)
+    assert {s: after[s] for s in before} == before, "a finished scan was computed again"
+    assert all(after[s] > max(before.values()) for s in set(keys) - set(before))
+    assert pending_scans(paths, STAGE_JOBS[command]) == []
     assert hidden_entries(paths.artifacts) == [], "staging debris left where readers look"
 
+    # exactly the rows (and, for saliency, the summary) of an uninterrupted run
+    # (the reference saliency run comes after the copy, which needed saliency still to do)
+    done = (
+        request.getfixturevalue("reference") if command == "saliency" else saliency_cohort.warehouse
+    )
+    pd.testing.assert_frame_equal(_stable_rows(warehouse, table), _stable_rows(done, table))
+    if command == "saliency":
+        versions = champion_versions(paths)
+        ours, theirs = champion_rows(warehouse, versions), champion_rows(done, versions)
+        pd.testing.assert_frame_equal(
+            summary_rows(ours, n_boot=TINY.n_boot), summary_rows(theirs, n_boot=TINY.n_boot)
+        )
     # Dagster: the killed run reads as failed (not running forever) and holds no pool slot
-    record = instance.get_run_record_by_id(killed[0])
-    assert record is not None and record.dagster_run.status == dg.DagsterRunStatus.FAILURE
+    instance = open_instance(paths)
     assert not instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
     pool = instance.event_log_storage.get_concurrency_info("warehouse")
     assert not pool.claimed_slots and not pool.pending_steps
-
-    print(
-        f"\nkilled after {killed_after:.1f} s with {len(done)}/{len(keys)} scans written",
-        file=sys.stderr,
-    )

@@ -3,9 +3,9 @@
 ``python -m layer_platform_tests.reliability.worker pipeline HOME``
     ``layer-platform run`` from an empty instance: every stage through ``run_platform``, with
     the tiny settings below (the CLI's own resources would train for many minutes).
-``python -m layer_platform_tests.reliability.worker saliency HOME``
-    the ``compute_saliency`` stage as ``run_platform`` plans it, but two scans per run, so that
-    partitions land a few at a time and a ``kill -9`` can fall between (or inside) runs.
+``python -m layer_platform_tests.reliability.worker {preprocess,segment,saliency} HOME``
+    that per-scan job over the scans ``run_platform`` finds pending, in one batched run (the
+    batch commits each scan as it finishes, so a ``kill -9`` falls between or inside scans).
 ``python -m layer_platform_tests.reliability.worker volumes DIR``
     rewrite two volumes (``.nii.gz`` and ``.nii``) with ``write_volume`` forever, each filled
     with its generation number (one more than what the files hold); prints each generation.
@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 
     from layer_platform.settings import LayerPaths
 
+#: Worker commands that run one per-scan job over its pending scans.
+STAGE_JOBS = {
+    "preprocess": "preprocess_scans",
+    "segment": "segment_scans",
+    "saliency": "compute_saliency",
+}
 #: Volume rewritten by ``volumes``: ~2 MB, so a write (gzip above all) takes a while.
 VOLUME_SHAPE = (64, 128, 64)
 VOLUME_NAMES = ("map.nii.gz", "volume.nii")
@@ -84,25 +90,46 @@ def champion_versions(paths: LayerPaths) -> dict[str, str]:
 
 def run_pipeline(paths: LayerPaths) -> int:
     from layer_platform.defs.pipeline import run_platform
+    from layer_platform.warehouse.status import quarantined_since
 
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     reports = run_platform(paths, defs=tiny_definitions(paths))
     for report in reports:
         print(f"{report.job}: runs={len(report.runs)} failed={report.failed}", flush=True)
+    for line in quarantined_since(paths, started):  # as `layer-platform run` prints them
+        print(line, flush=True)
     return 1 if any(report.failed for report in reports) else 0
 
 
-def run_saliency(paths: LayerPaths) -> int:
-    from layer_platform.defs.pipeline import pending_saliency
-    from layer_platform.defs.runner import open_instance, run_job
+def pending_scans(paths: LayerPaths, job: str) -> list[str]:
+    """The scans ``run_platform`` would send to ``job`` (a per-scan job) now."""
+    from layer_platform.defs.assets.segmentation import SEGMENTER
+    from layer_platform.defs.pipeline import (
+        PENDING_PREPROCESSING,
+        PENDING_SEGMENTATION,
+        pending_saliency,
+    )
+    from layer_platform.tracking.mlflow_registry import Tracking, champion
     from layer_platform.warehouse.store import Warehouse
 
-    keys = pending_saliency(Warehouse(paths.warehouse), champion_versions(paths))
-    print(f"saliency pending for {len(keys)} scans", flush=True)
+    warehouse = Warehouse(paths.warehouse)
+    if job == "preprocess_scans":
+        return list(warehouse.query(PENDING_PREPROCESSING)["scan_id"])
+    if job == "segment_scans":
+        version = champion(Tracking.for_paths(paths), SEGMENTER).version
+        return list(warehouse.query(PENDING_SEGMENTATION, [version])["scan_id"])
+    return pending_saliency(warehouse, champion_versions(paths))
+
+
+def run_stage(paths: LayerPaths, job: str) -> int:
+    """One per-scan job over its pending scans, in one batched run (as ``run_platform``)."""
+    from layer_platform.defs.runner import open_instance, run_job
+
+    keys = pending_scans(paths, job)
+    print(f"{job} pending for {len(keys)} scans", flush=True)
     defs = tiny_definitions(paths)
-    report = run_job(
-        defs, open_instance(paths), "compute_saliency", partition_keys=keys, max_batch=2
-    )
-    print(f"compute_saliency: runs={len(report.runs)} failed={report.failed}", flush=True)
+    report = run_job(defs, open_instance(paths), job, partition_keys=keys)
+    print(f"{job}: runs={len(report.runs)} failed={report.failed}", flush=True)
     return 1 if report.failed else 0
 
 
@@ -160,7 +187,9 @@ def main(argv: list[str]) -> int:
     from layer_platform.settings import LayerPaths
 
     paths = LayerPaths.under(Path(where)).ensure()
-    return {"pipeline": run_pipeline, "saliency": run_saliency}[command](paths)
+    if command == "pipeline":
+        return run_pipeline(paths)
+    return run_stage(paths, STAGE_JOBS[command])
 
 
 if __name__ == "__main__":

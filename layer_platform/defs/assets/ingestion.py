@@ -21,6 +21,7 @@ MANIFEST_CHECKS = {
     "ingestion",
     kinds={"duckdb", "python"},
     code_version="intake-v1",
+    pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(name, asset="cohort_manifest", blocking=True, description=text)
         for name, text in MANIFEST_CHECKS.items()

@@ -6,25 +6,24 @@ the cohort tables (subject-level CIs, ranking, tests, planted-driver recovery).
 """
 
 import datetime as dt
-import time
-from collections import defaultdict
-from dataclasses import asdict, dataclass
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from layer_platform.attribution import (
-    ABLATION_METHOD,
-    AttributionConfig,
-    cohort_fill_volume,
-    control_layer_means,
-    model_randomization_check,
-    profile_scan,
+from layer_platform.attribution import ABLATION_METHOD, model_randomization_check
+from layer_platform.attribution.batch import (
+    Champion,
+    SaliencySettings,
+    ScanToAttribute,
+    attribute_batch_scan,
+    control_tables,
 )
-from layer_platform.classification.modes import INPUT_MODES, build_input, n_channels, uses_swe
+from layer_platform.attribution.batch import mode_input as _mode_input
+from layer_platform.attribution.batch import read_labels as _labels
+from layer_platform.batching import BatchOutcome, ScanResult
+from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.classification.network import last_conv_block
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.classification import pain_classifier, registered_name
@@ -32,14 +31,12 @@ from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.segmentation import layer_segmentation
 from layer_platform.defs.automation import cohort_summary, per_scan
 from layer_platform.defs.gx_checks import gx_check_result
+from layer_platform.defs.per_scan import check_result, run_scans
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.saliency_resource import SaliencyResource
-from layer_platform.errors import ScanError
-from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
-from layer_platform.imaging.native import write_saliency_maps
-from layer_platform.imaging.preprocess import PreprocessedScan, load_preprocessed
-from layer_platform.io import read_volume
-from layer_platform.locations import as_location, remove_tree
+from layer_platform.imaging.figures import png_to_markdown
+from layer_platform.imaging.preprocess import load_preprocessed
+from layer_platform.locations import remove_tree
 from layer_platform.quality.expectations import validate_layer_saliency
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation.ground_truth import ground_truth_path, load_ground_truth
@@ -59,17 +56,12 @@ from layer_platform.statistics.skill import AucEstimate, ClassifierSkill
 from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion
 from layer_platform.warehouse.store import Replacement, Warehouse
 
+STAGE = "saliency"
 #: The scans of a batch with their segmentation (scans without one are reported, not attributed).
 BATCH_SCANS = """
     SELECT s.scan_id, s.subject_id, s.label, g.segmentation_source, g.qc_passed, g.path
     FROM scans s JOIN segmentations g USING (scan_id)
     WHERE s.scan_id IN (SELECT unnest(?)) ORDER BY s.scan_id
-"""
-
-#: Controls whose layers define the ``cohort`` baseline.
-CONTROL_SCANS = """
-    SELECT s.scan_id, g.path FROM scans s JOIN segmentations g USING (scan_id)
-    WHERE s.label = 'control' AND g.qc_passed ORDER BY s.scan_id
 """
 
 #: One mode's champion rows, with whether the classifier called the scan right (the stored
@@ -91,9 +83,11 @@ CHAMPION_ROWS = """
 """
 
 GX_CHECK = "gx_layer_saliency"
+#: name → (blocking, description). The per-scan checks quarantine the scan that fails them,
+#: never the batch; the GX check on the rows that landed blocks (a platform fault).
 SALIENCY_CHECKS = {
-    "rows_complete": (True, "six rows per scan, mode and method (shares: see the GX check)"),
-    "finite_values": (True, "every stored value is finite (NULL only where documented)"),
+    "rows_complete": (False, "six rows per scan, mode and method (failing scans quarantined)"),
+    "finite_values": (False, "every stored value is finite (failing scans quarantined)"),
     "ig_completeness": (False, "Integrated Gradients adds up to f(x) - f(baseline) (warn)"),
     "segmentation_qc": (False, "every scan had a QC-passed segmentation (others skipped; warn)"),
     GX_CHECK: (
@@ -102,67 +96,10 @@ SALIENCY_CHECKS = {
         " model_version present, shares and fractions in [0, 1], shares summing to 1 per map",
     ),
 }
-VALUE_COLUMNS = ("volume_fraction", "mean_saliency", "saliency_share", "enrichment")
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _no_signal_channels(mode: str) -> tuple[int, ...]:
-    """Encoded SWE is exactly 0 where nothing was measured: its channel is the last one."""
-    return (n_channels(mode) - 1,) if uses_swe(mode) else ()
-
-
-def _mode_input(mode: str, stored: PreprocessedScan) -> np.ndarray | None:
-    """The classifier input of ``mode``, or None for an SWE mode on a scan without valid SWE."""
-    if uses_swe(mode) and (stored.swe_valid is None or not stored.swe_valid.any()):
-        return None
-    return build_input(mode, stored.bmode, stored.swe, stored.swe_valid)
-
-
-def _labels(path: str) -> np.ndarray:
-    return read_volume(as_location(path)).array.astype(np.int64)
-
-
-def control_tables(
-    warehouse: Warehouse, paths: LayerPaths, modes: list[str]
-) -> dict[str, np.ndarray | None]:
-    """Per mode, the controls' mean input per layer and channel ``(6, C)``; None without
-    controls (the mode then falls back to the ``layer_mean`` baseline)."""
-    controls = warehouse.query(CONTROL_SCANS).to_dict("records")
-    examples: dict[str, list] = {mode: [] for mode in modes}
-    for row in controls:
-        stored = load_preprocessed(paths.artifacts / "preprocessed" / row["scan_id"])
-        labels = _labels(row["path"])
-        for mode in modes:
-            x = _mode_input(mode, stored)
-            if x is not None:
-                examples[mode].append((x, labels))
-    return {
-        mode: (
-            control_layer_means(found, no_signal_channels=_no_signal_channels(mode))
-            if found
-            else None
-        )
-        for mode, found in examples.items()
-    }
-
-
-def _config(
-    saliency: SaliencyResource,
-    mode: str,
-    table: np.ndarray | None,
-    x: np.ndarray,
-    labels: np.ndarray,
-) -> AttributionConfig:
-    """The scan's attribution settings: its own cohort reference volume when configured."""
-    if saliency.baseline != "cohort":
-        return saliency.attribution_config()
-    if table is None:
-        return saliency.attribution_config(baseline="layer_mean")
-    fill = cohort_fill_volume(table, x, labels, no_signal_channels=_no_signal_channels(mode))
-    return saliency.attribution_config(cohort_fill=fill)
 
 
 def _champion_model(tracking: Tracking, mode: str) -> tuple[torch.nn.Module, str]:
@@ -171,206 +108,56 @@ def _champion_model(tracking: Tracking, mode: str) -> tuple[torch.nn.Module, str
     return model.to(select_device("auto")).eval(), str(version.version)
 
 
-def _champions(tracking: Tracking) -> dict[str, tuple]:
-    """Per mode with a champion: (model in eval mode on the device, version, Grad-CAM layer)."""
+def _champions(tracking: Tracking) -> dict[str, Champion]:
+    """Per mode with a champion: the model in eval mode on the device, its Grad-CAM layer."""
     loaded = {}
     for mode in INPUT_MODES:
         if champion(tracking, registered_name(mode)) is None:
             continue
         model, version = _champion_model(tracking, mode)
-        loaded[mode] = (model, version, last_conv_block(model))
+        loaded[mode] = Champion(model, registered_name(mode), version, last_conv_block(model))
     return loaded
 
 
-def _saliency_checks(
-    rows: list[dict], diagnostics: list[dict], skipped: list[str], tolerance: float
-) -> list[dg.AssetCheckResult]:
-    frame = pd.DataFrame(rows)
-    incomplete: list[str] = []
-    non_finite: list[str] = []
-    if not frame.empty:
-        for (scan_id, mode, method), part in frame.groupby(["scan_id", "input_mode", "method"]):
-            if not (part["layer"].nunique() == 6 and len(part) == 6):
-                incomplete.append(f"{scan_id}/{mode}/{method}")
-        values = frame[[*VALUE_COLUMNS, "ablation_delta"]].to_numpy(dtype=float)
-        bad = np.isinf(values).any(axis=1) | frame["volume_fraction"].isna().to_numpy()
-        non_finite = sorted(set(frame.loc[bad, "scan_id"]))
-    errors = pd.DataFrame(diagnostics)
-    if not errors.empty:
-        errors = errors[errors["metric"] == "completeness_error"]
-    relative = errors["value"].to_numpy(dtype=float) if not errors.empty else np.array([])
-    over = errors[errors["value"] > tolerance] if not errors.empty else errors
-    zero_maps = 0
-    if not frame.empty:
-        share_nan = frame[frame["method"] != ABLATION_METHOD].groupby(
-            ["scan_id", "input_mode", "method"]
-        )["saliency_share"]
-        zero_maps = int(share_nan.apply(lambda s: s.isna().all()).sum())
-
-    def result(name: str, passed: bool, metadata: dict) -> dg.AssetCheckResult:
-        blocking = SALIENCY_CHECKS[name][0]
-        return dg.AssetCheckResult(
-            check_name=name,
-            passed=passed,
-            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-            metadata=metadata,
-        )
-
-    return [
-        result(
-            "rows_complete",
-            not incomplete,
-            {
-                "failing": dg.MetadataValue.json(incomplete[:50]),
-                "n_rows": len(frame),
-                "zero_maps": zero_maps,
-            },
-        ),
-        result(
-            "finite_values",
-            not non_finite,
-            {"failing_scans": dg.MetadataValue.json(non_finite[:50])},
-        ),
-        result(
-            "ig_completeness",
-            bool(relative.size == 0 or np.nanmax(relative) <= tolerance),
-            {
-                "tolerance": tolerance,
-                "max_relative_error": float(np.nanmax(relative)) if relative.size else 0.0,
-                "median_relative_error": float(np.nanmedian(relative)) if relative.size else 0.0,
-                "n_checked": int(relative.size),
-                "over_tolerance": dg.MetadataValue.json(
-                    [f"{r.scan_id}/{r.input_mode}" for r in over.itertuples()][:50]
-                ),
-            },
-        ),
-        result(
-            "segmentation_qc",
-            not skipped,
-            {"skipped_scans": dg.MetadataValue.json(skipped[:50]), "n_skipped": len(skipped)},
-        ),
+def _saliency_checks(outcome: BatchOutcome, skipped: list[str]) -> list[dg.AssetCheckResult]:
+    """The batch's per-scan checks: which scans failed each (none of them blocks the batch)."""
+    checks = [
+        check_result(name, outcome.failing(name), blocking=True, n_checked=len(outcome.results))
+        for name in ("rows_complete", "finite_values")
     ]
-
-
-@dataclass
-class _Batch:
-    rows: list[dict]
-    diagnostics: list[dict]
-    failed: list[str]
-    seconds: dict[str, list[float]]
-    total_seconds: float
-
-
-def _attribute_batch(
-    context: dg.AssetExecutionContext,
-    todo: pd.DataFrame,
-    models: dict[str, tuple],
-    tables: dict[str, np.ndarray | None],
-    saliency: SaliencyResource,
-    paths: LayerPaths,
-) -> _Batch:
-    """Attribute every scan of ``todo`` with every mode's champion; save maps, previews."""
-    device = select_device("auto")
-    now = _now()
-    rows: list[dict] = []
-    diagnostics: list[dict] = []
-    failed: list[str] = []
-    seconds: dict[str, list[float]] = defaultdict(list)
-    started = time.perf_counter()
-    for position, scan in enumerate(
-        tqdm(todo.itertuples(index=False), total=len(todo), desc="saliency", unit="scan")
-    ):
-        stored = load_preprocessed(paths.artifacts / "preprocessed" / scan.scan_id)
-        labels = _labels(scan.path)
-        out_dir = paths.artifacts / "saliency" / scan.scan_id
-        scan_rows, scan_diagnostics, maps, metadata = [], [], {}, {}
-        try:
-            for mode, (model, version, target) in models.items():
-                x = _mode_input(mode, stored)
-                if x is None:
-                    continue
-                tic = time.perf_counter()
-                profiles = profile_scan(
-                    model,
-                    torch.as_tensor(x[None], device=device),
-                    labels,
-                    saliency.methods,
-                    _config(saliency, mode, tables.get(mode), x, labels),
-                    target_layer=target,
-                )
-                seconds[mode].append(time.perf_counter() - tic)
-                for method, profile in profiles.items():
-                    maps[(mode, method)] = profile.voxel_map
-                    scan_rows += [
-                        {
-                            "scan_id": scan.scan_id,
-                            "subject_id": scan.subject_id,
-                            "label": scan.label,
-                            "input_mode": mode,
-                            "method": method,
-                            "model_name": registered_name(mode),
-                            "model_version": version,
-                            **asdict(row),
-                            "segmentation_source": scan.segmentation_source,
-                            "computed_at": now,
-                        }
-                        for row in profile.rows
-                    ]
-                    scan_diagnostics += [
-                        {
-                            "scan_id": scan.scan_id,
-                            "input_mode": mode,
-                            "method": method,
-                            "model_version": version,
-                            "metric": metric,
-                            "value": float(value),
-                            "computed_at": now,
-                        }
-                        for metric, value in profile.diagnostics.items()
-                    ]
-                scores = {
-                    r.layer: getattr(r, score_column(saliency.default_method))
-                    for r in profiles[saliency.default_method].rows
-                }
-                finite = {k: v for k, v in scores.items() if v is not None and np.isfinite(v)}
-                if finite:
-                    metadata[f"{mode}_top_layer"] = max(finite, key=finite.__getitem__)
-        except ScanError as exc:
-            context.log.error(f"saliency failed for {scan.scan_id}: {exc}")
-            failed.append(scan.scan_id)
-            continue
-        write_saliency_maps(
-            out_dir, {f"{mode}_{method}": m for (mode, method), m in maps.items()}, stored
+    checks.append(
+        check_result(
+            "ig_completeness",
+            outcome.failing("ig_completeness"),
+            blocking=False,
+            n_checked=len(outcome.results),
         )
-        rows += scan_rows
-        diagnostics += scan_diagnostics
-        if position < saliency.preview_limit:
-            for mode in models:
-                for method in saliency.preview_methods():
-                    if (mode, method) not in maps:
-                        continue
-                    png = mid_slices_png(
-                        stored.bmode,
-                        overlay=maps[(mode, method)],
-                        overlay_kind="heat",
-                        spacing=stored.spacing,
-                        title=f"{scan.scan_id} · {mode} · {method}",
-                    )
-                    metadata[f"overlay_{mode}_{method}"] = dg.MetadataValue.md(
-                        png_to_markdown(png, f"{scan.scan_id} {mode} {method}")
-                    )
-        metadata["path"] = dg.MetadataValue.path(str(out_dir))
-        context.add_asset_metadata(metadata, partition_key=scan.scan_id)
-        if (position + 1) % 10 == 0:
-            context.log.info(
-                f"saliency: {position + 1}/{len(todo)} scans"
-                f" in {time.perf_counter() - started:.0f} s"
-            )
-    return _Batch(rows, diagnostics, failed, seconds, time.perf_counter() - started)
+    )
+    checks.append(
+        check_result("segmentation_qc", skipped, blocking=False, n_checked=len(outcome.results))
+    )
+    return checks
+
+
+def _drop_skipped(
+    warehouse: Warehouse, paths: LayerPaths, scan_ids: list[str], models: dict[str, Champion]
+) -> None:
+    """Scans without a QC-passed segmentation keep no rows of the champions, and no maps."""
+    if not scan_ids:
+        return
+    warehouse.replace_all(
+        [
+            Replacement(table, [], key="scan_id", keys=scan_ids, scope=scope)
+            for table in ("layer_saliency", "attribution_diagnostics")
+            for scope in ({"input_mode": m, "model_version": c.version} for m, c in models.items())
+        ]
+    )
+    for scan_id in scan_ids:
+        remove_tree(paths.artifacts / "saliency" / scan_id)
 
 
 @stage_asset(
-    "saliency",
+    STAGE,
     scan_partitioned=True,
     deps=[
         layer_segmentation,
@@ -392,10 +179,11 @@ def layer_saliency(
     sits in the layer (``layer_saliency`` table), plus per-scan diagnostics.
 
     Every mode's champion is loaded by alias; a mode is skipped for a scan without valid SWE,
-    and a scan whose segmentation failed QC contributes no rows. Re-materializing replaces the
-    batch's rows for each champion version in one transaction (older versions' rows stay).
-    Maps are saved as ``$LAYER_ARTIFACTS_DIR/saliency/<scan_id>/<mode>_<method>.nii.gz`` on
-    the B-mode's grid.
+    and a scan whose segmentation failed QC contributes no rows. Each scan is committed as
+    soon as it is attributed: its maps (swapped in as a folder) and its rows for each champion
+    version, in one transaction (older versions' rows stay). A scan that raises or fails a
+    per-scan check is quarantined (stage ``saliency``); the batch goes on. Maps are saved as
+    ``$LAYER_ARTIFACTS_DIR/saliency/<scan_id>/<mode>_<method>.nii.gz`` on the B-mode's grid.
     """
     saliency = saliency.validated()
     paths = storage.paths
@@ -409,39 +197,62 @@ def layer_saliency(
     scans = warehouse.query(BATCH_SCANS, [keys])
     unsegmented = sorted(set(keys) - set(scans["scan_id"]))
     qc_failed = sorted(scans.loc[~scans["qc_passed"].astype(bool), "scan_id"])
-    for scan_id in [*unsegmented, *qc_failed]:
-        remove_tree(paths.artifacts / "saliency" / scan_id)
+    _drop_skipped(warehouse, paths, [*unsegmented, *qc_failed], models)
     if qc_failed or unsegmented:
         context.log.warning(
             f"skipped {len(qc_failed)} scans failing segmentation QC and {len(unsegmented)}"
             f" without a segmentation: {', '.join([*qc_failed, *unsegmented][:20])}"
         )
-    todo = scans[scans["qc_passed"].astype(bool)]
+    todo = {
+        row.scan_id: ScanToAttribute(
+            row.scan_id, row.subject_id, row.label, row.segmentation_source, row.path
+        )
+        for row in scans[scans["qc_passed"].astype(bool)].itertuples(index=False)
+    }
+    settings = SaliencySettings(
+        methods=list(saliency.methods),
+        default_method=saliency.default_method,
+        score_column=score_column(saliency.default_method),
+        baseline=saliency.baseline,
+        make_config=saliency.attribution_config,
+        preview_methods=list(saliency.preview_methods()),
+        completeness_tolerance=saliency.completeness_tolerance,
+    )
+    previews = set(list(todo)[: saliency.preview_limit])
+    device = select_device("auto")
+
+    def work(scan_id: str) -> ScanResult:
+        return attribute_batch_scan(
+            todo[scan_id],
+            models,
+            tables,
+            settings,
+            paths.artifacts,
+            device,
+            preview=scan_id in previews,
+        )
+
     with saliency.threads():
-        batch = _attribute_batch(context, todo, models, tables, saliency, paths)
-    rows, diagnostics, failed = batch.rows, batch.diagnostics, batch.failed
-    writes = []  # one transaction: a crash leaves every mode's rows of the batch, or none
-    for mode, (_, version, _) in models.items():
-        scope = {"input_mode": mode, "model_version": version}
-        for table, found in (("layer_saliency", rows), ("attribution_diagnostics", diagnostics)):
-            mine = [r for r in found if r["input_mode"] == mode]
-            writes.append(Replacement(table, mine, key="scan_id", keys=keys, scope=scope))
-    warehouse.replace_all(writes)
+        outcome = run_scans(context, STAGE, list(todo), work, warehouse)
     landed = (
         warehouse.query(
             "SELECT * FROM layer_saliency WHERE scan_id IN (SELECT unnest(?))"
             " AND model_version IN (SELECT unnest(?)) ORDER BY ALL",
-            [keys, sorted({version for _, version, _ in models.values()})],
+            [outcome.done, sorted({c.version for c in models.values()})],
         )
-        if rows
+        if outcome.done and models
         else pd.DataFrame()
     )
-    per_mode = {mode: round(float(np.mean(s)), 2) for mode, s in batch.seconds.items() if s}
+    timings: dict[str, list[float]] = {}
+    for result in outcome.results.values():
+        for mode, seconds in result.seconds.items():
+            timings.setdefault(mode, []).append(seconds)
+    per_mode = {mode: round(float(np.mean(s)), 2) for mode, s in timings.items()}
     return dg.MaterializeResult(
         metadata={
-            "n_scans": len(todo) - len(failed),
-            "n_rows": len(rows),
-            "models": dg.MetadataValue.json({m: f"v{v[1]}" for m, v in models.items()}),
+            "n_scans": len(outcome.done),
+            "n_rows": len(landed),
+            "models": dg.MetadataValue.json({m: f"v{c.version}" for m, c in models.items()}),
             "modes_without_champion": dg.MetadataValue.json(missing_modes),
             "methods": dg.MetadataValue.json(list(saliency.methods)),
             "default_method": saliency.default_method,
@@ -454,19 +265,14 @@ def layer_saliency(
                 }
             ),
             "seconds_per_scan_by_mode": dg.MetadataValue.json(per_mode),
-            "seconds_total": round(batch.total_seconds, 1),
+            "seconds_total": round(outcome.total_seconds, 1),
             "skipped_qc_failed": dg.MetadataValue.json(qc_failed[:50]),
             "skipped_unsegmented": dg.MetadataValue.json(unsegmented[:50]),
-            "failed_scans": dg.MetadataValue.json(failed[:50]),
+            "quarantined": dg.MetadataValue.json(outcome.quarantined),
         },
         check_results=[
-            *_saliency_checks(
-                rows,
-                diagnostics,
-                [*qc_failed, *unsegmented, *failed],
-                saliency.completeness_tolerance,
-            ),
-            gx_check_result(GX_CHECK, validate_layer_saliency(landed) if rows else []),
+            *_saliency_checks(outcome, [*qc_failed, *unsegmented]),
+            gx_check_result(GX_CHECK, validate_layer_saliency(landed) if len(landed) else []),
         ],
     )
 

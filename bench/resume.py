@@ -1,0 +1,155 @@
+"""Benchmark 9: a re-run after a kill at 50 % against an uninterrupted run (issue #22).
+
+On two copies of the bench cohort (``bench.cohort.materialized``: segmented, one champion per
+mode, saliency rows cleared so every scan is pending), ``compute_saliency`` runs over the
+scans ``layer-platform run`` finds pending (``pending_saliency``), in one batched run:
+
+* **uninterrupted**: copy A, in this process, timed;
+* **after a kill**: copy B, in a child process killed with SIGKILL (its whole process group)
+  once half of the scans have rows; then the re-run over what is still pending, in this
+  process, timed the same way.
+
+The batch commits each scan as it finishes, so the re-run does only the other half: target
+re-run <= 0.6 x uninterrupted (the run's fixed cost, loading champions and the cohort
+reference, is paid again). Both figures come from the same bench run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.cohort import Cohort, definitions, landing, materialized, saliency_resource
+from bench.core import Context, Result, Target, fmt_s, measured
+from layer_platform.defs.pipeline import pending_saliency
+from layer_platform.defs.runner import open_instance, run_job
+from layer_platform.settings import LayerPaths
+from layer_platform.warehouse.store import Replacement, Warehouse
+
+BENCHMARK = "resume"
+RERUN = Target("ratio", "<=", 0.6)
+#: Give up on the child after this many seconds without reaching half of the scans.
+WAIT_S = 1800.0
+
+
+def _copy(cohort: Cohort, ctx: Context, name: str) -> LayerPaths:
+    """A copy of the cohort's home with every scan's saliency still to do."""
+    target = ctx.work_dir / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(cohort.paths.home, target)
+    paths = LayerPaths.from_env(
+        {"LAYER_HOME": str(target), "LAYER_LANDING_DIR": str(landing(ctx))}
+    ).ensure()
+    Warehouse(paths.warehouse).replace_all(
+        [Replacement(t, [], key=None) for t in ("layer_saliency", "attribution_diagnostics")]
+    )
+    return paths
+
+
+def _saliency(paths: LayerPaths, ctx: Context) -> float:
+    """Wall seconds of ``compute_saliency`` over the pending scans, in one batched run."""
+    warehouse = Warehouse(paths.warehouse)
+    keys = pending_saliency(warehouse, _versions(paths))
+    defs = definitions(paths, ctx, saliency_resource(ctx))
+    started = time.perf_counter()
+    report = run_job(defs, open_instance(paths), "compute_saliency", partition_keys=keys)
+    seconds = time.perf_counter() - started
+    if report.failed:
+        raise RuntimeError(f"resume bench: compute_saliency failed ({report.failed})")
+    return seconds
+
+
+def _versions(paths: LayerPaths) -> dict[str, str]:
+    from layer_platform.classification.modes import INPUT_MODES
+    from layer_platform.defs.assets.classification import registered_name
+    from layer_platform.tracking.mlflow_registry import Tracking, champion
+
+    tracking = Tracking.for_paths(paths)
+    return {
+        mode: str(found.version)
+        for mode in INPUT_MODES
+        if (found := champion(tracking, registered_name(mode))) is not None
+    }
+
+
+def _attributed(warehouse: Warehouse) -> int:
+    if not warehouse.table_exists("layer_saliency"):
+        return 0
+    return int(warehouse.query("SELECT count(DISTINCT scan_id) AS n FROM layer_saliency")["n"][0])
+
+
+def _kill_half_way(paths: LayerPaths, ctx: Context, n_scans: int) -> int:
+    """Run the batch in a child process and SIGKILL it once half the scans have rows."""
+    env = {**os.environ, "LAYER_HOME": str(paths.home), "LAYER_LANDING_DIR": str(landing(ctx))}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.resume", ctx.scale.name, str(ctx.threads)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    warehouse = Warehouse(paths.warehouse)
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while _attributed(warehouse) < n_scans // 2:
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("resume bench: the child ended before half of the scans")
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+    return _attributed(warehouse)
+
+
+def run(ctx: Context) -> list[Result]:
+    cohort = materialized(ctx)
+    n = len(cohort.keys)
+    full = _saliency(_copy(cohort, ctx, "resume_full"), ctx)
+    killed = _copy(cohort, ctx, "resume_killed")
+    done = _kill_half_way(killed, ctx, n)
+    rerun = _saliency(killed, ctx)
+    name = f"{BENCHMARK}/{n}_scans/rerun_after_kill_at_50pct"
+    return [
+        measured(
+            BENCHMARK,
+            name,
+            value=rerun,
+            unit="s",
+            baseline=full,
+            ratio=rerun / full,
+            ratio_means="re-run after a kill at 50 % / uninterrupted compute_saliency",
+            target=RERUN,
+            notes=(
+                f"{n} scans; the kill left {done} attributed; re-run {fmt_s(rerun)} vs"
+                f" uninterrupted {fmt_s(full)} (both one batched run, in-process, timed alike)"
+            ),
+        )
+    ]
+
+
+def _child(scale: str, threads: int) -> None:
+    """The killed batch: ``compute_saliency`` over the pending scans of ``$LAYER_HOME``."""
+    from bench.scales import SCALES
+    from layer_platform.compute import select_device
+
+    paths = LayerPaths.from_env().ensure()
+    ctx = Context(
+        scale=SCALES[scale],
+        device=select_device("auto"),
+        threads=threads,
+        results_dir=paths.home,
+        work_dir=paths.home,
+    )
+    _saliency(paths, ctx)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,260 @@
+"""One scan of the saliency batch: every champion's maps and layer rows, ready to commit.
+
+The scan's maps are staged in a hidden folder and swapped in whole with its rows (see
+``layer_platform.batching``); incomplete or non-finite rows refuse the scan (quarantine),
+an Integrated Gradients completeness error above the tolerance only warns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from layer_platform.attribution.core import AttributionConfig
+from layer_platform.attribution.scan_profile import (
+    cohort_fill_volume,
+    control_layer_means,
+    profile_scan,
+)
+from layer_platform.batching import ScanCheckFailed, ScanResult, staging_folder, swap_in
+from layer_platform.classification.modes import build_input, n_channels, uses_swe
+from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
+from layer_platform.imaging.native import write_saliency_maps
+from layer_platform.imaging.preprocess import PreprocessedScan, load_preprocessed
+from layer_platform.io import read_volume
+from layer_platform.locations import as_location
+from layer_platform.settings import LayerPaths
+from layer_platform.warehouse.store import Replacement, Warehouse
+
+#: Controls whose layers define the ``cohort`` baseline.
+CONTROL_SCANS = """
+    SELECT s.scan_id, g.path FROM scans s JOIN segmentations g USING (scan_id)
+    WHERE s.label = 'control' AND g.qc_passed ORDER BY s.scan_id
+"""
+#: Columns of ``layer_saliency`` that must be finite (the ablation delta may be NULL).
+VALUE_COLUMNS = ("volume_fraction", "mean_saliency", "saliency_share", "enrichment")
+
+
+def no_signal_channels(mode: str) -> tuple[int, ...]:
+    """Encoded SWE is exactly 0 where nothing was measured: its channel is the last one."""
+    return (n_channels(mode) - 1,) if uses_swe(mode) else ()
+
+
+def mode_input(mode: str, stored: PreprocessedScan) -> np.ndarray | None:
+    """The classifier input of ``mode``, or None for an SWE mode on a scan without valid SWE."""
+    if uses_swe(mode) and (stored.swe_valid is None or not stored.swe_valid.any()):
+        return None
+    return build_input(mode, stored.bmode, stored.swe, stored.swe_valid)
+
+
+def read_labels(path: str) -> np.ndarray:
+    return read_volume(as_location(path)).array.astype(np.int64)
+
+
+def control_tables(
+    warehouse: Warehouse, paths: LayerPaths, modes: list[str]
+) -> dict[str, np.ndarray | None]:
+    """Per mode, the controls' mean input per layer and channel ``(6, C)``; None without
+    controls (the mode then falls back to the ``layer_mean`` baseline)."""
+    controls = warehouse.query(CONTROL_SCANS).to_dict("records")
+    examples: dict[str, list] = {mode: [] for mode in modes}
+    for row in controls:
+        stored = load_preprocessed(paths.artifacts / "preprocessed" / row["scan_id"])
+        labels = read_labels(row["path"])
+        for mode in modes:
+            x = mode_input(mode, stored)
+            if x is not None:
+                examples[mode].append((x, labels))
+    return {
+        mode: (
+            control_layer_means(found, no_signal_channels=no_signal_channels(mode))
+            if found
+            else None
+        )
+        for mode, found in examples.items()
+    }
+
+
+def scan_config(
+    make_config: Callable[..., AttributionConfig],
+    baseline: str,
+    table: np.ndarray | None,
+    mode: str,
+    x: np.ndarray,
+    labels: np.ndarray,
+) -> AttributionConfig:
+    """The scan's attribution settings: its own cohort reference volume when configured."""
+    if baseline != "cohort":
+        return make_config()
+    if table is None:
+        return make_config(baseline="layer_mean")
+    fill = cohort_fill_volume(table, x, labels, no_signal_channels=no_signal_channels(mode))
+    return make_config(cohort_fill=fill)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A mode's champion classifier in eval mode, its registered name, version, Grad-CAM layer."""
+
+    model: torch.nn.Module
+    name: str
+    version: str
+    target_layer: torch.nn.Module
+
+
+@dataclass(frozen=True)
+class SaliencySettings:
+    """What the batch needs of the saliency resource (plain values, no Dagster)."""
+
+    methods: Sequence[str]
+    default_method: str
+    score_column: str
+    baseline: str
+    make_config: Callable[..., AttributionConfig]
+    preview_methods: Sequence[str]
+    completeness_tolerance: float
+
+
+@dataclass(frozen=True)
+class ScanToAttribute:
+    scan_id: str
+    subject_id: str
+    label: str | None
+    segmentation_source: str
+    path: str
+
+
+def rows_problem(rows: list[dict], n_maps: int) -> str | None:
+    """The per-scan check ``rows`` fail: six rows per map, finite values; None if both hold."""
+    per_map: dict[tuple[str, str], set] = {}
+    for row in rows:
+        per_map.setdefault((row["input_mode"], row["method"]), set()).add(row["layer"])
+    if len(per_map) != n_maps or any(len(layers) != 6 for layers in per_map.values()):
+        return "rows_complete"
+    if len(rows) != 6 * n_maps:
+        return "rows_complete"
+    for row in rows:  # NaN is documented where a map is all zero; infinity never is
+        values = [row[c] for c in (*VALUE_COLUMNS, "ablation_delta") if row[c] is not None]
+        if row["volume_fraction"] is None or np.isnan(row["volume_fraction"]):
+            return "finite_values"
+        if np.isinf(np.asarray(values, dtype=float)).any():
+            return "finite_values"
+    return None
+
+
+def attribute_batch_scan(
+    scan: ScanToAttribute,
+    champions: Mapping[str, Champion],
+    tables: Mapping[str, np.ndarray | None],
+    settings: SaliencySettings,
+    artifacts: Path,
+    device: torch.device,
+    *,
+    preview: bool,
+) -> ScanResult:
+    """Attribute one scan with every mode's champion; rows replace the scan's earlier rows of
+    each champion version, maps land as ``saliency/<scan_id>/<mode>_<method>.nii.gz``."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    stored = load_preprocessed(artifacts / "preprocessed" / scan.scan_id)
+    labels = read_labels(scan.path)
+    rows: dict[str, list[dict]] = {}
+    diagnostics: dict[str, list[dict]] = {}
+    maps: dict[tuple[str, str], np.ndarray] = {}
+    metadata: dict = {}
+    seconds: dict[str, float] = {}
+    warnings: list[str] = []
+    for mode, champ in champions.items():
+        rows[mode], diagnostics[mode] = [], []
+        x = mode_input(mode, stored)
+        if x is None:
+            continue
+        tic = time.perf_counter()
+        config = scan_config(
+            settings.make_config, settings.baseline, tables.get(mode), mode, x, labels
+        )
+        profiles = profile_scan(
+            champ.model,
+            torch.as_tensor(x[None], device=device),
+            labels,
+            settings.methods,
+            config,
+            target_layer=champ.target_layer,
+        )
+        seconds[mode] = time.perf_counter() - tic
+        ids = {"scan_id": scan.scan_id, "input_mode": mode, "model_version": champ.version}
+        for method, profile in profiles.items():
+            maps[(mode, method)] = profile.voxel_map
+            rows[mode] += [
+                {
+                    **ids,
+                    "subject_id": scan.subject_id,
+                    "label": scan.label,
+                    "method": method,
+                    "model_name": champ.name,
+                    **asdict(row),
+                    "segmentation_source": scan.segmentation_source,
+                    "computed_at": now,
+                }
+                for row in profile.rows
+            ]
+            diagnostics[mode] += [
+                {**ids, "method": method, "metric": k, "value": float(v), "computed_at": now}
+                for k, v in profile.diagnostics.items()
+            ]
+            error = profile.diagnostics.get("completeness_error")
+            if error is not None and float(error) > settings.completeness_tolerance:
+                warnings.append("ig_completeness")
+        scores = {
+            r.layer: getattr(r, settings.score_column)
+            for r in profiles[settings.default_method].rows
+        }
+        finite = {k: v for k, v in scores.items() if v is not None and np.isfinite(v)}
+        if finite:
+            metadata[f"{mode}_top_layer"] = max(finite, key=finite.__getitem__)
+    produced = [row for found in rows.values() for row in found]
+    problem = rows_problem(produced, n_maps=len(maps))
+    if problem is not None:
+        raise ScanCheckFailed(problem)
+    markdown = {}
+    if preview:
+        for (mode, method), voxel_map in maps.items():
+            if method in settings.preview_methods:
+                png = mid_slices_png(
+                    stored.bmode,
+                    overlay=voxel_map,
+                    overlay_kind="heat",
+                    spacing=stored.spacing,
+                    title=f"{scan.scan_id} · {mode} · {method}",
+                )
+                label = f"{scan.scan_id} {mode} {method}"
+                markdown[f"overlay_{mode}_{method}"] = png_to_markdown(png, label)
+    out_dir = artifacts / "saliency" / scan.scan_id
+
+    def publish() -> None:
+        staged = staging_folder(out_dir)  # working grid + native/ (imaging.native), swapped whole
+        write_saliency_maps(
+            staged, {f"{mode}_{method}": m for (mode, method), m in maps.items()}, stored
+        )
+        swap_in(staged, out_dir)
+
+    writes = []
+    for mode, champ in champions.items():
+        scope = {"input_mode": mode, "model_version": champ.version}
+        for table, found in (("layer_saliency", rows), ("attribution_diagnostics", diagnostics)):
+            writes.append(
+                Replacement(table, found[mode], key="scan_id", keys=[scan.scan_id], scope=scope)
+            )
+    return ScanResult(
+        writes=writes,
+        publish=publish,
+        metadata={**metadata, "path": str(out_dir)},
+        markdown=markdown,
+        warnings=sorted(set(warnings)),
+        seconds=seconds,
+    )
