@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from layer_platform.defs.stages import STAGES
+from layer_platform.orchestration.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 from layer_platform.simulation.config import SimulationConfig
 
@@ -53,7 +53,7 @@ def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.defs.pipeline import run_platform
+    from layer_platform.orchestration.pipeline import run_platform
 
     paths.ensure()
     report = run_platform(paths, max_batch=args.batch, until=args.until)
@@ -83,7 +83,7 @@ def _cmd_export(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.statistics.ranking import format_ranking
+    from layer_platform.statistics.report import format_ranking
     from layer_platform.warehouse.store import Warehouse
 
     if not paths.warehouse.exists():
@@ -113,7 +113,7 @@ NO_RANKING = (
 
 
 def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.defs.runner import prepare_dagster_home
+    from layer_platform.orchestration.runner import prepare_dagster_home
 
     paths.ensure()
     env = {

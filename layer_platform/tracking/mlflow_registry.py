@@ -22,7 +22,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from layer_platform.compute import select_device
 from layer_platform.settings import LayerPaths
+from layer_platform.tracking.names import registered_name
 
 CHAMPION = "champion"
 for noisy in ("mlflow", "alembic"):
@@ -148,6 +150,12 @@ def load_champion(tracking: Tracking, name: str) -> tuple[torch.nn.Module, Model
         raise LookupError(f"no {CHAMPION!r} version of registered model {name!r} yet")
     model = mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}", map_location="cpu")
     return model, version
+
+
+def load_champion_classifier(tracking: Tracking, mode: str) -> tuple[torch.nn.Module, str]:
+    """``mode``'s champion classifier in eval mode on the device, and its version."""
+    model, version = load_champion(tracking, registered_name(mode))
+    return model.to(select_device("auto")).eval(), str(version.version)
 
 
 class ChildRuns:

@@ -27,10 +27,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from layer_platform.defs.pipeline import pending_saliency
-from layer_platform.defs.runner import UNFINISHED
 from layer_platform.io import read_volume
 from layer_platform.io.writers import _staging_prefix
+from layer_platform.orchestration.runner import UNFINISHED
+from layer_platform.warehouse.pending import pending_saliency
 from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.reliability.conftest import kill_group, spawn, tail
 from layer_platform_tests.reliability.worker import (

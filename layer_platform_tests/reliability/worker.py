@@ -71,8 +71,8 @@ def tiny_definitions(paths: LayerPaths) -> dg.Definitions:
 def champion_versions(paths: LayerPaths) -> dict[str, str]:
     """Input mode → champion version, as ``run_platform`` reads them."""
     from layer_platform.classification.modes import INPUT_MODES
-    from layer_platform.defs.assets.classification import registered_name
     from layer_platform.tracking.mlflow_registry import Tracking, champion
+    from layer_platform.tracking.names import registered_name
 
     tracking = Tracking.for_paths(paths)
     return {
@@ -83,7 +83,7 @@ def champion_versions(paths: LayerPaths) -> dict[str, str]:
 
 
 def run_pipeline(paths: LayerPaths) -> int:
-    from layer_platform.defs.pipeline import run_platform
+    from layer_platform.orchestration.pipeline import run_platform
 
     reports = run_platform(paths, defs=tiny_definitions(paths))
     for report in reports:
@@ -92,8 +92,8 @@ def run_pipeline(paths: LayerPaths) -> int:
 
 
 def run_saliency(paths: LayerPaths) -> int:
-    from layer_platform.defs.pipeline import pending_saliency
-    from layer_platform.defs.runner import open_instance, run_job
+    from layer_platform.orchestration.runner import open_instance, run_job
+    from layer_platform.warehouse.pending import pending_saliency
     from layer_platform.warehouse.store import Warehouse
 
     keys = pending_saliency(Warehouse(paths.warehouse), champion_versions(paths))

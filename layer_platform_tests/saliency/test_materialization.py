@@ -24,14 +24,12 @@ from layer_platform.attribution import DEFAULT_METHOD
 from layer_platform.classification.modes import n_channels
 from layer_platform.classification.network import SmallCNN3D
 from layer_platform.cli import main
-from layer_platform.defs.assets.classification import registered_name
 from layer_platform.defs.definitions import build_definitions
-from layer_platform.defs.pipeline import pending_saliency, summary_pending
 from layer_platform.defs.resources import SegmenterResource
-from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.imaging.preprocess import PreprocessConfig, load_preprocessed
 from layer_platform.io import read_volume
+from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
 from layer_platform.tracking.mlflow_registry import (
@@ -41,6 +39,8 @@ from layer_platform.tracking.mlflow_registry import (
     promote,
     tracked_run,
 )
+from layer_platform.tracking.names import registered_name
+from layer_platform.warehouse.pending import pending_saliency, summary_pending
 from layer_platform.warehouse.store import Warehouse
 
 #: Modes given a champion (``swe`` deliberately has none).
