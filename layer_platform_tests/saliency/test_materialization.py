@@ -18,7 +18,6 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pytest
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from layer_platform.attribution import DEFAULT_METHOD
 from layer_platform.classification.modes import n_channels
@@ -42,6 +41,7 @@ from layer_platform.tracking.mlflow_registry import (
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.pending import pending_saliency, summary_pending
 from layer_platform.warehouse.store import Warehouse
+from layer_platform_tests.dagster_internals import AssetCheckExecutionRecordStatus
 
 #: Modes given a champion (``swe`` deliberately has none).
 MODES = ("bmode", "bmode_swe")
