@@ -93,6 +93,25 @@ def _subgroup_blocks(frame: pd.DataFrame, column_of: Callable[[str], str]) -> It
                 yield _Block(mode, method, name, column, part, table)
 
 
+#: The columns naming a block (``_Block.key``).
+_BLOCK_KEY = ["input_mode", "method", "subgroup", "metric"]
+
+
+def _block_table(
+    frame: pd.DataFrame,
+    column_of: Callable[[str], str],
+    row: Callable[[_Block], dict | None],
+    columns: list[str],
+) -> pd.DataFrame:
+    """One row per block with values (``row`` may skip a block by returning None)."""
+    records = []
+    for block in _subgroup_blocks(frame, column_of):
+        found = row(block)
+        if found is not None:
+            records.append({**block.key(), **found})
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
 def summary_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Long ``layer_summary``: per input mode, method, subgroup, value column and layer.
 
@@ -254,31 +273,26 @@ def comparison_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
     Blocks with fewer than two subjects having all six layers, or with no non-zero difference,
     are left out.
     """
-    records = []
-    for block in _subgroup_blocks(frame, comparison_column):
+
+    def row(block: _Block) -> dict | None:
         try:
             result = non_muscle_vs_muscle(block.table, n_boot=n_boot, seed=seed)
         except ValueError:  # too few complete subjects, or every difference zero
-            continue
-        records.append(
-            {
-                **block.key(),
-                "n_subjects": result.n_subjects,
-                "mean_difference": result.mean_difference,
-                "ci_low": result.ci_low,
-                "ci_high": result.ci_high,
-                "wilcoxon_statistic": result.wilcoxon_statistic,
-                "p_value": result.p_value,
-            }
-        )
-    return pd.DataFrame.from_records(records, columns=_COMPARISON_COLUMNS)
+            return None
+        return {
+            "n_subjects": result.n_subjects,
+            "mean_difference": result.mean_difference,
+            "ci_low": result.ci_low,
+            "ci_high": result.ci_high,
+            "wilcoxon_statistic": result.wilcoxon_statistic,
+            "p_value": result.p_value,
+        }
+
+    return _block_table(frame, comparison_column, row, _COMPARISON_COLUMNS)
 
 
 _COMPARISON_COLUMNS = [
-    "input_mode",
-    "method",
-    "subgroup",
-    "metric",
+    *_BLOCK_KEY,
     "n_subjects",
     "mean_difference",
     "ci_low",
@@ -298,28 +312,23 @@ def friedman_rows(
     """``layer_friedman``: per input mode, method and subgroup, the Friedman test across the six
     layers on the method's score, and the standout verdict (``standout_layer``, or ``NO_STANDOUT``
     / ``TOO_FEW_SUBJECTS``, or for a mode in ``no_skill`` its verdict)."""
-    records = []
-    for block in _subgroup_blocks(frame, score_column):
+
+    def row(block: _Block) -> dict:
         decided = verdict(block.rows, block.column, n_boot=n_boot, seed=seed)
         decided = _gated(decided, block.mode, no_skill)
-        records.append(
-            {
-                **block.key(),
-                "n_subjects": decided.n_subjects,
-                "statistic": decided.friedman_statistic,
-                "p_value": decided.friedman_p,
-                "standout_layer": decided.layer,
-                "verdict": decided.statement,
-            }
-        )
-    return pd.DataFrame.from_records(records, columns=_FRIEDMAN_COLUMNS)
+        return {
+            "n_subjects": decided.n_subjects,
+            "statistic": decided.friedman_statistic,
+            "p_value": decided.friedman_p,
+            "standout_layer": decided.layer,
+            "verdict": decided.statement,
+        }
+
+    return _block_table(frame, score_column, row, _FRIEDMAN_COLUMNS)
 
 
 _FRIEDMAN_COLUMNS = [
-    "input_mode",
-    "method",
-    "subgroup",
-    "metric",
+    *_BLOCK_KEY,
     "n_subjects",
     "statistic",
     "p_value",

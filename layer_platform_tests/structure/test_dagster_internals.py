@@ -4,6 +4,8 @@ renames or changes one fails this test, naming it, instead of failing somewhere 
 import ast
 from pathlib import Path
 
+import dagster as dg
+
 import layer_platform
 import layer_platform_tests
 from layer_platform.orchestration import dagster_internals
@@ -19,6 +21,12 @@ def test_partition_range_tags_keep_their_values():
         "dagster/asset_partition_range_start"
     )
     assert dagster_internals.ASSET_PARTITION_RANGE_END_TAG == "dagster/asset_partition_range_end"
+
+
+def test_define_asset_job_returns_the_pinned_class():
+    """The return type ``defs/jobs.py`` annotates its job factory with."""
+    job = dg.define_asset_job("pinned", selection=dg.AssetSelection.assets("a"))
+    assert isinstance(job, dagster_internals.UnresolvedAssetJobDefinition)
 
 
 def test_test_only_internals_keep_their_meaning():
