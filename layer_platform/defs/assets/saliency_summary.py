@@ -1,7 +1,11 @@
 """``layer_saliency_summary``: the cohort tables over the champions' ``layer_saliency`` rows."""
 
-import dagster as dg
+import datetime as dt
 
+import dagster as dg
+import pandas as pd
+
+from layer_platform.attribution import AttributionConfig
 from layer_platform.attribution.cohort_reference import control_tables
 from layer_platform.attribution.randomization_run import (
     RandomizationSettings,
@@ -37,7 +41,9 @@ from layer_platform.warehouse.queries import champion_rows, classifier_skill
 from layer_platform.warehouse.store import Replacement, utc_now
 
 
-def _recovery(ranking, versions: dict[str, str], paths: LayerPaths, now) -> tuple | None:
+def _recovery(
+    ranking: pd.DataFrame, versions: dict[str, str], paths: LayerPaths, now: dt.datetime
+) -> tuple[str, dict[str, str | None], pd.DataFrame] | None:
     """On a simulated cohort: (cohort name, planted drivers, ``driver_recovery`` rows)."""
     truth_file = ground_truth_path(paths.landing)
     if not truth_file.is_file() or ranking.empty:
@@ -139,7 +145,7 @@ def layer_saliency_summary(
         tuple(saliency.methods), saliency.randomization_bar, saliency.randomization_scans
     )
 
-    def config_for(mode: str):
+    def config_for(mode: str) -> AttributionConfig:
         cohort = saliency.baseline == "cohort"
         table = control_tables(warehouse, paths, [mode]).get(mode) if cohort else None
         return saliency.reference_config(table)
