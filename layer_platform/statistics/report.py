@@ -6,7 +6,7 @@ UI, the CLI and the asset metadata show the same figures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import pandas as pd
 
@@ -43,8 +43,7 @@ def results_markdown(
     if ranking.empty:
         return "_no layer saliency rows for the champion models yet_"
     blocks = []
-    for mode, rows in ranking.groupby("input_mode", sort=True):
-        methods = _method_order(rows)
+    for mode, rows, methods in _by_mode(ranking):
         title = f"### {mode}" + (f" — {headers[mode]}" if headers and mode in headers else "")
         head = ["layer"] + [
             f"{m}{' (default)' if _is_default(rows, m) else ''} [{score_column(m)}]"
@@ -92,6 +91,12 @@ def _is_default(rows: pd.DataFrame, method: str) -> bool:
     return bool(rows[rows["method"] == method]["is_default_method"].any())
 
 
+def _by_mode(ranking: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[str]]]:
+    """Each input mode's ranking rows and its methods in display order."""
+    for mode, rows in ranking.groupby("input_mode", sort=True):
+        yield str(mode), rows, _method_order(rows)
+
+
 def _method_order(rows: pd.DataFrame) -> list[str]:
     """Default method first, layer ablation last, the rest alphabetically."""
     methods = sorted(rows["method"].unique())
@@ -103,8 +108,7 @@ def format_ranking(ranking: pd.DataFrame, *, headers: Mapping[str, str] | None =
     if ranking.empty:
         return "no layer ranking yet: run `layer-platform run` (saliency stages)"
     blocks = []
-    for mode, rows in ranking.groupby("input_mode", sort=True):
-        methods = _method_order(rows)
+    for mode, rows, methods in _by_mode(ranking):
         title = f"{mode}" + (f"  ({headers[mode]})" if headers and mode in headers else "")
         columns = [[m + ("*" if _is_default(rows, m) else "")] for m in methods]
         for column, method in zip(columns, methods, strict=True):
