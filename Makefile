@@ -29,6 +29,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check layer_platform layer_platform_tests
+	$(BIN)/dg check defs
 	$(BIN)/pytest
 
 lint: install

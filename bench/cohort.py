@@ -27,15 +27,14 @@ from bench.data import grid_config
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import INPUT_MODES, n_channels
 from layer_platform.classification.network import FoldEnsemble, build_classifier
-from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED, registered_name
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.resources import (
     ClassifierResource,
     PreprocessingResource,
     SegmenterResource,
 )
-from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
 from layer_platform.tracking.mlflow_registry import (
@@ -46,6 +45,8 @@ from layer_platform.tracking.mlflow_registry import (
     promote,
     tracked_run,
 )
+from layer_platform.tracking.names import registered_name
+from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Warehouse
 
 _KEY = "cohort"

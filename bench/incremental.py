@@ -42,10 +42,10 @@ import dagster as dg
 from bench.cohort import Cohort, attributed, landing
 from bench.core import Context, Result, Target, fmt_s, measured
 from bench.profiling import profile_call
-from layer_platform.attribution.batch import control_tables
+from layer_platform.attribution.cohort_reference import control_tables
 from layer_platform.classification.modes import INPUT_MODES
-from layer_platform.defs.pipeline import run_platform
-from layer_platform.defs.runner import StageReport
+from layer_platform.orchestration.pipeline import run_platform
+from layer_platform.orchestration.runner import StageReport
 from layer_platform.simulation import arrive
 
 BENCHMARK = "incremental"

@@ -228,8 +228,8 @@ def measure(root: Path, n_scans: int, repeats: int) -> dict[str, Any]:
     from layer_platform.defs.definitions import build_definitions
     from layer_platform.defs.partitions import SCANS, scan_partitions
     from layer_platform.defs.resources import StorageResource
-    from layer_platform.defs.runner import open_instance, run_job
     from layer_platform.defs.sensors import landing_sensor
+    from layer_platform.orchestration.runner import open_instance, run_job
     from layer_platform.settings import LayerPaths
 
     paths = LayerPaths.under(root / "home").ensure()

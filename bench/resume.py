@@ -27,9 +27,9 @@ from pathlib import Path
 
 from bench.cohort import Cohort, definitions, landing, materialized, saliency_resource
 from bench.core import Context, Result, Target, fmt_s, measured
-from layer_platform.defs.pipeline import pending_saliency
-from layer_platform.defs.runner import open_instance, run_job
+from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
+from layer_platform.warehouse.pending import pending_saliency
 from layer_platform.warehouse.store import Replacement, Warehouse
 
 BENCHMARK = "resume"
@@ -67,8 +67,8 @@ def _saliency(paths: LayerPaths, ctx: Context) -> float:
 
 def _versions(paths: LayerPaths) -> dict[str, str]:
     from layer_platform.classification.modes import INPUT_MODES
-    from layer_platform.defs.assets.classification import registered_name
     from layer_platform.tracking.mlflow_registry import Tracking, champion
+    from layer_platform.tracking.names import registered_name
 
     tracking = Tracking.for_paths(paths)
     return {

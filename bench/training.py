@@ -4,7 +4,7 @@ Both models train on simulated, preprocessed scans at the scale's grid with the 
 default configs (``ClassifierConfig()``: ``SmallCNN3D``, batch 8; ``SegmenterConfig()``: MONAI
 UNet, batch 4), on ``select_device``'s device (AMP on CUDA as the platform does).
 
-* **Classifier**: epochs of the platform's own loop (``_train_one_epoch``) fed by the same
+* **Classifier**: epochs of the platform's own loop (``train_one_epoch``) fed by the same
   ``DataLoader`` as ``train_classifier``, vs the same loop fed batches already on the device
   (the compute floor). The loader's ``next()`` time is the time spent waiting for data.
 * **Segmenter**: ``train_segmenter``'s step (indexing, augmentation, transfer, forward, Dice+CE,
@@ -29,11 +29,11 @@ from bench.data import simulated_scans
 from layer_platform.classification.augmentation import augment_batch
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.network import build_classifier
-from layer_platform.classification.training import _train_one_epoch
+from layer_platform.classification.training import train_one_epoch
 from layer_platform.compute import seed_everything
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.segmentation.network import build_segmenter
-from layer_platform.segmentation.training import _augment
+from layer_platform.segmentation.training import augment_pair
 
 BENCHMARK = "training"
 FEEDS = Target("ratio", ">=", 0.9)
@@ -163,8 +163,8 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
         for i in range(0, n, config.batch_size)
     ]
     calls = {
-        "fed": lambda: _train_one_epoch(model, timed, loss_fn, optimizer, scaler, augment),
-        "floor": lambda: _train_one_epoch(model, on_device, loss_fn, optimizer, scaler, augment),
+        "fed": lambda: train_one_epoch(model, timed, loss_fn, optimizer, scaler, augment),
+        "floor": lambda: train_one_epoch(model, on_device, loss_fn, optimizer, scaler, augment),
     }
     for fn in calls.values():
         fn()  # warm-up epoch
@@ -177,7 +177,7 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
 
     notes = (
         f"{n} samples per epoch, batch {config.batch_size}, {ctx.scale.training_epochs} timed "
-        f"epochs each way after a warm-up; the platform's _train_one_epoch fed by "
+        f"epochs each way after a warm-up; the platform's train_one_epoch fed by "
         f"train_classifier's DataLoader (in-memory TensorDataset, num_workers=0, pin_memory on "
         f"CUDA) vs the same loop over batches already on {device}."
     )
@@ -213,7 +213,7 @@ def _segmenter(ctx: Context, images: np.ndarray, labels: np.ndarray, shape: str)
             ctx.sync()
             began = time.perf_counter()
             index = order[start : start + config.batch_size]
-            xb, yb = _augment(x[index], y[index], config, generator)
+            xb, yb = augment_pair(x[index], y[index], config, generator)
             xb, yb = xb.to(device), yb.to(device)
             ctx.sync()
             waited[0] += time.perf_counter() - began

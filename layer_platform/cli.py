@@ -15,7 +15,7 @@ from pathlib import Path
 from layer_platform import package_version
 from layer_platform.analysis.commands import EXIT_HELP, add_commands
 from layer_platform.analysis.errors import AnalysisError
-from layer_platform.defs.stages import STAGES
+from layer_platform.orchestration.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 from layer_platform.simulation.config import SimulationConfig
 from layer_platform.umask import apply_umask
@@ -58,7 +58,7 @@ def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.defs.pipeline import run_platform
+    from layer_platform.orchestration.pipeline import run_platform
     from layer_platform.warehouse.status import quarantined_since
 
     paths.ensure()
@@ -75,7 +75,7 @@ def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
-    from layer_platform.defs.runner import prepare_dagster_home
+    from layer_platform.orchestration.runner import prepare_dagster_home
 
     paths.ensure()
     env = {

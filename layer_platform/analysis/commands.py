@@ -52,7 +52,7 @@ def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
     elif ranking is None or ranking.empty:
         print(NO_RANKING)
     else:
-        from layer_platform.statistics.ranking import format_ranking
+        from layer_platform.statistics.report import format_ranking
 
         headers = {
             row.input_mode: f"{row.model_name} v{row.model_version}, {row.n_subjects} subjects"

@@ -35,15 +35,13 @@ from layer_platform.attribution.sanity import (
     randomize_model,
 )
 from layer_platform.attribution.scan_profile import (
-    ABLATION_METHOD,
-    DEFAULT_METHOD,
-    PLATFORM_METHODS,
     MethodProfile,
     cohort_fill_volume,
     control_layer_means,
     integrated_gradients_by_channel,
     profile_scan,
 )
+from layer_platform.saliency_names import ABLATION_METHOD, DEFAULT_METHOD, PLATFORM_METHODS
 
 __all__ = [
     "ABLATION_METHOD",

@@ -19,66 +19,16 @@ import torch
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.scan_profile import (
     cohort_fill_volume,
-    control_layer_means,
     profile_scan,
 )
 from layer_platform.batching import ScanCheckFailed, ScanResult, staging_folder, swap_in
-from layer_platform.classification.modes import build_input, n_channels, uses_swe
+from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.native import write_saliency_maps
-from layer_platform.imaging.preprocess import PreprocessedScan, load_preprocessed
-from layer_platform.io import read_volume
-from layer_platform.locations import as_location
-from layer_platform.settings import LayerPaths
-from layer_platform.warehouse.store import Replacement, Warehouse
-
-#: Controls whose layers define the ``cohort`` baseline.
-CONTROL_SCANS = """
-    SELECT s.scan_id, g.path FROM scans s JOIN segmentations g USING (scan_id)
-    WHERE s.label = 'control' AND g.qc_passed ORDER BY s.scan_id
-"""
-#: Columns of ``layer_saliency`` that must be finite (the ablation delta may be NULL).
-VALUE_COLUMNS = ("volume_fraction", "mean_saliency", "saliency_share", "enrichment")
-
-
-def no_signal_channels(mode: str) -> tuple[int, ...]:
-    """Encoded SWE is exactly 0 where nothing was measured: its channel is the last one."""
-    return (n_channels(mode) - 1,) if uses_swe(mode) else ()
-
-
-def mode_input(mode: str, stored: PreprocessedScan) -> np.ndarray | None:
-    """The classifier input of ``mode``, or None for an SWE mode on a scan without valid SWE."""
-    if uses_swe(mode) and (stored.swe_valid is None or not stored.swe_valid.any()):
-        return None
-    return build_input(mode, stored.bmode, stored.swe, stored.swe_valid)
-
-
-def read_labels(path: str) -> np.ndarray:
-    return read_volume(as_location(path)).array.astype(np.int64)
-
-
-def control_tables(
-    warehouse: Warehouse, paths: LayerPaths, modes: list[str]
-) -> dict[str, np.ndarray | None]:
-    """Per mode, the controls' mean input per layer and channel ``(6, C)``; None without
-    controls (the mode then falls back to the ``layer_mean`` baseline)."""
-    controls = warehouse.query(CONTROL_SCANS).to_dict("records")
-    examples: dict[str, list] = {mode: [] for mode in modes}
-    for row in controls:
-        stored = load_preprocessed(paths.artifacts / "preprocessed" / row["scan_id"])
-        labels = read_labels(row["path"])
-        for mode in modes:
-            x = mode_input(mode, stored)
-            if x is not None:
-                examples[mode].append((x, labels))
-    return {
-        mode: (
-            control_layer_means(found, no_signal_channels=no_signal_channels(mode))
-            if found
-            else None
-        )
-        for mode, found in examples.items()
-    }
+from layer_platform.imaging.preprocess import load_preprocessed
+from layer_platform.io import read_label_map
+from layer_platform.saliency_names import LAYER_VALUE_COLUMNS
+from layer_platform.warehouse.store import Replacement
 
 
 def scan_config(
@@ -140,7 +90,7 @@ def rows_problem(rows: list[dict], n_maps: int) -> str | None:
     if len(rows) != 6 * n_maps:
         return "rows_complete"
     for row in rows:  # NaN is documented where a map is all zero; infinity never is
-        values = [row[c] for c in (*VALUE_COLUMNS, "ablation_delta") if row[c] is not None]
+        values = [row[c] for c in LAYER_VALUE_COLUMNS if row[c] is not None]
         if row["volume_fraction"] is None or np.isnan(row["volume_fraction"]):
             return "finite_values"
         if np.isinf(np.asarray(values, dtype=float)).any():
@@ -162,7 +112,7 @@ def attribute_batch_scan(
     each champion version, maps land as ``saliency/<scan_id>/<mode>_<method>.nii.gz``."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     stored = load_preprocessed(artifacts / "preprocessed" / scan.scan_id)
-    labels = read_labels(scan.path)
+    labels = read_label_map(scan.path)
     rows: dict[str, list[dict]] = {}
     diagnostics: dict[str, list[dict]] = {}
     maps: dict[tuple[str, str], np.ndarray] = {}

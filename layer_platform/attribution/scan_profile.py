@@ -57,19 +57,7 @@ from layer_platform.attribution.integrated_gradients import integrate
 from layer_platform.attribution.registry import METHODS, attribute
 from layer_platform.attribution.sanity import completeness_error
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
-
-#: The method that yields ``ablation_delta`` instead of a voxel map.
-ABLATION_METHOD = "layer_ablation"
-#: The method behind headline figures (see the module docstring for why).
-DEFAULT_METHOD = ABLATION_METHOD
-#: Every method the platform computes by default, voxel maps first.
-PLATFORM_METHODS: tuple[str, ...] = (
-    "integrated_gradients",
-    "saliency",
-    "gradcam",
-    "occlusion",
-    "layer_ablation",
-)
+from layer_platform.saliency_names import ABLATION_METHOD, PLATFORM_METHODS
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,11 +10,15 @@ added, which keeps ``bmode_swe`` at 2 channels and gives attribution one channel
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from layer_platform.classification.data import Item, Scan
 from layer_platform.errors import ScanError
+
+if TYPE_CHECKING:
+    from layer_platform.imaging.preprocess import PreprocessedScan
 
 INPUT_MODES: tuple[str, ...] = ("bmode", "swe", "bmode_swe")
 _N_CHANNELS: dict[str, int] = {"bmode": 1, "swe": 1, "bmode_swe": 2}
@@ -73,6 +77,18 @@ def build_input(
             raise ScanError(f"SWE shape {swe.shape} differs from the B-mode grid {bmode.shape}")
         channels.append(encode_swe(swe, swe_valid))
     return np.stack(channels)
+
+
+def no_signal_channels(mode: str) -> tuple[int, ...]:
+    """Encoded SWE is exactly 0 where nothing was measured: its channel is the last one."""
+    return (n_channels(mode) - 1,) if uses_swe(mode) else ()
+
+
+def mode_input(mode: str, stored: PreprocessedScan) -> np.ndarray | None:
+    """The classifier input of ``mode``, or None for an SWE mode on a scan without valid SWE."""
+    if uses_swe(mode) and (stored.swe_valid is None or not stored.swe_valid.any()):
+        return None
+    return build_input(mode, stored.bmode, stored.swe, stored.swe_valid)
 
 
 def eligible_scans(scans: Iterable[Scan], mode: str) -> tuple[list[Scan], int]:

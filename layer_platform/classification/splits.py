@@ -31,6 +31,15 @@ class LabelledScan(Protocol):
 
 
 @dataclass(frozen=True)
+class LabelledRow:
+    """A ``LabelledScan`` from a warehouse row (``scans``: scan_id, subject_id, label)."""
+
+    scan_id: str
+    subject_id: str
+    label: str
+
+
+@dataclass(frozen=True)
 class SplitRow:
     """One scan's assignment; ``fold`` is None for held-out test subjects."""
 

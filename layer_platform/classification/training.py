@@ -95,7 +95,7 @@ def _require_both_classes(y: Tensor, what: str) -> None:
         raise ValueError(f"{what} set needs MP and control scans; got {n_pos} MP of {len(y)}")
 
 
-def _train_one_epoch(
+def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
     loss_fn: nn.Module,
@@ -177,7 +177,7 @@ def train_classifier(
     best_state, best_epoch, stale = None, 0, 0
     for epoch in tqdm(range(1, config.max_epochs + 1), disable=not config.progress, desc="epochs"):
         start = time.perf_counter()
-        train_loss = _train_one_epoch(
+        train_loss = train_one_epoch(
             model, loader, loss_fn, optimizer, scaler, lambda xb: augment_batch(xb, config, rng)
         )
         if not math.isfinite(train_loss):

@@ -9,8 +9,10 @@ import dagster as dg
 from layer_platform.defs.assets.classification import cohort_split, pain_classifier
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
-from layer_platform.defs.assets.saliency import layer_saliency, layer_saliency_summary
-from layer_platform.defs.assets.segmentation import layer_segmentation, segmentation_model
+from layer_platform.defs.assets.saliency import layer_saliency
+from layer_platform.defs.assets.saliency_summary import layer_saliency_summary
+from layer_platform.defs.assets.segmentation import layer_segmentation
+from layer_platform.defs.assets.segmentation_model import segmentation_model
 from layer_platform.defs.automation import automation_sensor
 from layer_platform.defs.jobs import (
     compute_saliency_job,

@@ -7,72 +7,71 @@ the Definitions' in-process executor (see ``definitions.py``).
 
 import dagster as dg
 
-from layer_platform.defs.partitions import scan_partitions
+from layer_platform.orchestration.dagster_internals import UnresolvedAssetJobDefinition
 
 #: Dagster's default executor, named so the Definitions-level default does not replace it.
 EXECUTOR = dg.multi_or_in_process_executor
 #: Run config selecting one process for the whole run (sensor requests use it).
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
-ingest_job = dg.define_asset_job(
+
+def _stage_job(
+    name: str, assets: tuple[str, ...], description: str
+) -> UnresolvedAssetJobDefinition:
+    """A job over ``assets`` on ``EXECUTOR``."""
+    return dg.define_asset_job(
+        name,
+        executor_def=EXECUTOR,
+        selection=dg.AssetSelection.assets(*assets),
+        description=description,
+    )
+
+
+ingest_job = _stage_job(
     "ingest",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets("cohort_manifest"),
-    description="Inspect new/changed landing folders, quarantine bad ones, register partitions.",
+    ("cohort_manifest",),
+    "Inspect new/changed landing folders, quarantine bad ones, register partitions.",
 )
 
-preprocess_job = dg.define_asset_job(
+preprocess_job = _stage_job(
     "preprocess_scans",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets("preprocessed_volume"),
-    partitions_def=scan_partitions,
-    description="Preprocess a batch of scans in one run (single-run backfill policy).",
+    ("preprocessed_volume",),
+    "Preprocess a batch of scans in one run (single-run backfill policy).",
 )
 
-train_classifiers_job = dg.define_asset_job(
+train_classifiers_job = _stage_job(
     "train_classifiers",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets("cohort_split", "pain_classifier"),
-    description="Split subjects, then cross-validate and register a classifier per input mode.",
+    ("cohort_split", "pain_classifier"),
+    "Split subjects, then cross-validate and register a classifier per input mode.",
 )
 
-train_segmenter_job = dg.define_asset_job(
+train_segmenter_job = _stage_job(
     "train_segmenter",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets("segmentation_model"),
-    description="Train, track and register the six-layer segmenter on the annotated scans.",
+    ("segmentation_model",),
+    "Train, track and register the six-layer segmenter on the annotated scans.",
 )
 
-segment_scans_job = dg.define_asset_job(
+segment_scans_job = _stage_job(
     "segment_scans",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets("layer_segmentation"),
-    partitions_def=scan_partitions,
-    description="Segment a batch of scans with the champion segmenter; QC each map.",
+    ("layer_segmentation",),
+    "Segment a batch of scans with the champion segmenter; QC each map.",
 )
 
-update_scans_job = dg.define_asset_job(
+update_scans_job = _stage_job(
     "update_scans",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets(
-        "preprocessed_volume", "layer_segmentation", "layer_saliency"
-    ),
-    partitions_def=scan_partitions,
-    description="New scans that change no model: preprocess, segment and attribute them in one"
+    ("preprocessed_volume", "layer_segmentation", "layer_saliency"),
+    "New scans that change no model: preprocess, segment and attribute them in one"
     " run (what `layer-platform run` launches for arrivals, as the automation sensor does).",
 )
 
-compute_saliency_job = dg.define_asset_job(
+compute_saliency_job = _stage_job(
     "compute_saliency",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets("layer_saliency"),
-    partitions_def=scan_partitions,
-    description="Attribute a batch of scans with every mode's champion; sum maps inside layers.",
+    ("layer_saliency",),
+    "Attribute a batch of scans with every mode's champion; sum maps inside layers.",
 )
 
-summarize_saliency_job = dg.define_asset_job(
+summarize_saliency_job = _stage_job(
     "summarize_saliency",
-    executor_def=EXECUTOR,
-    selection=dg.AssetSelection.assets("layer_saliency_summary"),
-    description="Cohort statistics of the champion rows: CIs, ranking, tests, driver recovery.",
+    ("layer_saliency_summary",),
+    "Cohort statistics of the champion rows: CIs, ranking, tests, driver recovery.",
 )

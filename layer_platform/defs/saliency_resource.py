@@ -10,15 +10,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from layer_platform.attribution import (
-    ABLATION_METHOD,
-    BASELINE_KINDS,
-    DEFAULT_METHOD,
-    METHODS,
-    PLATFORM_METHODS,
-    AttributionConfig,
-)
+from layer_platform.attribution import BASELINE_KINDS, METHODS, AttributionConfig
 from layer_platform.compute import select_device
+from layer_platform.saliency_names import ABLATION_METHOD, DEFAULT_METHOD, PLATFORM_METHODS
 from layer_platform.statistics import SUBGROUPS
 
 
@@ -149,3 +143,11 @@ class SaliencyResource(dg.ConfigurableResource):
             occlusion_stride=tuple(self.occlusion_stride),  # type: ignore[arg-type]
             perturbations_per_eval=perturbations_per_eval,
         )
+
+    def reference_config(self, table: np.ndarray | None) -> AttributionConfig:
+        """One config for several scans (the randomization check's sample): the ``cohort``
+        reference as the controls' per-layer ``table`` (SWE's unmeasured voxels then get the
+        layer mean, unlike in ``layer_saliency``), ``layer_mean`` when there are no controls."""
+        if table is not None:
+            return self.attribution_config(cohort_fill=table)
+        return self.attribution_config(baseline="layer_mean" if self.baseline == "cohort" else None)

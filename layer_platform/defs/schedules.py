@@ -14,17 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.storage.tags import (
+
+from layer_platform.classification.modes import INPUT_MODES
+from layer_platform.defs.jobs import EXECUTOR
+from layer_platform.defs.resources import StorageResource
+from layer_platform.orchestration.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
-from layer_platform.classification.modes import INPUT_MODES
-from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED, registered_name
-from layer_platform.defs.assets.segmentation import ANNOTATED, SEGMENTER
-from layer_platform.defs.jobs import EXECUTOR
-from layer_platform.defs.resources import StorageResource
-from layer_platform.defs.runner import contiguous_ranges
+from layer_platform.orchestration.runner import contiguous_ranges
 from layer_platform.tracking.mlflow_registry import (
     Tracking,
     champion,
@@ -32,6 +30,8 @@ from layer_platform.tracking.mlflow_registry import (
     data_version,
     latest_data_version,
 )
+from layer_platform.tracking.names import SEGMENTER, registered_name
+from layer_platform.warehouse.queries import ANNOTATED, LABELLED_PREPROCESSED
 
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_MIN_GROWTH = 0.1

@@ -21,17 +21,18 @@ import hashlib
 import json
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.jobs import IN_PROCESS, ingest_job, preprocess_job
 from layer_platform.defs.partitions import SCANS, scan_partitions
 from layer_platform.defs.resources import StorageResource
-from layer_platform.defs.runner import contiguous_ranges
 from layer_platform.ingestion.landing import discover
+from layer_platform.orchestration.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from layer_platform.orchestration.runner import contiguous_ranges
+from layer_platform.warehouse.pending import PENDING_PREPROCESSING
 
 IN_PROGRESS = dg.AssetPartitionStatus.IN_PROGRESS
 #: Seconds between ticks (a tick stats files only: ~140 ms for 2,000 folders).
@@ -57,7 +58,6 @@ def _preprocess_requests(
 ) -> list[dg.RunRequest]:
     """Batched runs for scans whose landed content has no preprocessing yet, once per content."""
     # Imported here: the pipeline module imports the Definitions, which import this module.
-    from layer_platform.defs.pipeline import PENDING_PREPROCESSING
 
     warehouse = storage.warehouse()
     if not (warehouse.table_exists("scans") and warehouse.table_exists("preprocessing")):

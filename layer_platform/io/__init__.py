@@ -5,8 +5,15 @@
 """
 
 from layer_platform.io.formats import SUPPORTED_EXTENSIONS, volume_extension
-from layer_platform.io.readers import read_volume
+from layer_platform.io.readers import read_label_map, read_volume
 from layer_platform.io.volume import Volume
 from layer_platform.io.writers import write_volume
 
-__all__ = ["SUPPORTED_EXTENSIONS", "Volume", "read_volume", "volume_extension", "write_volume"]
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "Volume",
+    "read_label_map",
+    "read_volume",
+    "volume_extension",
+    "write_volume",
+]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
@@ -36,124 +36,15 @@ from pydicom.uid import (
 from pydicom.valuerep import DSfloat
 
 from layer_platform.errors import VolumeReadError
+from layer_platform.io.dicom_allowlist import METADATA_KEYWORDS, strip_phi
 from layer_platform.io.formats import Decoded, check_declared_size, damaged
 from layer_platform.io.geometry import Vector3, lps_vector, unit
-
-#: The only elements kept, at any nesting level: how to decode the pixels (image pixel module,
-#: palette tables, rescale), where they lie (pixel measures, plane position and orientation,
-#: top level or in functional groups), the ultrasound calibration regions, the burned-in flag,
-#: and the metadata facts. Anything else (names, IDs, dates, free text, private tags, UIDs,
-#: overlays) is dropped, whether or not anyone thought of listing it as identifying.
-ALLOWED_KEYWORDS: frozenset[str] = frozenset(
-    {
-        # file meta: how the rest is encoded
-        "FileMetaInformationGroupLength",
-        "FileMetaInformationVersion",
-        "MediaStorageSOPClassUID",
-        "TransferSyntaxUID",
-        "SpecificCharacterSet",
-        "SOPClassUID",
-        # image pixel module and what decoding needs
-        "SamplesPerPixel",
-        "PhotometricInterpretation",
-        "PlanarConfiguration",
-        "Rows",
-        "Columns",
-        "NumberOfFrames",
-        "FrameIncrementPointer",
-        "BitsAllocated",
-        "BitsStored",
-        "HighBit",
-        "PixelRepresentation",
-        "PixelData",
-        "FloatPixelData",
-        "DoubleFloatPixelData",
-        "ExtendedOffsetTable",
-        "ExtendedOffsetTableLengths",
-        "RescaleSlope",
-        "RescaleIntercept",
-        "RedPaletteColorLookupTableDescriptor",
-        "GreenPaletteColorLookupTableDescriptor",
-        "BluePaletteColorLookupTableDescriptor",
-        "AlphaPaletteColorLookupTableDescriptor",
-        "RedPaletteColorLookupTableData",
-        "GreenPaletteColorLookupTableData",
-        "BluePaletteColorLookupTableData",
-        "AlphaPaletteColorLookupTableData",
-        "SegmentedRedPaletteColorLookupTableData",
-        "SegmentedGreenPaletteColorLookupTableData",
-        "SegmentedBluePaletteColorLookupTableData",
-        "SegmentedAlphaPaletteColorLookupTableData",
-        # geometry, top level or in (shared/per-frame) functional groups
-        "PixelSpacing",
-        "SliceThickness",
-        "SpacingBetweenSlices",
-        "ImagePositionPatient",
-        "ImageOrientationPatient",
-        "SharedFunctionalGroupsSequence",
-        "PerFrameFunctionalGroupsSequence",
-        "PixelMeasuresSequence",
-        "PlanePositionSequence",
-        "PlaneOrientationSequence",
-        # ultrasound calibration regions and their numeric fields
-        "SequenceOfUltrasoundRegions",
-        "RegionSpatialFormat",
-        "RegionDataType",
-        "RegionFlags",
-        "RegionLocationMinX0",
-        "RegionLocationMinY0",
-        "RegionLocationMaxX1",
-        "RegionLocationMaxY1",
-        "ReferencePixelX0",
-        "ReferencePixelY0",
-        "PhysicalUnitsXDirection",
-        "PhysicalUnitsYDirection",
-        "ReferencePixelPhysicalValueX",
-        "ReferencePixelPhysicalValueY",
-        "PhysicalDeltaX",
-        "PhysicalDeltaY",
-        # burned-in text and the facts that reach Volume.metadata
-        "BurnedInAnnotation",
-        "Modality",
-        "Manufacturer",
-        "ManufacturerModelName",
-    }
-)
-
-#: The only header values that reach ``Volume.metadata``.
-METADATA_KEYWORDS: tuple[str, ...] = (
-    "Modality",
-    "Manufacturer",
-    "ManufacturerModelName",
-    "PhotometricInterpretation",
-)
 
 #: Elements larger than this are not read while parsing; PixelData is fetched only after its
 #: declared size was checked, and other large elements are dropped unread.
 DEFER_BYTES = 1 << 20
 
-_ALLOWED_TAGS = frozenset(tag_for_keyword(keyword) for keyword in ALLOWED_KEYWORDS)
-_SEQUENCE_TAGS = frozenset(tag for tag in _ALLOWED_TAGS if dictionary_VR(tag) == "SQ")
 _CM_UNITS = 3  # PhysicalUnitsX/YDirection code for centimetres (PS3.3 C.8.5.5.1.15)
-
-
-def strip_phi(ds: Dataset) -> Dataset:
-    """Keep only :data:`ALLOWED_KEYWORDS` in ``ds``, in place (nested sequences included).
-
-    An allowlist, not a denylist: private and unknown tags, every name, ID, date and free-text
-    element, overlays and curves go, including those nobody thought of. Burned-in text in the
-    pixels is handled by :func:`read_dicom`. Returns ``ds`` for chaining.
-    """
-    for tag in list(ds.keys()):
-        if tag not in _ALLOWED_TAGS:
-            del ds[tag]
-        elif tag in _SEQUENCE_TAGS:  # by the dictionary: never convert a deferred value
-            for item in ds[tag].value:
-                strip_phi(item)
-    file_meta = getattr(ds, "file_meta", None)
-    if file_meta is not None:
-        strip_phi(file_meta)
-    return ds
 
 
 def _measure(ds: Dataset, keyword: str) -> Any:

@@ -206,3 +206,8 @@ def read_volume(
     )
     log.debug("read %s: %s shape %s spacing %s", path.name, fmt, volume.shape, volume.spacing)
     return volume
+
+
+def read_label_map(path: str) -> np.ndarray:
+    """A stored segmentation (``segmentations.path``) as integer layer labels."""
+    return read_volume(as_location(path)).array.astype(np.int64)

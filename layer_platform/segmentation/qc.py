@@ -103,3 +103,10 @@ def qc_problems(
                 f"{row.layer} mean thickness {row.thickness_mean_mm:.2f} mm outside {low}–{high} mm"
             )
     return problems
+
+
+def dice_markdown(dice: dict[Layer, float]) -> str:
+    """Held-out Dice per layer and their mean, as a Markdown table."""
+    rows = "\n".join(f"| {layer.key} | {value:.3f} |" for layer, value in dice.items())
+    mean = float(np.nanmean(list(dice.values())))
+    return f"| layer | held-out Dice |\n|---|---|\n{rows}\n| **mean** | **{mean:.3f}** |"

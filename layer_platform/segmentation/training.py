@@ -51,7 +51,7 @@ class TrainedSegmenter:
         return self.history[-1].val_dice
 
 
-def _augment(
+def augment_pair(
     batch: torch.Tensor, labels: torch.Tensor, config: SegmenterConfig, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip along lateral/sweep (never depth) and jitter gain; labels follow the flips."""
@@ -99,7 +99,7 @@ def train_segmenter(
         losses = []
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
-            x, y = _augment(images[index], labels[index], config, generator)
+            x, y = augment_pair(images[index], labels[index], config, generator)
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(x.to(device)), y.to(device))
             loss.backward()

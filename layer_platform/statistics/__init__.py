@@ -15,24 +15,24 @@ from layer_platform.statistics.comparisons import (
 )
 from layer_platform.statistics.ranking import (
     SUBGROUPS,
+    SUMMARY_TABLES,
     TOO_FEW_SUBJECTS,
     Verdict,
+    cohort_tables,
     comparison_rows,
-    driver_recovery_rows,
-    format_ranking,
     friedman_rows,
-    planted_drivers,
     ranking_rows,
-    results_markdown,
-    sample_scans,
-    score_column,
     summary_rows,
 )
+from layer_platform.statistics.recovery import driver_recovery_rows, planted_drivers
+from layer_platform.statistics.report import format_ranking, markdown_table, results_markdown
+from layer_platform.statistics.sampling import sample_scans
 from layer_platform.statistics.summary import layer_summary, subject_layer_matrix
 
 __all__ = [
     "NO_STANDOUT",
     "SUBGROUPS",
+    "SUMMARY_TABLES",
     "TOO_FEW_SUBJECTS",
     "FriedmanResult",
     "MeanCI",
@@ -40,18 +40,19 @@ __all__ = [
     "Standout",
     "Verdict",
     "bootstrap_mean_ci",
+    "cohort_tables",
     "comparison_rows",
     "driver_recovery_rows",
     "format_ranking",
     "friedman_layers",
     "friedman_rows",
     "layer_summary",
+    "markdown_table",
     "non_muscle_vs_muscle",
     "planted_drivers",
     "ranking_rows",
     "results_markdown",
     "sample_scans",
-    "score_column",
     "standout_layer",
     "subject_layer_matrix",
     "subject_means",

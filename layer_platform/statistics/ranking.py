@@ -1,4 +1,4 @@
-"""Cohort tables over the per-scan ``layer_saliency`` rows: summary, ranking, tests, recovery.
+"""Cohort tables over the per-scan ``layer_saliency`` rows: summary, ranking, tests.
 
 Input is a pandas frame of ``layer_saliency`` rows (one per scan, input mode, method and layer)
 with at least ``scan_id``, ``subject_id``, ``label``, ``input_mode``, ``method``, ``layer`` and
@@ -13,13 +13,14 @@ defines the ``MP_correct`` subgroup. Subjects are the unit throughout (see ``boo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from layer_platform.labels import TISSUE_LAYERS, Layer
+from layer_platform.labels import TISSUE_LAYERS
+from layer_platform.saliency_names import SUMMARIZED_COLUMNS, comparison_column, score_column
 from layer_platform.statistics.comparisons import (
     friedman_layers,
     non_muscle_vs_muscle,
@@ -29,33 +30,9 @@ from layer_platform.statistics.summary import layer_summary
 
 #: Subgroups of scans summarized separately; ``MP_correct``: MP scans the classifier called MP.
 SUBGROUPS: tuple[str, ...] = ("all", "MP", "control", "MP_correct")
-#: ``layer_saliency`` columns summarized per layer.
-VALUE_COLUMNS: tuple[str, ...] = (
-    "mean_saliency",
-    "saliency_share",
-    "enrichment",
-    "ablation_delta",
-)
-ABLATION_METHOD = "layer_ablation"
 #: Verdict when too few subjects have all six layers for the Friedman test.
 TOO_FEW_SUBJECTS = "too few subjects for a verdict"
-#: Which input modality each input mode's classifier sees (for planted-driver recovery).
-MODE_MODALITIES: dict[str, tuple[str, ...]] = {
-    "bmode": ("bmode",),
-    "swe": ("swe",),
-    "bmode_swe": ("bmode", "swe"),
-}
 _LAYER_INDEX = {layer.key: int(layer) for layer in TISSUE_LAYERS}
-
-
-def score_column(method: str) -> str:
-    """The per-layer figure a method is ranked by."""
-    return "ablation_delta" if method == ABLATION_METHOD else "mean_saliency"
-
-
-def comparison_column(method: str) -> str:
-    """The value compared between non-muscle layers and muscle: shares sum to 1 per scan."""
-    return "ablation_delta" if method == ABLATION_METHOD else "saliency_share"
 
 
 def subgroup(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -116,6 +93,25 @@ def _subgroup_blocks(frame: pd.DataFrame, column_of: Callable[[str], str]) -> It
                 yield _Block(mode, method, name, column, part, table)
 
 
+#: The columns naming a block (``_Block.key``).
+_BLOCK_KEY = ["input_mode", "method", "subgroup", "metric"]
+
+
+def _block_table(
+    frame: pd.DataFrame,
+    column_of: Callable[[str], str],
+    row: Callable[[_Block], dict | None],
+    columns: list[str],
+) -> pd.DataFrame:
+    """One row per block with values (``row`` may skip a block by returning None)."""
+    records = []
+    for block in _subgroup_blocks(frame, column_of):
+        found = row(block)
+        if found is not None:
+            records.append({**block.key(), **found})
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
 def summary_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Long ``layer_summary``: per input mode, method, subgroup, value column and layer.
 
@@ -128,7 +124,7 @@ def summary_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> p
     for (mode, method), rows in _groups(frame):
         for name in SUBGROUPS:
             part = subgroup(rows, name)
-            for column in VALUE_COLUMNS:
+            for column in SUMMARIZED_COLUMNS:
                 if column not in part.columns:
                     continue
                 table = _long(part, column)
@@ -277,31 +273,26 @@ def comparison_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
     Blocks with fewer than two subjects having all six layers, or with no non-zero difference,
     are left out.
     """
-    records = []
-    for block in _subgroup_blocks(frame, comparison_column):
+
+    def row(block: _Block) -> dict | None:
         try:
             result = non_muscle_vs_muscle(block.table, n_boot=n_boot, seed=seed)
         except ValueError:  # too few complete subjects, or every difference zero
-            continue
-        records.append(
-            {
-                **block.key(),
-                "n_subjects": result.n_subjects,
-                "mean_difference": result.mean_difference,
-                "ci_low": result.ci_low,
-                "ci_high": result.ci_high,
-                "wilcoxon_statistic": result.wilcoxon_statistic,
-                "p_value": result.p_value,
-            }
-        )
-    return pd.DataFrame.from_records(records, columns=_COMPARISON_COLUMNS)
+            return None
+        return {
+            "n_subjects": result.n_subjects,
+            "mean_difference": result.mean_difference,
+            "ci_low": result.ci_low,
+            "ci_high": result.ci_high,
+            "wilcoxon_statistic": result.wilcoxon_statistic,
+            "p_value": result.p_value,
+        }
+
+    return _block_table(frame, comparison_column, row, _COMPARISON_COLUMNS)
 
 
 _COMPARISON_COLUMNS = [
-    "input_mode",
-    "method",
-    "subgroup",
-    "metric",
+    *_BLOCK_KEY,
     "n_subjects",
     "mean_difference",
     "ci_low",
@@ -321,28 +312,23 @@ def friedman_rows(
     """``layer_friedman``: per input mode, method and subgroup, the Friedman test across the six
     layers on the method's score, and the standout verdict (``standout_layer``, or ``NO_STANDOUT``
     / ``TOO_FEW_SUBJECTS``, or for a mode in ``no_skill`` its verdict)."""
-    records = []
-    for block in _subgroup_blocks(frame, score_column):
+
+    def row(block: _Block) -> dict:
         decided = verdict(block.rows, block.column, n_boot=n_boot, seed=seed)
         decided = _gated(decided, block.mode, no_skill)
-        records.append(
-            {
-                **block.key(),
-                "n_subjects": decided.n_subjects,
-                "statistic": decided.friedman_statistic,
-                "p_value": decided.friedman_p,
-                "standout_layer": decided.layer,
-                "verdict": decided.statement,
-            }
-        )
-    return pd.DataFrame.from_records(records, columns=_FRIEDMAN_COLUMNS)
+        return {
+            "n_subjects": decided.n_subjects,
+            "statistic": decided.friedman_statistic,
+            "p_value": decided.friedman_p,
+            "standout_layer": decided.layer,
+            "verdict": decided.statement,
+        }
+
+    return _block_table(frame, score_column, row, _FRIEDMAN_COLUMNS)
 
 
 _FRIEDMAN_COLUMNS = [
-    "input_mode",
-    "method",
-    "subgroup",
-    "metric",
+    *_BLOCK_KEY,
     "n_subjects",
     "statistic",
     "p_value",
@@ -350,188 +336,32 @@ _FRIEDMAN_COLUMNS = [
     "verdict",
 ]
 
-
-def driver_recovery_rows(
-    ranking: pd.DataFrame, drivers: Mapping[str, str | None], *, cohort: str
-) -> pd.DataFrame:
-    """``driver_recovery``: where the planted layer landed in each mode and method's ranking.
-
-    Args:
-        ranking: ``ranking_rows`` output.
-        drivers: planted layer key (or None) per modality, ``{"bmode": ..., "swe": ...}``.
-        cohort: a name for the simulated cohort (e.g. its seed and size).
-
-    A mode gets one row per modality it sees (``bmode_swe`` both). ``recovered``: the planted
-    layer ranks within the top k, k the number of distinct layers planted in the modalities the
-    mode sees (1, or 2 for ``bmode_swe`` with two different drivers). A modality without a
-    driver gets ``planted_layer = 'none'`` and is recovered when no layer stands out.
-    """
-    records = []
-    for (mode, method), rows in ranking.groupby(["input_mode", "method"], sort=True):
-        modalities = MODE_MODALITIES.get(str(mode), ())
-        planted = {drivers.get(m) for m in modalities} - {None}
-        ranks = dict(zip(rows["layer"], rows["rank"], strict=True))
-        any_standout = bool(rows["stands_out"].any())
-        for modality in modalities:
-            layer = drivers.get(modality)
-            if layer is None:
-                rank, recovered = None, not any_standout
-            else:
-                rank = ranks.get(layer)
-                recovered = rank is not None and int(rank) <= len(planted)
-            records.append(
-                {
-                    "cohort": cohort,
-                    "input_mode": mode,
-                    "method": method,
-                    "modality": modality,
-                    "planted_layer": layer or "none",
-                    "rank_of_planted_layer": None if rank is None else int(rank),
-                    "recovered": bool(recovered),
-                }
-            )
-    frame = pd.DataFrame.from_records(records, columns=_RECOVERY_COLUMNS)
-    return frame.astype({"rank_of_planted_layer": "Int64"})
+#: The cohort tables ``cohort_tables`` returns, in the warehouse.
+SUMMARY_TABLES: tuple[str, ...] = (
+    "layer_summary",
+    "layer_ranking",
+    "layer_comparison",
+    "layer_friedman",
+)
 
 
-_RECOVERY_COLUMNS = [
-    "cohort",
-    "input_mode",
-    "method",
-    "modality",
-    "planted_layer",
-    "rank_of_planted_layer",
-    "recovered",
-]
-
-
-def _cell(score: float, low: float, high: float) -> str:
-    return f"{score:.3g} ({low:.3g}–{high:.3g})"
-
-
-def results_markdown(
-    ranking: pd.DataFrame,
-    comparison: pd.DataFrame,
+def cohort_tables(
+    frame: pd.DataFrame,
     *,
-    headers: Mapping[str, str] | None = None,
-) -> str:
-    """The paper's kind of results table, one block per input mode.
-
-    Rows are the six layers skin to depth; each method's column shows its score with the 95%
-    CI and the rank (top layer in bold); under it the non-muscle vs muscle comparison of every
-    method and each method's verdict. ``headers`` adds text after a mode's title (model
-    version, number of scans).
-    """
-    if ranking.empty:
-        return "_no layer saliency rows for the champion models yet_"
-    blocks = []
-    for mode, rows in ranking.groupby("input_mode", sort=True):
-        methods = _method_order(rows)
-        title = f"### {mode}" + (f" — {headers[mode]}" if headers and mode in headers else "")
-        head = ["layer"] + [
-            f"{m}{' (default)' if _is_default(rows, m) else ''} [{score_column(m)}]"
-            for m in methods
-        ]
-        lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for layer in TISSUE_LAYERS:
-            cells = [layer.key]
-            for method in methods:
-                hit = rows[(rows["method"] == method) & (rows["layer"] == layer.key)]
-                if hit.empty:
-                    cells.append("–")
-                    continue
-                r = hit.iloc[0]
-                text = f"{_cell(r['score'], r['ci_low'], r['ci_high'])} #{int(r['rank'])}"
-                cells.append(f"**{text}**" if int(r["rank"]) == 1 else text)
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        for method in methods:
-            statement = rows[rows["method"] == method]["verdict"].iloc[0]
-            lines.append(f"- **{method}**: {statement}{_comparison_text(comparison, mode, method)}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
-def _comparison_text(comparison: pd.DataFrame, mode: str, method: str) -> str:
-    if comparison.empty:
-        return ""
-    hit = comparison[
-        (comparison["input_mode"] == mode)
-        & (comparison["method"] == method)
-        & (comparison["subgroup"] == "all")
-    ]
-    if hit.empty:
-        return ""
-    r = hit.iloc[0]
-    difference = _cell(r["mean_difference"], r["ci_low"], r["ci_high"])
-    return (
-        f"; non-muscle − muscle {r['metric']}: {difference},"
-        f" Wilcoxon p = {r['p_value']:.2g} ({int(r['n_subjects'])} subjects)"
-    )
-
-
-def _is_default(rows: pd.DataFrame, method: str) -> bool:
-    return bool(rows[rows["method"] == method]["is_default_method"].any())
-
-
-def _method_order(rows: pd.DataFrame) -> list[str]:
-    """Default method first, layer ablation last, the rest alphabetically."""
-    methods = sorted(rows["method"].unique())
-    return sorted(methods, key=lambda m: (not _is_default(rows, m), m == ABLATION_METHOD, m))
-
-
-def format_ranking(ranking: pd.DataFrame, *, headers: Mapping[str, str] | None = None) -> str:
-    """Plain-text ranking per input mode for a terminal: one column per method, rank rows."""
-    if ranking.empty:
-        return "no layer ranking yet: run `layer-platform run` (saliency stages)"
-    blocks = []
-    for mode, rows in ranking.groupby("input_mode", sort=True):
-        methods = _method_order(rows)
-        title = f"{mode}" + (f"  ({headers[mode]})" if headers and mode in headers else "")
-        columns = [[m + ("*" if _is_default(rows, m) else "")] for m in methods]
-        for column, method in zip(columns, methods, strict=True):
-            ranked = rows[rows["method"] == method].sort_values(["rank", "layer"])
-            column += [f"{r.layer} {r.score:+.3f}" for r in ranked.itertuples()]
-        depth = max(len(c) for c in columns)
-        widths = [max(len(cell) for cell in column) + 3 for column in columns]
-        lines = [title]
-        for i in range(depth):
-            label = "rank" if i == 0 else str(i)
-            cells = [c[i] if i < len(c) else "" for c in columns]
-            line = f"  {label:<6}" + "".join(
-                f"{c:<{w}}" for c, w in zip(cells, widths, strict=True)
-            )
-            lines.append(line.rstrip())
-        for method in methods:
-            statement = rows[rows["method"] == method]["verdict"].iloc[0]
-            lines.append(f"  {method}: {statement}")
-        blocks.append("\n".join(lines))
-    legend = (
-        "layer ranking (rank 1 = top; score: cohort mean of mean_saliency for attribution maps,"
-        " of ablation_delta for layer_ablation; * = default method)"
-    )
-    return "\n\n".join([legend, *blocks])
-
-
-def planted_drivers(bmode: Layer | str | None, swe: Layer | str | None) -> dict[str, str | None]:
-    """``{"bmode": key, "swe": key}`` from a simulator's drivers (Layer, key or None)."""
-
-    def key(value: Layer | str | None) -> str | None:
-        if value is None:
-            return None
-        return value.key if isinstance(value, Layer) else Layer.from_key(str(value)).key
-
-    return {"bmode": key(bmode), "swe": key(swe)}
-
-
-def sample_scans(frame: pd.DataFrame, n: int, *, prefer: Sequence[str] = ("MP",)) -> list[str]:
-    """Up to ``n`` scan ids from distinct subjects, labels in ``prefer`` first, then by id.
-
-    Deterministic, so a check re-run on the same table uses the same scans.
-    """
-    scans = frame.drop_duplicates("scan_id")[["scan_id", "subject_id", "label"]]
-    scans = scans.assign(order=~scans["label"].isin(list(prefer))).sort_values(
-        ["order", "subject_id", "scan_id"]
-    )
-    chosen = scans.drop_duplicates("subject_id").head(n)
-    return chosen["scan_id"].tolist()
+    default_method: str,
+    group: str = "all",
+    n_boot: int = 2000,
+    no_skill: Mapping[str, str] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Every table of ``SUMMARY_TABLES`` from champion ``layer_saliency`` rows (empty frames
+    when there are none), so the warehouse always holds one consistent set."""
+    if frame.empty:
+        return {name: pd.DataFrame() for name in SUMMARY_TABLES}
+    return {
+        "layer_summary": summary_rows(frame, n_boot=n_boot),
+        "layer_ranking": ranking_rows(
+            frame, default_method=default_method, group=group, n_boot=n_boot, no_skill=no_skill
+        ),
+        "layer_comparison": comparison_rows(frame, n_boot=n_boot),
+        "layer_friedman": friedman_rows(frame, n_boot=n_boot, no_skill=no_skill),
+    }

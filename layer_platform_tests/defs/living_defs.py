@@ -12,10 +12,10 @@ from __future__ import annotations
 import dagster as dg
 
 from layer_platform.defs.definitions import build_definitions
-from layer_platform.defs.pipeline import run_platform
 from layer_platform.defs.resources import ClassifierResource, SegmenterResource
-from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.orchestration.pipeline import run_platform
+from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
 from layer_platform.warehouse.store import Warehouse

@@ -8,12 +8,12 @@ from collections.abc import Iterable
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from layer_platform.defs.automation import AUTOMATED_ASSETS, automation_sensor
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.partitions import SCANS
 from layer_platform.settings import LayerPaths
+from layer_platform_tests.dagster_internals import DATA_VERSION_TAG
 
 PER_SCAN = ("preprocessed_volume", "layer_segmentation", "layer_saliency")
 SUMMARY = "layer_saliency_summary"

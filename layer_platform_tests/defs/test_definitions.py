@@ -49,7 +49,7 @@ def test_dagster_definitions_validate_passes(tmp_path: Path) -> None:
 
 
 def test_instance_reads_the_projects_dagster_yaml(layer_paths: LayerPaths) -> None:
-    from layer_platform.defs.runner import open_instance
+    from layer_platform.orchestration.runner import open_instance
 
     instance = open_instance(layer_paths)
     assert isinstance(instance, dg.DagsterInstance)

@@ -27,14 +27,17 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._core.loader import LoadingContextForTest
 
-from layer_platform.defs.assets.classification import registered_name
-from layer_platform.defs.runner import open_instance, run_job
+from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.tracking.mlflow_registry import CHAMPION, Tracking, champion
+from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.store import Warehouse
+from layer_platform_tests.dagster_internals import (
+    CachingStaleStatusResolver,
+    LoadingContextForTest,
+    StaleStatus,
+)
 from layer_platform_tests.defs.living_defs import TRAINED_MODE, materialize_tiny_cohort
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,10 +16,10 @@ from layer_platform.classification.network import FoldEnsemble
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.partitions import SCANS
-from layer_platform.defs.pipeline import run_platform
 from layer_platform.defs.resources import ClassifierResource, SegmenterResource
-from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.io.dicom import write_dicom
+from layer_platform.orchestration.pipeline import run_platform
+from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort, simulate_scan
 from layer_platform.tracking.mlflow_registry import Tracking, champion, load_version

@@ -23,14 +23,14 @@ import pytest
 from upath import UPath
 
 from layer_platform.classification.modes import INPUT_MODES
-from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED
-from layer_platform.defs.pipeline import run_platform
-from layer_platform.defs.runner import open_instance
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.locations import remove_tree
+from layer_platform.orchestration.pipeline import run_platform
+from layer_platform.orchestration.runner import open_instance
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, arrive, simulate_cohort
 from layer_platform.tracking.mlflow_registry import data_version
+from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.saliency.test_materialization import (
     TINY,

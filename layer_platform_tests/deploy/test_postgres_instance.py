@@ -19,13 +19,13 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 import pytest
-from dagster._core.storage.tags import (
+
+from layer_platform.defs.definitions import build_definitions
+from layer_platform.orchestration.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
-from layer_platform.defs.definitions import build_definitions
-from layer_platform.defs.runner import open_instance
+from layer_platform.orchestration.runner import open_instance
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
 from layer_platform.warehouse.store import Warehouse

@@ -18,12 +18,8 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from layer_platform.errors import VolumeReadError
 from layer_platform.io import read_volume
-from layer_platform.io.dicom import (
-    ALLOWED_KEYWORDS,
-    open_dataset,
-    strip_phi,
-    write_dicom,
-)
+from layer_platform.io.dicom import open_dataset, write_dicom
+from layer_platform.io.dicom_allowlist import ALLOWED_KEYWORDS, strip_phi
 
 SPACING = (0.3, 0.2, 0.75)
 PHANTOM = np.arange(5 * 7 * 3, dtype=np.uint16).reshape(5, 7, 3)

@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layer_platform.defs.assets.saliency import champion_rows
-from layer_platform.defs.runner import UNFINISHED, open_instance, run_job
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_volume
 from layer_platform.io.writers import _staging_prefix
+from layer_platform.orchestration.runner import UNFINISHED, open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.statistics import summary_rows
+from layer_platform.warehouse.queries import champion_rows
 from layer_platform.warehouse.store import Replacement, Warehouse
 from layer_platform_tests.reliability.conftest import kill_group, spawn, tail
 from layer_platform_tests.reliability.worker import (

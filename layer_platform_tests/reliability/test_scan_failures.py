@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from layer_platform.defs.pipeline import PENDING_PREPROCESSING
+from layer_platform.warehouse.pending import PENDING_PREPROCESSING
 from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.reliability.conftest import NO_TISSUE, FromScratch
 

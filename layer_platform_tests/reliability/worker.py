@@ -77,8 +77,8 @@ def tiny_definitions(paths: LayerPaths) -> dg.Definitions:
 def champion_versions(paths: LayerPaths) -> dict[str, str]:
     """Input mode → champion version, as ``run_platform`` reads them."""
     from layer_platform.classification.modes import INPUT_MODES
-    from layer_platform.defs.assets.classification import registered_name
     from layer_platform.tracking.mlflow_registry import Tracking, champion
+    from layer_platform.tracking.names import registered_name
 
     tracking = Tracking.for_paths(paths)
     return {
@@ -89,7 +89,7 @@ def champion_versions(paths: LayerPaths) -> dict[str, str]:
 
 
 def run_pipeline(paths: LayerPaths) -> int:
-    from layer_platform.defs.pipeline import run_platform
+    from layer_platform.orchestration.pipeline import run_platform
     from layer_platform.warehouse.status import quarantined_since
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -103,13 +103,13 @@ def run_pipeline(paths: LayerPaths) -> int:
 
 def pending_scans(paths: LayerPaths, job: str) -> list[str]:
     """The scans ``run_platform`` would send to ``job`` (a per-scan job) now."""
-    from layer_platform.defs.assets.segmentation import SEGMENTER
-    from layer_platform.defs.pipeline import (
+    from layer_platform.tracking.mlflow_registry import Tracking, champion
+    from layer_platform.tracking.names import SEGMENTER
+    from layer_platform.warehouse.pending import (
         PENDING_PREPROCESSING,
         PENDING_SEGMENTATION,
         pending_saliency,
     )
-    from layer_platform.tracking.mlflow_registry import Tracking, champion
     from layer_platform.warehouse.store import Warehouse
 
     warehouse = Warehouse(paths.warehouse)
@@ -123,7 +123,7 @@ def pending_scans(paths: LayerPaths, job: str) -> list[str]:
 
 def run_stage(paths: LayerPaths, job: str) -> int:
     """One per-scan job over its pending scans, in one batched run (as ``run_platform``)."""
-    from layer_platform.defs.runner import open_instance, run_job
+    from layer_platform.orchestration.runner import open_instance, run_job
 
     keys = pending_scans(paths, job)
     print(f"{job} pending for {len(keys)} scans", flush=True)

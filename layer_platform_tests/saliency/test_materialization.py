@@ -20,20 +20,17 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pytest
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from layer_platform.attribution import DEFAULT_METHOD
 from layer_platform.classification.modes import n_channels
 from layer_platform.classification.network import SmallCNN3D
 from layer_platform.cli import main
-from layer_platform.defs.assets.classification import registered_name
 from layer_platform.defs.definitions import build_definitions
-from layer_platform.defs.pipeline import pending_saliency, summary_pending
 from layer_platform.defs.resources import SegmenterResource
-from layer_platform.defs.runner import open_instance, run_job
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.imaging.preprocess import PreprocessConfig, load_preprocessed
 from layer_platform.io import read_volume
+from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
 from layer_platform.tracking.mlflow_registry import (
@@ -43,7 +40,10 @@ from layer_platform.tracking.mlflow_registry import (
     promote,
     tracked_run,
 )
+from layer_platform.tracking.names import registered_name
+from layer_platform.warehouse.pending import pending_saliency, summary_pending
 from layer_platform.warehouse.store import Warehouse
+from layer_platform_tests.dagster_internals import AssetCheckExecutionRecordStatus
 from layer_platform_tests.docs.markdown import (
     DOCS,
     QUERY_HOWTO,

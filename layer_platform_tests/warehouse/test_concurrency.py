@@ -26,7 +26,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from layer_platform.defs.runner import prepare_dagster_home
+from layer_platform.orchestration.runner import prepare_dagster_home
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
 

@@ -1,22 +1,27 @@
 """Pain classifiers: subject-level split → cross-validated MONAI models per input mode → MLflow."""
 
-import datetime as dt
 import io
 
 import dagster as dg
 import mlflow
-import numpy as np
 from PIL import Image
 
 from layer_platform.classification.cohort import load_scans, split_from_records
-from layer_platform.classification.cross_validation import CVResult, cross_validate
-from layer_platform.classification.data import Item
+from layer_platform.classification.cross_validation import cross_validate
 from layer_platform.classification.figures import roc_png
-from layer_platform.classification.metrics import auc
 from layer_platform.classification.modes import INPUT_MODES, eligible_scans, make_items
-from layer_platform.classification.splits import assert_no_subject_leakage, make_subject_split
-from layer_platform.classification.training import predict_proba
-from layer_platform.compute import select_device
+from layer_platform.classification.results import (
+    heldout_auc,
+    metric_rows,
+    metrics_markdown,
+    prediction_rows,
+    valid_probabilities,
+)
+from layer_platform.classification.splits import (
+    LabelledRow,
+    assert_no_subject_leakage,
+    make_subject_split,
+)
 from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
@@ -32,20 +37,12 @@ from layer_platform.tracking.mlflow_registry import (
     record_decision,
     tracked_run,
 )
+from layer_platform.tracking.names import CLASSIFIER_EXPERIMENT, registered_name
 from layer_platform.tracking.promotion import challenge_champion, should_promote
+from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Replacement
 
 mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
-EXPERIMENT = "layer-classifier"
-
-LABELLED_PREPROCESSED = """
-    SELECT s.scan_id, s.subject_id, s.label FROM scans s JOIN preprocessing p USING (scan_id)
-    WHERE s.label IS NOT NULL ORDER BY s.scan_id
-"""
-
-
-def registered_name(mode: str) -> str:
-    return f"layer-classifier-{mode}"
 
 
 @stage_asset(
@@ -74,7 +71,7 @@ def cohort_split(
     warehouse = storage.warehouse()
     rows = warehouse.query(LABELLED_PREPROCESSED).to_dict("records")
     split = make_subject_split(
-        [_Labelled(**row) for row in rows],
+        [LabelledRow(**row) for row in rows],
         n_folds=classifier.n_folds,
         test_fraction=classifier.test_fraction,
         seed=classifier.split_seed,
@@ -101,60 +98,6 @@ def cohort_split(
             )
         ],
     )
-
-
-class _Labelled:
-    """The three fields a split needs, from a warehouse row."""
-
-    def __init__(self, scan_id: str, subject_id: str, label: str):
-        self.scan_id, self.subject_id, self.label = scan_id, subject_id, label
-
-
-def _metric_rows(mode: str, name: str, version: str, cv: CVResult) -> list[dict]:
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = [{"fold": "cv", "metric": k, "value": v} for k, v in cv.oof_metrics.to_dict().items()]
-    rows += [
-        {"fold": "test", "metric": k, "value": v} for k, v in cv.test_metrics.to_dict().items()
-    ]
-    rows.append({"fold": "test", "metric": "heldout_auc", "value": cv.test_metrics.auc})
-    rows += [
-        {"fold": f"fold_{f.fold}", "metric": "val_auc", "value": f.best_val_auc} for f in cv.folds
-    ]
-    return [
-        {"input_mode": mode, "model_name": name, "model_version": version, "computed_at": now, **r}
-        for r in rows
-    ]
-
-
-def _prediction_rows(mode: str, name: str, version: str, cv: CVResult) -> list[dict]:
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    parts = [(f"fold_{f.fold}", f.predictions) for f in cv.folds] + [("test", cv.test)]
-    return [
-        {
-            "scan_id": scan_id,
-            "input_mode": mode,
-            "model_name": name,
-            "model_version": version,
-            "fold_role": role,
-            "probability": float(p),
-            "computed_at": now,
-        }
-        for role, predictions in parts
-        for scan_id, p in zip(predictions.scan_ids, predictions.proba, strict=True)
-    ]
-
-
-def _metrics_markdown(cv: CVResult) -> str:
-    lines = [
-        "| set | AUC (95% CI) | sensitivity | specificity | Brier | scans | subjects |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, m in (("cross-validation", cv.oof_metrics), ("held-out test", cv.test_metrics)):
-        lines.append(
-            f"| {name} | {m.auc:.3f} ({m.auc_ci_low:.3f}–{m.auc_ci_high:.3f}) | {m.sensitivity:.2f}"
-            f" | {m.specificity:.2f} | {m.brier:.3f} | {m.n_scans} | {m.n_subjects} |"
-        )
-    return "\n".join(lines)
 
 
 @stage_asset(
@@ -214,7 +157,7 @@ def pain_classifier(
         context.log.info(f"{mode}: training on {len(items)} scans ({excluded} excluded: no SWE)")
         with tracked_run(
             tracking,
-            EXPERIMENT,
+            CLASSIFIER_EXPERIMENT,
             mode,
             params={
                 **config.to_params(),
@@ -253,12 +196,12 @@ def pain_classifier(
         # Metrics and predictions land first (one transaction), so a champion always has them;
         # a model whose predictions are not valid probabilities is never promoted.
         scope = {"input_mode": mode, "model_version": version.version}
-        predictions = _prediction_rows(mode, name, version.version, cv)
+        predictions = prediction_rows(mode, name, version.version, cv)
         warehouse.replace_all(
             [
                 Replacement(
                     "model_metrics",
-                    _metric_rows(mode, name, version.version, cv),
+                    metric_rows(mode, name, version.version, cv),
                     key="model_name",
                     keys=[name],
                     scope=scope,
@@ -266,14 +209,14 @@ def pain_classifier(
                 Replacement("predictions", predictions, key="model_name", keys=[name], scope=scope),
             ]
         )
-        if _valid_probabilities([row["probability"] for row in predictions]):
+        if valid_probabilities([row["probability"] for row in predictions]):
             test_items = [item for item in items if item.scan_id in split.test_ids()]
             reason = challenge_champion(
                 tracking,
                 name,
                 version.version,
                 cv.test_metrics.auc,
-                lambda model, held_out=test_items: _heldout_auc(model, held_out),
+                lambda model, held_out=test_items: heldout_auc(model, held_out),
                 lambda candidate, current: should_promote(
                     candidate, current, min_auc=classifier.promotion_floor
                 ),
@@ -292,14 +235,14 @@ def pain_classifier(
                 "n_scans": len(items),
                 "n_excluded_no_swe": excluded,
                 "promotion": reason,
-                "metrics": dg.MetadataValue.md(_metrics_markdown(cv)),
+                "metrics": dg.MetadataValue.md(metrics_markdown(cv)),
                 "roc": dg.MetadataValue.md(png_to_markdown(png, f"ROC {mode}")),
                 **model_links(tracking, version),
             },
             partition_key=mode,
         )
 
-    valid = _valid_probabilities(probabilities)
+    valid = valid_probabilities(probabilities)
     low = {mode: value for mode, value in test_auc.items() if value < classifier.auc_floor}
     return dg.MaterializeResult(
         data_version=champions_as_data_version(tracking, [registered_name(m) for m in INPUT_MODES]),
@@ -317,14 +260,3 @@ def pain_classifier(
             ),
         ],
     )
-
-
-def _valid_probabilities(values: list[float]) -> bool:
-    array = np.asarray(values, dtype=float)
-    return bool(np.isfinite(array).all() and ((array >= 0) & (array <= 1)).all())
-
-
-def _heldout_auc(model, test_items: list[Item]) -> float:
-    """The champion's AUC on the challenger's held-out subjects."""
-    proba = predict_proba(model, test_items, select_device("auto"))
-    return auc([item.y for item in test_items], proba)

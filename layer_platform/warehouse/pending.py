@@ -1,24 +1,10 @@
-"""The stage plan behind ``layer-platform run``: which job to run next, for which scans."""
+"""Which scans a stage still has to (re)compute: the warehouse side of the stage plan."""
 
 from __future__ import annotations
 
-import dagster as dg
 import pandas as pd
 
-from layer_platform.classification.modes import INPUT_MODES
-from layer_platform.defs.assets.classification import LABELLED_PREPROCESSED, registered_name
-from layer_platform.defs.assets.saliency import SUMMARY_TABLES
-from layer_platform.defs.assets.segmentation import ANNOTATED, SEGMENTER
-from layer_platform.defs.definitions import build_definitions
-from layer_platform.defs.runner import StageReport, open_instance, run_job
-from layer_platform.defs.stages import STAGES
-from layer_platform.settings import LayerPaths
-from layer_platform.tracking.mlflow_registry import (
-    Tracking,
-    champion,
-    data_version,
-    latest_data_version,
-)
+from layer_platform.statistics.ranking import SUMMARY_TABLES
 from layer_platform.warehouse.store import Warehouse
 
 
@@ -133,84 +119,3 @@ def summary_pending(warehouse: Warehouse, versions: dict[str, str]) -> bool:
         or summarized[mode][1] < computed
         for mode, computed in newest.items()
     )
-
-
-def run_platform(
-    paths: LayerPaths,
-    *,
-    max_batch: int = 500,
-    defs: dg.Definitions | None = None,
-    until: str | None = None,
-) -> list[StageReport]:
-    """Ingest the landing zone, then bring every per-scan and cohort asset up to date.
-
-    Stages run in lineage order (``STAGES``), stop after ``until`` if given, and stop at the
-    first platform failure; bad scans do not fail a stage (they are quarantined inside it).
-    New scans that change no model (unlabelled, unannotated, champions current) take the
-    ``update_scans`` job instead: preprocessing, segmentation and saliency in one run, so an
-    arrival pays one run's fixed cost, not three.
-    """
-    if until is not None and until not in STAGES:
-        raise ValueError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
-    defs = defs or build_definitions(paths=paths)
-    instance = open_instance(paths)
-    warehouse = Warehouse(paths.warehouse)
-    tracking = Tracking.for_paths(paths)
-    reports: list[StageReport] = []
-
-    def pending(job: str) -> list[str] | None:
-        if job == "preprocess_scans":
-            return list(warehouse.query(PENDING_PREPROCESSING)["scan_id"])
-        if job == "train_segmenter":
-            annotated = list(warehouse.query(ANNOTATED)["scan_id"])
-            stale = latest_data_version(tracking, SEGMENTER) != data_version(annotated)
-            return None if annotated and stale else []
-        if job == "segment_scans":
-            current = champion(tracking, SEGMENTER)
-            if current is None:
-                return []
-            return list(warehouse.query(PENDING_SEGMENTATION, [current.version])["scan_id"])
-        if job == "train_classifiers":
-            labelled = list(warehouse.query(LABELLED_PREPROCESSED)["scan_id"])
-            version = data_version(labelled)
-            stale = [
-                mode
-                for mode in INPUT_MODES
-                if latest_data_version(tracking, registered_name(mode)) != version
-            ]
-            return stale if labelled else []
-        if job in ("compute_saliency", "summarize_saliency"):
-            versions = {
-                mode: str(found.version)
-                for mode in INPUT_MODES
-                if (found := champion(tracking, registered_name(mode))) is not None
-            }
-            if job == "compute_saliency":
-                return pending_saliency(warehouse, versions)
-            return None if summary_pending(warehouse, versions) else []
-        return None
-
-    def changes_no_model(keys: list[str]) -> bool:
-        """True when ``keys`` (scans to preprocess) can go through all three per-scan assets in
-        one run: both kinds of model have a current champion and no key is training data."""
-        return (
-            until is None
-            and pending("train_segmenter") == []
-            and pending("train_classifiers") == []
-            and champion(tracking, SEGMENTER) is not None
-            and any(champion(tracking, registered_name(mode)) for mode in INPUT_MODES)
-            and warehouse.query(TRAINING_DATA, [keys]).empty
-        )
-
-    for stage in STAGES:
-        keys = pending(stage)
-        job = stage
-        if stage == "preprocess_scans" and keys and changes_no_model(keys):
-            job = "update_scans"  # arrivals: one run instead of three, as the sensor does
-        if keys is None or keys:
-            reports.append(run_job(defs, instance, job, partition_keys=keys, max_batch=max_batch))
-            if reports[-1].failed:
-                break
-        if stage == until:
-            break
-    return reports

@@ -1,0 +1,62 @@
+"""The checks of ``layer_saliency_summary``: declared once, built from the domain results."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from layer_platform.attribution.randomization_run import RandomizationOutcome, RandomizationSettings
+
+SUMMARY_ASSET = "layer_saliency_summary"
+
+SUMMARY_CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        "summary_non_empty",
+        asset=SUMMARY_ASSET,
+        blocking=True,
+        description="the champion models have layer rows to rank",
+    ),
+    dg.AssetCheckSpec(
+        "model_randomization",
+        asset=SUMMARY_ASSET,
+        description="layer profiles change when the model's weights are randomized (warn)",
+    ),
+]
+
+
+def summary_non_empty(ranking: pd.DataFrame, frame: pd.DataFrame) -> dg.AssetCheckResult:
+    """Fails when the champions have no rows to rank."""
+    return dg.AssetCheckResult(
+        check_name="summary_non_empty",
+        passed=not ranking.empty,
+        metadata={"n_ranking_rows": len(ranking), "n_saliency_rows": len(frame)},
+    )
+
+
+def randomization_not_run() -> dg.AssetCheckResult:
+    """Without champion rows there is nothing to randomize: a warning, never a silent pass."""
+    return dg.AssetCheckResult(
+        check_name="model_randomization",
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"reason": "no champion rows to check"},
+    )
+
+
+def model_randomization(
+    outcome: RandomizationOutcome, settings: RandomizationSettings
+) -> dg.AssetCheckResult:
+    """Warns for every mode and method whose profile barely changes with random weights."""
+    flagged = outcome.flagged()
+    return dg.AssetCheckResult(
+        check_name="model_randomization",
+        passed=not flagged,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "bar": settings.bar,
+            "flagged_methods": dg.MetadataValue.json(flagged),
+            "correlations": dg.MetadataValue.json(outcome.results),
+            "n_scans_per_mode": settings.n_scans,
+            "reused_for_modes": dg.MetadataValue.json(outcome.reused),
+        },
+    )

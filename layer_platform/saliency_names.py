@@ -1,0 +1,41 @@
+"""Names of attribution methods and ``layer_saliency`` columns, shared by every reader.
+
+``attribution`` writes the rows, ``statistics`` and the assets read them; this module is their
+one source of these names and imports nothing (no torch), so the statistics package and the CLI
+stay light.
+"""
+
+#: The method that yields ``ablation_delta`` instead of a voxel map.
+ABLATION_METHOD = "layer_ablation"
+#: The method behind headline figures (see ``attribution.scan_profile`` for why).
+DEFAULT_METHOD = ABLATION_METHOD
+#: Every method the platform computes by default, voxel maps first.
+PLATFORM_METHODS: tuple[str, ...] = (
+    "integrated_gradients",
+    "saliency",
+    "gradcam",
+    "occlusion",
+    ABLATION_METHOD,
+)
+
+#: Every per-layer value of a ``layer_saliency`` row.
+LAYER_VALUE_COLUMNS: tuple[str, ...] = (
+    "volume_fraction",
+    "mean_saliency",
+    "saliency_share",
+    "enrichment",
+    "ablation_delta",
+)
+#: The values summarized per layer across the cohort (the layer's size is a property of the
+#: scan, not evidence of a method).
+SUMMARIZED_COLUMNS: tuple[str, ...] = LAYER_VALUE_COLUMNS[1:]
+
+
+def score_column(method: str) -> str:
+    """The per-layer figure a method is ranked by."""
+    return "ablation_delta" if method == ABLATION_METHOD else "mean_saliency"
+
+
+def comparison_column(method: str) -> str:
+    """The value compared between non-muscle layers and muscle: shares sum to 1 per scan."""
+    return "ablation_delta" if method == ABLATION_METHOD else "saliency_share"
