@@ -16,9 +16,6 @@ ROOT = Path(layer_platform.__file__).parent
 PACKAGE = "layer_platform"
 MAX_LINES = 400
 MAX_ASSET_LINES = 300
-#: Asset modules allowed over ``MAX_ASSET_LINES`` for now, each with its own ceiling: the
-#: per-scan saliency batch loop is being rewritten for per-scan commits (it thins then).
-ASSET_EXEMPTIONS = {"saliency.py": MAX_LINES}
 
 
 def _module_name(path: Path) -> str:
@@ -126,6 +123,6 @@ def test_no_module_is_too_long():
         path.name: k
         for path in assets.glob("*.py")
         if (k := len(path.read_text().splitlines()))
-        > ASSET_EXEMPTIONS.get(path.name, MAX_ASSET_LINES)
+        > MAX_ASSET_LINES
     }
     assert too_long == {}
