@@ -42,6 +42,7 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
 )
 
+from layer_platform.ingestion.scan_json import CONTRACT_KEYS
 from layer_platform.io import Volume, write_volume
 from layer_platform.io.dicom import write_dicom
 from layer_platform_tests.ingestion.sandbox import Outcome, run_batch, violations
@@ -149,19 +150,7 @@ def scan_json_cases(draw: st.DrawFn) -> Files:
     doc: dict[str, object] = {"scan_id": "fz", "subject_id": "P1", "label": "MP"}
     for key in draw(
         st.lists(
-            st.sampled_from(
-                [
-                    "scan_id",
-                    "subject_id",
-                    "label",
-                    "side",
-                    "acquired_at",
-                    "site",
-                    "device",
-                    "axis_order",
-                    "spacing_mm",
-                ]
-            ),
+            st.sampled_from(sorted(CONTRACT_KEYS)),
             max_size=4,
         )
     ):
