@@ -14,7 +14,6 @@ run per scan costs seconds of overhead). A batch must still behave like many sma
 from __future__ import annotations
 
 import ctypes
-import datetime as dt
 import os
 import shutil
 import tempfile
@@ -27,8 +26,8 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from layer_platform.errors import ScanError
-from layer_platform.io.writers import _remove_dead_staging, _staging_prefix, process_owner
-from layer_platform.warehouse.store import Replacement, Warehouse
+from layer_platform.io.writers import process_owner, remove_dead_staging, staging_prefix
+from layer_platform.warehouse.store import Replacement, Warehouse, utc_now
 
 #: Progress is logged every this many scans (and after the last).
 LOG_EVERY = 10
@@ -93,8 +92,8 @@ def staging_folder(target: Path) -> Path:
     folders of writers killed mid-way are swept here the next time the scan is written.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_staging(target.parent, target.name)
-    prefix = f"{_staging_prefix(target.name)}{process_owner()}."
+    remove_dead_staging(target.parent, target.name)
+    prefix = f"{staging_prefix(target.name)}{process_owner()}."
     return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
 
 
@@ -123,7 +122,7 @@ def swap_in(staged: Path, target: Path) -> None:
     if not _exchange(staged, target):
         aside = Path(
             tempfile.mkdtemp(
-                prefix=f"{_staging_prefix(target.name)}{process_owner()}.", dir=target.parent
+                prefix=f"{staging_prefix(target.name)}{process_owner()}.", dir=target.parent
             )
         )
         os.rename(target, aside / target.name)
@@ -141,10 +140,6 @@ def failure_reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def stage_quarantine(
     stage: str, scan_id: str, folder: str, reason: str | None
 ) -> list[Replacement]:
@@ -158,7 +153,7 @@ def stage_quarantine(
                 "scan_id": scan_id,
                 "stage": stage,
                 "reason": f"{stage}: {reason}",
-                "detected_at": _now(),
+                "detected_at": utc_now(),
             }
         ]
     )

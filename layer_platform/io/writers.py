@@ -96,7 +96,8 @@ _WRITERS: dict[str, Callable[[Path, np.ndarray, Volume], None]] = {
 }
 
 
-def _staging_prefix(name: str) -> str:
+def staging_prefix(name: str) -> str:
+    """The hidden name prefix of a half-written ``name`` (files and staged scan folders)."""
     return f".{name}.tmp."
 
 
@@ -122,9 +123,9 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-def _remove_dead_staging(folder: Path, name: str) -> None:
+def remove_dead_staging(folder: Path, name: str) -> None:
     """Remove staging folders for ``name`` left by writers that died before moving them."""
-    prefix = _staging_prefix(name)
+    prefix = staging_prefix(name)
     with os.scandir(folder) as entries:
         leftovers = [e for e in entries if e.name.startswith(prefix) and e.is_dir()]
     for entry in leftovers:
@@ -167,8 +168,8 @@ def write_atomically(path: Location, write: Callable[[Path], None]) -> Location:
             publish(_write_staged(Path(staging), path.name, write), path.parent)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_staging(path.parent, path.name)
-    prefix = f"{_staging_prefix(path.name)}{process_owner()}."
+    remove_dead_staging(path.parent, path.name)
+    prefix = f"{staging_prefix(path.name)}{process_owner()}."
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     try:
         for written in _write_staged(staging, path.name, write):  # header last

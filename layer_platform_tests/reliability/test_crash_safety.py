@@ -31,7 +31,7 @@ import pytest
 
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_volume
-from layer_platform.io.writers import _staging_prefix
+from layer_platform.io.writers import staging_prefix
 from layer_platform.orchestration.runner import UNFINISHED, open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.statistics import summary_rows
@@ -112,7 +112,7 @@ def test_killed_volume_writes_leave_the_old_or_the_new_file(tmp_path: Path) -> N
     finally:
         kill_group(child)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
-    assert all(name.startswith(tuple(map(_staging_prefix, VOLUME_NAMES))) for name in leftovers)
+    assert all(name.startswith(tuple(map(staging_prefix, VOLUME_NAMES))) for name in leftovers)
     assert len(leftovers) <= len(VOLUME_NAMES), f"dead writers' staging not swept: {leftovers}"
 
 

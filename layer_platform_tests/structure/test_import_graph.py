@@ -122,7 +122,6 @@ def test_no_module_is_too_long():
     too_long = {
         path.name: k
         for path in assets.glob("*.py")
-        if (k := len(path.read_text().splitlines()))
-        > MAX_ASSET_LINES
+        if (k := len(path.read_text().splitlines())) > MAX_ASSET_LINES
     }
     assert too_long == {}
