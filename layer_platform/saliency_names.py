@@ -37,5 +37,6 @@ def score_column(method: str) -> str:
 
 
 def comparison_column(method: str) -> str:
-    """The value compared between non-muscle layers and muscle: shares sum to 1 per scan."""
-    return "ablation_delta" if method == ABLATION_METHOD else "saliency_share"
+    """The value compared between non-muscle tissue and muscle (see
+    ``statistics.comparisons.tissue_means``)."""
+    return "ablation_delta" if method == ABLATION_METHOD else "mean_saliency"
