@@ -21,7 +21,7 @@ import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.saliency_names import (
-    ABLATION_METHOD,
+    LAYER_VALUE_METHODS,
     SUMMARIZED_COLUMNS,
     comparison_column,
     score_column,
@@ -262,7 +262,7 @@ def comparison_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
     """
 
     def row(block: _Block) -> dict | None:
-        means = tissue_means(block.rows, ablation=block.method == ABLATION_METHOD)
+        means = tissue_means(block.rows, ablation=block.method in LAYER_VALUE_METHODS)
         try:
             result = non_muscle_vs_muscle(means, n_boot=n_boot, seed=seed)
         except ValueError:  # too few subjects, or every difference zero

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,12 +85,3 @@ def test_p_rank1_sums_to_one_and_follows_the_lead():
     assert first["superficial_fat"] > 0.99
     tied = rank1_probability(_matrix(np.random.default_rng(2).normal(size=(20, 6))), n_boot=500)
     assert tied.sum() == pytest.approx(1.0) and tied.max() < 0.7
-
-
-@pytest.mark.parametrize("n", [1, 2, 5, 17])
-def test_cascade_reaches_every_module(n):
-    from layer_platform.attribution.sanity import cascade_steps
-
-    steps = cascade_steps(n)
-    assert steps[0] == 1 and steps[-1] == n
-    assert all(a < b for a, b in itertools.pairwise(steps))
