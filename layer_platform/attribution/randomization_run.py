@@ -25,8 +25,8 @@ import torch
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.sanity import (
     cascade_steps,
+    depth_levels,
     model_randomization_check,
-    parameterised_modules,
 )
 from layer_platform.classification.modes import mode_input
 from layer_platform.classification.network import last_conv_block
@@ -92,7 +92,7 @@ def randomize_mode(
     """Each method's randomization outcome for one model on ``scans`` (input, labels), each
     with its config; ``cascade`` holds the layer rho per cascade step as JSON."""
     outcomes = {}
-    steps = cascade_steps(len(parameterised_modules(model)))
+    steps = cascade_steps(len(depth_levels(model)))
     for method in settings.methods:
         report = model_randomization_check(
             method,

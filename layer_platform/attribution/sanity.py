@@ -66,26 +66,55 @@ def parameterised_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+def depth_levels(model: nn.Module) -> list[list[tuple[str, nn.Module]]]:
+    """Weighted modules by depth, input side first: what one cascade step re-initialises.
+
+    A plain network has one module per level. An ensemble that names its members
+    (``member_prefixes()``, e.g. ``FoldEnsemble``) has, per level, the modules at the same
+    distance from the output in every member, so a cascade randomizes all members' top layers
+    together, as the reported (averaged) prediction sees them.
+    """
+    modules = parameterised_modules(model)
+    prefixes = getattr(model, "member_prefixes", None)
+    if prefixes is None:
+        return [[entry] for entry in modules]
+    members = [
+        [(n, m) for n, m in modules if any(n == p or n.startswith(p + ".") for p in member)]
+        for member in prefixes()
+    ]
+    depth = max(len(member) for member in members)
+    return [
+        [
+            member[len(member) - depth + level]
+            for member in members
+            if len(member) - depth + level >= 0
+        ]
+        for level in range(depth)
+    ]
+
+
 def randomize_model(model: nn.Module, *, top: int | None = None, seed: int = 0) -> nn.Module:
-    """A copy of ``model`` whose last ``top`` weighted modules (all when None) are re-initialised.
+    """A copy of ``model`` whose last ``top`` depth levels (``depth_levels``; all when None) of
+    weighted modules are re-initialised.
 
     Re-initialisation uses each module's own ``reset_parameters`` (its training-time init), under
     a forked, seeded RNG so the caller's random state is untouched; the top module draws first,
     so a cascade step keeps the weights of the steps before it. ``model`` is not modified.
     """
     randomized = copy.deepcopy(model)
-    modules = parameterised_modules(randomized)
-    n = len(modules) if top is None else top
-    if not 1 <= n <= len(modules):
-        raise ValueError(f"top must lie in 1..{len(modules)} (weighted modules); got {top}")
+    levels = depth_levels(randomized)
+    n = len(levels) if top is None else top
+    if not 1 <= n <= len(levels):
+        raise ValueError(f"top must lie in 1..{len(levels)} (weighted depth levels); got {top}")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        for name, module in reversed(modules[len(modules) - n :]):
-            if not hasattr(module, "reset_parameters"):
-                raise ValueError(
-                    f"module {name!r} ({type(module).__name__}) has no reset_parameters()"
-                )
-            module.reset_parameters()
+        for level in reversed(levels[len(levels) - n :]):
+            for name, module in level:
+                if not hasattr(module, "reset_parameters"):
+                    raise ValueError(
+                        f"module {name!r} ({type(module).__name__}) has no reset_parameters()"
+                    )
+                module.reset_parameters()
     return randomized
 
 
@@ -189,7 +218,7 @@ def model_randomization_check(
         )
 
     trained = run(model)
-    n_modules = len(parameterised_modules(model))
+    n_modules = len(depth_levels(model))
     steps = []
     if isinstance(cascading, Sequence):
         tops = list(cascading)

@@ -82,7 +82,8 @@ def _comparison_text(comparison: pd.DataFrame, mode: str, method: str) -> str:
     r = hit.iloc[0]
     difference = _cell(r["mean_difference"], r["ci_low"], r["ci_high"])
     return (
-        f"; non-muscle − muscle {r['metric']}: {difference},"
+        f"; {r['metric']} non-muscle {r['non_muscle_mean']:.3g} vs muscle"
+        f" {r['muscle_mean']:.3g}, difference {difference},"
         f" Wilcoxon p = {r['p_value']:.2g} ({int(r['n_subjects'])} subjects)"
     )
 

@@ -177,3 +177,18 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding(trained):
     assert ranking.iloc[0]["layer"] == "deep_fascia"
     assert not ranking["stands_out"].any()
     assert ranking["verdict"].str.contains("fails the model-randomization check").all()
+
+
+def test_a_fold_ensemble_cascade_randomizes_every_member_at_the_same_depth():
+    from layer_platform.attribution.sanity import depth_levels
+    from layer_platform.classification.network import FoldEnsemble, SmallCNN3D
+
+    torch.manual_seed(0)
+    ensemble = FoldEnsemble([SmallCNN3D(1, (2, 3)), SmallCNN3D(1, (2, 3))])
+    levels = depth_levels(ensemble)
+    assert [len(level) for level in levels] == [2] * len(levels)
+    assert [name for name, _ in levels[-1]] == ["heads.0.2", "heads.1.2"]
+    before = {k: v.clone() for k, v in ensemble.state_dict().items()}
+    top = randomize_model(ensemble, top=1)
+    changed = {k for k, v in top.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {f"heads.{i}.2.{p}" for i in (0, 1) for p in ("weight", "bias")}
