@@ -25,7 +25,8 @@ voxel map that was aggregated, its six ``LayerRow`` s and diagnostics. Conventio
   together; Grad-CAM has no channel axis. The returned ``voxel_map`` is exactly what was
   aggregated (signed where the method is signed and the input has one channel), so
   ``aggregate_layers(voxel_map, labels)`` reproduces the rows.
-* **Layer ablation** gives one number per layer, ``ablation_delta``; its ``mean_saliency``,
+* **Layer ablation** (and **layer Shapley**, ``shapley``) gives one number per layer,
+  ``ablation_delta``; its ``mean_saliency``,
   ``saliency_share`` and ``enrichment`` are NaN (NULL in DuckDB), because painting a layer's
   delta over its voxels would weight it by volume and the columns would mean something else.
 * **Cohort baseline.** ``control_layer_means`` and ``cohort_fill_volume`` build the

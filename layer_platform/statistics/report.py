@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
-from layer_platform.saliency_names import ABLATION_METHOD, score_column
+from layer_platform.saliency_names import LAYER_VALUE_METHODS, score_column
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -99,9 +99,10 @@ def _by_mode(ranking: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[st
 
 
 def _method_order(rows: pd.DataFrame) -> list[str]:
-    """Default method first, layer ablation last, the rest alphabetically."""
+    """Default method first, one-number-per-layer methods (ablation, Shapley) last, the rest
+    alphabetically."""
     methods = sorted(rows["method"].unique())
-    return sorted(methods, key=lambda m: (not _is_default(rows, m), m == ABLATION_METHOD, m))
+    return sorted(methods, key=lambda m: (not _is_default(rows, m), m in LAYER_VALUE_METHODS, m))
 
 
 def format_ranking(ranking: pd.DataFrame, *, headers: Mapping[str, str] | None = None) -> str:

@@ -79,3 +79,18 @@ def test_shared_evidence_is_split_where_ablation_sees_none():
     assert values["dermis"] == pytest.approx(0.0)
     assert shapley.extras["joint_non_muscle_delta"] == pytest.approx(5.0)
     assert shapley.extras["joint_muscle_delta"] == pytest.approx(0.0)
+
+
+def test_profile_rows_and_diagnostics_of_layer_shapley():
+    """Stored like ablation (one number per layer, map columns NaN), efficiency audited."""
+    from layer_platform.attribution.scan_profile import profile_scan
+    from layer_platform_tests.attribution.toys import TinyConvNet
+
+    labels = six_layer_map()
+    x = torch.rand((1, 1, *labels.shape), generator=torch.Generator().manual_seed(3))
+    config = AttributionConfig(baseline="layer_mean", perturbations_per_eval=64)
+    (profile,) = profile_scan(TinyConvNet(), x, labels, ["layer_shapley"], config).values()
+    assert all(np.isnan(r.mean_saliency) and np.isfinite(r.ablation_delta) for r in profile.rows)
+    assert profile.diagnostics["efficiency_error"] < 1e-4
+    gap = profile.diagnostics["logit"] - profile.diagnostics["baseline_logit"]
+    assert sum(r.ablation_delta for r in profile.rows) == pytest.approx(gap, abs=1e-4)
