@@ -10,8 +10,11 @@ layer is a *finding* only when every check that could refute it was run and did 
 3. the data-randomization check (a classifier retrained on subject-permuted labels) does not
    also give a standing-out layer; "not run" does not block, but every verdict says so;
 4. the top layer beats every other layer: one-sided paired Wilcoxon tests (subjects as pairs)
-   of the top layer vs each of the other five, Holm-corrected over the family of every method's
-   tests for that mode and subgroup, each adjusted p < 0.05.
+   of the top layer vs each of the other five, each Holm-adjusted p < 0.05. The family is every
+   ordered pair of layers (30 one-sided tests per method) of every method for that mode and
+   subgroup: the top layer is picked from the same data, so each of the six layers is a
+   candidate whose five tests the correction must cover (Holm controls the family-wise error
+   under any dependence, so a wrongly claimed top layer needs a false rejection).
 
 Fewer than two subjects with all six layers give ``TOO_FEW_SUBJECTS``. The Friedman test is
 kept as a description (the layers differ), not as a gate: it rejects for almost any network.
@@ -64,7 +67,8 @@ class Verdict:
 @dataclass(frozen=True)
 class _Tested:
     top: str
-    p_values: dict[str, float]
+    #: One-sided p of "layer a above layer b" for every ordered pair (a, b).
+    p_values: dict[tuple[str, str], float]
     friedman_statistic: float
     friedman_p: float
     n_subjects: int
@@ -77,9 +81,8 @@ def _tested(table: pd.DataFrame) -> _Tested | None:
     except ValueError:
         return None
     top = str(matrix.mean().idxmax())
-    return _Tested(
-        top, top_vs_others(matrix, top), friedman.statistic, friedman.p_value, friedman.n_subjects
-    )
+    pairs = {(str(a), b): p for a in matrix.columns for b, p in top_vs_others(matrix, a).items()}
+    return _Tested(top, pairs, friedman.statistic, friedman.p_value, friedman.n_subjects)
 
 
 def _blocking_gate(mode: str, method: str, evidence: Evidence) -> str | None:
@@ -119,11 +122,12 @@ def family_verdicts(
     """Per method, the verdict of one mode and subgroup; ``tables`` maps each method to its long
     table of scores. Holm's correction runs over every method's top-vs-other tests together."""
     tested = {method: _tested(table) for method, table in tables.items()}
-    family = [(m, layer, p) for m, t in tested.items() if t for layer, p in t.p_values.items()]
+    family = [(m, pair, p) for m, t in tested.items() if t for pair, p in t.p_values.items()]
     adjusted = holm([p for _, _, p in family]) if family else np.array([])
-    worst: dict[str, float] = {}
-    for (method, _, _), p in zip(family, adjusted, strict=True):
-        worst[method] = max(worst.get(method, 0.0), float(p))
+    worst: dict[str, float] = {}  # per method, the largest adjusted p of its top's five tests
+    for (method, (above, _), _), p in zip(family, adjusted, strict=True):
+        if above == tested[method].top:
+            worst[method] = max(worst.get(method, 0.0), float(p))
     n_methods = sum(1 for t in tested.values() if t)
     verdicts = {}
     for method, found in tested.items():

@@ -187,19 +187,20 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding():
 
 
 def test_holm_over_methods_needs_more_subjects():
-    """Eight subjects with an unmistakable top layer: each one-sided paired test has p = 1/256,
-    so Holm over 2 methods x 5 layers gives 10/256 < 0.05 (a finding), over 5 methods x 5
-    layers 25/256 > 0.05 (none)."""
+    """Eleven subjects with an unmistakable top layer: each of its one-sided paired tests has
+    the exact p = 1/2048; the family is every ordered layer pair of every method (30 each), so
+    Holm over 2 methods gives 60/2048 = 0.029 < 0.05 (a finding), over 5 methods 150/2048 =
+    0.073 (none)."""
     methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
-    two = saliency_frame("dermis", n_subjects=8)
+    two = saliency_frame("dermis", n_subjects=11)
     found = ranking_rows(two, default_method="saliency", evidence=passing(), n_boot=N_BOOT)
     assert found["stands_out"].sum() == 2
-    five = saliency_frame("dermis", n_subjects=8, methods=methods)
+    five = saliency_frame("dermis", n_subjects=11, methods=methods)
     none = ranking_rows(
         five, default_method="saliency", evidence=passing(methods=methods), n_boot=N_BOOT
     )
     assert not none["stands_out"].any()
-    assert none["verdict"].str.contains("p = 0.098 >= 0.05 over 25 paired tests").all()
+    assert none["verdict"].str.contains("p = 0.073 >= 0.05 over 150 paired tests").all()
 
 
 def test_too_few_subjects_get_an_explicit_verdict():
