@@ -256,6 +256,10 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     checked = warehouse.query("SELECT * FROM randomization_checks ORDER BY input_mode, method")
     assert len(checked) == len(MODES) * len(TINY.methods)
     assert (checked["protocol"] == PROTOCOL).all() and checked["cascade"].notna().all()
+    # 2 scans of 4 subjects cannot decide (MIN_DECISIVE_SCANS): the check warns, the gate
+    # reads "not run"
+    status = _check_status(cohort.instance, "layer_saliency_summary", "model_randomization")
+    assert status == AssetCheckExecutionRecordStatus.FAILED
     assert dict(zip(checked["input_mode"], checked["model_version"], strict=True)) == (
         cohort.versions
     )
