@@ -7,6 +7,11 @@ stay light.
 
 #: The method that yields ``ablation_delta`` instead of a voxel map.
 ABLATION_METHOD = "layer_ablation"
+#: Exact Shapley values over the six layers (64 coalitions); selectable, not a default.
+SHAPLEY_METHOD = "layer_shapley"
+#: Methods giving one number per layer, stored in ``ablation_delta`` (for ``layer_shapley``
+#: the layer's Shapley value) with the voxel-map columns NaN.
+LAYER_VALUE_METHODS: tuple[str, ...] = (ABLATION_METHOD, SHAPLEY_METHOD)
 #: The method behind headline figures (see ``attribution.scan_profile`` for why).
 DEFAULT_METHOD = ABLATION_METHOD
 #: Every method the platform computes by default, voxel maps first.
@@ -33,9 +38,10 @@ SUMMARIZED_COLUMNS: tuple[str, ...] = LAYER_VALUE_COLUMNS[1:]
 
 def score_column(method: str) -> str:
     """The per-layer figure a method is ranked by."""
-    return "ablation_delta" if method == ABLATION_METHOD else "mean_saliency"
+    return "ablation_delta" if method in LAYER_VALUE_METHODS else "mean_saliency"
 
 
 def comparison_column(method: str) -> str:
-    """The value compared between non-muscle layers and muscle: shares sum to 1 per scan."""
-    return "ablation_delta" if method == ABLATION_METHOD else "saliency_share"
+    """The value compared between non-muscle tissue and muscle (see
+    ``statistics.comparisons.tissue_means``)."""
+    return "ablation_delta" if method in LAYER_VALUE_METHODS else "mean_saliency"

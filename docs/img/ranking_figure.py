@@ -3,7 +3,8 @@
 The rows are **synthetic**: per-scan ``layer_ablation`` deltas drawn here for a 40-subject
 cohort, with pain evidence planted in the deep fascia (B-mode) and the muscle (SWE), as the
 demo cohort plants it. They go through the platform's own statistics (``ranking_rows``:
-subject-level bootstrap CIs, the Friedman test and the "stands out" rule) and its own chart
+subject-level bootstrap CIs and the verdict gates, here with no check run, so no layer stands
+out: ``Evidence()``) and its own chart
 (``ranking_bars_png``, the one ``layer_saliency_summary`` attaches). No model is trained, so
 the picture shows what the output looks like, not a measured result (those are in
 docs/results/). Deterministic; run from the repository root:
@@ -21,6 +22,7 @@ import pandas as pd
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.statistics.figures import ranking_bars_png
 from layer_platform.statistics.ranking import ABLATION_METHOD, format_ranking, ranking_rows
+from layer_platform.statistics.verdicts import Evidence
 
 OUT = Path(__file__).resolve().parent / "ranking.png"
 N_SUBJECTS = 40
@@ -58,7 +60,9 @@ def synthetic_rows(seed: int = 7) -> pd.DataFrame:
 
 
 def main() -> None:
-    ranking = ranking_rows(synthetic_rows(), default_method=ABLATION_METHOD, n_boot=2000)
+    ranking = ranking_rows(
+        synthetic_rows(), default_method=ABLATION_METHOD, evidence=Evidence(), n_boot=2000
+    )
     OUT.write_bytes(ranking_bars_png(ranking, [ABLATION_METHOD]))
     print(format_ranking(ranking))
     print(f"wrote {OUT}")

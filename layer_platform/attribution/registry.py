@@ -18,6 +18,7 @@ from layer_platform.attribution.gradcam import gradcam
 from layer_platform.attribution.integrated_gradients import integrated_gradients
 from layer_platform.attribution.occlusion import occlusion
 from layer_platform.attribution.saliency import saliency
+from layer_platform.attribution.shapley import layer_shapley
 
 METHODS: dict[str, AttributionMethod] = {
     "integrated_gradients": integrated_gradients,
@@ -25,6 +26,7 @@ METHODS: dict[str, AttributionMethod] = {
     "gradcam": gradcam,
     "occlusion": occlusion,
     "layer_ablation": layer_ablation,
+    "layer_shapley": layer_shapley,
 }
 
 

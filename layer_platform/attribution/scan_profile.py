@@ -25,7 +25,8 @@ voxel map that was aggregated, its six ``LayerRow`` s and diagnostics. Conventio
   together; Grad-CAM has no channel axis. The returned ``voxel_map`` is exactly what was
   aggregated (signed where the method is signed and the input has one channel), so
   ``aggregate_layers(voxel_map, labels)`` reproduces the rows.
-* **Layer ablation** gives one number per layer, ``ablation_delta``; its ``mean_saliency``,
+* **Layer ablation** (and **layer Shapley**, ``shapley``) gives one number per layer,
+  ``ablation_delta``; its ``mean_saliency``,
   ``saliency_share`` and ``enrichment`` are NaN (NULL in DuckDB), because painting a layer's
   delta over its voxels would weight it by volume and the columns would mean something else.
 * **Cohort baseline.** ``control_layer_means`` and ``cohort_fill_volume`` build the
@@ -57,7 +58,7 @@ from layer_platform.attribution.integrated_gradients import integrate
 from layer_platform.attribution.registry import METHODS, attribute
 from layer_platform.attribution.sanity import completeness_error
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
-from layer_platform.saliency_names import ABLATION_METHOD, PLATFORM_METHODS
+from layer_platform.saliency_names import LAYER_VALUE_METHODS, PLATFORM_METHODS
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,7 +114,19 @@ def _voxel_map(result: AttributionResult) -> np.ndarray:
     return np.asarray(result.map, dtype=np.float32)
 
 
+#: Per-scan numbers ``layer_shapley`` reports (efficiency audit, joint ablations).
+_SHAPLEY_DIAGNOSTICS = (
+    "logit",
+    "baseline_logit",
+    "efficiency_error",
+    "joint_non_muscle_delta",
+    "joint_muscle_delta",
+)
+
+
 def _diagnostics(result: AttributionResult) -> dict[str, float]:
+    if result.method == "layer_shapley":
+        return {k: result.extras[k] for k in _SHAPLEY_DIAGNOSTICS if k in result.extras}
     if result.method != "integrated_gradients":
         return {}
     return {
@@ -166,7 +179,7 @@ def profile_scan(
         voxel_map = _voxel_map(result)
         deltas = result.extras.get("layer_deltas")
         rows = aggregate_layers(voxel_map, labels, ablation_deltas=deltas)
-        if method == ABLATION_METHOD:
+        if method in LAYER_VALUE_METHODS:
             nan = float("nan")
             rows = [replace(r, mean_saliency=nan, saliency_share=nan, enrichment=nan) for r in rows]
         diagnostics = _diagnostics(result)

@@ -112,6 +112,11 @@ class FoldEnsemble(nn.Module):
         self.features = ParallelBranches([member.features for member in members])
         self.heads = nn.ModuleList(member.head for member in members)
 
+    def member_prefixes(self) -> list[tuple[str, str]]:
+        """Each member's module names (its conv stack, its head): the model-randomization
+        cascade re-initialises the same depth of every member at once."""
+        return [(f"features.branches.{i}", f"heads.{i}") for i in range(len(self.heads))]
+
     def forward(self, x: Tensor) -> Tensor:
         maps = self.features(x).chunk(len(self.heads), dim=1)
         return torch.stack([head(m) for head, m in zip(self.heads, maps, strict=True)]).mean(0)

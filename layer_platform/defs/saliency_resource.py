@@ -42,8 +42,9 @@ class SaliencyResource(dg.ConfigurableResource):
     perturbations_per_eval: int = 0
     #: Scans per run whose overlay PNGs (``preview_methods``) are attached, per mode.
     preview_limit: int = 6
-    #: Scans (distinct subjects) per mode for the model-randomization check.
-    randomization_scans: int = 4
+    #: Scans (distinct subjects) per mode for the model-randomization check; 8 is the least
+    #: that decides (``attribution.randomization_run``: the sample-size rule).
+    randomization_scans: int = 8
     #: Rank correlation of trained vs randomized layer profiles at or above this flags a method.
     randomization_bar: float = 0.8
     #: Relative IG completeness error above this warns.
@@ -143,11 +144,3 @@ class SaliencyResource(dg.ConfigurableResource):
             occlusion_stride=tuple(self.occlusion_stride),  # type: ignore[arg-type]
             perturbations_per_eval=perturbations_per_eval,
         )
-
-    def reference_config(self, table: np.ndarray | None) -> AttributionConfig:
-        """One config for several scans (the randomization check's sample): the ``cohort``
-        reference as the controls' per-layer ``table`` (SWE's unmeasured voxels then get the
-        layer mean, unlike in ``layer_saliency``), ``layer_mean`` when there are no controls."""
-        if table is not None:
-            return self.attribution_config(cohort_fill=table)
-        return self.attribution_config(baseline="layer_mean" if self.baseline == "cohort" else None)

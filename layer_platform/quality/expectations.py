@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
 from layer_platform.labels import PAIN_LABELS  # noqa: E402
+from layer_platform.saliency_names import LAYER_VALUE_METHODS  # noqa: E402
 from layer_platform.warehouse.schema import TABLES  # noqa: E402
 
 
@@ -187,9 +188,9 @@ def validate_segmentation_qc(qc: pd.DataFrame, segmentations: pd.DataFrame) -> l
     return [per_layer, per_scan]
 
 
-#: Methods whose ``saliency_share`` is not a partition of one map (a layer ablation's per-layer
-#: score drops are independent): exempt from "shares sum to 1".
-UNNORMALIZED_METHODS: tuple[str, ...] = ("layer_ablation",)
+#: Methods whose ``saliency_share`` is not a partition of one map (one number per layer: a
+#: layer ablation's drops, a layer Shapley value): exempt from "shares sum to 1".
+UNNORMALIZED_METHODS: tuple[str, ...] = LAYER_VALUE_METHODS
 SALIENCY_KEY = ["scan_id", "input_mode", "method", "layer", "model_version"]
 
 

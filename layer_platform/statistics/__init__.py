@@ -8,16 +8,12 @@ from layer_platform.statistics.comparisons import (
     NO_STANDOUT,
     FriedmanResult,
     PairedComparison,
-    Standout,
     friedman_layers,
     non_muscle_vs_muscle,
-    standout_layer,
 )
 from layer_platform.statistics.ranking import (
     SUBGROUPS,
     SUMMARY_TABLES,
-    TOO_FEW_SUBJECTS,
-    Verdict,
     cohort_tables,
     comparison_rows,
     friedman_rows,
@@ -28,16 +24,17 @@ from layer_platform.statistics.recovery import driver_recovery_rows, planted_dri
 from layer_platform.statistics.report import format_ranking, markdown_table, results_markdown
 from layer_platform.statistics.sampling import sample_scans
 from layer_platform.statistics.summary import layer_summary, subject_layer_matrix
+from layer_platform.statistics.verdicts import TOO_FEW_SUBJECTS, Evidence, Verdict
 
 __all__ = [
     "NO_STANDOUT",
     "SUBGROUPS",
     "SUMMARY_TABLES",
     "TOO_FEW_SUBJECTS",
+    "Evidence",
     "FriedmanResult",
     "MeanCI",
     "PairedComparison",
-    "Standout",
     "Verdict",
     "bootstrap_mean_ci",
     "cohort_tables",
@@ -53,7 +50,6 @@ __all__ = [
     "ranking_rows",
     "results_markdown",
     "sample_scans",
-    "standout_layer",
     "subject_layer_matrix",
     "subject_means",
     "summary_rows",

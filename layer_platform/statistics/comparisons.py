@@ -1,5 +1,5 @@
-"""Cohort-level tests across layers: the paper's non-muscle vs muscle comparison, Friedman, and
-the rule that decides whether any single layer is reported as standing out.
+"""Cohort-level tests across layers: the paper's non-muscle vs muscle comparison and Friedman
+(whether a single layer stands out is decided in ``verdicts``).
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ from scipy.stats import friedmanchisquare, wilcoxon
 
 from layer_platform.labels import Layer
 from layer_platform.statistics.bootstrap import bootstrap_mean_ci
-from layer_platform.statistics.summary import layer_summary, subject_layer_matrix
+from layer_platform.statistics.summary import subject_layer_matrix
 
 NO_STANDOUT = "no layer stands out"
 
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Per-subject ``non_muscle - muscle``: mean with bootstrap CI, Wilcoxon signed-rank test."""
+    """Non-muscle vs muscle per subject: both means, the mean of the subject differences
+    (non-muscle minus muscle) with its bootstrap CI, and the Wilcoxon signed-rank test."""
 
     n_subjects: int
+    non_muscle_mean: float
+    muscle_mean: float
     mean_difference: float
     ci_low: float
     ci_high: float
@@ -38,42 +41,48 @@ class FriedmanResult:
     n_subjects: int
 
 
-@dataclass(frozen=True)
-class Standout:
-    """The decision: ``layer`` is None unless the top-ranked layer passes the rule."""
+def tissue_means(rows: pd.DataFrame, *, ablation: bool) -> pd.DataFrame:
+    """Per scan: ``non_muscle`` and ``muscle`` (columns ``scan_id, subject_id, non_muscle,
+    muscle``), from one method's ``layer_saliency`` rows.
 
-    layer: str | None
-    statement: str
-    friedman_p: float
-    summary: pd.DataFrame
+    A map method gives the mean saliency over every non-muscle tissue voxel (the layers'
+    ``mean_saliency`` weighted by ``volume_fraction``, i.e. by voxel count) and over muscle
+    voxels: the paper's comparison (0.316 vs 0.317), not a share, which would be 1 minus twice
+    the muscle share and so mostly muscle volume. Layer ablation gives the sum of the five
+    single-layer ``ablation_delta`` values vs muscle's (not a joint ablation of the five).
+    Scans without muscle or without non-muscle tissue are left out.
+    """
+    value = rows["ablation_delta" if ablation else "mean_saliency"].astype(float)
+    weight = pd.Series(1.0, index=rows.index) if ablation else rows["volume_fraction"]
+    usable = rows.assign(value=value, weight=weight.astype(float))
+    usable = usable[np.isfinite(usable["value"]) & (usable["weight"] > 0)]
+    muscle = usable["layer"] == Layer.MUSCLE.key
+    others = usable[~muscle].assign(weighted=lambda t: t["value"] * t["weight"])
+    sums = others.groupby("scan_id")[["weighted", "weight"]].sum()
+    non_muscle = sums["weighted"] if ablation else sums["weighted"] / sums["weight"]
+    table = usable[muscle][["scan_id", "subject_id", "value"]].rename(columns={"value": "muscle"})
+    table = table.assign(non_muscle=table["scan_id"].map(non_muscle))
+    return table.dropna(subset=["non_muscle"])[["scan_id", "subject_id", "non_muscle", "muscle"]]
 
 
 def non_muscle_vs_muscle(
-    table: pd.DataFrame,
-    *,
-    value: str = "value",
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
+    table: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> PairedComparison:
-    """Summed share of the five non-muscle layers vs the muscle share, paired by subject.
-
-    ``value`` should hold ``saliency_share``: the two then sum to 1 per scan, so a positive
-    difference means the model looks mostly outside muscle. Subjects lacking any layer's value
-    are left out.
-    """
-    matrix = subject_layer_matrix(table, value=value).dropna()
-    if len(matrix) < 2:
-        raise ValueError(f"need at least 2 subjects with all six layers; got {len(matrix)}")
-    muscle = matrix[Layer.MUSCLE.key].to_numpy()
-    non_muscle = matrix.drop(columns=Layer.MUSCLE.key).sum(axis=1).to_numpy()
-    difference = non_muscle - muscle
+    """``tissue_means`` rows compared per subject (scans averaged per subject first)."""
+    subjects = table.groupby("subject_id", sort=True)[["non_muscle", "muscle"]].mean()
+    if len(subjects) < 2:
+        raise ValueError(
+            f"need at least 2 subjects with muscle and other tissue; got {len(subjects)}"
+        )
+    difference = (subjects["non_muscle"] - subjects["muscle"]).to_numpy()
     ci = bootstrap_mean_ci(
-        difference, matrix.index, n_boot=n_boot, confidence=confidence, seed=seed
+        difference, subjects.index, n_boot=n_boot, confidence=confidence, seed=seed
     )
-    test = wilcoxon(non_muscle, muscle)
+    test = wilcoxon(subjects["non_muscle"], subjects["muscle"])
     return PairedComparison(
-        n_subjects=len(matrix),
+        n_subjects=len(subjects),
+        non_muscle_mean=float(subjects["non_muscle"].mean()),
+        muscle_mean=float(subjects["muscle"].mean()),
         mean_difference=ci.mean,
         ci_low=ci.ci_low,
         ci_high=ci.ci_high,
@@ -93,36 +102,3 @@ def friedman_layers(table: pd.DataFrame, *, value: str = "value") -> FriedmanRes
         raise ValueError(f"need at least 2 subjects with all six layers; got {len(matrix)}")
     test = friedmanchisquare(*(matrix[column].to_numpy() for column in matrix.columns))
     return FriedmanResult(float(test.statistic), float(test.pvalue), len(matrix))
-
-
-def standout_layer(
-    table: pd.DataFrame,
-    *,
-    value: str = "value",
-    alpha: float = 0.05,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> Standout:
-    """Report the top layer only if it clearly beats every other layer; else "no layer stands
-    out".
-
-    Rule (both must hold): the Friedman test rejects "all layers alike" at ``alpha``, and the
-    top layer's bootstrap CI lower bound exceeds the CI upper bound of every other layer.
-    Friedman alone says *some* layers differ, not that one leads; CI separation alone ignores
-    the pairing by subject. Non-overlapping intervals are a conservative test, chosen so the
-    platform rather says nothing than names a layer by chance.
-    """
-    summary = layer_summary(table, value=value, n_boot=n_boot, confidence=confidence, seed=seed)
-    friedman_p = friedman_layers(table, value=value).p_value
-    top = summary["mean"].idxmax()
-    others = summary.drop(index=top)
-    separated = bool(np.all(summary.at[top, "ci_low"] > others["ci_high"]))
-    if friedman_p < alpha and separated:
-        statement = (
-            f"{top} stands out: mean {summary.at[top, 'mean']:.3g} "
-            f"(CI {summary.at[top, 'ci_low']:.3g} to {summary.at[top, 'ci_high']:.3g}) above "
-            f"every other layer's CI; Friedman p = {friedman_p:.2g}"
-        )
-        return Standout(top, statement, friedman_p, summary)
-    return Standout(None, NO_STANDOUT, friedman_p, summary)

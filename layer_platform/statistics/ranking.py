@@ -7,31 +7,32 @@ defines the ``MP_correct`` subgroup. Subjects are the unit throughout (see ``boo
 
 * ``score`` of a method: the cohort mean of ``mean_saliency`` for attribution maps, of
   ``ablation_delta`` for layer ablation (``score_column``); rank 1 is the top layer.
-* A layer "stands out" only under ``standout_layer``'s rule (Friedman rejects, and the top
-  layer's CI lies above every other layer's CI); otherwise the verdict is ``NO_STANDOUT``.
+* A layer "stands out" only when every gate of ``verdicts`` passes; otherwise the verdict
+  starts with ``NO_STANDOUT`` and names the first gate that failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
-from layer_platform.saliency_names import SUMMARIZED_COLUMNS, comparison_column, score_column
-from layer_platform.statistics.comparisons import (
-    friedman_layers,
-    non_muscle_vs_muscle,
-    standout_layer,
+from layer_platform.saliency_names import (
+    LAYER_VALUE_METHODS,
+    SUMMARIZED_COLUMNS,
+    comparison_column,
+    score_column,
 )
-from layer_platform.statistics.summary import layer_summary
+from layer_platform.statistics.comparisons import non_muscle_vs_muscle, tissue_means
+from layer_platform.statistics.gates import rank1_probability
+from layer_platform.statistics.summary import layer_summary, subject_layer_matrix
+from layer_platform.statistics.verdicts import Evidence, Verdict, family_verdicts
 
 #: Subgroups of scans summarized separately; ``MP_correct``: MP scans the classifier called MP.
 SUBGROUPS: tuple[str, ...] = ("all", "MP", "control", "MP_correct")
-#: Verdict when too few subjects have all six layers for the Friedman test.
-TOO_FEW_SUBJECTS = "too few subjects for a verdict"
 _LAYER_INDEX = {layer.key: int(layer) for layer in TISSUE_LAYERS}
 
 
@@ -166,59 +167,41 @@ _SUMMARY_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Does any layer stand out for one input mode, method and subgroup?"""
-
-    layer: str | None
-    statement: str
-    friedman_statistic: float
-    friedman_p: float
-    n_subjects: int
-
-
-def verdict(rows: pd.DataFrame, column: str, *, n_boot: int = 2000, seed: int = 0) -> Verdict:
-    """``standout_layer`` on ``column``, or ``TOO_FEW_SUBJECTS`` below two complete subjects."""
-    table = _long(rows, column)
-    try:
-        friedman = friedman_layers(table)
-    except ValueError:
-        return Verdict(None, TOO_FEW_SUBJECTS, float("nan"), float("nan"), 0)
-    standout = standout_layer(table, n_boot=n_boot, seed=seed)
-    return Verdict(
-        standout.layer,
-        standout.statement,
-        friedman.statistic,
-        friedman.p_value,
-        friedman.n_subjects,
-    )
-
-
-def _gated(decided: Verdict, mode: str, no_skill: Mapping[str, str] | None) -> Verdict:
-    """``decided``, or no standout layer when ``mode``'s classifier does not beat chance (the
-    Friedman figures are kept: they describe the network, not pain)."""
-    if not no_skill or mode not in no_skill:
-        return decided
-    return replace(decided, layer=None, statement=no_skill[mode])
+def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple, Verdict]:
+    """Per (mode, method), the verdict on subgroup ``name``; Holm's family is the mode's
+    methods."""
+    found = {}
+    for mode, rows in frame.groupby("input_mode", sort=True):
+        part = subgroup(rows, name)
+        tables = {
+            str(method): table
+            for method, method_rows in part.groupby("method", sort=True)
+            if not (table := _long(method_rows, score_column(str(method)))).empty
+        }
+        for method, decided in family_verdicts(tables, str(mode), evidence).items():
+            found[(str(mode), method)] = decided
+    return found
 
 
 def ranking_rows(
     frame: pd.DataFrame,
     *,
     default_method: str,
+    evidence: Evidence,
     group: str = "all",
     n_boot: int = 2000,
     seed: int = 0,
-    no_skill: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """``layer_ranking``: per input mode and method, the six layers by ``score``.
 
     Columns: ``input_mode, method, is_default_method, layer, rank, score, ci_low, ci_high,
-    n_subjects, subgroup, stands_out, verdict``. ``stands_out`` is true for at most one layer
-    per mode and method; ``verdict`` repeats the mode and method's statement (``NO_STANDOUT``
-    unless a layer passes the rule). ``no_skill`` maps a mode whose classifier does not beat
-    chance to its verdict (``skill.ClassifierSkill.verdict``): no layer of it stands out.
+    n_subjects, subgroup, stands_out, verdict, p_rank1``. ``stands_out`` is true for at most
+    one layer per mode and method; ``verdict`` repeats the mode and method's statement
+    (``verdicts``: it starts with ``NO_STANDOUT`` unless every gate passes). ``p_rank1``: the
+    share of subject-bootstrap resamples in which the layer has the highest score (sums to 1
+    per mode and method).
     """
+    verdicts = _verdicts(frame, group, evidence)
     records = []
     for (mode, method), rows in _groups(frame):
         part = subgroup(rows, group)
@@ -227,7 +210,8 @@ def ranking_rows(
         if table.empty:
             continue
         summary = layer_summary(table, n_boot=n_boot, seed=seed)
-        decided = _gated(verdict(part, column, n_boot=n_boot, seed=seed), mode, no_skill)
+        decided = verdicts[(mode, method)]
+        first = rank1_probability(subject_layer_matrix(table), n_boot=n_boot, seed=seed)
         for layer, row in summary.sort_values(["rank", "mean"], ascending=[True, False]).iterrows():
             records.append(
                 {
@@ -243,6 +227,7 @@ def ranking_rows(
                     "subgroup": group,
                     "stands_out": decided.layer == layer,
                     "verdict": decided.statement,
+                    "p_rank1": float(first[layer]),
                 }
             )
     return pd.DataFrame.from_records(records, columns=_RANKING_COLUMNS)
@@ -261,32 +246,28 @@ _RANKING_COLUMNS = [
     "subgroup",
     "stands_out",
     "verdict",
+    "p_rank1",
 ]
 
 
 def comparison_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """``layer_comparison``: all non-muscle layers together vs muscle, paired by subject.
+    """``layer_comparison``: all non-muscle tissue vs muscle, paired by subject (the paper's).
 
-    Per input mode, method and subgroup: ``metric`` (``saliency_share``, or ``ablation_delta``
-    for layer ablation), ``n_subjects``, ``mean_difference`` (non-muscle minus muscle, mean of
-    subject differences) with its bootstrap CI, and the Wilcoxon signed-rank statistic and p.
-    Blocks with fewer than two subjects having all six layers, or with no non-zero difference,
-    are left out.
+    Per input mode, method and subgroup: ``metric`` (``mean_saliency`` for maps: mean over all
+    non-muscle tissue voxels vs over muscle voxels; ``ablation_delta`` for layer ablation: the
+    five single-layer deltas summed vs muscle's; ``comparisons.tissue_means``), ``n_subjects``,
+    ``non_muscle_mean``, ``muscle_mean``, ``mean_difference`` (mean of subject differences)
+    with its bootstrap CI, and the Wilcoxon signed-rank statistic and p. Blocks with fewer than
+    two subjects, or with no non-zero difference, are left out.
     """
 
     def row(block: _Block) -> dict | None:
+        means = tissue_means(block.rows, ablation=block.method in LAYER_VALUE_METHODS)
         try:
-            result = non_muscle_vs_muscle(block.table, n_boot=n_boot, seed=seed)
-        except ValueError:  # too few complete subjects, or every difference zero
+            result = non_muscle_vs_muscle(means, n_boot=n_boot, seed=seed)
+        except ValueError:  # too few subjects, or every difference zero
             return None
-        return {
-            "n_subjects": result.n_subjects,
-            "mean_difference": result.mean_difference,
-            "ci_low": result.ci_low,
-            "ci_high": result.ci_high,
-            "wilcoxon_statistic": result.wilcoxon_statistic,
-            "p_value": result.p_value,
-        }
+        return {k: getattr(result, k) for k in _COMPARISON_COLUMNS[len(_BLOCK_KEY) :]}
 
     return _block_table(frame, comparison_column, row, _COMPARISON_COLUMNS)
 
@@ -294,6 +275,8 @@ def comparison_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
 _COMPARISON_COLUMNS = [
     *_BLOCK_KEY,
     "n_subjects",
+    "non_muscle_mean",
+    "muscle_mean",
     "mean_difference",
     "ci_low",
     "ci_high",
@@ -305,23 +288,22 @@ _COMPARISON_COLUMNS = [
 def friedman_rows(
     frame: pd.DataFrame,
     *,
-    n_boot: int = 2000,
-    seed: int = 0,
-    no_skill: Mapping[str, str] | None = None,
+    evidence: Evidence,
 ) -> pd.DataFrame:
     """``layer_friedman``: per input mode, method and subgroup, the Friedman test across the six
-    layers on the method's score, and the standout verdict (``standout_layer``, or ``NO_STANDOUT``
-    / ``TOO_FEW_SUBJECTS``, or for a mode in ``no_skill`` its verdict)."""
+    layers on the method's score (a description: the layers differ), and the verdict of
+    ``verdicts`` on that subgroup (Holm's family: the mode's methods on that subgroup)."""
+    verdicts = {name: _verdicts(frame, name, evidence) for name in SUBGROUPS}
 
     def row(block: _Block) -> dict:
-        decided = verdict(block.rows, block.column, n_boot=n_boot, seed=seed)
-        decided = _gated(decided, block.mode, no_skill)
+        decided = verdicts[block.subgroup][(block.mode, block.method)]
         return {
             "n_subjects": decided.n_subjects,
             "statistic": decided.friedman_statistic,
             "p_value": decided.friedman_p,
             "standout_layer": decided.layer,
             "verdict": decided.statement,
+            "holm_p": decided.holm_p,
         }
 
     return _block_table(frame, score_column, row, _FRIEDMAN_COLUMNS)
@@ -334,6 +316,7 @@ _FRIEDMAN_COLUMNS = [
     "p_value",
     "standout_layer",
     "verdict",
+    "holm_p",
 ]
 
 #: The cohort tables ``cohort_tables`` returns, in the warehouse.
@@ -349,9 +332,9 @@ def cohort_tables(
     frame: pd.DataFrame,
     *,
     default_method: str,
+    evidence: Evidence,
     group: str = "all",
     n_boot: int = 2000,
-    no_skill: Mapping[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table of ``SUMMARY_TABLES`` from champion ``layer_saliency`` rows (empty frames
     when there are none), so the warehouse always holds one consistent set."""
@@ -360,8 +343,8 @@ def cohort_tables(
     return {
         "layer_summary": summary_rows(frame, n_boot=n_boot),
         "layer_ranking": ranking_rows(
-            frame, default_method=default_method, group=group, n_boot=n_boot, no_skill=no_skill
+            frame, default_method=default_method, evidence=evidence, group=group, n_boot=n_boot
         ),
         "layer_comparison": comparison_rows(frame, n_boot=n_boot),
-        "layer_friedman": friedman_rows(frame, n_boot=n_boot, no_skill=no_skill),
+        "layer_friedman": friedman_rows(frame, evidence=evidence),
     }

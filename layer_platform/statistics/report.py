@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
-from layer_platform.saliency_names import ABLATION_METHOD, score_column
+from layer_platform.saliency_names import LAYER_VALUE_METHODS, score_column
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -82,7 +82,8 @@ def _comparison_text(comparison: pd.DataFrame, mode: str, method: str) -> str:
     r = hit.iloc[0]
     difference = _cell(r["mean_difference"], r["ci_low"], r["ci_high"])
     return (
-        f"; non-muscle − muscle {r['metric']}: {difference},"
+        f"; {r['metric']} non-muscle {r['non_muscle_mean']:.3g} vs muscle"
+        f" {r['muscle_mean']:.3g}, difference {difference},"
         f" Wilcoxon p = {r['p_value']:.2g} ({int(r['n_subjects'])} subjects)"
     )
 
@@ -98,9 +99,10 @@ def _by_mode(ranking: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[st
 
 
 def _method_order(rows: pd.DataFrame) -> list[str]:
-    """Default method first, layer ablation last, the rest alphabetically."""
+    """Default method first, one-number-per-layer methods (ablation, Shapley) last, the rest
+    alphabetically."""
     methods = sorted(rows["method"].unique())
-    return sorted(methods, key=lambda m: (not _is_default(rows, m), m == ABLATION_METHOD, m))
+    return sorted(methods, key=lambda m: (not _is_default(rows, m), m in LAYER_VALUE_METHODS, m))
 
 
 def format_ranking(ranking: pd.DataFrame, *, headers: Mapping[str, str] | None = None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layer_platform.statistics.skill import AucEstimate, ClassifierSkill
+from layer_platform.statistics.skill import SkillTest, permutation_skill
 from layer_platform.warehouse.store import Warehouse
 
 #: Labelled scans with a preprocessed volume: the classifiers' training data.
@@ -47,17 +47,20 @@ CHAMPION_ROWS = """
     ORDER BY l.scan_id, l.method, l.layer_index
 """
 
-#: A champion's AUC and its CI, cross-validated (``cv``) and held out (``test``).
-CLASSIFIER_AUC = """
-    SELECT fold, metric, value FROM model_metrics
-    WHERE input_mode = $mode AND model_version = $version AND fold IN ('cv', 'test')
-      AND metric IN ('auc', 'auc_ci_low', 'auc_ci_high')
+#: A champion's out-of-fold predictions (cross-validation folds), with the scans' labels.
+OUT_OF_FOLD = """
+    SELECT p.scan_id, s.subject_id, s.label = 'MP' AS is_mp, avg(p.probability) AS probability
+    FROM predictions p JOIN scans s USING (scan_id)
+    WHERE p.input_mode = $mode AND p.model_version = $version AND p.fold_role LIKE 'fold_%'
+      AND s.label IN ('MP', 'control')
+    GROUP BY ALL ORDER BY p.scan_id
 """
 
 #: Randomization results already computed for a champion version with the current settings.
 CACHED_RANDOMIZATION = """
-    SELECT method, layer_rho, voxel_rho, passed FROM randomization_checks
+    SELECT method, layer_rho, voxel_rho, passed, cascade FROM randomization_checks
     WHERE input_mode = $mode AND model_version = $version AND bar = $bar AND n_scans = $n_scans
+      AND protocol = $protocol
 """
 
 
@@ -73,34 +76,39 @@ def champion_rows(warehouse: Warehouse, versions: dict[str, str]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def classifier_skill(warehouse: Warehouse, mode: str, version: str) -> ClassifierSkill:
-    """What ``pain_classifier`` recorded for this champion (None where it recorded nothing)."""
-    if not warehouse.table_exists("model_metrics"):
-        return ClassifierSkill(None, None)
-    found = warehouse.query(CLASSIFIER_AUC, {"mode": mode, "version": version})
-    values = {(row.fold, row.metric): float(row.value) for row in found.itertuples(index=False)}
-
-    def estimate(fold: str) -> AucEstimate | None:
-        keys = [(fold, m) for m in ("auc", "auc_ci_low", "auc_ci_high")]
-        return AucEstimate(*(values[k] for k in keys)) if all(k in values for k in keys) else None
-
-    return ClassifierSkill(estimate("cv"), estimate("test"))
+def classifier_skill(warehouse: Warehouse, mode: str, version: str) -> SkillTest | None:
+    """The permutation test of this champion's out-of-fold AUC; None without out-of-fold
+    predictions of both classes."""
+    if not warehouse.table_exists("predictions"):
+        return None
+    found = warehouse.query(OUT_OF_FOLD, {"mode": mode, "version": version})
+    if found["is_mp"].nunique() < 2:
+        return None
+    return permutation_skill(found["probability"], found["is_mp"], found["subject_id"])
 
 
 def cached_randomization(
-    warehouse: Warehouse, mode: str, version: str, *, bar: float, n_scans: int
+    warehouse: Warehouse, mode: str, version: str, *, bar: float, n_scans: int, protocol: str
 ) -> dict[str, dict]:
     """Per method, the stored randomization outcome of this champion with these settings."""
     if not warehouse.table_exists("randomization_checks"):
         return {}
     found = warehouse.query(
-        CACHED_RANDOMIZATION, {"mode": mode, "version": version, "bar": bar, "n_scans": n_scans}
+        CACHED_RANDOMIZATION,
+        {
+            "mode": mode,
+            "version": version,
+            "bar": bar,
+            "n_scans": n_scans,
+            "protocol": protocol,
+        },
     )
     return {
         row.method: {
             "layer_rho": row.layer_rho,
             "voxel_rho": None if pd.isna(row.voxel_rho) else row.voxel_rho,
             "passed": bool(row.passed),
+            "cascade": row.cascade,
         }
         for row in found.itertuples(index=False)
     }

@@ -246,6 +246,18 @@ TABLES: dict[str, str] = {
 #: Statements that bring a table created by an older version up to its contract above (run
 #: after each ``CREATE TABLE IF NOT EXISTS``; each is idempotent).
 UPGRADES: dict[str, tuple[str, ...]] = {
+    # Verdict gates (#16): how often a layer ranks first, the Holm-adjusted p of a verdict,
+    # both means of the paper's comparison, and how the randomization check ran.
+    "layer_ranking": ("ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS p_rank1 DOUBLE",),
+    "layer_friedman": ("ALTER TABLE layer_friedman ADD COLUMN IF NOT EXISTS holm_p DOUBLE",),
+    "layer_comparison": (
+        "ALTER TABLE layer_comparison ADD COLUMN IF NOT EXISTS non_muscle_mean DOUBLE",
+        "ALTER TABLE layer_comparison ADD COLUMN IF NOT EXISTS muscle_mean DOUBLE",
+    ),
+    "randomization_checks": (
+        "ALTER TABLE randomization_checks ADD COLUMN IF NOT EXISTS protocol VARCHAR",
+        "ALTER TABLE randomization_checks ADD COLUMN IF NOT EXISTS cascade VARCHAR",
+    ),
     # Quarantine rows name their stage (``ingestion``, ``preprocessing``, ...) since #18.
     "quarantine": (
         "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS stage VARCHAR",

@@ -8,6 +8,7 @@ import torch
 
 from layer_platform.attribution import (
     METHODS,
+    PLATFORM_METHODS,
     AttributionConfig,
     attribute,
     completeness_error,
@@ -36,7 +37,9 @@ def test_registry_names():
         "gradcam",
         "occlusion",
         "layer_ablation",
+        "layer_shapley",
     ]
+    assert "layer_shapley" not in PLATFORM_METHODS, "selectable, not a default (64 passes)"
     with pytest.raises(ValueError, match="unknown attribution method"):
         attribute("lime", VoxelLinear(torch.ones(1, 2, 2, 2)), torch.ones(1, 1, 2, 2, 2))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import Tensor, nn
@@ -15,9 +18,21 @@ from layer_platform.attribution import (
     parameterised_modules,
     randomize_model,
 )
+from layer_platform.attribution.randomization_run import RandomizationOutcome
+from layer_platform.attribution.sanity import cascade_steps
+from layer_platform.statistics import Evidence, ranking_rows
+from layer_platform.statistics.skill import SkillTest
 from layer_platform_tests.attribution.toys import TinyConvNet
 
 GRID = (8, 12, 2)
+LAYER_KEYS = [
+    "dermis",
+    "superficial_fat",
+    "superficial_fascia",
+    "deep_fat",
+    "deep_fascia",
+    "muscle",
+]
 
 
 def label_map(thickness: tuple[int, int, int, int]) -> np.ndarray:
@@ -110,3 +125,70 @@ def test_cascading_gradcam_finds_its_layer_in_each_copy():
     assert len(parameterised_modules(net)) == 3
     with pytest.raises(ValueError, match="not a submodule"):
         model_randomization_check("gradcam", net, scans, target_layer=nn.Conv3d(1, 1, 1))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 17])
+def test_cascade_runs_top_down_to_every_module(n):
+    steps = cascade_steps(n)
+    assert steps[0] == 1 and steps[-1] == n
+    assert all(a < b for a, b in itertools.pairwise(steps))
+
+
+def test_cascade_steps_with_per_scan_configs(trained):
+    """The reported run's config per scan (here a different baseline each); verdict from the
+    last, fully random step."""
+    model, scans = trained
+    configs = [AttributionConfig(baseline=b) for b in ("zeros", "layer_mean")] * 2
+    report = model_randomization_check(
+        "integrated_gradients", model, scans, config=configs, cascading=cascade_steps(1)
+    )
+    assert [s.n_randomized for s in report.steps] == [1] and report.passed
+    with pytest.raises(ValueError, match="configs for"):
+        model_randomization_check("saliency", model, scans, config=configs[:3])
+
+
+def test_a_random_model_that_still_ranks_a_layer_gets_no_finding(trained):
+    """End to end on the gate: a model-blind method ranks a layer first, for any weights;
+    its check fails, and the verdict says so however clearly the layer leads."""
+    model, scans = trained
+    report = model_randomization_check(edge_detector, model, scans)
+    outcome = RandomizationOutcome(results={"bmode/edge_detector": {"passed": report.passed}})
+    rows = []
+    for subject in range(12):
+        profile = np.full(6, 0.3) + 0.01 * subject
+        profile[4] += 1.0  # the deep fascia row's edges
+        for layer, value in zip(LAYER_KEYS, profile, strict=True):
+            rows.append(
+                {
+                    "scan_id": f"S{subject}",
+                    "subject_id": f"S{subject}",
+                    "label": "MP" if subject % 2 else "control",
+                    "input_mode": "bmode",
+                    "method": "edge_detector",
+                    "layer": layer,
+                    "mean_saliency": value,
+                }
+            )
+    skill = SkillTest(auc=0.95, p_value=0.001, n_subjects=12, n_permutations=2000)
+    evidence = Evidence(skill={"bmode": skill}, model_randomization=outcome.passed())
+    ranking = ranking_rows(
+        pd.DataFrame(rows), default_method="edge_detector", evidence=evidence, n_boot=200
+    )
+    assert ranking.iloc[0]["layer"] == "deep_fascia"
+    assert not ranking["stands_out"].any()
+    assert ranking["verdict"].str.contains("fails the model-randomization check").all()
+
+
+def test_a_fold_ensemble_cascade_randomizes_every_member_at_the_same_depth():
+    from layer_platform.attribution.sanity import depth_levels
+    from layer_platform.classification.network import FoldEnsemble, SmallCNN3D
+
+    torch.manual_seed(0)
+    ensemble = FoldEnsemble([SmallCNN3D(1, (2, 3)), SmallCNN3D(1, (2, 3))])
+    levels = depth_levels(ensemble)
+    assert [len(level) for level in levels] == [2] * len(levels)
+    assert [name for name, _ in levels[-1]] == ["heads.0.2", "heads.1.2"]
+    before = {k: v.clone() for k, v in ensemble.state_dict().items()}
+    top = randomize_model(ensemble, top=1)
+    changed = {k for k, v in top.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {f"heads.{i}.2.{p}" for i in (0, 1) for p in ("weight", "bias")}

@@ -56,3 +56,24 @@ def six_layer_map() -> np.ndarray:
     labels = np.zeros((4, 7, 2), dtype=np.int64)
     labels[1:] = np.array([1, 2, 3, 4, 5, 6, 6])[None, :, None]
     return labels
+
+
+class LayerInteraction(nn.Module):
+    """float64 ``logit = sum(w * x) + (sum(u * x))^2 + max(m_a, m_b)`` where ``m_a``, ``m_b``
+    are the input's means over two voxel masks: linear, pairwise-interacting and redundant
+    ("either layer suffices") evidence at once. Keeps float64 inputs in float64."""
+
+    def __init__(self, weight: Tensor, interaction: Tensor, a: Tensor, b: Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(weight.double())
+        self.interaction = nn.Parameter(interaction.double())
+        self.register_buffer("a", a.double() / a.sum())
+        self.register_buffer("b", b.double() / b.sum())
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.double()
+        dims = (1, 2, 3, 4)
+        linear = (x * self.weight).sum(dim=dims)
+        pair = (x * self.interaction).sum(dim=dims) ** 2
+        either = torch.maximum((x * self.a).sum(dim=dims), (x * self.b).sum(dim=dims))
+        return linear + pair + either

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from layer_platform.attribution import DEFAULT_METHOD
+from layer_platform.attribution.randomization_run import PROTOCOL
 from layer_platform.classification.modes import n_channels
 from layer_platform.classification.network import SmallCNN3D
 from layer_platform.cli import main
@@ -243,9 +244,22 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     status = _check_status(cohort.instance, "layer_saliency_summary", "summary_non_empty")
     assert status == AssetCheckExecutionRecordStatus.SUCCEEDED
 
+    # gates: 4 subjects cannot show skill by permutation (best p 1/6), so nothing stands out
+    assert not ranking["stands_out"].any()
+    assert ranking["verdict"].str.startswith("no layer stands out: the classifier").all()
+    sums = ranking.groupby(["input_mode", "method"])["p_rank1"].sum()
+    assert np.allclose(sums, 1.0)
+    comparison = warehouse.query("SELECT * FROM layer_comparison WHERE subgroup = 'all'")
+    assert comparison[["non_muscle_mean", "muscle_mean"]].notna().all().all()
+
     # the randomization verdict belongs to a champion version: a second refresh reuses it
     checked = warehouse.query("SELECT * FROM randomization_checks ORDER BY input_mode, method")
     assert len(checked) == len(MODES) * len(TINY.methods)
+    assert (checked["protocol"] == PROTOCOL).all() and checked["cascade"].notna().all()
+    # 2 scans of 4 subjects cannot decide (MIN_DECISIVE_SCANS): the check warns, the gate
+    # reads "not run"
+    status = _check_status(cohort.instance, "layer_saliency_summary", "model_randomization")
+    assert status == AssetCheckExecutionRecordStatus.FAILED
     assert dict(zip(checked["input_mode"], checked["model_version"], strict=True)) == (
         cohort.versions
     )

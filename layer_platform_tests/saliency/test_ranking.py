@@ -11,6 +11,7 @@ from layer_platform.statistics import (
     NO_STANDOUT,
     SUBGROUPS,
     TOO_FEW_SUBJECTS,
+    Evidence,
     comparison_rows,
     driver_recovery_rows,
     format_ranking,
@@ -21,10 +22,23 @@ from layer_platform.statistics import (
     sample_scans,
     summary_rows,
 )
-from layer_platform.statistics.skill import AucEstimate, ClassifierSkill
+from layer_platform.statistics.skill import SkillTest
 
 KEYS = [layer.key for layer in TISSUE_LAYERS]
 N_BOOT = 300
+SKILLED = SkillTest(auc=0.9, p_value=0.001, n_subjects=16, n_permutations=2000)
+AT_CHANCE = SkillTest(auc=0.64, p_value=0.21, n_subjects=16, n_permutations=2000)
+
+
+def passing(
+    modes=("bmode", "swe", "bmode_swe"),
+    methods=("integrated_gradients", "layer_ablation"),
+    **changes,
+) -> Evidence:
+    """Evidence on which every gate outside the saliency rows passes, but for ``changes``."""
+    checks = {f"{mode}/{method}": True for mode in modes for method in methods}
+    found = {"skill": dict.fromkeys(modes, SKILLED), "model_randomization": checks}
+    return Evidence(**{**found, **changes})
 
 
 def saliency_frame(
@@ -61,6 +75,7 @@ def saliency_frame(
                                 "mean_saliency": np.nan if ablation else value,
                                 "saliency_share": np.nan if ablation else share,
                                 "enrichment": np.nan if ablation else share * 6,
+                                "volume_fraction": 1 / 6,
                                 "ablation_delta": value if ablation else np.nan,
                                 "correct": label == "MP" and subject % 4 == 0,
                             }
@@ -70,7 +85,10 @@ def saliency_frame(
 
 def test_ranking_finds_the_known_top_layer_and_says_it_stands_out():
     ranking = ranking_rows(
-        saliency_frame("deep_fascia"), default_method="integrated_gradients", n_boot=N_BOOT
+        saliency_frame("deep_fascia"),
+        default_method="integrated_gradients",
+        evidence=passing(),
+        n_boot=N_BOOT,
     )
     assert list(ranking.columns[:9]) == [
         "input_mode",
@@ -92,62 +110,104 @@ def test_ranking_finds_the_known_top_layer_and_says_it_stands_out():
         assert top["n_subjects"] == 16
         assert rows["stands_out"].sum() == 1 and bool(top["stands_out"])
         assert top["verdict"].startswith("deep_fascia stands out")
+        assert "Holm-adjusted" in top["verdict"]
+        assert "subject-permutation p = 0.001" in top["verdict"]
+        assert top["verdict"].endswith("data randomization not run"), "says what was not run"
         assert bool(top["is_default_method"]) == (method == "integrated_gradients")
+        assert rows["p_rank1"].sum() == pytest.approx(1.0)
+        assert top["p_rank1"] > 0.99
 
 
 def test_null_cohort_says_no_layer_stands_out():
     frame = saliency_frame(None, seed=3)
-    ranking = ranking_rows(frame, default_method="integrated_gradients", n_boot=N_BOOT)
+    ranking = ranking_rows(
+        frame, default_method="integrated_gradients", evidence=passing(), n_boot=N_BOOT
+    )
     assert not ranking["stands_out"].any()
-    assert set(ranking["verdict"]) == {NO_STANDOUT}
-    friedman = friedman_rows(frame, n_boot=N_BOOT)
-    assert set(friedman["verdict"]) == {NO_STANDOUT}
+    assert ranking["verdict"].str.contains("does not beat every other layer").all()
+    for _, rows in ranking.groupby(["input_mode", "method"]):
+        assert rows["p_rank1"].sum() == pytest.approx(1.0)
+    friedman = friedman_rows(frame, evidence=passing())
+    assert friedman["verdict"].str.startswith(NO_STANDOUT).all()
     assert friedman["standout_layer"].isna().all()
+    assert (friedman["holm_p"] >= 0.05).all()
 
 
 def test_a_model_at_chance_gets_no_finding_however_clear_its_attribution():
     """A clear top layer is not a finding when the classifier does not predict pain."""
     frame = saliency_frame("muscle", modes=("bmode", "swe"))
-    chance = ClassifierSkill(AucEstimate(0.64, 0.48, 0.78), AucEstimate(0.71, 0.25, 1.0))
-    assert not chance.beats_chance
-    no_skill = {"swe": chance.verdict()}
+    evidence = passing(skill={"bmode": SKILLED, "swe": AT_CHANCE})
     ranking = ranking_rows(
-        frame, default_method="integrated_gradients", n_boot=N_BOOT, no_skill=no_skill
+        frame, default_method="integrated_gradients", evidence=evidence, n_boot=N_BOOT
     )
     swe, bmode = ranking[ranking["input_mode"] == "swe"], ranking[ranking["input_mode"] == "bmode"]
     assert not swe["stands_out"].any()
     assert set(swe["verdict"]) == {
-        "no layer stands out: the classifier does not beat chance"
-        " (CV AUC 0.64 (CI 0.48–0.78), held-out 0.71 (CI 0.25–1.00))"
+        "no layer stands out: the classifier does not beat chance (out-of-fold AUC 0.64,"
+        " subject-permutation p = 0.21 (2000 permutations, 16 subjects))"
     }
     assert (swe[swe["rank"] == 1]["layer"] == "muscle").all(), "the ranking itself is kept"
     assert bmode["stands_out"].sum() == 2, "a mode that beats chance keeps its finding"
-    friedman = friedman_rows(frame, n_boot=N_BOOT, no_skill=no_skill)
+    friedman = friedman_rows(frame, evidence=evidence)
     swe_tests = friedman[friedman["input_mode"] == "swe"]
     assert swe_tests["standout_layer"].isna().all()
     assert (swe_tests[swe_tests["subgroup"] == "all"]["p_value"] < 1e-4).all(), "test kept"
+    untested = passing(skill={"bmode": SKILLED})
+    swe = ranking_rows(frame, default_method="saliency", evidence=untested, n_boot=N_BOOT)
+    swe = swe[swe["input_mode"] == "swe"]
+    assert not swe["stands_out"].any()
+    assert swe["verdict"].str.contains("out-of-fold predictions are not recorded").all()
 
 
-@pytest.mark.parametrize(
-    ("cv", "held_out", "beats"),
-    [
-        (AucEstimate(0.98, 0.94, 1.0), AucEstimate(0.89, 0.67, 1.0), True),
-        (AucEstimate(0.98, 0.94, 1.0), AucEstimate(0.70, 0.50, 0.9), False),  # CI touches 0.5
-        (AucEstimate(0.65, 0.49, 0.80), AucEstimate(0.90, 0.70, 1.0), False),
-        (AucEstimate(0.98, 0.94, 1.0), AucEstimate(1.0, float("nan"), float("nan")), False),
-        (None, AucEstimate(0.9, 0.7, 1.0), False),  # not recorded: no claim
-    ],
-)
-def test_beating_chance_needs_both_cis_above_one_half(cv, held_out, beats):
-    skill = ClassifierSkill(cv, held_out)
-    assert skill.beats_chance == beats
-    if not beats:
-        assert skill.verdict().startswith("no layer stands out: the classifier")
+def test_a_random_model_that_still_ranks_a_layer_gets_no_finding():
+    """The model-randomization gate: a failed or missing check stops the finding; the
+    data-randomization check stops it when it ran and failed."""
+    frame = saliency_frame("deep_fat")
+    evidence = passing(model_randomization={"bmode/integrated_gradients": False})
+    ranking = ranking_rows(
+        frame, default_method="integrated_gradients", evidence=evidence, n_boot=N_BOOT
+    )
+    assert not ranking["stands_out"].any()
+    by_method = ranking.groupby("method")["verdict"].first()
+    assert by_method["integrated_gradients"] == (
+        "no layer stands out: integrated_gradients fails the model-randomization check"
+        " (its layer profile survives random weights)"
+    )
+    assert by_method["layer_ablation"] == (
+        "no layer stands out: the model-randomization check was not run for layer_ablation"
+        " (or on too few scans to decide)"
+    )
+    ran = passing(data_randomization={"bmode/layer_ablation": False})
+    ranking = ranking_rows(
+        frame, default_method="integrated_gradients", evidence=ran, n_boot=N_BOOT
+    )
+    by_method = ranking.groupby("method")["verdict"].first()
+    assert by_method["layer_ablation"].endswith("(data-randomization check)")
+    assert by_method["integrated_gradients"].startswith("deep_fat stands out")
+
+
+def test_holm_over_methods_needs_more_subjects():
+    """Eleven subjects with an unmistakable top layer: each of its one-sided paired tests has
+    the exact p = 1/2048; the family is every ordered layer pair of every method (30 each), so
+    Holm over 2 methods gives 60/2048 = 0.029 < 0.05 (a finding), over 5 methods 150/2048 =
+    0.073 (none)."""
+    methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
+    two = saliency_frame("dermis", n_subjects=11)
+    found = ranking_rows(two, default_method="saliency", evidence=passing(), n_boot=N_BOOT)
+    assert found["stands_out"].sum() == 2
+    five = saliency_frame("dermis", n_subjects=11, methods=methods)
+    none = ranking_rows(
+        five, default_method="saliency", evidence=passing(methods=methods), n_boot=N_BOOT
+    )
+    assert not none["stands_out"].any()
+    assert none["verdict"].str.contains("p = 0.073 >= 0.05 over 150 paired tests").all()
 
 
 def test_too_few_subjects_get_an_explicit_verdict():
     ranking = ranking_rows(
-        saliency_frame("muscle", n_subjects=1), default_method="integrated_gradients"
+        saliency_frame("muscle", n_subjects=1),
+        default_method="integrated_gradients",
+        evidence=passing(),
     )
     assert set(ranking["verdict"]) == {TOO_FEW_SUBJECTS}
     assert not ranking["stands_out"].any()
@@ -176,9 +236,11 @@ def test_non_muscle_vs_muscle_is_paired_by_subject():
     ig = comparison[
         (comparison["method"] == "integrated_gradients") & (comparison["subgroup"] == "all")
     ].iloc[0]
-    assert ig["metric"] == "saliency_share" and ig["n_subjects"] == 16
-    # muscle ~0.8 of ~2.3 in total: non-muscle shares ~0.65, muscle ~0.35
-    assert ig["mean_difference"] == pytest.approx(0.3, abs=0.1)
+    assert ig["metric"] == "mean_saliency" and ig["n_subjects"] == 16
+    # equal layer volumes: non-muscle voxels ~0.3, muscle ~0.8
+    assert ig["non_muscle_mean"] == pytest.approx(0.3, abs=0.05)
+    assert ig["muscle_mean"] == pytest.approx(0.8, abs=0.05)
+    assert ig["mean_difference"] == pytest.approx(-0.5, abs=0.1)
     assert ig["ci_low"] < ig["mean_difference"] < ig["ci_high"]
     assert ig["p_value"] < 0.01
     ablation = comparison[comparison["method"] == "layer_ablation"]
@@ -187,7 +249,9 @@ def test_non_muscle_vs_muscle_is_paired_by_subject():
 
 def test_driver_recovery_per_mode_and_modality():
     frame = saliency_frame("deep_fascia", modes=("bmode", "swe", "bmode_swe"))
-    ranking = ranking_rows(frame, default_method="integrated_gradients", n_boot=N_BOOT)
+    ranking = ranking_rows(
+        frame, default_method="integrated_gradients", evidence=passing(), n_boot=N_BOOT
+    )
     drivers = planted_drivers("deep_fascia", "muscle")
     recovery = driver_recovery_rows(ranking, drivers, cohort="sim")
     ig = recovery[recovery["method"] == "integrated_gradients"].set_index(
@@ -204,12 +268,16 @@ def test_driver_recovery_per_mode_and_modality():
 
 
 def test_driver_recovery_without_a_planted_driver_asks_for_no_standout():
-    null = ranking_rows(saliency_frame(None, seed=3), default_method="integrated_gradients")
+    null = ranking_rows(
+        saliency_frame(None, seed=3), default_method="integrated_gradients", evidence=passing()
+    )
     recovery = driver_recovery_rows(null, planted_drivers(None, None), cohort="null")
     assert (recovery["planted_layer"] == "none").all()
     assert recovery["rank_of_planted_layer"].isna().all()
     assert recovery["recovered"].all()
-    found = ranking_rows(saliency_frame("dermis"), default_method="integrated_gradients")
+    found = ranking_rows(
+        saliency_frame("dermis"), default_method="integrated_gradients", evidence=passing()
+    )
     assert not driver_recovery_rows(found, planted_drivers(None, None), cohort="x")[
         "recovered"
     ].any()
@@ -217,7 +285,9 @@ def test_driver_recovery_without_a_planted_driver_asks_for_no_standout():
 
 def test_text_outputs_name_the_top_layer_and_the_verdict():
     frame = saliency_frame("deep_fascia")
-    ranking = ranking_rows(frame, default_method="integrated_gradients", n_boot=N_BOOT)
+    ranking = ranking_rows(
+        frame, default_method="integrated_gradients", evidence=passing(), n_boot=N_BOOT
+    )
     comparison = comparison_rows(frame, n_boot=N_BOOT)
     markdown = results_markdown(ranking, comparison, headers={"bmode": "v1"})
     assert "### bmode — v1" in markdown

@@ -8,13 +8,8 @@ import pytest
 from scipy.stats import chi2
 
 from layer_platform.labels import TISSUE_LAYERS
-from layer_platform.statistics import (
-    NO_STANDOUT,
-    friedman_layers,
-    layer_summary,
-    non_muscle_vs_muscle,
-    standout_layer,
-)
+from layer_platform.statistics import friedman_layers, layer_summary, non_muscle_vs_muscle
+from layer_platform.statistics.comparisons import tissue_means
 
 KEYS = [layer.key for layer in TISSUE_LAYERS]
 
@@ -63,16 +58,25 @@ def test_table_checks():
         layer_summary(table.assign(layer="fascia"))
 
 
-def test_non_muscle_vs_muscle_by_hand():
-    """Eight subjects, muscle share 0.1..0.45: differences 1 - 2 m are all positive, so the
-    exact two-sided Wilcoxon p is 2 / 2**8 and the statistic (smaller rank sum) is 0."""
-    muscle = np.linspace(0.1, 0.45, 8)
-    shares = np.column_stack([np.repeat((1 - muscle) / 5, 5).reshape(8, 5), muscle])
-    result = non_muscle_vs_muscle(long_table(shares))
+def test_non_muscle_vs_muscle_compares_mean_saliency_over_voxels_by_hand():
+    """Eight subjects; muscle is half the tissue with mean saliency m, the five other layers
+    a tenth each with mean saliency 0.2, 0.2, 0.2, 0.2 and 0.7 (voxel mean 0.3). Every
+    difference 0.3 - m is positive, so the exact two-sided Wilcoxon p is 2 / 2**8."""
+    muscle = np.linspace(0.1, 0.25, 8)
+    saliency = np.column_stack([np.tile([0.2, 0.2, 0.2, 0.2, 0.7], (8, 1)), muscle])
+    rows = long_table(saliency).rename(columns={"value": "mean_saliency"})
+    rows = rows.assign(volume_fraction=np.tile([0.1] * 5 + [0.5], 8))
+    means = tissue_means(rows, ablation=False)
+    assert means["non_muscle"].to_numpy() == pytest.approx(np.full(8, 0.3))
+    result = non_muscle_vs_muscle(means)
     assert result.n_subjects == 8
-    assert result.mean_difference == pytest.approx(np.mean(1 - 2 * muscle))
+    assert (result.non_muscle_mean, result.muscle_mean) == pytest.approx((0.3, muscle.mean()))
+    assert result.mean_difference == pytest.approx(np.mean(0.3 - muscle))
     assert result.ci_low > 0
     assert (result.wilcoxon_statistic, result.p_value) == (0.0, pytest.approx(2 / 2**8))
+    deltas = long_table(saliency).rename(columns={"value": "ablation_delta"})
+    summed = tissue_means(deltas.assign(volume_fraction=np.nan), ablation=True)
+    assert summed["non_muscle"].to_numpy() == pytest.approx(np.full(8, 1.5))
 
 
 def test_friedman_by_hand():
@@ -83,28 +87,3 @@ def test_friedman_by_hand():
     result = friedman_layers(long_table(values))
     assert (result.n_subjects, result.statistic) == (5, pytest.approx(25.0))
     assert result.p_value == pytest.approx(chi2.sf(25.0, 5))
-
-
-def test_null_cohort_has_no_standout_layer():
-    values = np.random.default_rng(2).normal(1.0, 0.3, size=(24, 6))
-    decision = standout_layer(long_table(values))
-    assert (decision.layer, decision.statement) == (None, NO_STANDOUT)
-    assert decision.friedman_p > 0.05
-
-
-def test_planted_layer_stands_out():
-    values = np.random.default_rng(3).normal(1.0, 0.3, size=(24, 6))
-    values[:, 4] += 1.5
-    decision = standout_layer(long_table(values))
-    assert decision.layer == "deep_fascia"
-    assert decision.statement.startswith("deep_fascia stands out")
-    assert decision.friedman_p < 1e-6
-
-
-def test_two_leading_layers_mean_no_single_standout():
-    """Friedman rejects, but the top two intervals overlap: neither is reported."""
-    values = np.random.default_rng(4).normal(1.0, 0.3, size=(24, 6))
-    values[:, [2, 4]] += 1.5
-    decision = standout_layer(long_table(values))
-    assert decision.friedman_p < 1e-6
-    assert decision.layer is None

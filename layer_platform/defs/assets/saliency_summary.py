@@ -1,14 +1,17 @@
 """``layer_saliency_summary``: the cohort tables over the champions' ``layer_saliency`` rows."""
 
 import datetime as dt
+from functools import partial
 
 import dagster as dg
 import pandas as pd
 
-from layer_platform.attribution import AttributionConfig
+from layer_platform.attribution.batch import scan_config
 from layer_platform.attribution.cohort_reference import control_tables
 from layer_platform.attribution.randomization_run import (
+    RandomizationOutcome,
     RandomizationSettings,
+    ScanConfig,
     champion_randomization,
 )
 from layer_platform.classification.modes import INPUT_MODES
@@ -28,6 +31,7 @@ from layer_platform.saliency_names import ABLATION_METHOD
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation.ground_truth import ground_truth_path, load_ground_truth
 from layer_platform.statistics import (
+    Evidence,
     cohort_tables,
     driver_recovery_rows,
     markdown_table,
@@ -38,7 +42,7 @@ from layer_platform.statistics.figures import ranking_bars_png
 from layer_platform.tracking.mlflow_registry import Tracking, champion
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import champion_rows, classifier_skill
-from layer_platform.warehouse.store import Replacement, utc_now
+from layer_platform.warehouse.store import Replacement, Warehouse, utc_now
 
 
 def _recovery(
@@ -54,6 +58,42 @@ def _recovery(
     recovery = driver_recovery_rows(ranking, drivers, cohort=cohort)
     recovery = recovery.assign(model_version=recovery["input_mode"].map(versions), computed_at=now)
     return cohort, drivers, recovery
+
+
+def _settings(saliency: SaliencyResource) -> RandomizationSettings:
+    return RandomizationSettings(
+        tuple(saliency.methods), saliency.randomization_bar, saliency.randomization_scans
+    )
+
+
+def _randomization(
+    frame: pd.DataFrame,
+    versions: dict[str, str],
+    saliency: SaliencyResource,
+    warehouse: Warehouse,
+    tracking: Tracking,
+    paths: LayerPaths,
+) -> RandomizationOutcome:
+    """The model-randomization check of every champion, each scan attributed exactly as the
+    reported run attributed it (``scan_config``)."""
+    if frame.empty:
+        return RandomizationOutcome()
+
+    def config_for(mode: str) -> ScanConfig:
+        cohort = saliency.baseline == "cohort"
+        table = control_tables(warehouse, paths, [mode]).get(mode) if cohort else None
+        return partial(scan_config, saliency.attribution_config, saliency.baseline, table, mode)
+
+    with saliency.threads():
+        return champion_randomization(
+            frame,
+            versions,
+            tracking=tracking,
+            warehouse=warehouse,
+            paths=paths,
+            settings=_settings(saliency),
+            config_for=config_for,
+        )
 
 
 @stage_asset(
@@ -86,16 +126,19 @@ def layer_saliency_summary(
         if (found := champion(tracking, registered_name(mode))) is not None
     }
     frame = champion_rows(warehouse, versions)
-    skills = {mode: classifier_skill(warehouse, mode, v) for mode, v in versions.items()}
-    no_skill = {mode: skill.verdict() for mode, skill in skills.items() if not skill.beats_chance}
+    found_skills = {mode: classifier_skill(warehouse, mode, v) for mode, v in versions.items()}
+    skills = {mode: skill for mode, skill in found_skills.items() if skill is not None}
+    no_skill = sorted(m for m in versions if m not in skills or not skills[m].beats_chance)
     if no_skill:
-        context.log.warning(f"no layer finding for {sorted(no_skill)}: {no_skill}")
+        context.log.warning(f"no layer finding for {no_skill}: classifier at chance or untested")
+    outcome = _randomization(frame, versions, saliency, warehouse, tracking, paths)
+    evidence = Evidence(skill=skills, model_randomization=outcome.passed())
     tables = cohort_tables(
         frame,
         default_method=saliency.default_method,
+        evidence=evidence,
         group=saliency.ranking_group,
         n_boot=saliency.n_boot,
-        no_skill=no_skill,
     )
     ranking = tables["layer_ranking"]
     now = utc_now()
@@ -110,8 +153,8 @@ def layer_saliency_summary(
         writes.append(Replacement(name, table, key=None))
     metadata: dict = {
         "models": dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()}),
-        "classifier_beats_chance": dg.MetadataValue.json(
-            {mode: skill.beats_chance for mode, skill in skills.items()}
+        "classifier_skill": dg.MetadataValue.json(
+            {mode: str(found) for mode, found in found_skills.items()}
         ),
     }
     if (found := _recovery(ranking, versions, paths, now)) is not None:
@@ -141,24 +184,5 @@ def layer_saliency_summary(
     metadata["ranking_chart"] = dg.MetadataValue.md(png_to_markdown(png, "layer ranking"))
     metadata["n_scans"] = int(frame["scan_id"].nunique())
     metadata["n_subjects"] = int(frame["subject_id"].nunique())
-    settings = RandomizationSettings(
-        tuple(saliency.methods), saliency.randomization_bar, saliency.randomization_scans
-    )
-
-    def config_for(mode: str) -> AttributionConfig:
-        cohort = saliency.baseline == "cohort"
-        table = control_tables(warehouse, paths, [mode]).get(mode) if cohort else None
-        return saliency.reference_config(table)
-
-    with saliency.threads():
-        outcome = champion_randomization(
-            frame,
-            versions,
-            tracking=tracking,
-            warehouse=warehouse,
-            paths=paths,
-            settings=settings,
-            config_for=config_for,
-        )
-    checks.append(model_randomization(outcome, settings))
+    checks.append(model_randomization(outcome, _settings(saliency)))
     return dg.MaterializeResult(metadata=metadata, check_results=checks)

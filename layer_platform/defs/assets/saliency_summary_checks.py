@@ -5,7 +5,11 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from layer_platform.attribution.randomization_run import RandomizationOutcome, RandomizationSettings
+from layer_platform.attribution.randomization_run import (
+    MIN_DECISIVE_SCANS,
+    RandomizationOutcome,
+    RandomizationSettings,
+)
 
 SUMMARY_ASSET = "layer_saliency_summary"
 
@@ -19,7 +23,8 @@ SUMMARY_CHECK_SPECS = [
     dg.AssetCheckSpec(
         "model_randomization",
         asset=SUMMARY_ASSET,
-        description="layer profiles change when the model's weights are randomized (warn)",
+        description="layer profiles change when the model's weights are randomized (warn;"
+        " a method that fails gets no layer finding)",
     ),
 ]
 
@@ -46,17 +51,20 @@ def randomization_not_run() -> dg.AssetCheckResult:
 def model_randomization(
     outcome: RandomizationOutcome, settings: RandomizationSettings
 ) -> dg.AssetCheckResult:
-    """Warns for every mode and method whose profile barely changes with random weights."""
+    """Warns for every mode and method whose profile barely changes with random weights, and
+    for modes whose sample was too small to decide (their verdicts read "not run")."""
     flagged = outcome.flagged()
     return dg.AssetCheckResult(
         check_name="model_randomization",
-        passed=not flagged,
+        passed=not flagged and not outcome.undecided,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "bar": settings.bar,
             "flagged_methods": dg.MetadataValue.json(flagged),
             "correlations": dg.MetadataValue.json(outcome.results),
             "n_scans_per_mode": settings.n_scans,
+            "undecided_modes": dg.MetadataValue.json(outcome.undecided),
+            "min_decisive_scans": MIN_DECISIVE_SCANS,
             "reused_for_modes": dg.MetadataValue.json(outcome.reused),
         },
     )
