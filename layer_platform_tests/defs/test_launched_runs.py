@@ -41,6 +41,7 @@ def _materializations(instance: dg.DagsterInstance, asset: str) -> Counter[str]:
     return Counter(record.partition_key for record in records)
 
 
+@pytest.mark.slow
 def test_concurrent_range_runs_write_what_one_run_writes_and_failures_are_reported(
     tmp_path: Path,
 ) -> None:
