@@ -62,8 +62,11 @@ def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.orchestration.pipeline import run_platform
     from layer_platform.warehouse.status import quarantined_since
 
-    if args.in_process and args.workers > 1:
-        print("layer-platform run: error: --in-process runs one run at a time", file=sys.stderr)
+    if args.workers < 1 or (args.in_process and args.workers > 1):
+        print(
+            "layer-platform run: error: --workers takes N >= 1, and 1 with --in-process",
+            file=sys.stderr,
+        )
         return 2
     paths.ensure()
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)

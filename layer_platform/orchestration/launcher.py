@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import dagster as dg
 
@@ -66,6 +67,14 @@ def queue_drains(instance: dg.DagsterInstance) -> bool:
     return bool(status.healthy)
 
 
+class _Plan(NamedTuple):
+    """A job as the code server describes it (Dagster's private ``Remote*`` types)."""
+
+    repository: Any
+    remote_job: Any
+    plan: Any
+
+
 class InstanceLauncher:
     """Creates runs of one code location's jobs on the instance and starts them there."""
 
@@ -73,6 +82,7 @@ class InstanceLauncher:
         self.instance = instance
         self._context = context
         self._name = name
+        self._plans: dict[tuple[str, str], _Plan] = {}
 
     @classmethod
     @contextmanager
@@ -92,28 +102,36 @@ class InstanceLauncher:
                 raise RuntimeError(f"code location {location.module} failed to load: {error}")
             yield cls(instance, context, location.module)
 
+    def _plan(self, job_name: str, run_config: Mapping[str, object]) -> _Plan:
+        """The job and its execution plan, asked of the code server once per job: every range
+        run of a stage shares them (the range travels in the run's tags)."""
+        key = (job_name, repr(sorted(run_config.items())))
+        if key not in self._plans:
+            location = self._context.create_request_context().get_code_location(self._name)
+            (repository,) = location.get_repositories().values()
+            remote_job = location.get_job(
+                JobSubsetSelector(
+                    location_name=self._name,
+                    repository_name=repository.name,
+                    job_name=job_name,
+                    op_selection=None,
+                )
+            )
+            plan = location.get_execution_plan(
+                remote_job,
+                run_config,
+                step_keys_to_execute=None,
+                known_state=None,
+                instance=self.instance,
+            ).execution_plan_snapshot
+            self._plans[key] = _Plan(repository, remote_job, plan)
+        return self._plans[key]
+
     def start(
         self, job_name: str, tags: Mapping[str, str], run_config: Mapping[str, object]
     ) -> str:
         """Create a run of ``job_name`` and hand it to the instance; its id."""
-        workspace = self._context.create_request_context()
-        location = workspace.get_code_location(self._name)
-        (repository,) = location.get_repositories().values()
-        remote_job = location.get_job(
-            JobSubsetSelector(
-                location_name=self._name,
-                repository_name=repository.name,
-                job_name=job_name,
-                op_selection=None,
-            )
-        )
-        plan = location.get_execution_plan(
-            remote_job,
-            run_config,
-            step_keys_to_execute=None,
-            known_state=None,
-            instance=self.instance,
-        ).execution_plan_snapshot
+        repository, remote_job, plan = self._plan(job_name, run_config)
         run = self.instance.create_run(
             job_name=job_name,
             run_id=None,
@@ -134,6 +152,7 @@ class InstanceLauncher:
             asset_check_selection=None,
             asset_graph=repository.asset_graph,
         )
+        workspace = self._context.create_request_context()
         if queue_drains(self.instance):
             self.instance.submit_run(run.run_id, workspace)
         else:
