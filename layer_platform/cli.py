@@ -58,12 +58,22 @@ def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.defs.definitions import build_definitions
     from layer_platform.orchestration.pipeline import run_platform
     from layer_platform.warehouse.status import quarantined_since
 
+    if args.workers < 1 or (args.in_process and args.workers > 1):
+        print(
+            "layer-platform run: error: --workers takes N >= 1, and 1 with --in-process",
+            file=sys.stderr,
+        )
+        return 2
     paths.ensure()
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    report = run_platform(paths, max_batch=args.batch, until=args.until)
+    defs = build_definitions(paths=paths) if args.in_process else None
+    report = run_platform(
+        paths, max_batch=args.batch, until=args.until, workers=args.workers, defs=defs
+    )
     for stage in report:
         status = "ok" if not stage.failed else f"FAILED runs: {', '.join(stage.failed)}"
         print(
@@ -183,10 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="register landed scans and materialize every asset through Dagster",
         description="Register every complete scan in the landing zone and materialize all assets"
-        " for them through the Dagster instance under LAYER_HOME. Bad scans are quarantined;"
-        " exits non-zero only if the platform itself failed.",
+        " for them through the Dagster instance under LAYER_HOME: its run launcher (from"
+        " dagster.yaml) starts each run. Bad scans are quarantined; exits non-zero only if the"
+        " platform itself failed.",
     )
     run.add_argument("--batch", type=int, default=500, help="most scans per Dagster run")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split each stage's scans into N ranges, run at once (default 1)",
+    )
+    run.add_argument(
+        "--in-process",
+        action="store_true",
+        help="execute the runs in this process, bypassing the run launcher (debugging)",
+    )
     run.add_argument("--until", choices=STAGES, help="stop after this stage")
     run.set_defaults(func=_cmd_run)
 

@@ -77,6 +77,23 @@ class LayerPaths:
         """All paths below ``home`` with no overrides: what tests and the simulator use."""
         return cls.from_env({"LAYER_HOME": str(home)})
 
+    def to_env(self) -> dict[str, str]:
+        """The variables ``from_env`` reads back as these paths: what a process that must work
+        on the same state (a run worker, a code server) is started with."""
+        env = {
+            "LAYER_HOME": str(self.home),
+            "LAYER_LANDING_DIR": str(self.landing),
+            "LAYER_DAGSTER_HOME": str(self.dagster_home),
+            "LAYER_WAREHOUSE": str(self.warehouse),
+            "LAYER_MLFLOW_DIR": str(self.mlflow_dir),
+            "LAYER_ARTIFACTS_DIR": str(self.artifacts),
+        }
+        if self.mlflow_server:
+            env["MLFLOW_TRACKING_URI"] = self.mlflow_server
+        if self.mlflow_ui_url:
+            env["LAYER_MLFLOW_UI_URL"] = self.mlflow_ui_url
+        return env
+
     @property
     def mlflow_tracking_uri(self) -> str:
         """The tracking server if one was configured; else a local sqlite store."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import dagster as dg
 
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.definitions import build_definitions
+from layer_platform.orchestration.launcher import CodeLocation, InstanceLauncher
 from layer_platform.orchestration.runner import StageReport, open_instance, run_job
 from layer_platform.orchestration.stages import STAGES
 from layer_platform.settings import LayerPaths
@@ -33,6 +36,8 @@ def run_platform(
     max_batch: int = 500,
     defs: dg.Definitions | None = None,
     until: str | None = None,
+    workers: int = 1,
+    location: CodeLocation | None = None,
 ) -> list[StageReport]:
     """Ingest the landing zone, then bring every per-scan and cohort asset up to date.
 
@@ -41,11 +46,33 @@ def run_platform(
     New scans that change no model (unlabelled, unannotated, champions current) take the
     ``update_scans`` job instead: preprocessing, segmentation and saliency in one run, so an
     arrival pays one run's fixed cost, not three.
+
+    Runs go through the instance's run launcher, ``workers`` at once, on the definitions a code
+    server loads from ``location`` (default: the platform's own). Given ``defs`` and no
+    ``location``, they execute in this process instead, on ``defs``.
     """
     if until is not None and until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
-    defs = defs or build_definitions(paths=paths)
+    if defs is None and location is None:
+        location = CodeLocation()
+    defs = defs or build_definitions(paths=paths)  # the plan: jobs and their partitions
     instance = open_instance(paths)
+    with ExitStack() as stack:
+        launcher = None
+        if location is not None:
+            launcher = stack.enter_context(InstanceLauncher.open(instance, paths, location))
+        return _run_stages(paths, defs, instance, launcher, max_batch, until, workers)
+
+
+def _run_stages(
+    paths: LayerPaths,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    launcher: InstanceLauncher | None,
+    max_batch: int,
+    until: str | None,
+    workers: int,
+) -> list[StageReport]:
     warehouse = Warehouse(paths.warehouse)
     tracking = Tracking.for_paths(paths)
     reports: list[StageReport] = []
@@ -100,7 +127,17 @@ def run_platform(
         if stage == "preprocess_scans" and keys and changes_no_model(keys):
             job = "update_scans"  # arrivals: one run instead of three, as the sensor does
         if keys is None or keys:
-            reports.append(run_job(defs, instance, job, partition_keys=keys, max_batch=max_batch))
+            reports.append(
+                run_job(
+                    defs,
+                    instance,
+                    job,
+                    partition_keys=keys,
+                    max_batch=max_batch,
+                    workers=workers,
+                    launcher=launcher,
+                )
+            )
             if reports[-1].failed:
                 break
         if stage == until:

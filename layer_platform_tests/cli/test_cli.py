@@ -40,7 +40,9 @@ def test_simulate_arrive_run_and_status(
         == 0
     )
     assert main(["simulate", "--arrive", "2"]) == 0
-    assert main(["run", "--until", "ingest"]) == 0
+    # in-process: launching costs a code server and a run process (~45 s more on two loaded
+    # cores); the launched path is covered by defs/test_launched_runs.py and the PHI scan
+    assert main(["run", "--until", "ingest", "--in-process"]) == 0
     capsys.readouterr()
     assert main(["status"]) == 0
     out = capsys.readouterr().out

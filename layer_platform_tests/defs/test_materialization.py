@@ -60,7 +60,9 @@ def phi_found_under(root: Path) -> list[str]:
 @pytest.mark.slow
 def test_ingest_and_preprocess_through_a_real_instance(layer_paths: LayerPaths) -> None:
     n_good = landing_with_bad_and_phi_scans(layer_paths)
-    reports = run_platform(layer_paths, until="preprocess_scans")
+    # in-process (given ``defs``): launching through the instance is test_launched_runs.py's
+    defs = build_definitions(paths=layer_paths)
+    reports = run_platform(layer_paths, defs=defs, until="preprocess_scans")
 
     assert [r.job for r in reports] == ["ingest", "preprocess_scans"]
     assert not any(r.failed for r in reports)
@@ -83,7 +85,7 @@ def test_ingest_and_preprocess_through_a_real_instance(layer_paths: LayerPaths) 
     assert checks, "the manifest's GX checks ran"
     assert phi_found_under(layer_paths.home) == []
 
-    rerun = run_platform(layer_paths, until="preprocess_scans")
+    rerun = run_platform(layer_paths, defs=defs, until="preprocess_scans")
     assert [r.job for r in rerun] == ["ingest"], "nothing pending: no scan is re-processed"
     assert int(warehouse.query("SELECT count(*) n FROM scans")["n"].iloc[0]) == n_good
 

@@ -57,3 +57,20 @@ def test_private_dagster_imports_live_in_the_two_pinned_modules():
         root = Path(package.__file__).parent
         found = _private_dagster_imports(root)
         assert set(found) <= {PRODUCT_MODULE, TESTS_MODULE}, found
+
+
+def test_launch_internals_keep_their_shape(tmp_path: Path):
+    """What ``orchestration/launcher.py`` builds a code server and a run with, and the name
+    of the daemon that drains Dagster's default (queued) run coordinator."""
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
+    assert dagster_internals.QUEUED_RUN_DAEMON in instance.get_required_daemon_types()
+    target = dagster_internals.ModuleTarget("layer_platform.definitions", "defs", None, "loc")
+    (origin,) = target.create_origins()
+    assert origin.location_name == "loc"
+    assert origin.loadable_target_origin.module_name == "layer_platform.definitions"
+    selector = dagster_internals.JobSubsetSelector(
+        location_name="loc", repository_name="r", job_name="j", op_selection=None
+    )
+    assert selector.job_name == "j"
+    assert callable(dagster_internals.WorkspaceProcessContext.create_request_context)
