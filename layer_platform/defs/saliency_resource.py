@@ -45,6 +45,11 @@ class SaliencyResource(dg.ConfigurableResource):
     #: Scans (distinct subjects) per mode for the model-randomization check; 8 is the least
     #: that decides (``attribution.randomization_run``: the sample-size rule).
     randomization_scans: int = 8
+    #: Methods the model-randomization check (a gate of every finding) runs for; empty means
+    #: the default method only. The cascade re-attributes each sampled scan once per step, so
+    #: checking every voxel-map method costs ~10x the ablation's check on a CPU; a method left
+    #: out reads "model randomization not run" and gets no finding.
+    randomization_methods: list[str] = Field(default_factory=list)
     #: Rank correlation of trained vs randomized layer profiles at or above this flags a method.
     randomization_bar: float = 0.8
     #: Relative IG completeness error above this warns.
@@ -91,6 +96,8 @@ class SaliencyResource(dg.ConfigurableResource):
             problems.append(f"methods {self.methods} must be non-empty names from {list(METHODS)}")
         if self.default_method not in self.methods:
             problems.append(f"default_method {self.default_method!r} is not among methods")
+        if not set(self.randomization_methods) <= set(self.methods):
+            problems.append(f"randomization_methods {self.randomization_methods} not among methods")
         if self.baseline not in BASELINE_KINDS:
             problems.append(f"baseline {self.baseline!r} must be one of {BASELINE_KINDS}")
         if len(self.occlusion_window) != 3 or len(self.occlusion_stride) != 3:

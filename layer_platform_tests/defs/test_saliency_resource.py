@@ -41,3 +41,11 @@ def test_batch_sizes_follow_the_device_unless_set() -> None:
     assert fixed.batch_sizes(torch.device("cpu")) == (4, 6)
     with pytest.raises(ValueError, match=r"must be >= 0 \(0: auto\)"):
         SaliencyResource(perturbations_per_eval=-1).validated()
+
+
+def test_randomization_methods_default_to_the_headline_method_and_must_be_computed() -> None:
+    assert SaliencyResource().validated().randomization_methods == []
+    with pytest.raises(ValueError, match="randomization_methods"):
+        SaliencyResource(
+            methods=["layer_ablation"], randomization_methods=["occlusion"]
+        ).validated()

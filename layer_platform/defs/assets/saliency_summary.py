@@ -61,8 +61,11 @@ def _recovery(
 
 
 def _settings(saliency: SaliencyResource) -> RandomizationSettings:
+    methods = saliency.randomization_methods or [saliency.default_method]
     return RandomizationSettings(
-        tuple(saliency.methods), saliency.randomization_bar, saliency.randomization_scans
+        tuple(m for m in saliency.methods if m in methods),
+        saliency.randomization_bar,
+        saliency.randomization_scans,
     )
 
 
