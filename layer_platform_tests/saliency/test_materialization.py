@@ -240,7 +240,7 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     recovery = warehouse.query("SELECT * FROM driver_recovery")
     assert len(recovery) == len(TINY.methods) * 3  # bmode's driver, both drivers of bmode_swe
     assert set(recovery["planted_layer"]) == {"deep_fascia", "muscle"}
-    status = _check_status(cohort.instance, "layer_saliency_summary", "summary_non_empty")
+    status = _check_status(cohort.instance, "layer_ranking", "summary_non_empty")
     assert status == AssetCheckExecutionRecordStatus.SUCCEEDED
 
     # the randomization verdict belongs to a champion version: a second refresh reuses it
