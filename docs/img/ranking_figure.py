@@ -4,7 +4,7 @@ The rows are **synthetic**: per-scan ``layer_ablation`` deltas drawn here for a 
 cohort, with pain evidence planted in the deep fascia (B-mode) and the muscle (SWE), as the
 demo cohort plants it. They go through the platform's own statistics (``ranking_rows``:
 subject-level bootstrap CIs, the Friedman test and the "stands out" rule) and its own chart
-(``ranking_bars_png``, the one ``layer_saliency_summary`` attaches). No model is trained, so
+(``ranking_bars_png``, the one ``layer_ranking`` carries). No model is trained, so
 the picture shows what the output looks like, not a measured result (those are in
 docs/results/). Deterministic; run from the repository root:
 
