@@ -259,7 +259,7 @@ def test_asset_graph_and_asset_pages_render(
     _wait_for_text(
         browser,
         ("layer_ranking", "Columns", "is_default_method", "stands_out", "verdict", "Row count"),
-        patterns=(rf"\bRow count\n{n_ranking:,}\n", r"\bsummary_non_empty\b"),
+        patterns=(rf"\bRow count\n{n_ranking:,}\n", r"\bnon-nullable\b"),
     )
     browser.get(f"{webserver}/assets/pain_classifier")
     _wait_for_text(browser, ("pain_classifier", "mlflow_run", "mlflow_model_version"))
