@@ -5,7 +5,7 @@ cohort, with pain evidence planted in the deep fascia (B-mode) and the muscle (S
 demo cohort plants it. They go through the platform's own statistics (``ranking_rows``:
 subject-level bootstrap CIs and the verdict gates, here with no check run, so no layer stands
 out: ``Evidence()``) and its own chart
-(``ranking_bars_png``, the one ``layer_saliency_summary`` attaches). No model is trained, so
+(``ranking_bars_png``, the one ``layer_ranking`` carries). No model is trained, so
 the picture shows what the output looks like, not a measured result (those are in
 docs/results/). Deterministic; run from the repository root:
 

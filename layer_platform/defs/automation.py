@@ -11,8 +11,9 @@ Who does what once ``dagster dev`` (the daemon) runs:
   (identity mapping, so the three per-scan assets of one scan go in one run) or a change of
   the champion model (the data version of ``segmentation_model`` / ``pain_classifier`` is the
   champion's version, so a retrain whose challenger lost requests nothing) (:func:`per_scan`);
-- ``layer_saliency_summary`` refreshes once per wave of saliency updates, after the wave
-  finished (:func:`cohort_summary`): a missing or failed scan never blocks it.
+- the cohort tables of the ``saliency_summary`` step (``layer_ranking`` & co., one asset per
+  table, written together) refresh once per wave of saliency updates, after the wave
+  finished (:func:`cohort_summary`): a missing or failed scan never blocks them.
 
 The sensor emits a backfill whenever a tick requests several partitions of an asset; with the
 assets' single-run backfill policy one run takes every new scan through all three per-scan
@@ -20,6 +21,8 @@ assets (not one run per asset per scan).
 """
 
 import dagster as dg
+
+from layer_platform.defs.assets.summary_tables import SUMMARY_ASSETS
 
 AC = dg.AutomationCondition
 
@@ -29,7 +32,7 @@ MODEL_ASSETS = dg.AssetSelection.assets("segmentation_model", "pain_classifier")
 #: Assets the automation sensor evaluates (the others are run by the sensor, the schedule, the
 #: CLI or by hand).
 AUTOMATED_ASSETS = dg.AssetSelection.assets(
-    "preprocessed_volume", "layer_segmentation", "layer_saliency", "layer_saliency_summary"
+    "preprocessed_volume", "layer_segmentation", "layer_saliency", *SUMMARY_ASSETS
 )
 #: How often the automation sensor evaluates (seconds).
 AUTOMATION_INTERVAL_S = 15
@@ -65,9 +68,14 @@ def per_scan(*, models_may_be_missing: bool = False) -> dg.AutomationCondition:
 
 
 def cohort_summary() -> dg.AutomationCondition:
-    """Once per wave of per-scan updates, after the wave (no scan missing or failed blocks it)."""
+    """Once per wave of per-scan updates, after the wave (no scan missing or failed blocks it).
+
+    The summary tables are written by one step, so one table derived from another
+    (``driver_recovery`` from ``layer_ranking``) is updated with it: that update is not a
+    reason to run the step again."""
+    upstream_updated = AC.any_deps_updated().ignore(dg.AssetSelection.assets(*SUMMARY_ASSETS))
     return (
-        (AC.newly_missing() | AC.any_deps_updated()).since_last_handled()
+        (AC.newly_missing() | upstream_updated).since_last_handled()
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
     ).with_label("saliency updated")

@@ -10,7 +10,7 @@ from layer_platform.defs.assets.classification import cohort_split, pain_classif
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.assets.saliency import layer_saliency
-from layer_platform.defs.assets.saliency_summary import layer_saliency_summary
+from layer_platform.defs.assets.saliency_summary import saliency_summary
 from layer_platform.defs.assets.segmentation import layer_segmentation
 from layer_platform.defs.assets.segmentation_model import segmentation_model
 from layer_platform.defs.automation import automation_sensor
@@ -49,7 +49,7 @@ def build_definitions(
             cohort_split,
             pain_classifier,
             layer_saliency,
-            layer_saliency_summary,
+            saliency_summary,
         ],
         jobs=[
             ingest_job,

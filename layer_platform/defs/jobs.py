@@ -7,6 +7,7 @@ the Definitions' in-process executor (see ``definitions.py``).
 
 import dagster as dg
 
+from layer_platform.defs.assets.summary_tables import SUMMARY_ASSETS
 from layer_platform.orchestration.dagster_internals import UnresolvedAssetJobDefinition
 
 #: Dagster's default executor, named so the Definitions-level default does not replace it.
@@ -72,6 +73,7 @@ compute_saliency_job = _stage_job(
 
 summarize_saliency_job = _stage_job(
     "summarize_saliency",
-    ("layer_saliency_summary",),
-    "Cohort statistics of the champion rows: CIs, ranking, tests, driver recovery.",
+    SUMMARY_ASSETS,
+    "Cohort statistics of the champion rows: CIs, ranking, tests, driver recovery, the"
+    " randomization check (one step, one asset per warehouse table).",
 )

@@ -17,7 +17,7 @@ from layer_platform.statistics import SUBGROUPS
 
 
 class SaliencyResource(dg.ConfigurableResource):
-    """How ``layer_saliency`` attributes and ``layer_saliency_summary`` summarizes.
+    """How ``layer_saliency`` attributes and ``saliency_summary`` summarizes.
 
     Defaults are sized for the CPU grid (32 x 144 x 16) on two cores: Integrated Gradients uses
     16 Gauss-Legendre steps (its completeness is checked per scan), occlusion slides full-width,

@@ -147,7 +147,7 @@ TABLES: dict[str, str] = {
             value DOUBLE,
             computed_at TIMESTAMP NOT NULL
         )""",
-    # Cohort tables of `layer_saliency_summary`, over the champion version of each mode only.
+    # Cohort tables of `saliency_summary`, over the champion version of each mode only.
     "layer_summary": """
         CREATE TABLE IF NOT EXISTS layer_summary (
             input_mode VARCHAR NOT NULL,
@@ -241,6 +241,36 @@ TABLES: dict[str, str] = {
             model_version VARCHAR NOT NULL,
             computed_at TIMESTAMP NOT NULL
         )""",
+}
+
+#: One line per table: what a row is and who writes it (the Dagster asset descriptions and the
+#: catalog read these; the columns come from DuckDB itself, see ``warehouse/catalog.py``).
+DESCRIPTIONS: dict[str, str] = {
+    "scans": "One row per accepted scan: scan.json fields, format, shape, spacing, content hash.",
+    "quarantine": "One row per refused landing folder or scan: the stage and the reason.",
+    "landing_index": "One row per landing folder: the fingerprint last inspected and its outcome.",
+    "preprocessing": "One row per preprocessed scan: working shape, intensity statistics, SWE"
+    " validity, tissue fraction.",
+    "cohort_split": "One row per labelled scan: its subject's role (development/test) and fold.",
+    "model_metrics": "One row per input mode, model version, fold and metric of the classifiers.",
+    "predictions": "One row per scan, input mode and model version: the predicted MP probability.",
+    "segmentations": "One row per segmented scan: source, model version, layer-order QC, path.",
+    "segmentation_qc": "One row per scan and layer: voxels, volume, thickness, Dice, order check.",
+    "layer_saliency": "One row per scan, input mode, method, layer and model version: where the"
+    " classifier's MP evidence sits.",
+    "attribution_diagnostics": "One row per scan, input mode, method, model version and metric:"
+    " timings and integrated-gradients completeness.",
+    "layer_summary": "Per input mode, method, subgroup, metric and layer: subject-level bootstrap"
+    " CIs over the champions' layer_saliency rows.",
+    "layer_ranking": "Per input mode, method and layer: rank, score and CI, and whether any layer"
+    " stands out (the verdict).",
+    "layer_comparison": "Per input mode, method and subgroup: non-muscle minus muscle, paired by"
+    " subject (CI, Wilcoxon).",
+    "layer_friedman": "Per input mode, method and subgroup: the Friedman test across layers.",
+    "randomization_checks": "Per input mode, method and champion version: how much the layer"
+    " profile changes when the model's weights are randomized.",
+    "driver_recovery": "Simulated cohorts only: the rank of each planted driver layer in"
+    " layer_ranking.",
 }
 
 #: Statements that bring a table created by an older version up to its contract above (run

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import dagster as dg
 import pytest
 
+from layer_platform.defs.assets.summary_tables import SUMMARY_ASSETS
 from layer_platform.defs.automation import AUTOMATED_ASSETS, automation_sensor
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.partitions import SCANS
@@ -16,7 +17,8 @@ from layer_platform.settings import LayerPaths
 from layer_platform_tests.dagster_internals import DATA_VERSION_TAG
 
 PER_SCAN = ("preprocessed_volume", "layer_segmentation", "layer_saliency")
-SUMMARY = "layer_saliency_summary"
+#: The ``saliency_summary`` step, whose table assets are always requested together.
+SUMMARY = "saliency_summary"
 MODES = ("bmode", "swe", "bmode_swe")
 
 
@@ -34,6 +36,12 @@ def report(
         )
 
 
+def report_summary(instance: dg.DagsterInstance) -> None:
+    """The ``saliency_summary`` step's run: every table asset it writes."""
+    for table in SUMMARY_ASSETS:
+        report(instance, table)
+
+
 class Ticks:
     """Successive evaluations sharing the automation cursor, as the daemon's ticks do."""
 
@@ -45,11 +53,16 @@ class Ticks:
             defs=self.defs, instance=self.instance, cursor=self.cursor
         )
         self.cursor = result.cursor
-        return {
+        requested = {
             key.to_user_string(): sorted(result.get_requested_partitions(key), key=str)
-            for key in (dg.AssetKey(name) for name in (*PER_SCAN, SUMMARY))
+            for key in (dg.AssetKey(name) for name in (*PER_SCAN, *SUMMARY_ASSETS))
             if result.get_num_requested(key)
         }
+        tables = {name: requested.pop(name) for name in SUMMARY_ASSETS if name in requested}
+        if tables:
+            assert tables == {key: [None] for key in SUMMARY_ASSETS}, "one step: every table"
+            requested[SUMMARY] = [None]
+        return requested
 
 
 @pytest.fixture
@@ -63,7 +76,7 @@ def cohort(layer_paths: LayerPaths):
         report(instance, "pain_classifier", MODES, version="classifiers v1")
         for asset in PER_SCAN:
             report(instance, asset, ["A", "B"])
-        report(instance, SUMMARY)
+        report_summary(instance)
         yield instance, Ticks(defs, instance)
 
 
@@ -81,7 +94,7 @@ def test_a_new_scan_flows_down_alone_then_the_summary_refreshes(cohort) -> None:
     for asset in PER_SCAN:  # the run finishes
         report(instance, asset, ["C", "D"])
     assert tick() == {SUMMARY: [None]}, "the summary follows the wave, once"
-    report(instance, SUMMARY)
+    report_summary(instance)
     assert tick() == {}, "materialized partitions are not requested again"
     report(instance, "cohort_manifest")  # a later intake that accepted nothing new
     assert tick() == {}
@@ -104,7 +117,7 @@ def test_only_a_new_champion_recomputes_every_scan(cohort) -> None:
     assert tick() == {"layer_saliency": ["A", "B"]}, "every scan, with the new champion"
     report(instance, "layer_saliency", ["A", "B"])
     assert tick() == {SUMMARY: [None]}
-    report(instance, SUMMARY)
+    report_summary(instance)
 
     report(instance, "segmentation_model", version="layer-segmenter v2")
     # New segmenter: every scan is re-segmented, and its saliency rides in the same run.
@@ -117,7 +130,7 @@ def test_the_automation_sensor_is_on_by_default(layer_paths: LayerPaths) -> None
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     graph = defs.resolve_asset_graph()
     automated = AUTOMATED_ASSETS.resolve(graph)
-    assert {key.to_user_string() for key in automated} == {*PER_SCAN, SUMMARY}
+    assert {key.to_user_string() for key in automated} == {*PER_SCAN, *SUMMARY_ASSETS}
     for key in automated:
         assert graph.get(key).automation_condition is not None, key
         assert graph.get(key).code_version, key

@@ -283,7 +283,7 @@ def test_a_new_champion_marks_saliency_stale_and_the_refresh_recomputes_it(
     assert set(_stale(instance, defs, "layer_saliency").values()) == {StaleStatus.FRESH.value}
 
     ticks = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=ticks.cursor)
-    assert ticks.get_num_requested(dg.AssetKey("layer_saliency_summary")) == 1
+    assert ticks.get_num_requested(dg.AssetKey("layer_ranking")) == 1
     assert not run_job(defs, instance, "summarize_saliency").failed
 
     ranked = warehouse.query(

@@ -26,6 +26,7 @@ from layer_platform.attribution.randomization_run import PROTOCOL
 from layer_platform.classification.modes import n_channels
 from layer_platform.classification.network import SmallCNN3D
 from layer_platform.cli import main
+from layer_platform.defs.assets.summary_tables import SUMMARY_ASSETS
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.resources import SegmenterResource
 from layer_platform.defs.saliency_resource import SaliencyResource
@@ -164,6 +165,20 @@ def _count(warehouse: Warehouse, where: str = "true") -> int:
     return int(warehouse.query(f"SELECT count(*) AS n FROM layer_saliency WHERE {where}")["n"][0])
 
 
+def _assert_table_metadata(cohort: Cohort, asset: str, main: str, *others: str) -> None:
+    """``asset``'s latest materialization carries ``main``'s column schema (as DuckDB declares
+    it) and row count, and the row count of every other table it writes."""
+    event = cohort.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    assert event is not None and event.asset_materialization is not None, asset
+    metadata = event.asset_materialization.metadata
+    columns = cohort.warehouse.query(f"DESCRIBE {main}")["column_name"].tolist()
+    schema = metadata["dagster/column_schema"].value
+    assert [column.name for column in schema.columns] == columns, asset
+    for table, key in ((main, "dagster/row_count"), *((t, f"{t}/row_count") for t in others)):
+        n = int(cohort.warehouse.query(f"SELECT count(*) AS n FROM {table}")["n"][0])
+        assert metadata[key].value == n, (asset, key)
+
+
 def _check_status(instance: dg.DagsterInstance, asset: str, check: str):
     key = dg.AssetCheckKey(dg.AssetKey(asset), check)
     return instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key].status
@@ -241,8 +256,12 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     recovery = warehouse.query("SELECT * FROM driver_recovery")
     assert len(recovery) == len(TINY.methods) * 3  # bmode's driver, both drivers of bmode_swe
     assert set(recovery["planted_layer"]) == {"deep_fascia", "muscle"}
-    status = _check_status(cohort.instance, "layer_saliency_summary", "summary_non_empty")
+    status = _check_status(cohort.instance, "layer_ranking", "summary_non_empty")
     assert status == AssetCheckExecutionRecordStatus.SUCCEEDED
+    for table in SUMMARY_ASSETS:  # each table its own asset, with DuckDB's columns and rows
+        _assert_table_metadata(cohort, table, table)
+    _assert_table_metadata(cohort, "layer_saliency", "layer_saliency", "attribution_diagnostics")
+    _assert_table_metadata(cohort, "cohort_manifest", "scans", "landing_index")
 
     # gates: 4 subjects cannot show skill by permutation (best p 1/6), so nothing stands out
     assert not ranking["stands_out"].any()
@@ -259,7 +278,7 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert (checked["protocol"] == PROTOCOL).all() and checked["cascade"].notna().all()
     # 2 scans of 4 subjects cannot decide (MIN_DECISIVE_SCANS): the check warns, the gate
     # reads "not run"
-    status = _check_status(cohort.instance, "layer_saliency_summary", "model_randomization")
+    status = _check_status(cohort.instance, "randomization_checks", "model_randomization")
     assert status == AssetCheckExecutionRecordStatus.FAILED
     assert dict(zip(checked["input_mode"], checked["model_version"], strict=True)) == (
         cohort.versions

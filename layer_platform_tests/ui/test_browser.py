@@ -3,10 +3,12 @@
 A tiny simulated cohort goes through every stage on the instance under a temporary
 ``LAYER_HOME`` (1-epoch segmenter, a 1-epoch B-mode classifier, 2-step IG: ``living_defs.py``);
 ``dagster-webserver`` serves that instance on 127.0.0.1 and a free port; Debian's Chromium
-(through Selenium and ``/usr/bin/chromedriver``) opens the asset graph, the ``layer_saliency``
-page and the ``cohort_manifest`` page and checks that the assets and their latest metadata
-render. Every check waits for its condition (the UI renders asynchronously); the graph's
-screenshot is saved to ``docs/img/asset-graph.png`` (shown in the README).
+(through Selenium and ``/usr/bin/chromedriver``) opens the asset graph, the ``layer_saliency``,
+``cohort_manifest``, ``layer_ranking`` and ``pain_classifier`` pages and checks that the assets
+and their latest metadata render: a warehouse table's column schema and row count, and the
+links from the classifier to its MLflow run and model version. Every check waits for its
+condition (the UI renders asynchronously); the graph's screenshot is saved to
+``docs/img/asset-graph.png`` (shown in the README).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ GRAPH_ASSETS = (
     "layer_segmentation",
     "pain_classifier",
     "layer_saliency",
+    "layer_ranking",
+    "driver_recovery",
 )
 
 
@@ -217,6 +221,8 @@ def _expand_all_groups(driver, attempts: int = 3) -> None:
 def test_asset_graph_and_asset_pages_render(
     webserver: str, browser, layer_paths: LayerPaths, tmp_path: Path
 ) -> None:
+    from selenium.webdriver.common.by import By
+
     started = time.perf_counter()
     warehouse = Warehouse(layer_paths.warehouse)
     n_scans = int(warehouse.query("SELECT count(*) n FROM scans")["n"][0])
@@ -246,7 +252,23 @@ def test_asset_graph_and_asset_pages_render(
         ("cohort_manifest", "Latest materialization", "n_subjects", "DuckDB"),
         patterns=(rf"\bn_scans\n[^\n]+\n{n_scans}\n",),
     )
+    # A warehouse table is an asset with DuckDB's column schema and the table's row count.
+    n_ranking = int(warehouse.query("SELECT count(*) n FROM layer_ranking")["n"][0])
+    assert n_ranking > 0
+    browser.get(f"{webserver}/assets/layer_ranking")
+    _wait_for_text(
+        browser,
+        ("layer_ranking", "Columns", "is_default_method", "stands_out", "verdict", "Row count"),
+        patterns=(rf"\bRow count\n{n_ranking:,}\n", r"\bnon-nullable\b"),
+    )
+    browser.get(f"{webserver}/assets/pain_classifier")
+    _wait_for_text(browser, ("pain_classifier", "mlflow_run", "mlflow_model_version"))
+    links = {
+        name: browser.find_elements(By.XPATH, f"//a[contains(@href, '{fragment}')]")
+        for name, fragment in (("run", "/#/experiments/"), ("model", "/#/models/layer-"))
+    }
+    assert all(links.values()), f"MLflow links missing: {links}"
     print(
-        f"\nbrowser test: graph + 2 asset pages rendered in {time.perf_counter() - started:.1f} s;"
+        f"\nbrowser test: graph + 4 asset pages rendered in {time.perf_counter() - started:.1f} s;"
         f" screenshot {SCREENSHOT.relative_to(REPO)} ({SCREENSHOT.stat().st_size // 1024} KiB)"
     )

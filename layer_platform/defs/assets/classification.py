@@ -24,6 +24,7 @@ from layer_platform.classification.splits import (
 )
 from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.catalog import table_metadata
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import png_to_markdown
@@ -89,6 +90,7 @@ def cohort_split(
             "n_scans": len(records),
             "n_subjects": len({r["subject_id"] for r in records}),
             "scans_per_partition": dg.MetadataValue.json(counts),
+            **table_metadata(warehouse, "cohort_split"),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -246,6 +248,7 @@ def pain_classifier(
     low = {mode: value for mode, value in test_auc.items() if value < classifier.auc_floor}
     return dg.MaterializeResult(
         data_version=champions_as_data_version(tracking, [registered_name(m) for m in INPUT_MODES]),
+        metadata=table_metadata(warehouse, "model_metrics", "predictions"),
         check_results=[
             dg.AssetCheckResult(
                 check_name="heldout_auc_floor",

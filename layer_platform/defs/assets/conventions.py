@@ -27,3 +27,10 @@ def stage_asset(stage: str, *, kinds: set[str], scan_partitioned: bool = False, 
     return dg.asset(
         group_name=stage, kinds=kinds, tags={"layer/stage": stage}, owners=[OWNER], **kwargs
     )
+
+
+def stage_spec(stage: str, key: str, *, kinds: set[str], **kwargs: Any) -> dg.AssetSpec:
+    """One asset of a multi-asset step, declared like ``stage_asset`` declares its asset."""
+    return dg.AssetSpec(
+        key, group_name=stage, kinds=kinds, tags={"layer/stage": stage}, owners=[OWNER], **kwargs
+    )

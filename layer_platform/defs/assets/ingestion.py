@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from layer_platform.defs.assets.conventions import stage_asset
+from layer_platform.defs.catalog import table_metadata
 from layer_platform.defs.partitions import SCANS
 from layer_platform.defs.resources import StorageResource
 from layer_platform.ingestion.manifest import refresh_manifest
@@ -68,6 +69,7 @@ def cohort_manifest(
                 {str(k): int(v) for k, v in scans["format"].value_counts().items()}
             ),
             "new_partitions": len(new_keys),
+            **table_metadata(warehouse, "scans", "quarantine", "landing_index"),
         },
         check_results=[
             dg.AssetCheckResult(

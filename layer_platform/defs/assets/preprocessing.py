@@ -8,6 +8,7 @@ from layer_platform.batching import ScanResult
 from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.ingestion import cohort_manifest
 from layer_platform.defs.automation import new_scan
+from layer_platform.defs.catalog import table_metadata
 from layer_platform.defs.per_scan import check_result, run_scans
 from layer_platform.defs.resources import PreprocessingResource, StorageResource
 from layer_platform.imaging.preprocess import PreprocessConfig
@@ -75,6 +76,7 @@ def preprocessed_volume(
             "working_shape": str(config.target_shape),
             "working_spacing_mm": str(config.target_spacing),
             "intensity": config.intensity,
+            **table_metadata(warehouse, "preprocessing"),
         },
         check_results=[
             check_result(name, outcome.failing(name), blocking=blocks, n_checked=len(scans))

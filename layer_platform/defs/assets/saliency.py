@@ -24,6 +24,7 @@ from layer_platform.defs.assets.classification import pain_classifier
 from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.segmentation import layer_segmentation
 from layer_platform.defs.automation import per_scan
+from layer_platform.defs.catalog import table_metadata
 from layer_platform.defs.gx_checks import gx_check_result
 from layer_platform.defs.per_scan import check_result, run_scans
 from layer_platform.defs.resources import StorageResource
@@ -221,6 +222,7 @@ def layer_saliency(
             "skipped_qc_failed": dg.MetadataValue.json(qc_failed[:50]),
             "skipped_unsegmented": dg.MetadataValue.json(unsegmented[:50]),
             "quarantined": dg.MetadataValue.json(outcome.quarantined),
+            **table_metadata(warehouse, "layer_saliency", "attribution_diagnostics"),
         },
         check_results=[
             *_saliency_checks(outcome, [*qc_failed, *unsegmented]),

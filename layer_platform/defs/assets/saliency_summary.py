@@ -1,6 +1,12 @@
-"""``layer_saliency_summary``: the cohort tables over the champions' ``layer_saliency`` rows."""
+"""``saliency_summary``: the cohort tables over the champions' ``layer_saliency`` rows.
+
+One step, one transaction, several assets: each warehouse table it writes is its own asset
+(``summary_tables.SUMMARY_ASSETS``), with its column schema and row count, so the catalog and
+the lineage show ``layer_ranking`` & co. rather than one opaque "summary".
+"""
 
 import datetime as dt
+from collections.abc import Iterator
 from functools import partial
 
 import dagster as dg
@@ -15,7 +21,7 @@ from layer_platform.attribution.randomization_run import (
     champion_randomization,
 )
 from layer_platform.classification.modes import INPUT_MODES
-from layer_platform.defs.assets.conventions import stage_asset
+from layer_platform.defs.assets.conventions import stage_spec
 from layer_platform.defs.assets.saliency import layer_saliency
 from layer_platform.defs.assets.saliency_summary_checks import (
     SUMMARY_CHECK_SPECS,
@@ -23,7 +29,14 @@ from layer_platform.defs.assets.saliency_summary_checks import (
     randomization_not_run,
     summary_non_empty,
 )
+from layer_platform.defs.assets.summary_tables import (
+    RANDOMIZATION,
+    RANKING,
+    RECOVERY,
+    SUMMARY_ASSETS,
+)
 from layer_platform.defs.automation import cohort_summary
+from layer_platform.defs.catalog import tables_metadata
 from layer_platform.defs.resources import StorageResource
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.imaging.figures import png_to_markdown
@@ -42,6 +55,7 @@ from layer_platform.statistics.figures import ranking_bars_png
 from layer_platform.tracking.mlflow_registry import Tracking, champion
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import champion_rows, classifier_skill
+from layer_platform.warehouse.schema import DESCRIPTIONS
 from layer_platform.warehouse.store import Replacement, Warehouse, utc_now
 
 
@@ -58,6 +72,33 @@ def _recovery(
     recovery = driver_recovery_rows(ranking, drivers, cohort=cohort)
     recovery = recovery.assign(model_version=recovery["input_mode"].map(versions), computed_at=now)
     return cohort, drivers, recovery
+
+
+def _ranking_metadata(
+    ranking: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    frame: pd.DataFrame,
+    versions: dict[str, str],
+    saliency: SaliencyResource,
+) -> dict:
+    """The results table and the ranking chart, shown on ``layer_ranking``'s page."""
+    headers = {
+        mode: f"{registered_name(mode)} v{versions[mode]}, {rows['scan_id'].nunique()} scans,"
+        f" {rows['subject_id'].nunique()} subjects"
+        for mode, rows in frame.groupby("input_mode")
+    }
+    chart_methods = [saliency.default_method] + [
+        m for m in saliency.methods if m == ABLATION_METHOD and m != saliency.default_method
+    ]
+    png = ranking_bars_png(ranking, chart_methods)
+    return {
+        "results": dg.MetadataValue.md(
+            results_markdown(ranking, tables["layer_comparison"], headers=headers)
+        ),
+        "ranking_chart": dg.MetadataValue.md(png_to_markdown(png, "layer ranking")),
+        "n_scans": int(frame["scan_id"].nunique()),
+        "n_subjects": int(frame["subject_id"].nunique()),
+    }
 
 
 def _settings(saliency: SaliencyResource) -> RandomizationSettings:
@@ -99,25 +140,44 @@ def _randomization(
         )
 
 
-@stage_asset(
-    "saliency",
-    deps=[layer_saliency],
-    kinds={"duckdb", "python"},
-    code_version="summary-v1",
-    automation_condition=cohort_summary(),
-    pool="warehouse",
+#: Where each table comes from (lineage): the table assets it is derived from, else the
+#: per-scan ``layer_saliency`` rows.
+DERIVED_FROM: dict[str, str] = {RECOVERY: RANKING}
+#: Tables written only on some runs: driver recovery needs a simulated cohort's ground truth,
+#: the randomization check needs champion rows.
+SOMETIMES_WRITTEN = frozenset({RECOVERY, RANDOMIZATION})
+
+
+def _spec(table: str) -> dg.AssetSpec:
+    return stage_spec(
+        "saliency",
+        table,
+        kinds={"duckdb", "python"},
+        description=DESCRIPTIONS[table],
+        deps=[DERIVED_FROM.get(table, layer_saliency.key)],
+        skippable=table in SOMETIMES_WRITTEN,
+        code_version="summary-v1",
+        automation_condition=cohort_summary(),
+    )
+
+
+@dg.multi_asset(
+    name="saliency_summary",
+    specs=[_spec(table) for table in SUMMARY_ASSETS],
     check_specs=SUMMARY_CHECK_SPECS,
+    pool="warehouse",
 )
-def layer_saliency_summary(
+def saliency_summary(
     context: dg.AssetExecutionContext, storage: StorageResource, saliency: SaliencyResource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Cohort statistics of the champion rows of ``layer_saliency``, read with SQL only.
 
     Per input mode, method, subgroup (all, MP, control, MP_correct) and layer: subject-level
     bootstrap CIs (``layer_summary``); the ranking by each method's score with the "does any
     layer stand out" verdict (``layer_ranking``); non-muscle vs muscle, paired by subject
-    (``layer_comparison``); the Friedman test (``layer_friedman``); and, on a simulated cohort,
-    where the planted drivers landed (``driver_recovery``).
+    (``layer_comparison``); the Friedman test (``layer_friedman``); on a simulated cohort,
+    where the planted drivers landed (``driver_recovery``); and the model-randomization check
+    of each champion (``randomization_checks``). Each table materializes as its own asset.
     """
     saliency = saliency.validated()
     paths = storage.paths
@@ -134,16 +194,16 @@ def layer_saliency_summary(
     no_skill = sorted(m for m in versions if m not in skills or not skills[m].beats_chance)
     if no_skill:
         context.log.warning(f"no layer finding for {no_skill}: classifier at chance or untested")
+    # the randomization check is a gate of every verdict, so it runs before the tables
     outcome = _randomization(frame, versions, saliency, warehouse, tracking, paths)
-    evidence = Evidence(skill=skills, model_randomization=outcome.passed())
     tables = cohort_tables(
         frame,
         default_method=saliency.default_method,
-        evidence=evidence,
+        evidence=Evidence(skill=skills, model_randomization=outcome.passed()),
         group=saliency.ranking_group,
         n_boot=saliency.n_boot,
     )
-    ranking = tables["layer_ranking"]
+    ranking = tables[RANKING]
     now = utc_now()
     writes = []  # one transaction: the cohort tables never describe two different runs
     for name, table in tables.items():
@@ -154,38 +214,30 @@ def layer_saliency_summary(
                 computed_at=now,
             )
         writes.append(Replacement(name, table, key=None))
-    metadata: dict = {
-        "models": dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()}),
-        "classifier_skill": dg.MetadataValue.json(
-            {mode: str(found) for mode, found in found_skills.items()}
-        ),
-    }
+    models = dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()})
+    metadata: dict[str, dict] = {name: {"models": models} for name in tables}
+    metadata[RANKING]["classifier_skill"] = dg.MetadataValue.json(
+        {mode: str(found) for mode, found in found_skills.items()}
+    )
     if (found := _recovery(ranking, versions, paths, now)) is not None:
         cohort, drivers, recovery = found
-        writes.append(Replacement("driver_recovery", recovery, key="cohort", keys=[cohort]))
-        metadata["planted_drivers"] = dg.MetadataValue.json(drivers)
-        metadata["driver_recovery"] = dg.MetadataValue.md(markdown_table(recovery))
+        writes.append(Replacement(RECOVERY, recovery, key="cohort", keys=[cohort]))
+        metadata[RECOVERY] = {
+            "cohort": cohort,
+            "planted_drivers": dg.MetadataValue.json(drivers),
+            "recovery": dg.MetadataValue.md(markdown_table(recovery)),
+        }
     warehouse.replace_all(writes)
     checks = [summary_non_empty(ranking, frame)]
     if ranking.empty:
-        return dg.MaterializeResult(
-            metadata=metadata, check_results=[*checks, randomization_not_run()]
-        )
-
-    headers = {
-        mode: f"{registered_name(mode)} v{versions[mode]}, {rows['scan_id'].nunique()} scans,"
-        f" {rows['subject_id'].nunique()} subjects"
-        for mode, rows in frame.groupby("input_mode")
-    }
-    metadata["results"] = dg.MetadataValue.md(
-        results_markdown(ranking, tables["layer_comparison"], headers=headers)
-    )
-    chart_methods = [saliency.default_method] + [
-        m for m in saliency.methods if m == ABLATION_METHOD and m != saliency.default_method
-    ]
-    png = ranking_bars_png(ranking, chart_methods)
-    metadata["ranking_chart"] = dg.MetadataValue.md(png_to_markdown(png, "layer ranking"))
-    metadata["n_scans"] = int(frame["scan_id"].nunique())
-    metadata["n_subjects"] = int(frame["subject_id"].nunique())
-    checks.append(model_randomization(outcome, _settings(saliency)))
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+        checks.append(randomization_not_run())
+    else:
+        metadata[RANKING] |= _ranking_metadata(ranking, tables, frame, versions, saliency)
+        checks.append(model_randomization(outcome, _settings(saliency)))
+        metadata[RANDOMIZATION] = {"models": models}
+    # one catalog read for every table written, after the last write
+    for table, entries in tables_metadata(warehouse, list(metadata)).items():
+        metadata[table] |= entries
+    for table, entries in metadata.items():
+        yield dg.MaterializeResult(asset_key=table, metadata=entries)
+    yield from checks

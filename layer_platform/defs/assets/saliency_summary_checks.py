@@ -1,4 +1,8 @@
-"""The checks of ``layer_saliency_summary``: declared once, built from the domain results."""
+"""The checks of the ``saliency_summary`` step: declared once, built from the domain results.
+
+``summary_non_empty`` qualifies ``layer_ranking`` (nothing to rank is a failure, and it blocks);
+``model_randomization`` qualifies ``randomization_checks``, the table its evidence lands in.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,18 @@ from layer_platform.attribution.randomization_run import (
     RandomizationOutcome,
     RandomizationSettings,
 )
-
-SUMMARY_ASSET = "layer_saliency_summary"
+from layer_platform.defs.assets.summary_tables import RANDOMIZATION, RANKING
 
 SUMMARY_CHECK_SPECS = [
     dg.AssetCheckSpec(
         "summary_non_empty",
-        asset=SUMMARY_ASSET,
+        asset=RANKING,
         blocking=True,
         description="the champion models have layer rows to rank",
     ),
     dg.AssetCheckSpec(
         "model_randomization",
-        asset=SUMMARY_ASSET,
+        asset=RANDOMIZATION,
         description="layer profiles change when the model's weights are randomized (warn;"
         " a method that fails gets no layer finding)",
     ),
@@ -32,6 +35,7 @@ SUMMARY_CHECK_SPECS = [
 def summary_non_empty(ranking: pd.DataFrame, frame: pd.DataFrame) -> dg.AssetCheckResult:
     """Fails when the champions have no rows to rank."""
     return dg.AssetCheckResult(
+        asset_key=RANKING,
         check_name="summary_non_empty",
         passed=not ranking.empty,
         metadata={"n_ranking_rows": len(ranking), "n_saliency_rows": len(frame)},
@@ -41,6 +45,7 @@ def summary_non_empty(ranking: pd.DataFrame, frame: pd.DataFrame) -> dg.AssetChe
 def randomization_not_run() -> dg.AssetCheckResult:
     """Without champion rows there is nothing to randomize: a warning, never a silent pass."""
     return dg.AssetCheckResult(
+        asset_key=RANDOMIZATION,
         check_name="model_randomization",
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,
@@ -55,6 +60,7 @@ def model_randomization(
     for modes whose sample was too small to decide (their verdicts read "not run")."""
     flagged = outcome.flagged()
     return dg.AssetCheckResult(
+        asset_key=RANDOMIZATION,
         check_name="model_randomization",
         passed=not flagged and not outcome.undecided,
         severity=dg.AssetCheckSeverity.WARN,

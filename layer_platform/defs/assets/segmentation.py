@@ -7,6 +7,7 @@ from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.assets.segmentation_model import segmentation_model
 from layer_platform.defs.automation import per_scan
+from layer_platform.defs.catalog import table_metadata
 from layer_platform.defs.gx_checks import gx_check_result
 from layer_platform.defs.per_scan import run_scans
 from layer_platform.defs.resources import SegmenterResource, StorageResource
@@ -115,6 +116,7 @@ def layer_segmentation(
             "quarantined": dg.MetadataValue.json(outcome.quarantined),
             "skipped_unpreprocessed": dg.MetadataValue.json(unprocessed[:50]),
             "seconds_total": round(outcome.total_seconds, 1),
+            **table_metadata(warehouse, "segmentations", "segmentation_qc"),
         },
         check_results=[
             dg.AssetCheckResult(
