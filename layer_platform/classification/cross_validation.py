@@ -19,6 +19,7 @@ from layer_platform.classification.training import (
     predict_proba,
     train_classifier,
 )
+from layer_platform.compute import member_seed
 
 FINAL_STAGE = "final"
 
@@ -142,7 +143,12 @@ def cross_validate(
         val = _select(items, split.validation_ids(fold))
         assert_no_subject_leakage({"train": train, "validation": val, "test": test_items})
         try:
-            trained = train_classifier(train, val, config, epoch_callback(f"fold_{fold}"))
+            trained = train_classifier(
+                train,
+                val,
+                replace(config, seed=member_seed(config.seed, fold)),
+                epoch_callback(f"fold_{fold}"),
+            )
         except ValueError as error:  # e.g. an SWE mode left a fold with one class
             raise ValueError(f"fold {fold}: {error}") from error
         result = FoldResult(
