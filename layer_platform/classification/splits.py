@@ -16,6 +16,8 @@ from layer_platform.labels import PAIN_LABELS
 
 TEST_ROLE = "test"
 DEVELOPMENT_ROLE = "development"
+#: The assignment rule (:func:`assign_subject`); bump it if the rule ever changes.
+SPLIT_SCHEME = "subject-hash-v1"
 
 
 class LabelledScan(Protocol):
@@ -97,6 +99,11 @@ class SubjectSplit:
             }
             for row in self.rows
         ]
+
+    def scheme(self) -> str:
+        """What fixes every subject's role and fold: two versions with the same scheme were
+        split alike (recorded on model versions, compared before re-scoring a champion)."""
+        return f"{SPLIT_SCHEME} n_folds={self.n_folds} test={self.test_fraction} salt={self.seed}"
 
     def to_params(self) -> dict[str, int | float]:
         return {

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from layer_platform.classification.splits import (
     SplitRow,
-    assign_subject,
     assert_no_subject_leakage,
+    assign_subject,
     make_subject_split,
 )
 

@@ -11,7 +11,6 @@ from layer_platform.classification.cross_validation import cross_validate
 from layer_platform.classification.figures import roc_png
 from layer_platform.classification.modes import INPUT_MODES, eligible_scans, make_items
 from layer_platform.classification.results import (
-    heldout_auc,
     metric_rows,
     metrics_markdown,
     prediction_rows,
@@ -27,6 +26,7 @@ from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import png_to_markdown
+from layer_platform.tracking.champion_score import SPLIT_TAG, challenge_on_oof
 from layer_platform.tracking.dagster_links import dagster_tags, log_training_data, model_links
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
@@ -38,7 +38,6 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.tracking.names import CLASSIFIER_EXPERIMENT, registered_name
-from layer_platform.tracking.promotion import challenge_champion, should_promote
 from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Replacement
 
@@ -130,7 +129,8 @@ def pain_classifier(
 
     MLflow gets one parent run per mode and a child run per fold (curves, parameters, data and
     code versions, the model with its signature). The ``champion`` alias moves only when the new
-    version beats the current champion on the same held-out subjects. The data version names
+    version's out-of-fold AUC beats the champion's on the same development folds
+    (``tracking.champion_score``); test subjects are scored once, to report. The data version names
     every mode's champion after the run (one version per run; see ``defs/versions.py``).
     """
     paths = storage.paths
@@ -191,7 +191,9 @@ def pain_classifier(
                 title=mode,
             )
             mlflow.log_image(Image.open(io.BytesIO(png)), "roc.png")
-            version = log_torch_model(cv.model, items[0].x[None], name)
+            version = log_torch_model(
+                cv.model, items[0].x[None], name, tags={SPLIT_TAG: split.scheme()}
+            )
 
         # Metrics and predictions land first (one transaction), so a champion always has them;
         # a model whose predictions are not valid probabilities is never promoted.
@@ -210,16 +212,15 @@ def pain_classifier(
             ]
         )
         if valid_probabilities([row["probability"] for row in predictions]):
-            test_items = [item for item in items if item.scan_id in split.test_ids()]
-            reason = challenge_champion(
+            development = [item for item in items if item.scan_id in split.development_ids()]
+            reason = challenge_on_oof(
                 tracking,
                 name,
                 version.version,
-                cv.test_metrics.auc,
-                lambda model, held_out=test_items: heldout_auc(model, held_out),
-                lambda candidate, current: should_promote(
-                    candidate, current, min_auc=classifier.promotion_floor
-                ),
+                cv.oof_metrics.auc,
+                split,
+                development,
+                min_auc=classifier.promotion_floor,
             ).reason
         else:
             reason = "not promoted: its predictions are not all finite probabilities in [0, 1]"
