@@ -55,6 +55,32 @@ class SplitRow:
 
 
 @dataclass(frozen=True)
+class SplitScheme:
+    """The rule that fixes every subject's role and fold: recorded as a tag on each model
+    version, so a model's development and held-out subjects are known wherever it is used."""
+
+    n_folds: int
+    test_fraction: float
+    seed: int
+
+    def tag(self) -> str:
+        return f"{SPLIT_SCHEME} n_folds={self.n_folds} test={self.test_fraction} salt={self.seed}"
+
+    @classmethod
+    def from_tag(cls, tag: str | None) -> SplitScheme | None:
+        """The scheme a :meth:`tag` names; None for no tag or another rule (older versions)."""
+        parts = (tag or "").split()
+        if len(parts) != 4 or parts[0] != SPLIT_SCHEME:
+            return None
+        values = dict(part.split("=", 1) for part in parts[1:])
+        return cls(int(values["n_folds"]), float(values["test"]), int(values["salt"]))
+
+    def assign(self, subject_id: str) -> int | None:
+        """The subject's development fold, or None for a test subject."""
+        return assign_subject(subject_id, self.n_folds, self.test_fraction, self.seed)
+
+
+@dataclass(frozen=True)
 class SubjectSplit:
     """Which scans are test, and which CV fold each development scan validates in."""
 
@@ -101,9 +127,8 @@ class SubjectSplit:
         ]
 
     def scheme(self) -> str:
-        """What fixes every subject's role and fold: two versions with the same scheme were
-        split alike (recorded on model versions, compared before re-scoring a champion)."""
-        return f"{SPLIT_SCHEME} n_folds={self.n_folds} test={self.test_fraction} salt={self.seed}"
+        """What fixes every subject's role and fold (``SplitScheme.tag``)."""
+        return SplitScheme(self.n_folds, self.test_fraction, self.seed).tag()
 
     def to_params(self) -> dict[str, int | float]:
         return {

@@ -29,7 +29,12 @@ from layer_platform.statistics.comparisons import (
 from layer_platform.statistics.summary import layer_summary
 
 #: Subgroups of scans summarized separately; ``MP_correct``: MP scans the classifier called MP.
-SUBGROUPS: tuple[str, ...] = ("all", "MP", "control", "MP_correct")
+#: ``all``, ``MP``, ``control`` and ``MP_correct`` hold labelled scans explained out of sample
+#: only (``explained_by`` out_of_fold or held_out, see ``attribution.explainer``); unlabelled
+#: scans are their own subgroup; rows without a known out-of-sample explainer enter none.
+SUBGROUPS: tuple[str, ...] = ("all", "MP", "control", "MP_correct", "unlabelled")
+#: ``explained_by`` values of the headline rows (``attribution.explainer.OUT_OF_SAMPLE``).
+HEADLINE_EXPLAINERS: tuple[str, ...] = ("out_of_fold", "held_out")
 #: Verdict when too few subjects have all six layers for the Friedman test.
 TOO_FEW_SUBJECTS = "too few subjects for a verdict"
 _LAYER_INDEX = {layer.key: int(layer) for layer in TISSUE_LAYERS}
@@ -37,6 +42,12 @@ _LAYER_INDEX = {layer.key: int(layer) for layer in TISSUE_LAYERS}
 
 def subgroup(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """The rows of one subgroup (``SUBGROUPS``)."""
+    explained_by = (
+        frame["explained_by"] if "explained_by" in frame.columns else pd.Series(None, frame.index)
+    )
+    if name == "unlabelled":
+        return frame[explained_by == "unlabelled"]
+    frame = frame[explained_by.isin(HEADLINE_EXPLAINERS)]
     if name == "all":
         return frame
     if name in ("MP", "control"):

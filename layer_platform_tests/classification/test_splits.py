@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from layer_platform.classification.splits import (
     SplitRow,
+    SplitScheme,
     assert_no_subject_leakage,
     assign_subject,
     make_subject_split,
@@ -141,3 +142,11 @@ def test_leakage_check_names_the_leaking_subject() -> None:
     b = SplitRow("x2", "subject_7", "MP", None)
     with pytest.raises(AssertionError, match="subject_7"):
         assert_no_subject_leakage({"train": [a], "test": [b]})
+
+
+def test_a_scheme_tag_round_trips_and_assigns_like_the_split() -> None:
+    split = make_subject_split(cohort(20, 20), n_folds=5, test_fraction=0.2, seed=0)
+    scheme = SplitScheme.from_tag(split.scheme())
+    assert scheme == SplitScheme(5, 0.2, 0)
+    assert all(scheme.assign(r.subject_id) == r.fold for r in split.rows)
+    assert SplitScheme.from_tag(None) is None and SplitScheme.from_tag("rank-v0 x=1") is None

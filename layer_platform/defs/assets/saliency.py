@@ -18,7 +18,7 @@ from layer_platform.attribution.batch import (
 from layer_platform.attribution.cohort_reference import control_tables
 from layer_platform.batching import BatchOutcome, ScanResult
 from layer_platform.classification.modes import INPUT_MODES
-from layer_platform.classification.network import last_conv_block
+from layer_platform.classification.splits import SplitScheme
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.classification import pain_classifier
 from layer_platform.defs.assets.conventions import stage_asset
@@ -32,7 +32,8 @@ from layer_platform.locations import remove_tree
 from layer_platform.quality.expectations import validate_layer_saliency
 from layer_platform.saliency_names import score_column
 from layer_platform.settings import LayerPaths
-from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion_classifier
+from layer_platform.tracking.champion_score import SPLIT_TAG
+from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.store import Replacement, Warehouse
 
@@ -61,13 +62,16 @@ SALIENCY_CHECKS = {
 
 
 def _champions(tracking: Tracking) -> dict[str, Champion]:
-    """Per mode with a champion: the model in eval mode on the device, its Grad-CAM layer."""
+    """Per mode with a champion: the model in eval mode on the device, and its split."""
     loaded = {}
     for mode in INPUT_MODES:
-        if champion(tracking, registered_name(mode)) is None:
+        name = registered_name(mode)
+        if champion(tracking, name) is None:
             continue
-        model, version = load_champion_classifier(tracking, mode)
-        loaded[mode] = Champion(model, registered_name(mode), version, last_conv_block(model))
+        model, version = load_champion(tracking, name)
+        scheme = SplitScheme.from_tag(version.tags.get(SPLIT_TAG))
+        device = select_device("auto")
+        loaded[mode] = Champion(model.to(device).eval(), name, str(version.version), scheme)
     return loaded
 
 
