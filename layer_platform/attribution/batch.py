@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from layer_platform.attribution.cohort_reference import FrozenReference
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.explainer import choose_explainer
 from layer_platform.attribution.scan_profile import (
@@ -104,7 +105,7 @@ def rows_problem(rows: list[dict], n_maps: int) -> str | None:
 def attribute_batch_scan(
     scan: ScanToAttribute,
     champions: Mapping[str, Champion],
-    tables: Mapping[str, np.ndarray | None],
+    references: Mapping[str, FrozenReference | None],
     settings: SaliencySettings,
     artifacts: Path,
     device: torch.device,
@@ -130,8 +131,11 @@ def attribute_batch_scan(
         if x is None or explainer is None:  # no SWE; or no model that never trained on it
             continue
         tic = time.perf_counter()
-        config = scan_config(
-            settings.make_config, settings.baseline, tables.get(mode), mode, x, labels
+        reference = references.get(mode)
+        table = None if reference is None else reference.table_for(explainer.fold)
+        config = scan_config(settings.make_config, settings.baseline, table, mode, x, labels)
+        reference_sha256 = (
+            reference.sha256 if settings.baseline == "cohort" and table is not None else None
         )
         profiles = profile_scan(
             explainer.model,
@@ -153,6 +157,7 @@ def attribute_batch_scan(
                     "method": method,
                     "model_name": champ.name,
                     "explained_by": explainer.explained_by,
+                    "reference_sha256": reference_sha256,
                     **asdict(row),
                     "segmentation_source": scan.segmentation_source,
                     "computed_at": now,

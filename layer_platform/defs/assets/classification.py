@@ -38,6 +38,7 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.tracking.names import CLASSIFIER_EXPERIMENT, registered_name
+from layer_platform.tracking.reference_store import TRAINED_SCANS_ARTIFACT
 from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Replacement
 
@@ -182,7 +183,7 @@ def pain_classifier(
             )
             children.close()
             mlflow.log_metrics(cv.to_metrics())
-            mlflow.log_text("\n".join(scan_ids), "data/scan_ids.txt")
+            mlflow.log_text("\n".join(scan_ids), TRAINED_SCANS_ARTIFACT)
             png = roc_png(
                 {
                     "cross-validation": (cv.oof.y_true, cv.oof.proba),

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from layer_platform.attribution import AttributionConfig
-from layer_platform.attribution.cohort_reference import control_tables
+from layer_platform.attribution.champions import development_table
 from layer_platform.attribution.randomization_run import (
     RandomizationSettings,
     champion_randomization,
@@ -147,7 +147,7 @@ def layer_saliency_summary(
 
     def config_for(mode: str) -> AttributionConfig:
         cohort = saliency.baseline == "cohort"
-        table = control_tables(warehouse, paths, [mode]).get(mode) if cohort else None
+        table = development_table(warehouse, paths, tracking, mode) if cohort else None
         return saliency.reference_config(table)
 
     with saliency.threads():
