@@ -124,7 +124,8 @@ def cross_validate(
 
     ``items`` may be a subset of the split's scans (an SWE mode drops scans without SWE), so one
     split serves every mode. The threshold is fixed on out-of-fold predictions before the test
-    subjects are scored. ``on_epoch_end`` receives the stage (``fold_k`` or ``final``) and the
+    subjects are scored. Each fold model trains with its own seed (``member_seed`` of the base
+    seed and the fold index). ``on_epoch_end`` receives the stage (``fold_k`` or ``final``) and the
     epoch's report.
     """
     unknown = {item.scan_id for item in items} - {row.scan_id for row in split.rows}

@@ -21,7 +21,7 @@ def cancel_requested(context: dg.AssetExecutionContext) -> Callable[[], bool]:
     """True once the run was asked to stop (one run-storage read per scan)."""
 
     def requested() -> bool:
-        run = context.instance.get_run_by_id(context.run_id)
+        run = context.instance.get_run_by_id(context.run.run_id)
         return run is not None and run.status in STOPPING
 
     return requested

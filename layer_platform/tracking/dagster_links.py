@@ -25,7 +25,7 @@ PARTITION_TAG = "dagster.partition"
 
 def dagster_tags(context: dg.AssetExecutionContext, partition: str | None = None) -> dict[str, str]:
     """Tags for an MLflow run started by this asset step (``partition``: the one it trains)."""
-    tags = {RUN_ID_TAG: context.run_id, ASSET_KEY_TAG: context.asset_key.to_user_string()}
+    tags = {RUN_ID_TAG: context.run.run_id, ASSET_KEY_TAG: context.asset_key.to_user_string()}
     if partition is not None:
         tags[PARTITION_TAG] = partition
     return tags

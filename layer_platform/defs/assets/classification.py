@@ -49,7 +49,7 @@ mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
     "classification",
     deps=[preprocessed_volume],
     kinds={"duckdb", "python"},
-    code_version="split-v1",
+    code_version="split-v2",
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(
@@ -63,10 +63,11 @@ mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
 def cohort_split(
     context: dg.AssetExecutionContext, storage: StorageResource, classifier: ClassifierResource
 ) -> dg.MaterializeResult:
-    """Subject-level stratified K folds plus held-out test subjects (``cohort_split`` table).
+    """Held-out test subjects plus K development folds (``cohort_split`` table), each subject's
+    role and fold a salted hash of its id: an arrival never moves an existing subject.
 
     Both sides of a subject stay together; one split serves every input mode, so modes, and a
-    champion and its challenger, are compared on the same held-out subjects.
+    champion and its challenger, are compared on the same folds (``docs/explanation/protocol.md``).
     """
     warehouse = storage.warehouse()
     rows = warehouse.query(LABELLED_PREPROCESSED).to_dict("records")
@@ -106,7 +107,7 @@ def cohort_split(
     deps=[cohort_split],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pytorch", "mlflow", "duckdb"},
-    code_version="classifier-v1",
+    code_version="classifier-v2",
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(

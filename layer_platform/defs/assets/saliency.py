@@ -103,7 +103,7 @@ def _drop_skipped(
         dg.AssetDep(pain_classifier, partition_mapping=dg.AllPartitionMapping()),
     ],
     kinds={"pytorch", "duckdb"},
-    code_version="saliency-v1",
+    code_version="saliency-v2",
     automation_condition=per_scan(models_may_be_missing=True),
     pool="warehouse",
     check_specs=[
