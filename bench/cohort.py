@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+import mlflow
 import numpy as np
 
 from bench.core import Context
@@ -27,6 +28,7 @@ from bench.data import grid_config
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import INPUT_MODES, n_channels
 from layer_platform.classification.network import FoldEnsemble, build_classifier
+from layer_platform.classification.splits import SplitScheme
 from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.resources import (
     ClassifierResource,
@@ -37,6 +39,7 @@ from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
+from layer_platform.tracking.champion_score import SPLIT_TAG
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     Tracking,
@@ -46,6 +49,7 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.tracking.names import registered_name
+from layer_platform.tracking.reference_store import TRAINED_SCANS_ARTIFACT
 from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Warehouse
 
@@ -175,7 +179,11 @@ def _register_champions(ctx: Context, cohort: Cohort) -> dict[str, str]:
     tags = {DATA_VERSION_TAG: data_version(list(labelled["scan_id"]))}
     shape = grid_config(preset(ctx)).target_shape
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    config, n_folds = ClassifierConfig(), ClassifierResource().n_folds
+    config, resource = ClassifierConfig(), ClassifierResource()
+    n_folds = resource.n_folds
+    # The split a trained champion records: its development scans are explained by the
+    # members that held them out, against its frozen reference (docs/explanation/protocol.md).
+    split = {SPLIT_TAG: SplitScheme(n_folds, resource.test_fraction, resource.split_seed).tag()}
     versions = {}
     for seed, mode in enumerate(INPUT_MODES):
         torch.manual_seed(ctx.seed + seed)
@@ -184,7 +192,8 @@ def _register_champions(ctx: Context, cohort: Cohort) -> dict[str, str]:
         example = np.zeros((1, n_channels(mode), *shape), np.float32)
         name = registered_name(mode)
         with tracked_run(tracking, "layer-classifier", mode, tags=tags):
-            version = str(log_torch_model(model, example, name).version)
+            mlflow.log_text("\n".join(labelled["scan_id"]), TRAINED_SCANS_ARTIFACT)
+            version = str(log_torch_model(model, example, name, split).version)
         promote(tracking, name, version, "bench: untrained champion, for timing only")
         versions[mode] = version
         scope = {"input_mode": mode, "model_version": version}

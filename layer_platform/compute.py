@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -28,3 +29,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+#: cuBLAS needs a fixed workspace for deterministic GEMMs (set before the first CUDA matmul).
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def member_seed(base: int, member: int) -> int:
+    """Ensemble member ``member``'s own seed, derived from the base seed (no two members share
+    an initialisation or a shuffle, and each repeats from the base seed alone)."""
+    return int(np.random.SeedSequence([base, member]).generate_state(1)[0])
+
+
+def deterministic_on(device: torch.device) -> None:
+    """On CUDA, refuse nondeterministic kernels so a seeded run repeats exactly there too.
+
+    ``torch.use_deterministic_algorithms`` raises on an op without a deterministic kernel
+    rather than silently varying; cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` (set here unless
+    the environment already fixes it). Nothing changes on the CPU, which is deterministic.
+    """
+    if device.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)

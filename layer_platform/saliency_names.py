@@ -45,3 +45,15 @@ def comparison_column(method: str) -> str:
     """The value compared between non-muscle tissue and muscle (see
     ``statistics.comparisons.tissue_means``)."""
     return "ablation_delta" if method in LAYER_VALUE_METHODS else "mean_saliency"
+
+
+#: ``layer_saliency.explained_by``: which model explained a scan (``attribution.explainer``).
+#: A labelled development scan by the fold member that did not train on it; a test scan, and
+#: an unlabelled one, by the ensemble; ``unverified`` where the champion records no split.
+OUT_OF_FOLD = "out_of_fold"
+HELD_OUT = "held_out"
+UNLABELLED = "unlabelled"
+UNVERIFIED = "unverified"
+#: The ``explained_by`` values whose rows are out-of-sample explanations of labelled scans:
+#: the rows headline statistics use.
+OUT_OF_SAMPLE: tuple[str, ...] = (OUT_OF_FOLD, HELD_OUT)

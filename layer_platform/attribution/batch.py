@@ -16,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from layer_platform.attribution.cohort_reference import FrozenReference
 from layer_platform.attribution.core import AttributionConfig
+from layer_platform.attribution.explainer import choose_explainer
 from layer_platform.attribution.scan_profile import (
     cohort_fill_volume,
     profile_scan,
 )
 from layer_platform.batching import ScanCheckFailed, ScanResult, staging_folder, swap_in
 from layer_platform.classification.modes import mode_input, no_signal_channels
+from layer_platform.classification.splits import SplitScheme
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.native import write_saliency_maps
 from layer_platform.imaging.preprocess import load_preprocessed
@@ -50,12 +53,13 @@ def scan_config(
 
 @dataclass(frozen=True)
 class Champion:
-    """A mode's champion classifier in eval mode, its registered name, version, Grad-CAM layer."""
+    """A mode's champion classifier in eval mode, its registered name and version, and the
+    split it was trained under (None when its version records none)."""
 
     model: torch.nn.Module
     name: str
     version: str
-    target_layer: torch.nn.Module
+    scheme: SplitScheme | None
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,16 @@ def rows_problem(rows: list[dict], n_maps: int) -> str | None:
 def attribute_batch_scan(
     scan: ScanToAttribute,
     champions: Mapping[str, Champion],
-    tables: Mapping[str, np.ndarray | None],
+    references: Mapping[str, FrozenReference | None],
     settings: SaliencySettings,
     artifacts: Path,
     device: torch.device,
     *,
     preview: bool,
 ) -> ScanResult:
-    """Attribute one scan with every mode's champion; rows replace the scan's earlier rows of
-    each champion version, maps land as ``saliency/<scan_id>/<mode>_<method>.nii.gz``."""
+    """Attribute one scan with every mode's champion, or the member of it that never trained on
+    the scan (``attribution.explainer``); rows replace the scan's earlier rows of each champion
+    version, maps land as ``saliency/<scan_id>/<mode>_<method>.nii.gz``."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     stored = load_preprocessed(artifacts / "preprocessed" / scan.scan_id)
     labels = read_label_map(scan.path)
@@ -122,19 +127,23 @@ def attribute_batch_scan(
     for mode, champ in champions.items():
         rows[mode], diagnostics[mode] = [], []
         x = mode_input(mode, stored)
-        if x is None:
+        explainer = choose_explainer(champ.model, champ.scheme, scan.subject_id, scan.label)
+        if x is None or explainer is None:  # no SWE; or no model that never trained on it
             continue
         tic = time.perf_counter()
-        config = scan_config(
-            settings.make_config, settings.baseline, tables.get(mode), mode, x, labels
+        reference = references.get(mode)
+        table = None if reference is None else reference.table_for(explainer.fold)
+        config = scan_config(settings.make_config, settings.baseline, table, mode, x, labels)
+        reference_sha256 = (
+            reference.sha256 if settings.baseline == "cohort" and table is not None else None
         )
         profiles = profile_scan(
-            champ.model,
+            explainer.model,
             torch.as_tensor(x[None], device=device),
             labels,
             settings.methods,
             config,
-            target_layer=champ.target_layer,
+            target_layer=explainer.target_layer,
         )
         seconds[mode] = time.perf_counter() - tic
         ids = {"scan_id": scan.scan_id, "input_mode": mode, "model_version": champ.version}
@@ -147,6 +156,8 @@ def attribute_batch_scan(
                     "label": scan.label,
                     "method": method,
                     "model_name": champ.name,
+                    "explained_by": explainer.explained_by,
+                    "reference_sha256": reference_sha256,
                     **asdict(row),
                     "segmentation_source": scan.segmentation_source,
                     "computed_at": now,

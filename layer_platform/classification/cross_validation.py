@@ -19,6 +19,7 @@ from layer_platform.classification.training import (
     predict_proba,
     train_classifier,
 )
+from layer_platform.compute import member_seed
 
 FINAL_STAGE = "final"
 
@@ -123,7 +124,8 @@ def cross_validate(
 
     ``items`` may be a subset of the split's scans (an SWE mode drops scans without SWE), so one
     split serves every mode. The threshold is fixed on out-of-fold predictions before the test
-    subjects are scored. ``on_epoch_end`` receives the stage (``fold_k`` or ``final``) and the
+    subjects are scored. Each fold model trains with its own seed (``member_seed`` of the base
+    seed and the fold index). ``on_epoch_end`` receives the stage (``fold_k`` or ``final``) and the
     epoch's report.
     """
     unknown = {item.scan_id for item in items} - {row.scan_id for row in split.rows}
@@ -142,7 +144,12 @@ def cross_validate(
         val = _select(items, split.validation_ids(fold))
         assert_no_subject_leakage({"train": train, "validation": val, "test": test_items})
         try:
-            trained = train_classifier(train, val, config, epoch_callback(f"fold_{fold}"))
+            trained = train_classifier(
+                train,
+                val,
+                replace(config, seed=member_seed(config.seed, fold)),
+                epoch_callback(f"fold_{fold}"),
+            )
         except ValueError as error:  # e.g. an SWE mode left a fold with one class
             raise ValueError(f"fold {fold}: {error}") from error
         result = FoldResult(

@@ -117,6 +117,21 @@ class FoldEnsemble(nn.Module):
         cascade re-initialises the same depth of every member at once."""
         return [(f"features.branches.{i}", f"heads.{i}") for i in range(len(self.heads))]
 
+    @property
+    def n_members(self) -> int:
+        return len(self.heads)
+
+    def member(self, index: int) -> SmallCNN3D:
+        """Member ``index`` (the model of fold ``index``) alone, sharing the ensemble's weights.
+
+        What scores or explains a development scan of fold ``index``: the one member that never
+        trained on it (``cross_validate`` builds the ensemble in fold order).
+        """
+        net = SmallCNN3D(**self.member_hyperparameters[index])
+        net.features = self.features.branches[index]
+        net.head = self.heads[index]
+        return net.train(self.training)
+
     def forward(self, x: Tensor) -> Tensor:
         maps = self.features(x).chunk(len(self.heads), dim=1)
         return torch.stack([head(m) for head, m in zip(self.heads, maps, strict=True)]).mean(0)

@@ -14,6 +14,8 @@ from torch import nn
 from layer_platform.classification.cross_validation import CVResult
 from layer_platform.classification.data import Item
 from layer_platform.classification.metrics import auc
+from layer_platform.classification.network import FoldEnsemble
+from layer_platform.classification.splits import SubjectSplit
 from layer_platform.classification.training import predict_proba
 from layer_platform.compute import select_device
 from layer_platform.warehouse.store import utc_now
@@ -75,7 +77,26 @@ def valid_probabilities(values: Sequence[float]) -> bool:
     return bool(np.isfinite(array).all() and ((array >= 0) & (array <= 1)).all())
 
 
-def heldout_auc(model: nn.Module, test_items: list[Item]) -> float:
-    """A model's AUC on held-out items (the champion, on the challenger's test subjects)."""
-    proba = predict_proba(model, test_items, select_device("auto"))
-    return auc([item.y for item in test_items], proba)
+def out_of_fold_auc(model: nn.Module, split: SubjectSplit, items: Sequence[Item]) -> float | None:
+    """A fold ensemble's AUC on ``split``'s development scans, each scored by the member of its
+    fold: the one member that never trained on it.
+
+    With the hash split (``classification.splits``) a subject keeps its fold for ever, so an
+    older champion's member ``k`` trained only on subjects outside fold ``k`` of today's split:
+    champion and challenger are compared on the same scans, neither having trained on any.
+    Test scans are never read. None when ``model`` is not an ensemble with one member per fold
+    (a refit, or another fold count): it cannot be re-scored out of fold.
+    """
+    if not isinstance(model, FoldEnsemble) or model.n_members != split.n_folds:
+        return None
+    device = select_device("auto")
+    model = model.to(device).eval()
+    y: list[int] = []
+    proba: list[np.ndarray] = []
+    for fold in range(split.n_folds):
+        held_out = split.validation_ids(fold)
+        fold_items = [item for item in items if item.scan_id in held_out]
+        if fold_items:
+            y += [item.y for item in fold_items]
+            proba.append(predict_proba(model.member(fold), fold_items, device))
+    return auc(y, np.concatenate(proba))

@@ -1,4 +1,4 @@
-"""Subject-level splits: a stratified held-out test set plus stratified K folds of the rest.
+"""Subject-level splits: a held-out test set plus K development folds, by salted hash.
 
 Both sides of a subject (and any rescans) share anatomy and label, so splitting scans would leak:
 every decision here is made per subject and every scan follows its subject.
@@ -6,17 +6,18 @@ every decision here is made per subject and every scan follows its subject.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import numpy as np
 
 from layer_platform.classification.data import encode_label
 from layer_platform.labels import PAIN_LABELS
 
 TEST_ROLE = "test"
 DEVELOPMENT_ROLE = "development"
+#: The assignment rule (:func:`assign_subject`); bump it if the rule ever changes.
+SPLIT_SCHEME = "subject-hash-v1"
 
 
 class LabelledScan(Protocol):
@@ -51,6 +52,32 @@ class SplitRow:
     @property
     def role(self) -> str:
         return TEST_ROLE if self.fold is None else DEVELOPMENT_ROLE
+
+
+@dataclass(frozen=True)
+class SplitScheme:
+    """The rule that fixes every subject's role and fold: recorded as a tag on each model
+    version, so a model's development and held-out subjects are known wherever it is used."""
+
+    n_folds: int
+    test_fraction: float
+    seed: int
+
+    def tag(self) -> str:
+        return f"{SPLIT_SCHEME} n_folds={self.n_folds} test={self.test_fraction} salt={self.seed}"
+
+    @classmethod
+    def from_tag(cls, tag: str | None) -> SplitScheme | None:
+        """The scheme a :meth:`tag` names; None for no tag or another rule (older versions)."""
+        parts = (tag or "").split()
+        if len(parts) != 4 or parts[0] != SPLIT_SCHEME:
+            return None
+        values = dict(part.split("=", 1) for part in parts[1:])
+        return cls(int(values["n_folds"]), float(values["test"]), int(values["salt"]))
+
+    def assign(self, subject_id: str) -> int | None:
+        """The subject's development fold, or None for a test subject."""
+        return assign_subject(subject_id, self.n_folds, self.test_fraction, self.seed)
 
 
 @dataclass(frozen=True)
@@ -99,6 +126,10 @@ class SubjectSplit:
             for row in self.rows
         ]
 
+    def scheme(self) -> str:
+        """What fixes every subject's role and fold (``SplitScheme.tag``)."""
+        return SplitScheme(self.n_folds, self.test_fraction, self.seed).tag()
+
     def to_params(self) -> dict[str, int | float]:
         return {
             "n_folds": self.n_folds,
@@ -121,60 +152,75 @@ def subject_labels(scans: Iterable[LabelledScan]) -> dict[str, str]:
     return labels
 
 
-def _by_label(labels: Mapping[str, str]) -> dict[str, list[str]]:
-    """Subjects per label, sorted so the result depends on the seed, not on input order."""
-    return {
-        label: sorted(subject for subject, lab in labels.items() if lab == label)
-        for label in PAIN_LABELS
-    }
+def _unit(seed: int, purpose: str, subject_id: str) -> float:
+    """A uniform draw in [0, 1) that depends only on the salt, the purpose and the subject."""
+    digest = hashlib.sha256(f"layer-split|{seed}|{purpose}|{subject_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _holdout(labels: Mapping[str, str], fraction: float, rng: np.random.Generator) -> set[str]:
-    """Stratified subject holdout: round(fraction·n) subjects per class, at least one each."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"holdout fraction must be in (0, 1); got {fraction}")
-    held: set[str] = set()
-    for label, subjects in _by_label(labels).items():
-        n_held = max(1, round(fraction * len(subjects)))
-        if n_held >= len(subjects):
-            raise ValueError(
-                f"cannot hold out {fraction:.0%} of {len(subjects)} {label} subjects and keep "
-                "some of that class on both sides"
-            )
-        held.update(rng.permutation(subjects)[:n_held].tolist())
-    return held
+def assign_subject(subject_id: str, n_folds: int, test_fraction: float, seed: int) -> int | None:
+    """The subject's development fold, or None when it is a test subject.
+
+    A pure function of the subject id and the salt (``seed``): no other subject, no arrival
+    order and no cohort size enters, so an arriving subject never moves an existing one. Role
+    and fold come from two independent hashes: test when the first is below ``test_fraction``,
+    fold ``floor(K * second)`` otherwise (so changing the fraction never reshuffles folds).
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"holdout fraction must be in (0, 1); got {test_fraction}")
+    if _unit(seed, "role", subject_id) < test_fraction:
+        return None
+    return min(int(_unit(seed, "fold", subject_id) * n_folds), n_folds - 1)
+
+
+def _check_strata(
+    labels: Mapping[str, str], fold_of: Mapping[str, int | None], n_folds: int
+) -> None:
+    """Every fold and the test set need both classes (AUC, early stopping, threshold).
+
+    Hash thresholds give each label the configured proportions only in expectation; a small
+    cohort can leave a fold or the test set with one class. That is reported, never patched by
+    moving subjects (which would break stability): more subjects, or another salt, fixes it.
+    """
+    for part in [None, *range(n_folds)]:
+        present = {labels[s] for s, f in fold_of.items() if f == part}
+        for label in PAIN_LABELS:
+            if label not in present:
+                where = "the test set" if part is None else f"fold {part}"
+                raise ValueError(
+                    f"{where} has no {label} subject ({len(labels)} subjects); "
+                    "the split needs both classes in every fold and in the test set: "
+                    "add subjects or change the salt (split_seed)"
+                )
 
 
 def make_subject_split(
     scans: Iterable[LabelledScan], n_folds: int = 5, test_fraction: float = 0.2, seed: int = 0
 ) -> SubjectSplit:
-    """Hold out test subjects, then deal the rest into ``n_folds`` stratified folds.
+    """Assign each subject to the test set or a development fold by salted hash (``seed``).
 
-    Folds are dealt round-robin per class after a seeded shuffle, continuing from where the
-    previous class stopped, so per-class and total fold sizes each differ by at most one subject.
-    Make the split once over every labelled scan and reuse it for all input modes: then the
-    modes (and champion and challenger) are compared on the same test subjects.
+    Stratification is by hash threshold within each label: the same thresholds apply to MP and
+    control subjects, and the hash is independent of the label, so each label's expected test
+    share is ``test_fraction`` and its expected fold shares are equal. Realised counts vary
+    (binomially) around those; a split missing a class somewhere is refused (see
+    :func:`_check_strata`). Nothing is ranked, so the split never moves as subjects arrive.
+    Make it once over every labelled scan and reuse it for all input modes.
     """
     if n_folds < 2:
         raise ValueError(f"need at least 2 folds; got {n_folds}")
     scans = list(scans)
     labels = subject_labels(scans)
-    rng = np.random.default_rng(seed)
-    test = _holdout(labels, test_fraction, rng)
-    fold_of: dict[str, int] = {}
-    offset = 0
-    development = {subject: label for subject, label in labels.items() if subject not in test}
-    for label, subjects in _by_label(development).items():
-        if len(subjects) < n_folds:
+    fold_of = {s: assign_subject(s, n_folds, test_fraction, seed) for s in sorted(labels)}
+    for label in PAIN_LABELS:
+        n_dev = sum(1 for s, f in fold_of.items() if f is not None and labels[s] == label)
+        if n_dev < n_folds:
             raise ValueError(
-                f"only {len(subjects)} {label} subjects outside the test set; "
+                f"only {n_dev} {label} subjects outside the test set; "
                 f"{n_folds}-fold CV needs at least {n_folds}"
             )
-        for i, subject in enumerate(rng.permutation(subjects).tolist()):
-            fold_of[subject] = (offset + i) % n_folds
-        offset += len(subjects)
+    _check_strata(labels, fold_of, n_folds)
     rows = tuple(
-        SplitRow(scan.scan_id, scan.subject_id, scan.label, fold_of.get(scan.subject_id))
+        SplitRow(scan.scan_id, scan.subject_id, scan.label, fold_of[scan.subject_id])
         for scan in scans
     )
     return SubjectSplit(rows, n_folds, test_fraction, seed)

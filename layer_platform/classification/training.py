@@ -19,7 +19,7 @@ from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.data import Item
 from layer_platform.classification.metrics import auc
 from layer_platform.classification.network import build_classifier, check_input_shape
-from layer_platform.compute import seed_everything, select_device
+from layer_platform.compute import deterministic_on, seed_everything, select_device
 
 _PREDICT_BATCH = 16
 
@@ -139,6 +139,7 @@ def train_classifier(
     """
     seed_everything(config.seed)
     device = select_device(config.device)
+    deterministic_on(device)
     x_train, y_train = stack_items(train_items)
     check_input_shape(config, tuple(x_train.shape[2:]))
     _require_both_classes(y_train, "training")

@@ -92,7 +92,9 @@ def build_resources(
 class ClassifierResource(dg.ConfigurableResource):
     """Split and training settings for the pain classifiers (logged to MLflow with every run).
 
-    Training defaults are ``ClassifierConfig``'s, so the two cannot drift apart.
+    Training defaults are ``ClassifierConfig``'s, so the two cannot drift apart. ``split_seed``
+    salts the subject hash that fixes each subject's role and fold (``classification.splits``):
+    changing it, ``n_folds`` or ``test_fraction`` makes a new split.
     """
 
     n_folds: int = 5

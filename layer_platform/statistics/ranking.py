@@ -22,7 +22,9 @@ import pandas as pd
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.saliency_names import (
     LAYER_VALUE_METHODS,
+    OUT_OF_SAMPLE,
     SUMMARIZED_COLUMNS,
+    UNLABELLED,
     comparison_column,
     score_column,
 )
@@ -32,12 +34,21 @@ from layer_platform.statistics.summary import layer_summary, subject_layer_matri
 from layer_platform.statistics.verdicts import Evidence, Verdict, family_verdicts
 
 #: Subgroups of scans summarized separately; ``MP_correct``: MP scans the classifier called MP.
-SUBGROUPS: tuple[str, ...] = ("all", "MP", "control", "MP_correct")
+#: ``all``, ``MP``, ``control`` and ``MP_correct`` hold labelled scans explained out of sample
+#: only (``explained_by`` out_of_fold or held_out, see ``attribution.explainer``); unlabelled
+#: scans are their own subgroup; rows without a known out-of-sample explainer enter none.
+SUBGROUPS: tuple[str, ...] = ("all", "MP", "control", "MP_correct", "unlabelled")
 _LAYER_INDEX = {layer.key: int(layer) for layer in TISSUE_LAYERS}
 
 
 def subgroup(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """The rows of one subgroup (``SUBGROUPS``)."""
+    explained_by = (
+        frame["explained_by"] if "explained_by" in frame.columns else pd.Series(None, frame.index)
+    )
+    if name == "unlabelled":
+        return frame[explained_by == UNLABELLED]
+    frame = frame[explained_by.isin(OUT_OF_SAMPLE)]
     if name == "all":
         return frame
     if name in ("MP", "control"):

@@ -126,13 +126,17 @@ class LegacyModelWarning(UserWarning):
 
 
 def log_torch_model(
-    model: torch.nn.Module, input_example: np.ndarray, registered_name: str
+    model: torch.nn.Module,
+    input_example: np.ndarray,
+    registered_name: str,
+    tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
     """Log ``model`` in the active run as weights + architecture and register a new version.
 
     The version carries the files' SHA-256 digests, checked before every load. The signature
     fixes only the channel count: batch and spatial sizes are -1, so a model trained on the CPU
-    grid is documented as accepting any grid.
+    grid is documented as accepting any grid. ``tags`` go on the version too (e.g. the split
+    it was trained under).
     """
     model = model.cpu().eval()
     with torch.no_grad():
@@ -153,7 +157,11 @@ def log_torch_model(
         mlflow.log_artifacts(str(folder), MODEL_ARTIFACT)
     client = MlflowClient(mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     _ensure_registered(client, registered_name)
-    tags = {FORMAT_TAG: FORMAT, **{SHA256_TAGS[file]: sha for file, sha in digests.items()}}
+    tags = {
+        **(tags or {}),
+        FORMAT_TAG: FORMAT,
+        **{SHA256_TAGS[file]: sha for file, sha in digests.items()},
+    }
     return client.create_model_version(
         registered_name, mlflow.get_artifact_uri(MODEL_ARTIFACT), run.info.run_id, tags=tags
     )
@@ -313,3 +321,10 @@ def _trained_on(tracking: Tracking, version: ModelVersion | None) -> str | None:
     if version is None or not version.run_id:
         return None
     return tracking.activate().get_run(version.run_id).data.tags.get(DATA_VERSION_TAG)
+
+
+def recorded_metric(tracking: Tracking, version: ModelVersion, key: str) -> float | None:
+    """The metric ``key`` logged on the run that produced ``version`` (None if absent)."""
+    if not version.run_id:
+        return None
+    return tracking.activate().get_run(version.run_id).data.metrics.get(key)

@@ -1,8 +1,10 @@
 """Champion/challenger: should a newly trained model replace the current champion?
 
-Both scores must come from the SAME held-out subjects (neither model trained on them), or the
-comparison is meaningless: ``challenge_champion`` re-scores the champion on the candidate's
-held-out data before deciding, then moves the alias or records why not.
+Both scores must come from the SAME subjects, neither model having trained on them, or the
+comparison is meaningless: ``challenge_champion`` re-scores the champion the way the candidate
+was scored before deciding, then moves the alias or records why not. Classifiers compete on
+out-of-fold AUC over the development folds (``tracking.champion_score``): the test subjects
+never choose a champion.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mlflow.entities.model_registry import ModelVersion
 from torch import nn
 
 from layer_platform.tracking.mlflow_registry import (
@@ -76,12 +79,14 @@ def challenge_champion(
     name: str,
     version: str,
     candidate_score: float,
-    score_model: Callable[[nn.Module], float],
+    score_model: Callable[[nn.Module, ModelVersion], float],
     decide: Callable[[float, float | None], PromotionDecision] = should_promote,
 ) -> PromotionDecision:
     """Score the current champion with ``score_model``, decide, then move the alias or record why.
 
-    ``score_model`` must evaluate on the candidate's held-out data, so both scores are comparable.
+    ``score_model`` gets the champion and its registry version (whose tags say how it was
+    trained) and must score it on data neither model trained on, the way the candidate's score
+    was made, so both scores are comparable.
     Nothing is decided when the champion cannot be read: a registry error, or a champion whose
     files fail their SHA-256 check (``ModelIntegrityError``), fails the step loudly, the alias
     stays put and the challenger keeps no decision, so the next run retrains and challenges
@@ -89,7 +94,9 @@ def challenge_champion(
     to remove its alias (``docs/security.md``).
     """
     current = champion(tracking, name)
-    champion_score = None if current is None else score_model(load_version(tracking, current))
+    champion_score = (
+        None if current is None else score_model(load_version(tracking, current), current)
+    )
     decision = decide(candidate_score, champion_score)
     record = promote if decision.promote else record_decision
     record(tracking, name, version, decision.reason)

@@ -25,7 +25,7 @@ ANNOTATED = """
 
 #: Controls whose layers define the ``cohort`` baseline.
 CONTROL_SCANS = """
-    SELECT s.scan_id, g.path FROM scans s JOIN segmentations g USING (scan_id)
+    SELECT s.scan_id, s.subject_id, g.path FROM scans s JOIN segmentations g USING (scan_id)
     WHERE s.label = 'control' AND g.qc_passed ORDER BY s.scan_id
 """
 

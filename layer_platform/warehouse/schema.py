@@ -135,7 +135,9 @@ TABLES: dict[str, str] = {
             enrichment DOUBLE,
             ablation_delta DOUBLE,
             segmentation_source VARCHAR NOT NULL,
-            computed_at TIMESTAMP NOT NULL
+            computed_at TIMESTAMP NOT NULL,
+            explained_by VARCHAR,
+            reference_sha256 VARCHAR
         )""",
     "attribution_diagnostics": """
         CREATE TABLE IF NOT EXISTS attribution_diagnostics (
@@ -292,6 +294,13 @@ UPGRADES: dict[str, tuple[str, ...]] = {
     "quarantine": (
         "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS stage VARCHAR",
         "UPDATE quarantine SET stage = 'ingestion' WHERE stage IS NULL",
+    ),
+    # Which network explained the row (out_of_fold, held_out, unlabelled, unverified) and the
+    # SHA-256 of the frozen reference it used, since #16. Older rows keep NULL: they came from
+    # the whole ensemble, in sample for development scans, so no headline statistic reads them.
+    "layer_saliency": (
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS explained_by VARCHAR",
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS reference_sha256 VARCHAR",
     ),
 }
 

@@ -167,6 +167,7 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding(trained):
                     "method": "edge_detector",
                     "layer": layer,
                     "mean_saliency": value,
+                    "explained_by": "out_of_fold",
                 }
             )
     skill = SkillTest(auc=0.95, p_value=0.001, n_subjects=12, n_permutations=2000)

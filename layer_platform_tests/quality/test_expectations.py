@@ -86,6 +86,8 @@ def saliency_frame() -> pd.DataFrame:
                             "enrichment": share * 6,
                             "ablation_delta": 0.1 if method == "layer_ablation" else None,
                             "segmentation_source": "reference",
+                            "explained_by": "out_of_fold",
+                            "reference_sha256": "0" * 64,
                             "computed_at": NOW,
                         }
                     )

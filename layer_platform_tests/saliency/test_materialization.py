@@ -18,13 +18,15 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import mlflow
 import numpy as np
 import pytest
 
 from layer_platform.attribution import DEFAULT_METHOD
 from layer_platform.attribution.randomization_run import PROTOCOL
 from layer_platform.classification.modes import n_channels
-from layer_platform.classification.network import SmallCNN3D
+from layer_platform.classification.network import FoldEnsemble, SmallCNN3D
+from layer_platform.classification.splits import SplitScheme
 from layer_platform.cli import main
 from layer_platform.defs.assets.summary_tables import SUMMARY_ASSETS
 from layer_platform.defs.definitions import build_definitions
@@ -35,6 +37,7 @@ from layer_platform.io import read_volume
 from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
+from layer_platform.tracking.champion_score import SPLIT_TAG
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     Tracking,
@@ -43,6 +46,7 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.tracking.names import registered_name
+from layer_platform.tracking.reference_store import REFERENCE_TAG, TRAINED_SCANS_ARTIFACT
 from layer_platform.warehouse.pending import pending_saliency, summary_pending
 from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.dagster_internals import AssetCheckExecutionRecordStatus
@@ -58,6 +62,8 @@ from layer_platform_tests.docs.markdown import (
 MODES = ("bmode", "bmode_swe")
 WAREHOUSE_REFERENCE = DOCS / "reference" / "warehouse.md"
 TINY = SaliencyResource.smoke()
+#: The champions' split: with these 4 subjects, some are test and some development subjects.
+SPLIT = SplitScheme(n_folds=2, test_fraction=0.25, seed=6)
 COUNT_PER_SCAN_MODE_METHOD = """
     SELECT scan_id, input_mode, method, model_version, count(*) AS n,
            count(DISTINCT layer) AS layers
@@ -78,17 +84,21 @@ class Cohort:
 def register_classifier(
     paths: LayerPaths, mode: str, seed: int, trained_on: str | None = None
 ) -> str:
-    """An untrained small CNN registered and promoted as ``mode``'s champion; ``trained_on``
-    is the data version its run records (as the real trainer's does)."""
+    """An untrained two-member fold ensemble registered and promoted as ``mode``'s champion,
+    under a two-fold hash split, with every scan listed as its run's data (as the real trainer
+    does); ``trained_on`` is the data version its run records."""
     import torch
 
     torch.manual_seed(seed)
-    model = SmallCNN3D(n_channels(mode), (4, 8))
+    model = FoldEnsemble([SmallCNN3D(n_channels(mode), (4, 8)) for _ in range(2)])
     example = np.zeros((1, n_channels(mode), *PreprocessConfig.cpu().target_shape), np.float32)
     tracking = Tracking.for_paths(paths)
     tags = {DATA_VERSION_TAG: trained_on} if trained_on else None
+    scans = Warehouse(paths.warehouse).query("SELECT scan_id FROM scans")["scan_id"]
+    split = {SPLIT_TAG: SPLIT.tag()}
     with tracked_run(tracking, "layer-classifier", mode, tags=tags):
-        version = str(log_torch_model(model, example, registered_name(mode)).version)
+        mlflow.log_text("\n".join(scans), TRAINED_SCANS_ARTIFACT)
+        version = str(log_torch_model(model, example, registered_name(mode), split).version)
     promote(tracking, registered_name(mode), version, "test champion")
     return version
 
@@ -161,6 +171,28 @@ def _ensure_summary(cohort: Cohort) -> None:
     assert not run_job(cohort.defs, cohort.instance, "summarize_saliency").failed
 
 
+def _explained_out_of_sample(cohort: Cohort) -> dict[str, str]:
+    """Every row's explainer never trained on its scan, and its reference is the one stored
+    with the champion version; returns each mode's reference SHA-256 (#16)."""
+    rows = cohort.warehouse.query(
+        "SELECT DISTINCT subject_id, input_mode, model_version, explained_by, reference_sha256"
+        " FROM layer_saliency"
+    )
+    client = Tracking.for_paths(cohort.paths).activate()
+    stored = {
+        mode: client.get_model_version(registered_name(mode), version).tags[REFERENCE_TAG]
+        for mode, version in cohort.versions.items()
+    }
+    for row in rows[rows["model_version"] == rows["input_mode"].map(cohort.versions)].itertuples():
+        held_out = SPLIT.assign(row.subject_id) is None
+        assert row.explained_by == ("held_out" if held_out else "out_of_fold")
+        assert row.reference_sha256 in (None, stored[row.input_mode])
+    assert set(rows["explained_by"]) == {"held_out", "out_of_fold"}
+    bmode = rows[rows["input_mode"] == "bmode"]
+    assert (bmode["reference_sha256"] == stored["bmode"]).all()
+    return stored
+
+
 def _count(warehouse: Warehouse, where: str = "true") -> int:
     return int(warehouse.query(f"SELECT count(*) AS n FROM layer_saliency WHERE {where}")["n"][0])
 
@@ -201,11 +233,13 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     counts = warehouse.query(COUNT_PER_SCAN_MODE_METHOD)
     assert (counts["n"] == 6).all() and (counts["layers"] == 6).all()
     assert pending_saliency(warehouse, cohort.versions) == []
+    references = _explained_out_of_sample(cohort)
 
     second = run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=keys)
     assert not second.failed
     assert _count(warehouse) == n_rows, "re-materializing replaces rows, never duplicates"
     assert len(warehouse.query(COUNT_PER_SCAN_MODE_METHOD)) == len(counts)
+    assert _explained_out_of_sample(cohort) == references, "a re-run keeps the reference"
     for check in ("rows_complete", "finite_values", "segmentation_qc", "gx_layer_saliency"):
         status = _check_status(cohort.instance, "layer_saliency", check)
         assert status == AssetCheckExecutionRecordStatus.SUCCEEDED, check
@@ -391,3 +425,10 @@ def test_failed_qc_and_a_new_champion(cohort: Cohort) -> None:
         "SELECT DISTINCT model_version FROM layer_ranking WHERE input_mode = 'bmode'"
     )
     assert ranked["model_version"].tolist() == [new]
+    references = warehouse.query(
+        "SELECT model_version, count(DISTINCT reference_sha256) AS n,"
+        " any_value(reference_sha256) AS sha FROM layer_saliency"
+        " WHERE input_mode = 'bmode' GROUP BY ALL"
+    ).set_index("model_version")
+    assert (references["n"] == 1).all(), "one frozen reference per champion version"
+    assert references.loc[new, "sha"] != references.loc[old, "sha"], "a new champion, a new one"

@@ -22,6 +22,7 @@ from layer_platform.statistics import (
     sample_scans,
     summary_rows,
 )
+from layer_platform.statistics.ranking import subgroup
 from layer_platform.statistics.skill import SkillTest
 
 KEYS = [layer.key for layer in TISSUE_LAYERS]
@@ -78,6 +79,7 @@ def saliency_frame(
                                 "volume_fraction": 1 / 6,
                                 "ablation_delta": value if ablation else np.nan,
                                 "correct": label == "MP" and subject % 4 == 0,
+                                "explained_by": "held_out" if subject < 4 else "out_of_fold",
                             }
                         )
     return pd.DataFrame(records)
@@ -214,7 +216,9 @@ def test_too_few_subjects_get_an_explicit_verdict():
 
 
 def test_summary_covers_every_subgroup_metric_and_layer():
-    frame = saliency_frame("deep_fat", modes=("bmode", "swe"))
+    frame = saliency_frame("deep_fat", modes=("bmode", "swe"), n_subjects=18)
+    unlabelled = frame["subject_id"].isin(["S16", "S17"])  # their own subgroup, not in "all"
+    frame.loc[unlabelled, ["explained_by", "label", "correct"]] = ["unlabelled", None, False]
     summary = summary_rows(frame, n_boot=N_BOOT)
     assert set(summary["subgroup"]) == set(SUBGROUPS)
     ig = summary[summary["method"] == "integrated_gradients"]
@@ -308,3 +312,16 @@ def test_sample_scans_takes_distinct_subjects_mp_first():
     assert len(scans) == 4
     assert len({s.split("-")[0] for s in scans}) == 4
     assert scans[:3] == ["S00-L", "S02-L", "S04-L"]
+
+
+def test_headline_subgroups_read_labelled_out_of_sample_rows_only():
+    """#16: in-sample (NULL, ``unverified``) and unlabelled rows never enter ``all``."""
+    frame = saliency_frame("muscle", n_subjects=8)
+    frame.loc[frame["subject_id"] == "S05", "explained_by"] = None
+    frame.loc[frame["subject_id"] == "S06", "explained_by"] = "unverified"
+    unlabelled = frame["subject_id"] == "S07"
+    frame.loc[unlabelled, ["explained_by", "label"]] = ["unlabelled", None]
+    headline = set(subgroup(frame, "all")["subject_id"])
+    assert headline == {f"S{s:02d}" for s in range(5)}
+    assert set(subgroup(frame, "control")["subject_id"]) == {"S01", "S03"}
+    assert set(subgroup(frame, "unlabelled")["subject_id"]) == {"S07"}

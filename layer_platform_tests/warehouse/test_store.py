@@ -85,3 +85,26 @@ def test_export_writes_every_table_as_parquet_through_the_cli(
     assert {p.name for p in target.iterdir()} == {f"{t}.parquet" for t in tables}
     back = duckdb.sql(f"SELECT folder, reason FROM '{target / 'quarantine.parquet'}'").fetchall()
     assert back == [("a", "bad")]
+
+
+def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: Path) -> None:
+    """#16: rows written before ``explained_by`` and ``reference_sha256`` keep NULL there."""
+    from layer_platform.warehouse.schema import TABLES
+
+    old = TABLES["layer_saliency"].replace(
+        ",\n            explained_by VARCHAR,\n            reference_sha256 VARCHAR", ""
+    )
+    assert "explained_by" not in old
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(old)
+        con.execute(
+            "INSERT INTO layer_saliency VALUES ('s1', 'p1', 'MP', 'bmode', 'gradient', 'm', '1',"
+            " 'muscle', 5, 10, 0.1, 0.2, 0.3, 1.0, NULL, 'model', now())"
+        )
+    warehouse = Warehouse(path)
+    warehouse.ensure_schema()
+    rows = warehouse.query("SELECT scan_id, explained_by, reference_sha256 FROM layer_saliency")
+    assert rows.to_dict("records") == [
+        {"scan_id": "s1", "explained_by": None, "reference_sha256": None}
+    ]

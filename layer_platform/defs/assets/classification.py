@@ -11,7 +11,6 @@ from layer_platform.classification.cross_validation import cross_validate
 from layer_platform.classification.figures import roc_png
 from layer_platform.classification.modes import INPUT_MODES, eligible_scans, make_items
 from layer_platform.classification.results import (
-    heldout_auc,
     metric_rows,
     metrics_markdown,
     prediction_rows,
@@ -28,6 +27,7 @@ from layer_platform.defs.catalog import table_metadata
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import png_to_markdown
+from layer_platform.tracking.champion_score import SPLIT_TAG, challenge_on_oof
 from layer_platform.tracking.dagster_links import dagster_tags, log_training_data, model_links
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
@@ -39,7 +39,7 @@ from layer_platform.tracking.mlflow_registry import (
     tracked_run,
 )
 from layer_platform.tracking.names import CLASSIFIER_EXPERIMENT, registered_name
-from layer_platform.tracking.promotion import challenge_champion, should_promote
+from layer_platform.tracking.reference_store import TRAINED_SCANS_ARTIFACT
 from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Replacement
 
@@ -50,7 +50,7 @@ mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
     "classification",
     deps=[preprocessed_volume],
     kinds={"duckdb", "python"},
-    code_version="split-v1",
+    code_version="split-v2",
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(
@@ -64,10 +64,11 @@ mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
 def cohort_split(
     context: dg.AssetExecutionContext, storage: StorageResource, classifier: ClassifierResource
 ) -> dg.MaterializeResult:
-    """Subject-level stratified K folds plus held-out test subjects (``cohort_split`` table).
+    """Held-out test subjects plus K development folds (``cohort_split`` table), each subject's
+    role and fold a salted hash of its id: an arrival never moves an existing subject.
 
     Both sides of a subject stay together; one split serves every input mode, so modes, and a
-    champion and its challenger, are compared on the same held-out subjects.
+    champion and its challenger, are compared on the same folds (``docs/explanation/protocol.md``).
     """
     warehouse = storage.warehouse()
     rows = warehouse.query(LABELLED_PREPROCESSED).to_dict("records")
@@ -108,7 +109,7 @@ def cohort_split(
     deps=[cohort_split],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pytorch", "mlflow", "duckdb"},
-    code_version="classifier-v1",
+    code_version="classifier-v2",
     pool="warehouse",
     check_specs=[
         dg.AssetCheckSpec(
@@ -132,7 +133,8 @@ def pain_classifier(
 
     MLflow gets one parent run per mode and a child run per fold (curves, parameters, data and
     code versions, the model with its signature). The ``champion`` alias moves only when the new
-    version beats the current champion on the same held-out subjects. The data version names
+    version's out-of-fold AUC beats the champion's on the same development folds
+    (``tracking.champion_score``); test subjects are scored once, to report. The data version names
     every mode's champion after the run (one version per run; see ``defs/versions.py``).
     """
     paths = storage.paths
@@ -184,7 +186,7 @@ def pain_classifier(
             )
             children.close()
             mlflow.log_metrics(cv.to_metrics())
-            mlflow.log_text("\n".join(scan_ids), "data/scan_ids.txt")
+            mlflow.log_text("\n".join(scan_ids), TRAINED_SCANS_ARTIFACT)
             png = roc_png(
                 {
                     "cross-validation": (cv.oof.y_true, cv.oof.proba),
@@ -193,7 +195,9 @@ def pain_classifier(
                 title=mode,
             )
             mlflow.log_image(Image.open(io.BytesIO(png)), "roc.png")
-            version = log_torch_model(cv.model, items[0].x[None], name)
+            version = log_torch_model(
+                cv.model, items[0].x[None], name, tags={SPLIT_TAG: split.scheme()}
+            )
 
         # Metrics and predictions land first (one transaction), so a champion always has them;
         # a model whose predictions are not valid probabilities is never promoted.
@@ -212,16 +216,15 @@ def pain_classifier(
             ]
         )
         if valid_probabilities([row["probability"] for row in predictions]):
-            test_items = [item for item in items if item.scan_id in split.test_ids()]
-            reason = challenge_champion(
+            development = [item for item in items if item.scan_id in split.development_ids()]
+            reason = challenge_on_oof(
                 tracking,
                 name,
                 version.version,
-                cv.test_metrics.auc,
-                lambda model, held_out=test_items: heldout_auc(model, held_out),
-                lambda candidate, current: should_promote(
-                    candidate, current, min_auc=classifier.promotion_floor
-                ),
+                cv.oof_metrics.auc,
+                split,
+                development,
+                min_auc=classifier.promotion_floor,
             ).reason
         else:
             reason = "not promoted: its predictions are not all finite probabilities in [0, 1]"

@@ -15,10 +15,9 @@ from layer_platform.attribution.batch import (
     ScanToAttribute,
     attribute_batch_scan,
 )
-from layer_platform.attribution.cohort_reference import control_tables
+from layer_platform.attribution.champions import champion_references, load_champions
 from layer_platform.batching import BatchOutcome, ScanResult
 from layer_platform.classification.modes import INPUT_MODES
-from layer_platform.classification.network import last_conv_block
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.classification import pain_classifier
 from layer_platform.defs.assets.conventions import stage_asset
@@ -33,8 +32,7 @@ from layer_platform.locations import remove_tree
 from layer_platform.quality.expectations import validate_layer_saliency
 from layer_platform.saliency_names import score_column
 from layer_platform.settings import LayerPaths
-from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion_classifier
-from layer_platform.tracking.names import registered_name
+from layer_platform.tracking.mlflow_registry import Tracking
 from layer_platform.warehouse.store import Replacement, Warehouse
 
 STAGE = "saliency"
@@ -59,17 +57,6 @@ SALIENCY_CHECKS = {
         " model_version present, shares and fractions in [0, 1], shares summing to 1 per map",
     ),
 }
-
-
-def _champions(tracking: Tracking) -> dict[str, Champion]:
-    """Per mode with a champion: the model in eval mode on the device, its Grad-CAM layer."""
-    loaded = {}
-    for mode in INPUT_MODES:
-        if champion(tracking, registered_name(mode)) is None:
-            continue
-        model, version = load_champion_classifier(tracking, mode)
-        loaded[mode] = Champion(model, registered_name(mode), version, last_conv_block(model))
-    return loaded
 
 
 def _saliency_checks(outcome: BatchOutcome, skipped: list[str]) -> list[dg.AssetCheckResult]:
@@ -117,7 +104,7 @@ def _drop_skipped(
         dg.AssetDep(pain_classifier, partition_mapping=dg.AllPartitionMapping()),
     ],
     kinds={"pytorch", "duckdb"},
-    code_version="saliency-v1",
+    code_version="saliency-v2",
     automation_condition=per_scan(models_may_be_missing=True),
     pool="warehouse",
     check_specs=[
@@ -142,11 +129,16 @@ def layer_saliency(
     paths = storage.paths
     warehouse = storage.warehouse()
     keys = list(context.partition_keys)
-    models = _champions(Tracking.for_paths(paths))
+    tracking = Tracking.for_paths(paths)
+    models = load_champions(tracking, INPUT_MODES)
     missing_modes = [mode for mode in INPUT_MODES if mode not in models]
     if missing_modes:
         context.log.warning(f"no champion classifier for {missing_modes}: those modes skipped")
-    tables = control_tables(warehouse, paths, list(models)) if saliency.baseline == "cohort" else {}
+    references = (
+        champion_references(warehouse, paths, tracking, models)
+        if saliency.baseline == "cohort"
+        else {}
+    )
     scans = warehouse.query(BATCH_SCANS, [keys])
     unsegmented = sorted(set(keys) - set(scans["scan_id"]))
     qc_failed = sorted(scans.loc[~scans["qc_passed"].astype(bool), "scan_id"])
@@ -178,7 +170,7 @@ def layer_saliency(
         return attribute_batch_scan(
             todo[scan_id],
             models,
-            tables,
+            references,
             settings,
             paths.artifacts,
             device,
@@ -211,9 +203,13 @@ def layer_saliency(
             "default_method": saliency.default_method,
             "baseline": dg.MetadataValue.json(
                 {
-                    m: saliency.baseline
-                    if tables.get(m) is not None or saliency.baseline != "cohort"
-                    else "layer_mean (no controls)"
+                    m: (
+                        f"cohort (frozen reference {references[m].sha256[:12]})"
+                        if references.get(m) is not None
+                        else saliency.baseline
+                        if saliency.baseline != "cohort"
+                        else "layer_mean (no frozen reference)"
+                    )
                     for m in models
                 }
             ),

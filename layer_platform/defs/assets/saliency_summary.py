@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from layer_platform.attribution.batch import scan_config
-from layer_platform.attribution.cohort_reference import control_tables
+from layer_platform.attribution.champions import development_table
 from layer_platform.attribution.randomization_run import (
     RandomizationOutcome,
     RandomizationSettings,
@@ -125,7 +125,7 @@ def _randomization(
 
     def config_for(mode: str) -> ScanConfig:
         cohort = saliency.baseline == "cohort"
-        table = control_tables(warehouse, paths, [mode]).get(mode) if cohort else None
+        table = development_table(warehouse, paths, tracking, mode) if cohort else None
         return partial(scan_config, saliency.attribution_config, saliency.baseline, table, mode)
 
     with saliency.threads():

@@ -84,7 +84,7 @@ def segmentation_model(
         SEGMENTER,
         version.version,
         mean_dice,
-        lambda model: float(
+        lambda model, _version: float(
             np.nanmean(list(validation_dice(model, val, select_device("auto")).values()))
         ),
         lambda candidate, current: should_promote(

@@ -1,0 +1,96 @@
+"""The champions a saliency run explains with, and each one's frozen reference (read back, or
+built once from the controls it trained on)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from layer_platform.attribution.batch import Champion
+from layer_platform.attribution.cohort_reference import (
+    Control,
+    FrozenReference,
+    parse_reference,
+    reference_document,
+)
+from layer_platform.classification.modes import mode_input, no_signal_channels
+from layer_platform.classification.splits import SplitScheme
+from layer_platform.compute import select_device
+from layer_platform.imaging.preprocess import load_preprocessed
+from layer_platform.io import read_label_map
+from layer_platform.settings import LayerPaths
+from layer_platform.tracking.champion_score import SPLIT_TAG
+from layer_platform.tracking.mlflow_registry import Tracking, champion, load_champion
+from layer_platform.tracking.names import registered_name
+from layer_platform.tracking.reference_store import stored_reference
+from layer_platform.warehouse.queries import CONTROL_SCANS
+from layer_platform.warehouse.store import Warehouse
+
+
+def load_champions(tracking: Tracking, modes: Sequence[str]) -> dict[str, Champion]:
+    """Per mode with a champion: the model in eval mode on the device, and its split."""
+    loaded = {}
+    for mode in modes:
+        name = registered_name(mode)
+        if champion(tracking, name) is None:
+            continue
+        model, version = load_champion(tracking, name)
+        scheme = SplitScheme.from_tag(version.tags.get(SPLIT_TAG))
+        device = select_device("auto")
+        loaded[mode] = Champion(model.to(device).eval(), name, str(version.version), scheme)
+    return loaded
+
+
+def development_table(
+    warehouse: Warehouse, paths: LayerPaths, tracking: Tracking, mode: str
+) -> np.ndarray | None:
+    """``mode``'s champion's frozen reference over all its development controls (what a test
+    or unlabelled scan is explained against); None without one."""
+    champions = load_champions(tracking, [mode])
+    reference = champion_references(warehouse, paths, tracking, champions).get(mode)
+    return None if reference is None else reference.table_for(None)
+
+
+def champion_references(
+    warehouse: Warehouse, paths: LayerPaths, tracking: Tracking, champions: Mapping[str, Champion]
+) -> dict[str, FrozenReference | None]:
+    """Per mode, its champion's frozen reference; None where it has none (a champion whose
+    version records no split or no trained scans: its scans use the ``layer_mean`` baseline).
+
+    Built only for a version that has none yet, from the QC-segmented controls its run trained
+    on; a control whose segmentation is not yet there is missing from it for good (the count
+    per group is in the stored document).
+    """
+    references: dict[str, FrozenReference | None] = {}
+    for mode, champ in champions.items():
+        scheme = champ.scheme
+        if scheme is None:
+            references[mode] = None
+            continue
+
+        def build(
+            trained_on: frozenset[str], mode: str = mode, champ: Champion = champ, scheme=scheme
+        ) -> bytes | None:
+            controls = []
+            for row in warehouse.query(CONTROL_SCANS).itertuples(index=False):
+                if row.scan_id not in trained_on:
+                    continue
+                x = mode_input(
+                    mode, load_preprocessed(paths.artifacts / "preprocessed" / row.scan_id)
+                )
+                if x is not None:
+                    controls.append(Control(row.subject_id, x, read_label_map(row.path)))
+            if not controls:
+                return None
+            return reference_document(
+                controls,
+                scheme,
+                model=champ.name,
+                version=champ.version,
+                no_signal_channels=tuple(no_signal_channels(mode)),
+            )
+
+        data = stored_reference(tracking, champ.name, champ.version, build)
+        references[mode] = None if data is None else parse_reference(data)
+    return references
