@@ -25,6 +25,7 @@ from pathlib import Path
 import nibabel as nib
 import nrrd
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 import SimpleITK as sitk
@@ -537,33 +538,53 @@ def test_bounded_cases_stay_under_the_rss_bound_in_a_child(tmp_path: Path) -> No
     assert control.rss_growth_mib > 24, f"the measure missed a 32 MiB read: {control}"
 
 
+#: Cases refused only because of the good scans ``write_good_scans`` lands beside them.
+NEEDS_GOOD_SCANS = frozenset({"subject with two labels", "duplicate scan_id in one arrival"})
+
+
+def land_every_bad_case(
+    landing: Path, scratch: Path, *, exclude: frozenset[str] = frozenset()
+) -> dict[str, tuple[str | None, str]]:
+    """Every ``MATRIX`` case (but ``exclude``) as a folder of ``landing``, named to sort after
+    ordinary scan folders; returns folder (as stored) -> (scan_id named, cause fragment)."""
+    expected: dict[str, tuple[str | None, str]] = {}
+    for index, name in enumerate(sorted(set(MATRIX) - exclude)):
+        spec = MATRIX[name]
+        case = scratch / f"{index:02d}" / "landing"  # files outside a folder stay per case
+        case.mkdir(parents=True)
+        spec.build(case)
+        (built,) = os.listdir(os.fsencode(case))
+        moved = b"zz%02d_" % index + built  # after the good folders: they register first
+        os.rename(os.fsencode(case) + b"/" + built, os.fsencode(landing) + b"/" + moved)
+        expected[display_name(os.fsdecode(moved))] = (spec.scan_id, spec.cause)
+    return expected
+
+
+def assert_quarantined(quarantine: pd.DataFrame, expected: dict[str, tuple[str | None, str]]):
+    """Each expected folder has exactly one quarantine row naming its scan and cause."""
+    quarantine = quarantine.astype(object).where(quarantine.notna(), None)  # NULL, not NaN
+    found = {r.folder: (r.scan_id, r.reason) for r in quarantine.itertuples(index=False)}
+    assert len(found) == len(quarantine), "one row per refused folder"
+    for folder, (scan_id, cause) in expected.items():
+        assert folder in found, folder
+        assert found[folder][0] == scan_id, (folder, found[folder])
+        assert cause.lower() in found[folder][1].lower(), (folder, found[folder])
+
+
 def test_every_bad_case_at_once_loses_no_good_scan(tmp_path: Path) -> None:
     """All cases in one landing zone beside good scans of every format and odd-but-valid names."""
     landing = tmp_path / "landing"
     landing.mkdir()
     good = write_good_scans(landing, every_format=True)
-    expected: dict[str, tuple[str | None, str]] = {}
-    for index, name in enumerate(sorted(MATRIX)):
-        spec = MATRIX[name]
-        scratch = tmp_path / "cases" / f"{index:02d}" / "landing"  # outside files stay per case
-        scratch.mkdir(parents=True)
-        spec.build(scratch)
-        (built,) = os.listdir(os.fsencode(scratch))
-        moved = b"zz%02d_" % index + built  # after the good folders: they register first
-        os.rename(os.fsencode(scratch) + b"/" + built, os.fsencode(landing) + b"/" + moved)
-        expected[display_name(os.fsdecode(moved))] = (spec.scan_id, spec.cause)
+    expected = land_every_bad_case(landing, tmp_path / "cases")
 
     warehouse, update = refresh(landing, tmp_path)
 
     assert sorted(update.accepted_ids) == sorted(good)
     assert _scan_count(warehouse) == len(good)
     quarantine = warehouse.query("SELECT folder, scan_id, reason FROM quarantine")
-    quarantine = quarantine.astype(object).where(quarantine.notna(), None)  # NULL, not NaN
-    found = {r.folder: (r.scan_id, r.reason) for r in quarantine.itertuples(index=False)}
-    assert sorted(found) == sorted(expected)
-    for folder, (scan_id, cause) in expected.items():
-        assert found[folder][0] == scan_id, (folder, found[folder])
-        assert cause.lower() in found[folder][1].lower(), (folder, found[folder])
+    assert sorted(quarantine["folder"]) == sorted(expected)
+    assert_quarantined(quarantine, expected)
 
     again = refresh_manifest(landing, warehouse)
     assert (again.accepted, again.quarantined) == ([], []), "nothing unchanged is read again"

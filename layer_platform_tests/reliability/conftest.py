@@ -24,6 +24,10 @@ from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_scan
 from layer_platform_tests.conftest import REPO_ROOT
 from layer_platform_tests.defs.test_materialization import landing_with_bad_and_phi_scans
+from layer_platform_tests.ingestion.test_bad_input_matrix import (
+    NEEDS_GOOD_SCANS,
+    land_every_bad_case,
+)
 from layer_platform_tests.saliency.test_materialization import (  # noqa: F401 (a fixture)
     cohort as saliency_cohort,
 )
@@ -92,19 +96,25 @@ class FromScratch:
 
     homes: tuple[LayerPaths, LayerPaths]
     logs: tuple[Path, Path]
+    #: Every bad-input matrix case landed beside the cohort: folder -> (scan_id, cause).
+    bad_cases: dict[str, tuple[str | None, str]]
 
 
 @pytest.fixture(scope="session")
 def from_scratch(tmp_path_factory: pytest.TempPathFactory) -> FromScratch:
     """``layer-platform run`` (tiny settings) twice from nothing, in two processes with
     different hash seeds (set and dict orders differ), on a cohort holding a truncated scan,
-    a DICOM whose header carries planted patient identifiers and a scan with no tissue."""
+    a DICOM whose header carries planted patient identifiers, a scan with no tissue and every
+    case of the bad-input matrix."""
     root = tmp_path_factory.mktemp("from_scratch")
     homes, logs, children = [], [], []
     for name, hash_seed in (("a", "1"), ("b", "2")):
         paths = LayerPaths.under(root / name).ensure()
         landing_with_bad_and_phi_scans(paths)
         land_no_tissue_scan(paths.landing)
+        bad_cases = land_every_bad_case(
+            paths.landing, root / f"{name}-cases", exclude=NEEDS_GOOD_SCANS
+        )
         log = root / f"{name}.log"
         homes.append(paths)
         logs.append(log)
@@ -116,4 +126,4 @@ def from_scratch(tmp_path_factory: pytest.TempPathFactory) -> FromScratch:
         for child in children:
             if child.poll() is None:
                 kill_group(child)
-    return FromScratch((homes[0], homes[1]), (logs[0], logs[1]))
+    return FromScratch((homes[0], homes[1]), (logs[0], logs[1]), bad_cases)
