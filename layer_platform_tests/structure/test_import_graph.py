@@ -125,3 +125,24 @@ def test_no_module_is_too_long():
         if (k := len(path.read_text().splitlines())) > MAX_ASSET_LINES
     }
     assert too_long == {}
+
+
+#: Where Dagster may be imported: the wiring, the code that drives it, the loading entry point.
+DAGSTER_ALLOWED = (
+    "layer_platform.defs",
+    "layer_platform.orchestration",
+    "layer_platform.definitions",
+)
+
+
+def test_domain_packages_never_import_dagster():
+    """Imaging, io, models, attribution, statistics, tracking, warehouse ... stay plain Python."""
+    offenders = []
+    for name, path in _modules().items():
+        if name.startswith(DAGSTER_ALLOWED):
+            continue
+        for node in _imports(ast.parse(path.read_text(), filename=str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            if any(n and (n == "dagster" or n.startswith(("dagster.", "dagster_"))) for n in names):
+                offenders.append(name)
+    assert offenders == []

@@ -24,11 +24,12 @@ from layer_platform.classification.splits import (
 from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.catalog import table_metadata
+from layer_platform.defs.mlflow_links import dagster_tags, model_links
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import png_to_markdown
 from layer_platform.tracking.champion_score import SPLIT_TAG, challenge_on_oof
-from layer_platform.tracking.dagster_links import dagster_tags, log_training_data, model_links
+from layer_platform.tracking.mlflow_links import log_training_data
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     ChildRuns,

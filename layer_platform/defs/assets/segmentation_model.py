@@ -9,12 +9,13 @@ import numpy as np
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.conventions import stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
+from layer_platform.defs.mlflow_links import dagster_tags, model_links
 from layer_platform.defs.resources import SegmenterResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.segmentation.qc import dice_markdown
 from layer_platform.segmentation.training import train_segmenter, validation_dice
 from layer_platform.segmentation.training_data import annotated_data
-from layer_platform.tracking.dagster_links import dagster_tags, log_training_data, model_links
+from layer_platform.tracking.mlflow_links import log_training_data
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
     Tracking,

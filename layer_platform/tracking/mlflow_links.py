@@ -2,8 +2,8 @@
 
 The MLflow run carries the Dagster run id and asset key as tags (find the materialization from
 the model); the asset's metadata carries URLs to the run and the model version in the MLflow
-UI (find the model from the materialization). The training table is logged as an MLflow
-dataset: its name, digest, schema and row count, not its values.
+UI (find the model from the materialization, ``defs/mlflow_links.py``). The training table is
+logged as an MLflow dataset: its name, digest, schema and row count, not its values.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import dagster as dg
 import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
@@ -23,9 +22,9 @@ ASSET_KEY_TAG = "dagster.asset_key"
 PARTITION_TAG = "dagster.partition"
 
 
-def dagster_tags(context: dg.AssetExecutionContext, partition: str | None = None) -> dict[str, str]:
-    """Tags for an MLflow run started by this asset step (``partition``: the one it trains)."""
-    tags = {RUN_ID_TAG: context.run.run_id, ASSET_KEY_TAG: context.asset_key.to_user_string()}
+def run_tags(run_id: str, asset_key: str, partition: str | None = None) -> dict[str, str]:
+    """Tags for an MLflow run started by a Dagster step (``partition``: the one it trains)."""
+    tags = {RUN_ID_TAG: run_id, ASSET_KEY_TAG: asset_key}
     if partition is not None:
         tags[PARTITION_TAG] = partition
     return tags
@@ -42,17 +41,11 @@ def log_training_data(rows: Sequence[Mapping[str, Any]], name: str) -> None:
     mlflow.log_input(mlflow.data.from_pandas(table, name=name, targets=targets), "training")
 
 
-def model_links(tracking: Tracking, version: ModelVersion) -> dict[str, Any]:
-    """Asset metadata linking to the MLflow run and model version (UI at ``tracking.ui_url``)."""
+def model_urls(tracking: Tracking, version: ModelVersion) -> dict[str, str]:
+    """The MLflow UI addresses (at ``tracking.ui_url``) of the version's run and of the version."""
     run = tracking.activate().get_run(version.run_id)
     base = tracking.ui_url
     return {
-        "mlflow_run": dg.MetadataValue.url(
-            f"{base}/#/experiments/{run.info.experiment_id}/runs/{version.run_id}"
-        ),
-        "mlflow_model_version": dg.MetadataValue.url(
-            f"{base}/#/models/{version.name}/versions/{version.version}"
-        ),
-        "mlflow_run_id": dg.MetadataValue.text(version.run_id),
-        "mlflow_version": dg.MetadataValue.text(str(version.version)),
+        "run": f"{base}/#/experiments/{run.info.experiment_id}/runs/{version.run_id}",
+        "model_version": f"{base}/#/models/{version.name}/versions/{version.version}",
     }

@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 
 from layer_platform.classification.network import SmallCNN3D
+from layer_platform.defs.mlflow_links import model_links
 from layer_platform.settings import LayerPaths
-from layer_platform.tracking.dagster_links import log_training_data, model_links
+from layer_platform.tracking.mlflow_links import log_training_data
 from layer_platform.tracking.mlflow_registry import Tracking, log_torch_model, tracked_run
 
 
