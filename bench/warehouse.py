@@ -65,7 +65,7 @@ MAX_ROUNDS = 500
 READER_PAUSE_S = 0.1
 
 GENERATE = """
-INSERT INTO layer_saliency
+INSERT INTO layer_saliency BY NAME
 SELECT printf('S%06d-%s', s // 2 + 1, CASE WHEN s % 2 = 0 THEN 'L' ELSE 'R' END) AS scan_id,
        printf('S%06d', s // 2 + 1) AS subject_id,
        CASE WHEN (s // 2) % 2 = 0 THEN 'MP' ELSE 'control' END AS label,
@@ -82,7 +82,9 @@ SELECT printf('S%06d-%s', s // 2 + 1, CASE WHEN s % 2 = 0 THEN 'L' ELSE 'R' END)
        CASE WHEN me.method <> 'layer_ablation' THEN u.u * 2 END AS enrichment,
        CASE WHEN me.method = 'layer_ablation' THEN u.u - 0.5 END AS ablation_delta,
        CASE WHEN s % 5 < 2 THEN 'reference' ELSE 'model' END AS segmentation_source,
-       TIMESTAMP '2026-01-01 00:00:00' AS computed_at
+       TIMESTAMP '2026-01-01 00:00:00' AS computed_at,
+       CASE WHEN s % 5 = 0 THEN 'held_out' ELSE 'out_of_fold' END AS explained_by,
+       repeat('0', 64) AS reference_sha256
 FROM range(?) r(s)
 CROSS JOIN (SELECT unnest(?) AS input_mode) m
 CROSS JOIN (SELECT unnest(?) AS method) me
@@ -129,7 +131,7 @@ FROM layer_saliency
 #: What the summary refresh precomputes, in the platform's ``layer_ranking`` table (the
 #: platform adds bootstrap CIs and the verdict in Python; the read below does not see how).
 PRECOMPUTE = f"""
-INSERT INTO layer_ranking
+INSERT INTO layer_ranking BY NAME
 SELECT input_mode, method, method = 'integrated_gradients' AS is_default_method, layer, rank,
        score, NULL AS ci_low, NULL AS ci_high, n_subjects, 'all' AS subgroup,
        false AS stands_out, 'no layer stands out' AS verdict,

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from layer_platform.errors import ScanError
 from layer_platform.io.writers import process_owner, remove_dead_staging, staging_prefix
+from layer_platform.locations import Location, is_remote
 from layer_platform.warehouse.store import Replacement, Warehouse, utc_now
 
 #: Progress is logged every this many scans (and after the last).
@@ -129,6 +130,19 @@ def swap_in(staged: Path, target: Path) -> None:
         os.rename(staged, target)
         staged = aside
     shutil.rmtree(staged, ignore_errors=True)
+
+
+def publish_folder(target: Location, write: Callable[[Location], object]) -> None:
+    """Make ``write``'s files the scan's folder ``target`` as a whole: written into a staging
+    folder and swapped in (``swap_in``). Object storage has no folder rename: there ``write``
+    writes in place, each file one whole object (a reader may see old and new files mixed until
+    the scan's rows, committed after this, say which run they belong to)."""
+    if is_remote(target):
+        write(target)
+        return
+    staged = staging_folder(Path(target))
+    write(staged)
+    swap_in(staged, Path(target))
 
 
 def failure_reason(exc: Exception) -> str:

@@ -23,7 +23,7 @@ from layer_platform.attribution.scan_profile import (
     cohort_fill_volume,
     profile_scan,
 )
-from layer_platform.batching import ScanCheckFailed, ScanResult, staging_folder, swap_in
+from layer_platform.batching import ScanCheckFailed, ScanResult, publish_folder
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.splits import SplitScheme
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
@@ -197,12 +197,9 @@ def attribute_batch_scan(
                 markdown[f"overlay_{mode}_{method}"] = png_to_markdown(png, label)
     out_dir = artifacts / "saliency" / scan.scan_id
 
-    def publish() -> None:
-        staged = staging_folder(out_dir)  # working grid + native/ (imaging.native), swapped whole
-        write_saliency_maps(
-            staged, {f"{mode}_{method}": m for (mode, method), m in maps.items()}, stored
-        )
-        swap_in(staged, out_dir)
+    def publish() -> None:  # working grid + native/ (imaging.native), as one folder
+        named = {f"{mode}_{method}": m for (mode, method), m in maps.items()}
+        publish_folder(out_dir, lambda folder: write_saliency_maps(folder, named, stored))
 
     writes = []
     for mode, champ in champions.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layer_platform.batching import ScanCheckFailed, ScanResult, staging_folder, swap_in
+from layer_platform.batching import ScanCheckFailed, ScanResult, publish_folder
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.preprocess import (
     PreprocessConfig,
@@ -23,7 +23,7 @@ from layer_platform.imaging.preprocess import (
 )
 from layer_platform.ingestion.intake import files_hash
 from layer_platform.ingestion.landing import load_scan
-from layer_platform.locations import Location, is_remote
+from layer_platform.locations import Location
 from layer_platform.warehouse.store import Replacement
 
 #: Fraction of voxels that must show tissue (B-mode above the noise floor) in a usable scan.
@@ -70,12 +70,7 @@ def prepare_landed_scan(
 def publish_preprocessed(result: PreprocessedScan, out_dir: Location) -> None:
     """Write the scan's files into a staging folder and swap it in as a whole (object storage:
     one whole object per file, in place)."""
-    if is_remote(out_dir):
-        save_preprocessed(result, out_dir)
-        return
-    staged = staging_folder(Path(out_dir))
-    save_preprocessed(result, staged)
-    swap_in(staged, Path(out_dir))
+    publish_folder(out_dir, lambda folder: save_preprocessed(result, folder))
 
 
 def preprocess_landed_scan(
