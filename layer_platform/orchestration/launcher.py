@@ -43,11 +43,15 @@ class CodeLocation:
 
 
 @contextmanager
-def _environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    """Set ``overrides`` in this process's environment for the block: the code server (and
-    every run worker it starts) inherits it, so they work on the caller's paths."""
+def _environment(overrides: Mapping[str, str | None]) -> Iterator[None]:
+    """Set ``overrides`` in this process's environment for the block (None: unset): the code
+    server (and every run worker it starts) inherits it, so they work on the caller's paths."""
     saved = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
+    for key, value in overrides.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:
@@ -92,7 +96,10 @@ class InstanceLauncher:
         """Start a code server for ``location`` bound to ``paths`` (for as long as the block
         lasts: a run worker asks it for its job)."""
         target = ModuleTarget(location.module, location.attribute, os.getcwd(), location.module)
-        env = {**paths.to_env(), "DAGSTER_HOME": str(paths.dagster_home)}
+        # MLflow's set_tracking_uri exports MLFLOW_TRACKING_URI: a store this process used
+        # before must not become the children's "server" unless ``paths`` names one
+        env: dict[str, str | None] = {"MLFLOW_TRACKING_URI": None}
+        env |= {**paths.to_env(), "DAGSTER_HOME": str(paths.dagster_home)}
         with (
             _environment(env),
             WorkspaceProcessContext(instance, target, version=dg.__version__) as context,
