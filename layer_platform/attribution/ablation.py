@@ -24,6 +24,27 @@ from layer_platform.attribution.core import (
 from layer_platform.labels import TISSUE_LAYERS, Layer
 
 
+def layer_fill(
+    method: str,
+    inputs: Tensor,
+    baseline: Tensor | None,
+    layers_map: np.ndarray | None,
+    config: AttributionConfig,
+) -> tuple[np.ndarray, list[Layer], Tensor, Tensor]:
+    """What the layer-removal methods share: the checked labels, the present tissue layers, the
+    background mask, and the fill that replaces a removed layer (background keeps the scan's
+    own values, so it never changes)."""
+    if layers_map is None:
+        raise ValueError(f"{method} needs the scan's layers_map (the six-layer labels)")
+    labels = check_label_map(layers_map, tuple(inputs.shape[2:]))
+    present = [Layer(int(k)) for k in np.unique(labels) if k != Layer.BACKGROUND]
+    if not present:
+        raise ValueError(f"{method} needs at least one tissue layer in layers_map")
+    background = torch.as_tensor(labels == Layer.BACKGROUND, device=inputs.device)
+    fill = torch.where(background, inputs, resolve_baseline(baseline, inputs, labels, config))
+    return labels, present, background, fill
+
+
 def layer_ablation(
     forward: LogitFn,
     inputs: Tensor,
@@ -40,14 +61,9 @@ def layer_ablation(
     maps each layer key to its delta (NaN for a layer absent from the scan); the map holds each
     voxel's layer delta (0 in background).
     """
-    if layers_map is None:
-        raise ValueError("layer_ablation needs the scan's layers_map (the six-layer labels)")
-    labels = check_label_map(layers_map, tuple(inputs.shape[2:]))
-    present = [Layer(int(k)) for k in np.unique(labels) if k != Layer.BACKGROUND]
-    if not present:
-        raise ValueError("layer_ablation needs at least one tissue layer in layers_map")
-    background = torch.as_tensor(labels == Layer.BACKGROUND, device=inputs.device)
-    fill = torch.where(background, inputs, resolve_baseline(baseline, inputs, labels, config))
+    labels, present, background, fill = layer_fill(
+        "layer_ablation", inputs, baseline, layers_map, config
+    )
     mask = torch.as_tensor(labels, device=inputs.device).masked_fill(background, present[0])
     deltas = FeatureAblation(forward).attribute(
         inputs,

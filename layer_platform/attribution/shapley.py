@@ -22,12 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from layer_platform.attribution.baselines import resolve_baseline
+from layer_platform.attribution.ablation import layer_fill
 from layer_platform.attribution.core import (
     AttributionConfig,
     AttributionResult,
     LogitFn,
-    check_label_map,
 )
 from layer_platform.labels import TISSUE_LAYERS, Layer
 
@@ -84,14 +83,7 @@ def layer_shapley(
     ``joint_non_muscle_delta`` (f(x) minus the logit with every non-muscle layer replaced) and
     ``joint_muscle_delta`` (muscle alone replaced).
     """
-    if layers_map is None:
-        raise ValueError("layer_shapley needs the scan's layers_map (the six-layer labels)")
-    labels = check_label_map(layers_map, tuple(inputs.shape[2:]))
-    present = [Layer(int(k)) for k in np.unique(labels) if k != Layer.BACKGROUND]
-    if not present:
-        raise ValueError("layer_shapley needs at least one tissue layer in layers_map")
-    background = torch.as_tensor(labels == Layer.BACKGROUND, device=inputs.device)
-    fill = torch.where(background, inputs, resolve_baseline(baseline, inputs, labels, config))
+    labels, present, _, fill = layer_fill("layer_shapley", inputs, baseline, layers_map, config)
     members = [torch.as_tensor(labels == layer, device=inputs.device) for layer in present]
     batch = max(1, config.perturbations_per_eval)
     values = coalition_values(forward, inputs, fill, members, batch)
