@@ -8,6 +8,9 @@ SUBJECTS ?= 40
 SEED     ?= 7
 # Bench scale: tiny (smoke), default (this CPU, < 20 min) or paper (one GPU).
 SCALE    ?= default
+# Test processes (pytest-xdist): much of the suite waits on subprocesses, daemons and disks, so
+# two processes use a 2-core machine well; `make test TEST_WORKERS=0` runs in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint dev bench clean
 
@@ -30,7 +33,7 @@ demo: install
 test: install
 	$(BIN)/ruff check layer_platform layer_platform_tests
 	$(BIN)/dg check defs
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check layer_platform layer_platform_tests

@@ -1,4 +1,11 @@
-"""Shared fixtures: where ``../shared`` real files live, and a temporary LAYER_HOME."""
+"""Shared fixtures (where ``../shared`` real files live, a temporary LAYER_HOME) and the order
+the suite runs in.
+
+``make test`` spreads the suite over processes (pytest-xdist, ``--dist loadgroup``): each module
+is one group, so its module-scoped cohort is built once, and the modules that share a costly
+session fixture are one group too. Groups holding a ``slow`` test are handed out first, so the
+long end-to-end tests do not all wait for the end of the run.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,57 @@ from layer_platform.settings import LayerPaths
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_REAL = REPO_ROOT.parent / "shared" / "data" / "real"
+
+
+#: Test modules that share a costly session fixture (a cohort run twice, an MLflow store), by
+#: path prefix: one process runs each family, so it builds the fixture once.
+SHARED_FIXTURE_MODULES = {
+    "from_scratch": tuple(
+        f"layer_platform_tests/reliability/test_{name}.py"
+        for name in ("determinism", "phi_scan", "scan_failures")
+    ),
+    "shared_tracking": ("layer_platform_tests/tracking/",),
+}
+
+
+def group_of(nodeid: str) -> str:
+    """The group one xdist worker takes whole: a shared fixture's family, else the module."""
+    module = nodeid.split("::")[0]
+    for fixture, prefixes in SHARED_FIXTURE_MODULES.items():
+        if module.startswith(prefixes):
+            return fixture
+    return module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup`` with the groups of :func:`group_of` (xdist's own loadgroup reads
+    ``xdist_group`` marks through a node-id rewrite that pytest 9.2 no longer honours:
+    pytest-dev/pytest-xdist#1386)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the groups holding slow tests first (a stable sort keeps each group's tests together
+    and in file order, so a plain ``pytest`` run builds every module fixture once too); refuse a
+    test that uses a shared fixture outside its family (it would build the fixture again)."""
+    groups = {item: group_of(item.nodeid) for item in items}
+    for item in items:
+        for fixture in SHARED_FIXTURE_MODULES:
+            if fixture in item.fixturenames and groups[item] != fixture:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses {fixture}: add its module to SHARED_FIXTURE_MODULES"
+                )
+    slow = {groups[item] for item in items if item.get_closest_marker("slow")}
+    first = {group: index for index, group in enumerate(dict.fromkeys(groups.values()))}
+    items.sort(key=lambda item: (groups[item] not in slow, first[groups[item]]))
 
 
 @pytest.fixture(scope="session")

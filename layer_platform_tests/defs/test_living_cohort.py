@@ -201,11 +201,11 @@ def test_arrivals_reach_duckdb_on_their_own(living: Living, tmp_path: Path) -> N
         instance.get_run_records(dg.RunsFilter(created_after=arrived_at.replace(tzinfo=dt.UTC))),
         key=lambda r: r.create_timestamp,
     )
-    print(
-        f"\narrival of {ARRIVALS} scans ({', '.join(new)}): saliency rows after {rows_s:.0f} s"
-        f" (target {TARGET_S} s),"
-    )
-    print(f"summary refreshed after {summary_s:.0f} s; runs since the arrival:")
+    table = [
+        f"arrival of {ARRIVALS} scans ({', '.join(new)}): saliency rows after {rows_s:.0f} s"
+        f" (target {TARGET_S} s),",
+        f"summary refreshed after {summary_s:.0f} s; runs since the arrival:",
+    ]
     for record in runs:
         run = record.dagster_run
         assets = sorted(k.to_user_string() for k in run.asset_selection or []) or [run.job_name]
@@ -217,11 +217,15 @@ def test_arrivals_reach_duckdb_on_their_own(living: Living, tmp_path: Path) -> N
         )
         took = (record.end_time or 0) - (record.start_time or 0)
         offset = record.create_timestamp.replace(tzinfo=None) - arrived_at
-        print(
+        table.append(
             f"  +{offset.total_seconds():5.0f} s  {run.run_id[:8]}  {run.status.value:<8}"
             f" {took:5.1f} s  {','.join(assets):<60} {span}"
         )
-    assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            table.extend(f"      {why}" for why in _failures(instance, run.run_id))
+    print("\n" + "\n".join(table))
+    failed = [r for r in runs if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
+    assert not failed, "\n".join(table) + "\ndagster dev said:\n" + tail(log)
 
     # No other scan re-materialized; the three new scans went through in one batched run.
     for asset in PER_SCAN:
@@ -236,6 +240,19 @@ def test_arrivals_reach_duckdb_on_their_own(living: Living, tmp_path: Path) -> N
         if set(PER_SCAN) <= {k.to_user_string() for k in r.dagster_run.asset_selection or []}
     ]
     assert len(batched) == 1, "one run takes every new scan through all per-scan assets"
+
+
+def _failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """Why a run failed: its step and run failure events, as the UI's run page shows them."""
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    found = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.event_type not in kinds:
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        found.append(f"{entry.step_key or 'run'}: {error.to_string() if error else entry.message}")
+    return found
 
 
 def _stale(instance: dg.DagsterInstance, defs: dg.Definitions, asset: str) -> dict[str, str]:
