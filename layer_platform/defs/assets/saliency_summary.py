@@ -52,11 +52,12 @@ from layer_platform.statistics import (
     results_markdown,
 )
 from layer_platform.statistics.figures import ranking_bars_png
+from layer_platform.timestamps import utc_now
 from layer_platform.tracking.mlflow_registry import Tracking, champion
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import champion_rows, classifier_skill
 from layer_platform.warehouse.schema import DESCRIPTIONS
-from layer_platform.warehouse.store import Replacement, Warehouse, utc_now
+from layer_platform.warehouse.store import Replacement, Warehouse
 
 
 def _recovery(
