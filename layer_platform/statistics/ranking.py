@@ -74,6 +74,14 @@ def _groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
     ]
 
 
+#: The columns naming a block (``_Block.key``).
+_BLOCK_KEY = ["input_mode", "method", "subgroup", "metric"]
+
+
+def _block_key(mode: str, method: str, subgroup: str, column: str) -> dict[str, str]:
+    return dict(zip(_BLOCK_KEY, (mode, method, subgroup, column), strict=True))
+
+
 @dataclass(frozen=True)
 class _Block:
     """One input mode, method and subgroup with data in the method's ``column``."""
@@ -86,12 +94,7 @@ class _Block:
     table: pd.DataFrame
 
     def key(self) -> dict[str, str]:
-        return {
-            "input_mode": self.mode,
-            "method": self.method,
-            "subgroup": self.subgroup,
-            "metric": self.column,
-        }
+        return _block_key(self.mode, self.method, self.subgroup, self.column)
 
 
 def _subgroup_blocks(frame: pd.DataFrame, column_of: Callable[[str], str]) -> Iterator[_Block]:
@@ -103,10 +106,6 @@ def _subgroup_blocks(frame: pd.DataFrame, column_of: Callable[[str], str]) -> It
             table = _long(part, column)
             if not table.empty:
                 yield _Block(mode, method, name, column, part, table)
-
-
-#: The columns naming a block (``_Block.key``).
-_BLOCK_KEY = ["input_mode", "method", "subgroup", "metric"]
 
 
 def _block_table(
@@ -146,36 +145,19 @@ def summary_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> p
                 for layer, row in summary.iterrows():
                     records.append(
                         {
-                            "input_mode": mode,
-                            "method": method,
-                            "subgroup": name,
-                            "metric": column,
+                            **_block_key(mode, method, name, column),
                             "layer": layer,
                             "layer_index": _LAYER_INDEX[str(layer)],
-                            **{k: row[k] for k in ("n_scans", "n_subjects", "mean", "median")},
-                            "ci_low": row["ci_low"],
-                            "ci_high": row["ci_high"],
+                            **{k: row[k] for k in _LAYER_STATISTICS},
                             "rank": int(row["rank"]),
                         }
                     )
     return pd.DataFrame.from_records(records, columns=_SUMMARY_COLUMNS)
 
 
-_SUMMARY_COLUMNS = [
-    "input_mode",
-    "method",
-    "subgroup",
-    "metric",
-    "layer",
-    "layer_index",
-    "n_scans",
-    "n_subjects",
-    "mean",
-    "median",
-    "ci_low",
-    "ci_high",
-    "rank",
-]
+#: ``layer_summary``'s statistics of one layer, as ``statistics.summary`` names them.
+_LAYER_STATISTICS = ("n_scans", "n_subjects", "mean", "median", "ci_low", "ci_high")
+_SUMMARY_COLUMNS = [*_BLOCK_KEY, "layer", "layer_index", *_LAYER_STATISTICS, "rank"]
 
 
 def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple, Verdict]:
