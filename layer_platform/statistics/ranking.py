@@ -176,14 +176,19 @@ def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple,
     return found
 
 
+@dataclass(frozen=True)
+class RankingSpec:
+    """What ``layer_ranking`` ranks and how it judges: ``group`` is the subgroup ranked
+    (``SUBGROUPS``), ``default_method`` the method flagged ``is_default_method``, and
+    ``evidence`` what every verdict's gates read."""
+
+    default_method: str
+    evidence: Evidence
+    group: str = "all"
+
+
 def ranking_rows(
-    frame: pd.DataFrame,
-    *,
-    default_method: str,
-    evidence: Evidence,
-    group: str = "all",
-    n_boot: int = 2000,
-    seed: int = 0,
+    frame: pd.DataFrame, spec: RankingSpec, *, n_boot: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
     """``layer_ranking``: per input mode and method, the six layers by ``score``.
 
@@ -194,10 +199,10 @@ def ranking_rows(
     share of subject-bootstrap resamples in which the layer has the highest score (sums to 1
     per mode and method).
     """
-    verdicts = _verdicts(frame, group, evidence)
+    verdicts = _verdicts(frame, spec.group, spec.evidence)
     records = []
     for (mode, method), rows in _groups(frame):
-        part = subgroup(rows, group)
+        part = subgroup(rows, spec.group)
         column = score_column(method)
         table = _long(part, column)
         if table.empty:
@@ -210,14 +215,14 @@ def ranking_rows(
                 {
                     "input_mode": mode,
                     "method": method,
-                    "is_default_method": method == default_method,
+                    "is_default_method": method == spec.default_method,
                     "layer": layer,
                     "rank": int(row["rank"]),
                     "score": float(row["mean"]),
                     "ci_low": float(row["ci_low"]),
                     "ci_high": float(row["ci_high"]),
                     "n_subjects": int(row["n_subjects"]),
-                    "subgroup": group,
+                    "subgroup": spec.group,
                     "stands_out": decided.layer == layer,
                     "verdict": decided.statement,
                     "p_rank1": float(first[layer]),
@@ -322,12 +327,7 @@ SUMMARY_TABLES: tuple[str, ...] = (
 
 
 def cohort_tables(
-    frame: pd.DataFrame,
-    *,
-    default_method: str,
-    evidence: Evidence,
-    group: str = "all",
-    n_boot: int = 2000,
+    frame: pd.DataFrame, spec: RankingSpec, *, n_boot: int = 2000
 ) -> dict[str, pd.DataFrame]:
     """Every table of ``SUMMARY_TABLES`` from champion ``layer_saliency`` rows (empty frames
     when there are none), so the warehouse always holds one consistent set."""
@@ -335,9 +335,7 @@ def cohort_tables(
         return {name: pd.DataFrame() for name in SUMMARY_TABLES}
     return {
         "layer_summary": summary_rows(frame, n_boot=n_boot),
-        "layer_ranking": ranking_rows(
-            frame, default_method=default_method, evidence=evidence, group=group, n_boot=n_boot
-        ),
+        "layer_ranking": ranking_rows(frame, spec, n_boot=n_boot),
         "layer_comparison": comparison_rows(frame, n_boot=n_boot),
-        "layer_friedman": friedman_rows(frame, evidence=evidence),
+        "layer_friedman": friedman_rows(frame, evidence=spec.evidence),
     }
