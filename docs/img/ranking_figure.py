@@ -20,13 +20,10 @@ import numpy as np
 import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
+from layer_platform.saliency_names import ABLATION_METHOD
 from layer_platform.statistics.figures import ranking_bars_png
-from layer_platform.statistics.ranking import (
-    ABLATION_METHOD,
-    RankingSpec,
-    format_ranking,
-    ranking_rows,
-)
+from layer_platform.statistics.ranking import RankingSpec, ranking_rows
+from layer_platform.statistics.report import format_ranking
 from layer_platform.statistics.verdicts import Evidence
 
 OUT = Path(__file__).resolve().parent / "ranking.png"
