@@ -28,7 +28,8 @@ from tqdm import tqdm
 from layer_platform.errors import ScanError
 from layer_platform.io.writers import process_owner, remove_dead_staging, staging_prefix
 from layer_platform.locations import Location, is_remote
-from layer_platform.warehouse.store import Replacement, Warehouse, utc_now
+from layer_platform.timestamps import utc_now
+from layer_platform.warehouse.store import Replacement, Warehouse
 
 #: Progress is logged every this many scans (and after the last).
 LOG_EVERY = 10

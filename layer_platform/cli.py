@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import os
 import signal
@@ -18,6 +17,7 @@ from layer_platform.analysis.errors import AnalysisError
 from layer_platform.orchestration.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 from layer_platform.simulation.config import SimulationConfig
+from layer_platform.timestamps import utc_now
 from layer_platform.umask import apply_umask
 
 ENV_HELP = "\n".join(
@@ -69,7 +69,7 @@ def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
         )
         return 2
     paths.ensure()
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    started = utc_now()
     defs = build_definitions(paths=paths) if args.in_process else None
     report = run_platform(
         paths, max_batch=args.batch, until=args.until, workers=args.workers, defs=defs

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
+from layer_platform.saliency_names import ABLATION_METHOD
 from layer_platform.statistics.figures import ranking_bars_png
-from layer_platform.statistics.ranking import ABLATION_METHOD, format_ranking, ranking_rows
+from layer_platform.statistics.ranking import RankingSpec, ranking_rows
+from layer_platform.statistics.report import format_ranking
 from layer_platform.statistics.verdicts import Evidence
 
 OUT = Path(__file__).resolve().parent / "ranking.png"
@@ -60,9 +62,7 @@ def synthetic_rows(seed: int = 7) -> pd.DataFrame:
 
 
 def main() -> None:
-    ranking = ranking_rows(
-        synthetic_rows(), default_method=ABLATION_METHOD, evidence=Evidence(), n_boot=2000
-    )
+    ranking = ranking_rows(synthetic_rows(), RankingSpec(ABLATION_METHOD, Evidence()), n_boot=2000)
     OUT.write_bytes(ranking_bars_png(ranking, [ABLATION_METHOD]))
     print(format_ranking(ranking))
     print(f"wrote {OUT}")

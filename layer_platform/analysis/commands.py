@@ -30,6 +30,10 @@ def _reader(args: argparse.Namespace, paths: LayerPaths) -> ReadOnlyWarehouse:
 
 
 def _cmd_status(args: argparse.Namespace, paths: LayerPaths) -> int:
+    """summarize the cohort and the warehouse
+
+    Counts per stage, the latest quarantine reasons and incomplete landing folders.
+    """
     from layer_platform.warehouse.status import cohort_summary, format_summary
 
     with _reader(args, paths).lock_errors():
@@ -39,6 +43,11 @@ def _cmd_status(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
+    """print the layer ranking of each input mode from the warehouse (read-only)
+
+    Print layer_ranking: per input mode, each method's layers from rank 1 (the top layer) down,
+    with the 'does any layer stand out' verdict.
+    """
     reader = _reader(args, paths)
     ranking = None
     if "layer_ranking" in reader.tables():
@@ -63,6 +72,14 @@ def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_export(args: argparse.Namespace, paths: LayerPaths) -> int:
+    """write the warehouse as Parquet, or the cohort split for MONAI / nnU-Net (read-only)
+
+    --to: copy each table and view of the DuckDB warehouse to <TO>/<name>.parquet, from one
+    consistent read-only connection. TO may be a local folder or an fsspec URL
+    (s3://bucket/layer/warehouse, with s3fs installed) for DuckDB over Parquet at scale.
+    --datalist: write the cohort split (same folds, same test subjects) as a MONAI
+    datalist.json and an nnU-Net dataset.json + splits_final.json into DIR.
+    """
     if not (args.to or args.datalist):
         print("layer-platform export: error: give --to, --datalist or both", file=sys.stderr)
         return 2
@@ -93,12 +110,23 @@ def _cmd_export(args: argparse.Namespace, paths: LayerPaths) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace, paths: LayerPaths) -> int:
+    """run a read-only SQL query on the warehouse
+
+    Run SELECT statements (or an EXPLAIN of one) on the warehouse through a read-only
+    connection, retrying while a writer holds the file; any other statement is refused.
+    Tables: docs/how-to/query-the-warehouse.md.
+    """
     sql = sys.stdin.read() if args.query == "-" else args.query
     print(render(_reader(args, paths).query(sql), args.format))
     return 0
 
 
 def _cmd_snapshot(args: argparse.Namespace, paths: LayerPaths) -> int:
+    """copy the warehouse to PATH, to open while the pipeline writes
+
+    Write a consistent copy of the warehouse to PATH (replacing an older copy there). Open the
+    copy with DuckDB for as long as you like: it never blocks the pipeline.
+    """
     reader = _reader(args, paths)
     copy = reader.snapshot(args.path)
     n_tables = len(ReadOnlyWarehouse(copy).tables())
@@ -117,69 +145,37 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help=f"how long to wait for a writer's lock (default {DEFAULT_WAIT_S:g})",
     )
 
-    def add(
-        name: str, func: Callable[[argparse.Namespace, LayerPaths], int], summary: str, text: str
-    ) -> argparse.ArgumentParser:
+    def add(func: Callable[[argparse.Namespace, LayerPaths], int]) -> argparse.ArgumentParser:
+        """The command ``_cmd_<name>``: its docstring's first line is the summary, the rest
+        the description."""
+        summary, _, text = (func.__doc__ or "").partition("\n")
         parser = commands.add_parser(
-            name,
+            func.__name__.removeprefix("_cmd_"),
             parents=[wait],
             help=summary,
-            description=textwrap.fill(text, 88),
+            description=textwrap.fill(" ".join(text.split()), 88),
             epilog=EXIT_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         parser.set_defaults(func=func)
         return parser
 
-    status = add(
-        "status",
-        _cmd_status,
-        "summarize the cohort and the warehouse",
-        "Counts per stage, the latest quarantine reasons and incomplete landing folders.",
-    )
+    status = add(_cmd_status)
     status.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    ranking = add(
-        "ranking",
-        _cmd_ranking,
-        "print the layer ranking of each input mode from the warehouse (read-only)",
-        "Print layer_ranking: per input mode, each method's layers from rank 1"
-        " (the top layer) down, with the 'does any layer stand out' verdict.",
-    )
+    ranking = add(_cmd_ranking)
     ranking.add_argument(
         "--method", action="append", help="only this method (repeatable); default: all"
     )
     ranking.add_argument("--json", action="store_true", help="print the rows as a JSON list")
 
-    export = add(
-        "export",
-        _cmd_export,
-        "write the warehouse as Parquet, or the cohort split for MONAI / nnU-Net (read-only)",
-        "--to: copy each table and view of the DuckDB warehouse to <TO>/<name>.parquet, from"
-        " one consistent read-only connection. TO may be a local folder or an fsspec URL"
-        " (s3://bucket/layer/warehouse, with s3fs installed) for DuckDB over Parquet at scale."
-        " --datalist: write the cohort split (same folds, same test subjects) as a MONAI"
-        " datalist.json and an nnU-Net dataset.json + splits_final.json into DIR.",
-    )
+    export = add(_cmd_export)
     export.add_argument("--to", help="destination folder or URL for the Parquet files")
     export.add_argument("--datalist", metavar="DIR", help="destination folder for the split files")
 
-    sql = add(
-        "sql",
-        _cmd_sql,
-        "run a read-only SQL query on the warehouse",
-        "Run SELECT statements (or an EXPLAIN of one) on the warehouse through a read-only"
-        " connection, retrying while a writer holds the file; any other statement is refused."
-        " Tables: docs/how-to/query-the-warehouse.md.",
-    )
+    sql = add(_cmd_sql)
     sql.add_argument("query", help="the SQL, or - to read it from stdin")
     sql.add_argument("--format", choices=FORMATS, default="table", help="output format")
 
-    snapshot = add(
-        "snapshot",
-        _cmd_snapshot,
-        "copy the warehouse to PATH, to open while the pipeline writes",
-        "Write a consistent copy of the warehouse to PATH (replacing an older copy there)."
-        " Open the copy with DuckDB for as long as you like: it never blocks the pipeline.",
-    )
+    snapshot = add(_cmd_snapshot)
     snapshot.add_argument("path", type=Path, help="where the copy goes (a .duckdb file)")

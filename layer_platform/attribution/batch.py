@@ -7,7 +7,6 @@ an Integrated Gradients completeness error above the tolerance only warns.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from layer_platform.imaging.native import write_saliency_maps
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
 from layer_platform.saliency_names import LAYER_VALUE_COLUMNS
+from layer_platform.timestamps import utc_now
 from layer_platform.warehouse.store import Replacement
 
 
@@ -115,7 +115,7 @@ def attribute_batch_scan(
     """Attribute one scan with every mode's champion, or the member of it that never trained on
     the scan (``attribution.explainer``); rows replace the scan's earlier rows of each champion
     version, maps land as ``saliency/<scan_id>/<mode>_<method>.nii.gz``."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = utc_now()
     stored = load_preprocessed(artifacts / "preprocessed" / scan.scan_id)
     labels = read_label_map(scan.path)
     rows: dict[str, list[dict]] = {}

@@ -35,10 +35,11 @@ from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
 from layer_platform.settings import LayerPaths
 from layer_platform.statistics.sampling import sample_scans
+from layer_platform.timestamps import utc_now
 from layer_platform.tracking.mlflow_registry import Tracking, load_champion_classifier
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import cached_randomization
-from layer_platform.warehouse.store import Warehouse, utc_now
+from layer_platform.warehouse.store import Warehouse
 
 #: Scans of distinct subjects the check needs to decide (see the module).
 MIN_DECISIVE_SCANS = 8

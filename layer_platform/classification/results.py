@@ -18,7 +18,7 @@ from layer_platform.classification.network import FoldEnsemble
 from layer_platform.classification.splits import SubjectSplit
 from layer_platform.classification.training import predict_proba
 from layer_platform.compute import select_device
-from layer_platform.warehouse.store import utc_now
+from layer_platform.timestamps import utc_now
 
 
 def metric_rows(mode: str, name: str, version: str, cv: CVResult) -> list[dict]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
+import pydantic
 
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.defs.saliency_resource import SaliencyResource
@@ -15,47 +18,70 @@ from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.settings import LayerPaths
 from layer_platform.warehouse.store import Warehouse
 
+C = TypeVar("C")
 
-class StorageResource(dg.ConfigurableResource):
-    """Where the platform keeps its state: landing zone, warehouse, artifacts, MLflow store."""
+#: ``LayerPaths.warehouse`` is spelled ``warehouse_path`` here: ``warehouse()`` is a method.
+_CONFIG_NAME = {"warehouse": "warehouse_path"}
+#: How a configured string becomes a path again (``Path`` for the others).
+_PARSE: dict[str, Callable[[str], Any]] = {"artifacts": as_location}
 
-    home: str
-    landing: str
-    warehouse_path: str
-    artifacts: str
-    mlflow_dir: str
-    dagster_home: str
-    mlflow_server: str | None = None
-    mlflow_ui_url: str | None = None
+
+def _config_name(field: dataclasses.Field) -> str:
+    return _CONFIG_NAME.get(field.name, field.name)
+
+
+def _is_optional(field: dataclasses.Field) -> bool:
+    return field.default is None
+
+
+def _storage_fields() -> dict[str, Any]:
+    """One string setting per ``LayerPaths`` field (the optional ones default to None), so the
+    resource's configuration follows the paths instead of being a second list to keep in step."""
+    return {
+        _config_name(f): (str | None, None) if _is_optional(f) else (str, ...)
+        for f in dataclasses.fields(LayerPaths)
+    }
+
+
+_StorageFields = pydantic.create_model(
+    "_StorageFields", __base__=dg.ConfigurableResource, __module__=__name__, **_storage_fields()
+)
+
+
+class StorageResource(_StorageFields):
+    """Where the platform keeps its state: landing zone, warehouse, artifacts, MLflow store.
+
+    Its settings are ``LayerPaths``' fields as strings (``warehouse`` as ``warehouse_path``).
+    """
 
     @classmethod
     def from_paths(cls, paths: LayerPaths) -> StorageResource:
-        return cls(
-            home=str(paths.home),
-            landing=str(paths.landing),
-            warehouse_path=str(paths.warehouse),
-            artifacts=str(paths.artifacts),
-            mlflow_dir=str(paths.mlflow_dir),
-            dagster_home=str(paths.dagster_home),
-            mlflow_server=paths.mlflow_server,
-            mlflow_ui_url=paths.mlflow_ui_url,
-        )
+        values = {_config_name(f): getattr(paths, f.name) for f in dataclasses.fields(LayerPaths)}
+        return cls(**{name: None if v is None else str(v) for name, v in values.items()})
 
     @property
     def paths(self) -> LayerPaths:
-        return LayerPaths(
-            home=Path(self.home),
-            landing=Path(self.landing),
-            dagster_home=Path(self.dagster_home),
-            warehouse=Path(self.warehouse_path),
-            mlflow_dir=Path(self.mlflow_dir),
-            artifacts=as_location(self.artifacts),
-            mlflow_server=self.mlflow_server,
-            mlflow_ui_url=self.mlflow_ui_url,
-        )
+        values = {}
+        for f in dataclasses.fields(LayerPaths):
+            value = getattr(self, _config_name(f))
+            values[f.name] = value if _is_optional(f) else _PARSE.get(f.name, Path)(value)
+        return LayerPaths(**values)
 
     def warehouse(self) -> Warehouse:
         return Warehouse(Path(self.warehouse_path))
+
+
+def settings_for(config_class: type[C], resource: dg.ConfigurableResource) -> C:
+    """``config_class`` (a dataclass) with every setting ``resource`` also declares, by name;
+    the rest keep the dataclass's defaults."""
+    declared = type(resource).model_fields
+    return config_class(
+        **{
+            f.name: getattr(resource, f.name)
+            for f in dataclasses.fields(config_class)
+            if f.name in declared
+        }
+    )
 
 
 class PreprocessingResource(dg.ConfigurableResource):
@@ -115,15 +141,7 @@ class ClassifierResource(dg.ConfigurableResource):
     promotion_floor: float = 0.5
 
     def config(self) -> ClassifierConfig:
-        return ClassifierConfig(
-            architecture=self.architecture,
-            final_model=self.final_model,
-            min_epochs=self.min_epochs,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            batch_size=self.batch_size,
-            seed=self.seed,
-        )
+        return settings_for(ClassifierConfig, self)
 
 
 class SegmenterResource(dg.ConfigurableResource):
@@ -140,10 +158,4 @@ class SegmenterResource(dg.ConfigurableResource):
     prefer_reference: bool = True
 
     def config(self) -> SegmenterConfig:
-        return SegmenterConfig(
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            val_fraction=self.val_fraction,
-        )
+        return settings_for(SegmenterConfig, self)

@@ -7,7 +7,6 @@ B-mode with old layers. Per-scan checks refuse the scan (quarantine), never the 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from layer_platform.imaging.preprocess import (
 from layer_platform.ingestion.intake import files_hash
 from layer_platform.ingestion.landing import load_scan
 from layer_platform.locations import Location
+from layer_platform.timestamps import utc_now
 from layer_platform.warehouse.store import Replacement
 
 #: Fraction of voxels that must show tissue (B-mode above the noise floor) in a usable scan.
@@ -99,7 +99,7 @@ def preprocessing_row(
         "swe_valid_fraction": stats["swe_valid_fraction"],
         "tissue_fraction": stats["tissue_fraction"],
         "all_finite": stats["all_finite"],
-        "processed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "processed_at": utc_now(),
     }
 
 

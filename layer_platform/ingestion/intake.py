@@ -24,6 +24,7 @@ from layer_platform.ingestion.landing import LandedFolder, load_scan
 from layer_platform.ingestion.policy import IntakePolicy
 from layer_platform.io import Volume, volume_extension
 from layer_platform.labels import MAX_LABEL, Layer
+from layer_platform.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def inspect_folder(
         content_hash=content_hash,
         fingerprint=folder.fingerprint,
         metadata=json.dumps(meta.extra, sort_keys=True, default=str),
-        ingested_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        ingested_at=utc_now(),
     )
     return record
 
@@ -291,7 +292,7 @@ def intake(
                 folder=folder.name,
                 scan_id=scan_id,
                 reason=reason,
-                detected_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                detected_at=utc_now(),
                 fingerprint=folder.fingerprint,
             )
         )

@@ -6,7 +6,6 @@ refresh over thousands of registered scans costs a directory listing plus the ne
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from layer_platform.ingestion.intake import (
 )
 from layer_platform.ingestion.landing import discover
 from layer_platform.ingestion.policy import IntakePolicy
+from layer_platform.timestamps import utc_now
 from layer_platform.warehouse.store import Replacement, Warehouse
 
 #: The ``quarantine.stage`` of folders refused at intake.
@@ -78,7 +78,7 @@ def refresh_manifest(
         IntakePolicy.from_env() if policy is None else policy,
     )
 
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = utc_now()
     status = {r.folder: (r.scan_id, "accepted") for r in result.accepted}
     status.update({q.folder: (q.scan_id, "quarantined") for q in result.quarantined})
     inspected_folders = [f.name for f in todo]

@@ -8,7 +8,6 @@ saliency skips such scans and the QC tables say why.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from layer_platform.labels import Layer
 from layer_platform.segmentation.inference import segment_volume
 from layer_platform.segmentation.postprocess import enforce_anatomical_order, order_ok_fraction
 from layer_platform.segmentation.qc import dice_per_layer, layer_qc, qc_problems
+from layer_platform.timestamps import utc_now
 from layer_platform.warehouse.store import Replacement
 
 
@@ -61,7 +61,7 @@ def segment_batch_scan(
         "qc_passed": not problems,
         "problems": "; ".join(problems) or None,
         "path": str(target),
-        "computed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "computed_at": utc_now(),
     }
     markdown = {}
     if preview:

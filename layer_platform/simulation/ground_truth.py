@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from layer_platform.simulation.config import SimulationConfig
 from layer_platform.simulation.subjects import ScanPlan
 
 GROUND_TRUTH_NAME = "ground_truth.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class ScanTruth:
     has_layers: bool
 
 
+def _copied(cls: type[T], source: object, **given: Any) -> T:
+    """``cls`` (a dataclass) from ``given`` and, for its other fields, ``source``'s attributes
+    of the same name: the truth repeats what was planned, and only says where it differs."""
+    names = [f.name for f in fields(cls) if f.name not in given]
+    return cls(**{name: getattr(source, name) for name in names}, **given)
+
+
 @dataclass(frozen=True)
 class GroundTruth:
     """The simulated cohort's truth, in landing order."""
@@ -58,24 +66,15 @@ class GroundTruth:
             if subject.subject_id not in known:
                 known.add(subject.subject_id)
                 subjects.append(
-                    SubjectTruth(
-                        subject_id=subject.subject_id,
-                        label=subject.label,
-                        severity=subject.severity,
-                        site=subject.site,
-                        device=subject.device,
-                        acquired_at=subject.acquired_at.isoformat(),
-                    )
+                    _copied(SubjectTruth, subject, acquired_at=subject.acquired_at.isoformat())
                 )
             scans.append(
-                ScanTruth(
-                    scan_id=plan.scan_id,
+                _copied(
+                    ScanTruth,
+                    plan,
                     subject_id=subject.subject_id,
-                    side=plan.side,
                     format=plan.bmode_format,
                     files=scan_files(plan),
-                    has_swe=plan.has_swe,
-                    has_layers=plan.has_layers,
                 )
             )
         return GroundTruth(self.config, tuple(subjects), tuple(scans))

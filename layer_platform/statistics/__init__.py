@@ -14,6 +14,7 @@ from layer_platform.statistics.comparisons import (
 from layer_platform.statistics.ranking import (
     SUBGROUPS,
     SUMMARY_TABLES,
+    RankingSpec,
     cohort_tables,
     comparison_rows,
     friedman_rows,
@@ -35,6 +36,7 @@ __all__ = [
     "FriedmanResult",
     "MeanCI",
     "PairedComparison",
+    "RankingSpec",
     "Verdict",
     "bootstrap_mean_ci",
     "cohort_tables",

@@ -74,6 +74,14 @@ def _groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
     ]
 
 
+#: The columns naming a block (``_Block.key``).
+_BLOCK_KEY = ["input_mode", "method", "subgroup", "metric"]
+
+
+def _block_key(mode: str, method: str, subgroup: str, column: str) -> dict[str, str]:
+    return dict(zip(_BLOCK_KEY, (mode, method, subgroup, column), strict=True))
+
+
 @dataclass(frozen=True)
 class _Block:
     """One input mode, method and subgroup with data in the method's ``column``."""
@@ -86,12 +94,7 @@ class _Block:
     table: pd.DataFrame
 
     def key(self) -> dict[str, str]:
-        return {
-            "input_mode": self.mode,
-            "method": self.method,
-            "subgroup": self.subgroup,
-            "metric": self.column,
-        }
+        return _block_key(self.mode, self.method, self.subgroup, self.column)
 
 
 def _subgroup_blocks(frame: pd.DataFrame, column_of: Callable[[str], str]) -> Iterator[_Block]:
@@ -103,10 +106,6 @@ def _subgroup_blocks(frame: pd.DataFrame, column_of: Callable[[str], str]) -> It
             table = _long(part, column)
             if not table.empty:
                 yield _Block(mode, method, name, column, part, table)
-
-
-#: The columns naming a block (``_Block.key``).
-_BLOCK_KEY = ["input_mode", "method", "subgroup", "metric"]
 
 
 def _block_table(
@@ -146,36 +145,19 @@ def summary_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> p
                 for layer, row in summary.iterrows():
                     records.append(
                         {
-                            "input_mode": mode,
-                            "method": method,
-                            "subgroup": name,
-                            "metric": column,
+                            **_block_key(mode, method, name, column),
                             "layer": layer,
                             "layer_index": _LAYER_INDEX[str(layer)],
-                            **{k: row[k] for k in ("n_scans", "n_subjects", "mean", "median")},
-                            "ci_low": row["ci_low"],
-                            "ci_high": row["ci_high"],
+                            **{k: row[k] for k in _LAYER_STATISTICS},
                             "rank": int(row["rank"]),
                         }
                     )
     return pd.DataFrame.from_records(records, columns=_SUMMARY_COLUMNS)
 
 
-_SUMMARY_COLUMNS = [
-    "input_mode",
-    "method",
-    "subgroup",
-    "metric",
-    "layer",
-    "layer_index",
-    "n_scans",
-    "n_subjects",
-    "mean",
-    "median",
-    "ci_low",
-    "ci_high",
-    "rank",
-]
+#: ``layer_summary``'s statistics of one layer, as ``statistics.summary`` names them.
+_LAYER_STATISTICS = ("n_scans", "n_subjects", "mean", "median", "ci_low", "ci_high")
+_SUMMARY_COLUMNS = [*_BLOCK_KEY, "layer", "layer_index", *_LAYER_STATISTICS, "rank"]
 
 
 def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple, Verdict]:
@@ -194,14 +176,19 @@ def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple,
     return found
 
 
+@dataclass(frozen=True)
+class RankingSpec:
+    """What ``layer_ranking`` ranks and how it judges: ``group`` is the subgroup ranked
+    (``SUBGROUPS``), ``default_method`` the method flagged ``is_default_method``, and
+    ``evidence`` what every verdict's gates read."""
+
+    default_method: str
+    evidence: Evidence
+    group: str = "all"
+
+
 def ranking_rows(
-    frame: pd.DataFrame,
-    *,
-    default_method: str,
-    evidence: Evidence,
-    group: str = "all",
-    n_boot: int = 2000,
-    seed: int = 0,
+    frame: pd.DataFrame, spec: RankingSpec, *, n_boot: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
     """``layer_ranking``: per input mode and method, the six layers by ``score``.
 
@@ -212,10 +199,10 @@ def ranking_rows(
     share of subject-bootstrap resamples in which the layer has the highest score (sums to 1
     per mode and method).
     """
-    verdicts = _verdicts(frame, group, evidence)
+    verdicts = _verdicts(frame, spec.group, spec.evidence)
     records = []
     for (mode, method), rows in _groups(frame):
-        part = subgroup(rows, group)
+        part = subgroup(rows, spec.group)
         column = score_column(method)
         table = _long(part, column)
         if table.empty:
@@ -228,14 +215,14 @@ def ranking_rows(
                 {
                     "input_mode": mode,
                     "method": method,
-                    "is_default_method": method == default_method,
+                    "is_default_method": method == spec.default_method,
                     "layer": layer,
                     "rank": int(row["rank"]),
                     "score": float(row["mean"]),
                     "ci_low": float(row["ci_low"]),
                     "ci_high": float(row["ci_high"]),
                     "n_subjects": int(row["n_subjects"]),
-                    "subgroup": group,
+                    "subgroup": spec.group,
                     "stands_out": decided.layer == layer,
                     "verdict": decided.statement,
                     "p_rank1": float(first[layer]),
@@ -340,12 +327,7 @@ SUMMARY_TABLES: tuple[str, ...] = (
 
 
 def cohort_tables(
-    frame: pd.DataFrame,
-    *,
-    default_method: str,
-    evidence: Evidence,
-    group: str = "all",
-    n_boot: int = 2000,
+    frame: pd.DataFrame, spec: RankingSpec, *, n_boot: int = 2000
 ) -> dict[str, pd.DataFrame]:
     """Every table of ``SUMMARY_TABLES`` from champion ``layer_saliency`` rows (empty frames
     when there are none), so the warehouse always holds one consistent set."""
@@ -353,9 +335,7 @@ def cohort_tables(
         return {name: pd.DataFrame() for name in SUMMARY_TABLES}
     return {
         "layer_summary": summary_rows(frame, n_boot=n_boot),
-        "layer_ranking": ranking_rows(
-            frame, default_method=default_method, evidence=evidence, group=group, n_boot=n_boot
-        ),
+        "layer_ranking": ranking_rows(frame, spec, n_boot=n_boot),
         "layer_comparison": comparison_rows(frame, n_boot=n_boot),
-        "layer_friedman": friedman_rows(frame, evidence=evidence),
+        "layer_friedman": friedman_rows(frame, evidence=spec.evidence),
     }

@@ -7,7 +7,6 @@ closes it; a lock held by another process is waited for with back-off instead of
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import random
@@ -33,11 +32,6 @@ log = logging.getLogger(__name__)
 LIST_RELATIONS = (
     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
 )
-
-
-def utc_now() -> dt.datetime:
-    """The time stamp the tables store: UTC without a zone (DuckDB ``TIMESTAMP``)."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _identifier(name: str) -> str:

@@ -20,7 +20,7 @@ from layer_platform.attribution import (
 )
 from layer_platform.attribution.randomization_run import RandomizationOutcome
 from layer_platform.attribution.sanity import cascade_steps
-from layer_platform.statistics import Evidence, ranking_rows
+from layer_platform.statistics import Evidence, RankingSpec, ranking_rows
 from layer_platform.statistics.skill import SkillTest
 from layer_platform_tests.attribution.toys import TinyConvNet
 
@@ -172,9 +172,7 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding(trained):
             )
     skill = SkillTest(auc=0.95, p_value=0.001, n_subjects=12, n_permutations=2000)
     evidence = Evidence(skill={"bmode": skill}, model_randomization=outcome.passed())
-    ranking = ranking_rows(
-        pd.DataFrame(rows), default_method="edge_detector", evidence=evidence, n_boot=200
-    )
+    ranking = ranking_rows(pd.DataFrame(rows), RankingSpec("edge_detector", evidence), n_boot=200)
     assert ranking.iloc[0]["layer"] == "deep_fascia"
     assert not ranking["stands_out"].any()
     assert ranking["verdict"].str.contains("fails the model-randomization check").all()

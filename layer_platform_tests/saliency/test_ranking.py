@@ -12,6 +12,7 @@ from layer_platform.statistics import (
     SUBGROUPS,
     TOO_FEW_SUBJECTS,
     Evidence,
+    RankingSpec,
     comparison_rows,
     driver_recovery_rows,
     format_ranking,
@@ -88,8 +89,7 @@ def saliency_frame(
 def test_ranking_finds_the_known_top_layer_and_says_it_stands_out():
     ranking = ranking_rows(
         saliency_frame("deep_fascia"),
-        default_method="integrated_gradients",
-        evidence=passing(),
+        RankingSpec("integrated_gradients", passing()),
         n_boot=N_BOOT,
     )
     assert list(ranking.columns[:9]) == [
@@ -122,9 +122,7 @@ def test_ranking_finds_the_known_top_layer_and_says_it_stands_out():
 
 def test_null_cohort_says_no_layer_stands_out():
     frame = saliency_frame(None, seed=3)
-    ranking = ranking_rows(
-        frame, default_method="integrated_gradients", evidence=passing(), n_boot=N_BOOT
-    )
+    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", passing()), n_boot=N_BOOT)
     assert not ranking["stands_out"].any()
     assert ranking["verdict"].str.contains("does not beat every other layer").all()
     for _, rows in ranking.groupby(["input_mode", "method"]):
@@ -139,9 +137,7 @@ def test_a_model_at_chance_gets_no_finding_however_clear_its_attribution():
     """A clear top layer is not a finding when the classifier does not predict pain."""
     frame = saliency_frame("muscle", modes=("bmode", "swe"))
     evidence = passing(skill={"bmode": SKILLED, "swe": AT_CHANCE})
-    ranking = ranking_rows(
-        frame, default_method="integrated_gradients", evidence=evidence, n_boot=N_BOOT
-    )
+    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", evidence), n_boot=N_BOOT)
     swe, bmode = ranking[ranking["input_mode"] == "swe"], ranking[ranking["input_mode"] == "bmode"]
     assert not swe["stands_out"].any()
     assert set(swe["verdict"]) == {
@@ -155,7 +151,7 @@ def test_a_model_at_chance_gets_no_finding_however_clear_its_attribution():
     assert swe_tests["standout_layer"].isna().all()
     assert (swe_tests[swe_tests["subgroup"] == "all"]["p_value"] < 1e-4).all(), "test kept"
     untested = passing(skill={"bmode": SKILLED})
-    swe = ranking_rows(frame, default_method="saliency", evidence=untested, n_boot=N_BOOT)
+    swe = ranking_rows(frame, RankingSpec("saliency", untested), n_boot=N_BOOT)
     swe = swe[swe["input_mode"] == "swe"]
     assert not swe["stands_out"].any()
     assert swe["verdict"].str.contains("out-of-fold predictions are not recorded").all()
@@ -166,9 +162,7 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding():
     data-randomization check stops it when it ran and failed."""
     frame = saliency_frame("deep_fat")
     evidence = passing(model_randomization={"bmode/integrated_gradients": False})
-    ranking = ranking_rows(
-        frame, default_method="integrated_gradients", evidence=evidence, n_boot=N_BOOT
-    )
+    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", evidence), n_boot=N_BOOT)
     assert not ranking["stands_out"].any()
     by_method = ranking.groupby("method")["verdict"].first()
     assert by_method["integrated_gradients"] == (
@@ -180,9 +174,7 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding():
         " (or on too few scans to decide)"
     )
     ran = passing(data_randomization={"bmode/layer_ablation": False})
-    ranking = ranking_rows(
-        frame, default_method="integrated_gradients", evidence=ran, n_boot=N_BOOT
-    )
+    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", ran), n_boot=N_BOOT)
     by_method = ranking.groupby("method")["verdict"].first()
     assert by_method["layer_ablation"].endswith("(data-randomization check)")
     assert by_method["integrated_gradients"].startswith("deep_fat stands out")
@@ -195,12 +187,10 @@ def test_holm_over_methods_needs_more_subjects():
     0.073 (none)."""
     methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
     two = saliency_frame("dermis", n_subjects=11)
-    found = ranking_rows(two, default_method="saliency", evidence=passing(), n_boot=N_BOOT)
+    found = ranking_rows(two, RankingSpec("saliency", passing()), n_boot=N_BOOT)
     assert found["stands_out"].sum() == 2
     five = saliency_frame("dermis", n_subjects=11, methods=methods)
-    none = ranking_rows(
-        five, default_method="saliency", evidence=passing(methods=methods), n_boot=N_BOOT
-    )
+    none = ranking_rows(five, RankingSpec("saliency", passing(methods=methods)), n_boot=N_BOOT)
     assert not none["stands_out"].any()
     assert none["verdict"].str.contains("p = 0.073 >= 0.05 over 150 paired tests").all()
 
@@ -208,8 +198,7 @@ def test_holm_over_methods_needs_more_subjects():
 def test_too_few_subjects_get_an_explicit_verdict():
     ranking = ranking_rows(
         saliency_frame("muscle", n_subjects=1),
-        default_method="integrated_gradients",
-        evidence=passing(),
+        RankingSpec("integrated_gradients", passing()),
     )
     assert set(ranking["verdict"]) == {TOO_FEW_SUBJECTS}
     assert not ranking["stands_out"].any()
@@ -253,9 +242,7 @@ def test_non_muscle_vs_muscle_is_paired_by_subject():
 
 def test_driver_recovery_per_mode_and_modality():
     frame = saliency_frame("deep_fascia", modes=("bmode", "swe", "bmode_swe"))
-    ranking = ranking_rows(
-        frame, default_method="integrated_gradients", evidence=passing(), n_boot=N_BOOT
-    )
+    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", passing()), n_boot=N_BOOT)
     drivers = planted_drivers("deep_fascia", "muscle")
     recovery = driver_recovery_rows(ranking, drivers, cohort="sim")
     ig = recovery[recovery["method"] == "integrated_gradients"].set_index(
@@ -273,15 +260,13 @@ def test_driver_recovery_per_mode_and_modality():
 
 def test_driver_recovery_without_a_planted_driver_asks_for_no_standout():
     null = ranking_rows(
-        saliency_frame(None, seed=3), default_method="integrated_gradients", evidence=passing()
+        saliency_frame(None, seed=3), RankingSpec("integrated_gradients", passing())
     )
     recovery = driver_recovery_rows(null, planted_drivers(None, None), cohort="null")
     assert (recovery["planted_layer"] == "none").all()
     assert recovery["rank_of_planted_layer"].isna().all()
     assert recovery["recovered"].all()
-    found = ranking_rows(
-        saliency_frame("dermis"), default_method="integrated_gradients", evidence=passing()
-    )
+    found = ranking_rows(saliency_frame("dermis"), RankingSpec("integrated_gradients", passing()))
     assert not driver_recovery_rows(found, planted_drivers(None, None), cohort="x")[
         "recovered"
     ].any()
@@ -289,9 +274,7 @@ def test_driver_recovery_without_a_planted_driver_asks_for_no_standout():
 
 def test_text_outputs_name_the_top_layer_and_the_verdict():
     frame = saliency_frame("deep_fascia")
-    ranking = ranking_rows(
-        frame, default_method="integrated_gradients", evidence=passing(), n_boot=N_BOOT
-    )
+    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", passing()), n_boot=N_BOOT)
     comparison = comparison_rows(frame, n_boot=N_BOOT)
     markdown = results_markdown(ranking, comparison, headers={"bmode": "v1"})
     assert "### bmode — v1" in markdown

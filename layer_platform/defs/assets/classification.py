@@ -21,7 +21,7 @@ from layer_platform.classification.splits import (
     assert_no_subject_leakage,
     make_subject_split,
 )
-from layer_platform.defs.assets.conventions import stage_asset
+from layer_platform.defs.assets.conventions import check_specs, stage_asset
 from layer_platform.defs.assets.preprocessing import preprocessed_volume
 from layer_platform.defs.catalog import table_metadata
 from layer_platform.defs.mlflow_links import dagster_tags, model_links
@@ -45,6 +45,14 @@ from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
 from layer_platform.warehouse.store import Replacement
 
 mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
+#: name → (blocking, description), per asset.
+SPLIT_CHECKS = {
+    "no_subject_leakage": (True, "no subject appears in two folds or in a fold and the test set")
+}
+CLASSIFIER_CHECKS = {
+    "heldout_auc_floor": (False, "held-out test AUC above the configured floor (warn)"),
+    "predictions_valid": (True, "every probability is finite and in [0, 1]"),
+}
 
 
 @stage_asset(
@@ -53,18 +61,9 @@ mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
     kinds={"duckdb", "python"},
     code_version="split-v2",
     pool="warehouse",
-    check_specs=[
-        dg.AssetCheckSpec(
-            "no_subject_leakage",
-            asset="cohort_split",
-            blocking=True,
-            description="no subject appears in two folds or in a fold and the test set",
-        )
-    ],
+    check_specs=check_specs("cohort_split", SPLIT_CHECKS),
 )
-def cohort_split(
-    context: dg.AssetExecutionContext, storage: StorageResource, classifier: ClassifierResource
-) -> dg.MaterializeResult:
+def cohort_split(storage: StorageResource, classifier: ClassifierResource) -> dg.MaterializeResult:
     """Held-out test subjects plus K development folds (``cohort_split`` table), each subject's
     role and fold a salted hash of its id: an arrival never moves an existing subject.
 
@@ -112,19 +111,7 @@ def cohort_split(
     kinds={"pytorch", "mlflow", "duckdb"},
     code_version="classifier-v2",
     pool="warehouse",
-    check_specs=[
-        dg.AssetCheckSpec(
-            "heldout_auc_floor",
-            asset="pain_classifier",
-            description="held-out test AUC above the configured floor (warn)",
-        ),
-        dg.AssetCheckSpec(
-            "predictions_valid",
-            asset="pain_classifier",
-            blocking=True,
-            description="every probability is finite and in [0, 1]",
-        ),
-    ],
+    check_specs=check_specs("pain_classifier", CLASSIFIER_CHECKS),
 )
 def pain_classifier(
     context: dg.AssetExecutionContext, storage: StorageResource, classifier: ClassifierResource

@@ -7,6 +7,7 @@ a backfill of any range of scans is one run, not one per scan.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -34,3 +35,11 @@ def stage_spec(stage: str, key: str, *, kinds: set[str], **kwargs: Any) -> dg.As
     return dg.AssetSpec(
         key, group_name=stage, kinds=kinds, tags={"layer/stage": stage}, owners=[OWNER], **kwargs
     )
+
+
+def check_specs(asset: str, checks: Mapping[str, tuple[bool, str]]) -> list[dg.AssetCheckSpec]:
+    """The asset's checks from a table ``name → (blocking, description)``."""
+    return [
+        dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=text)
+        for name, (blocking, text) in checks.items()
+    ]

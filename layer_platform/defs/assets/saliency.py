@@ -20,7 +20,7 @@ from layer_platform.batching import BatchOutcome, ScanResult
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.compute import select_device
 from layer_platform.defs.assets.classification import pain_classifier
-from layer_platform.defs.assets.conventions import stage_asset
+from layer_platform.defs.assets.conventions import check_specs, stage_asset
 from layer_platform.defs.assets.segmentation import layer_segmentation
 from layer_platform.defs.automation import per_scan
 from layer_platform.defs.catalog import table_metadata
@@ -107,10 +107,7 @@ def _drop_skipped(
     code_version="saliency-v2",
     automation_condition=per_scan(models_may_be_missing=True),
     pool="warehouse",
-    check_specs=[
-        dg.AssetCheckSpec(name, asset="layer_saliency", blocking=blocking, description=text)
-        for name, (blocking, text) in SALIENCY_CHECKS.items()
-    ],
+    check_specs=check_specs("layer_saliency", SALIENCY_CHECKS),
 )
 def layer_saliency(
     context: dg.AssetExecutionContext, storage: StorageResource, saliency: SaliencyResource

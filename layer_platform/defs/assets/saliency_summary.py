@@ -45,6 +45,7 @@ from layer_platform.settings import LayerPaths
 from layer_platform.simulation.ground_truth import ground_truth_path, load_ground_truth
 from layer_platform.statistics import (
     Evidence,
+    RankingSpec,
     cohort_tables,
     driver_recovery_rows,
     markdown_table,
@@ -52,11 +53,12 @@ from layer_platform.statistics import (
     results_markdown,
 )
 from layer_platform.statistics.figures import ranking_bars_png
+from layer_platform.timestamps import utc_now
 from layer_platform.tracking.mlflow_registry import Tracking, champion
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import champion_rows, classifier_skill
 from layer_platform.warehouse.schema import DESCRIPTIONS
-from layer_platform.warehouse.store import Replacement, Warehouse, utc_now
+from layer_platform.warehouse.store import Replacement, Warehouse
 
 
 def _recovery(
@@ -196,13 +198,12 @@ def saliency_summary(
         context.log.warning(f"no layer finding for {no_skill}: classifier at chance or untested")
     # the randomization check is a gate of every verdict, so it runs before the tables
     outcome = _randomization(frame, versions, saliency, warehouse, tracking, paths)
-    tables = cohort_tables(
-        frame,
+    spec = RankingSpec(
         default_method=saliency.default_method,
         evidence=Evidence(skill=skills, model_randomization=outcome.passed()),
         group=saliency.ranking_group,
-        n_boot=saliency.n_boot,
     )
+    tables = cohort_tables(frame, spec, n_boot=saliency.n_boot)
     ranking = tables[RANKING]
     now = utc_now()
     writes = []  # one transaction: the cohort tables never describe two different runs
