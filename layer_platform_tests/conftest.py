@@ -9,6 +9,7 @@ long end-to-end tests do not all wait for the end of the run.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,19 @@ def group_of(nodeid: str) -> str:
     return module
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """In an xdist worker, torch (here and in every process the tests start) takes its share of
+    the cores: two workers each running two-thread kernels on two cores spend their time
+    waiting on each other's threads."""
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:
+        import torch
+
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
+        torch.set_num_threads(int(threads))
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """``--dist loadgroup`` with the groups of :func:`group_of` (xdist's own loadgroup reads
     ``xdist_group`` marks through a node-id rewrite that pytest 9.2 no longer honours:
@@ -55,9 +69,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the groups holding slow tests first (a stable sort keeps each group's tests together
-    and in file order, so a plain ``pytest`` run builds every module fixture once too); refuse a
-    test that uses a shared fixture outside its family (it would build the fixture again)."""
+    """Order the groups: those holding slow tests first, a shared fixture's family first among
+    them. A stable sort keeps each group's tests together and in file order, so a plain
+    ``pytest`` run builds every module fixture once too; ``make test`` keeps this order with
+    ``--no-loadscope-reorder`` (xdist would hand out the groups with most tests first).
+
+    A test that uses a shared fixture outside its family is refused: it would build it again.
+    """
     groups = {item: group_of(item.nodeid) for item in items}
     for item in items:
         for fixture in SHARED_FIXTURE_MODULES:
@@ -67,7 +85,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 )
     slow = {groups[item] for item in items if item.get_closest_marker("slow")}
     first = {group: index for index, group in enumerate(dict.fromkeys(groups.values()))}
-    items.sort(key=lambda item: (groups[item] not in slow, first[groups[item]]))
+    items.sort(
+        key=lambda item: (
+            groups[item] not in slow,
+            groups[item] not in SHARED_FIXTURE_MODULES,  # the costliest groups, by construction
+            first[groups[item]],
+        )
+    )
 
 
 @pytest.fixture(scope="session")
