@@ -14,7 +14,6 @@ is built once per bench run and shared; every job's wall time and runs are kept
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
+from layer_platform.timestamps import utc_now
 from layer_platform.tracking.champion_score import SPLIT_TAG
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
@@ -178,7 +178,7 @@ def _register_champions(ctx: Context, cohort: Cohort) -> dict[str, str]:
     labelled = cohort.warehouse.query(LABELLED_PREPROCESSED)
     tags = {DATA_VERSION_TAG: data_version(list(labelled["scan_id"]))}
     shape = grid_config(preset(ctx)).target_shape
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = utc_now()
     config, resource = ClassifierConfig(), ClassifierResource()
     n_folds = resource.n_folds
     # The split a trained champion records: its development scans are explained by the

@@ -30,6 +30,7 @@ import pytest
 
 from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
+from layer_platform.timestamps import utc_now
 from layer_platform.tracking.mlflow_registry import CHAMPION, Tracking, champion
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.store import Warehouse
@@ -135,10 +136,6 @@ def tail(log: Path, n: int = 60) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 @pytest.mark.slow
 def test_arrivals_reach_duckdb_on_their_own(living: Living, tmp_path: Path) -> None:
     paths, instance, warehouse = living.paths, living.instance, living.warehouse
@@ -152,7 +149,7 @@ def test_arrivals_reach_duckdb_on_their_own(living: Living, tmp_path: Path) -> N
             180,
             log,
         )
-        arrived_at, started = _utcnow(), time.monotonic()
+        arrived_at, started = utc_now(), time.monotonic()
         landed = subprocess.run(
             [*CLI, "simulate", "--arrive", str(ARRIVALS)],
             env={**os.environ, "LAYER_HOME": str(paths.home)},

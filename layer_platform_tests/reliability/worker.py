@@ -90,9 +90,10 @@ def champion_versions(paths: LayerPaths) -> dict[str, str]:
 
 def run_pipeline(paths: LayerPaths) -> int:
     from layer_platform.orchestration.pipeline import run_platform
+    from layer_platform.timestamps import utc_now
     from layer_platform.warehouse.status import quarantined_since
 
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    started = utc_now()
     reports = run_platform(paths, defs=tiny_definitions(paths))
     for report in reports:
         print(f"{report.job}: runs={len(report.runs)} failed={report.failed}", flush=True)

@@ -9,7 +9,6 @@ champion (``swe``) must simply be skipped.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from layer_platform.io import read_volume
 from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
+from layer_platform.timestamps import utc_now
 from layer_platform.tracking.champion_score import SPLIT_TAG
 from layer_platform.tracking.mlflow_registry import (
     DATA_VERSION_TAG,
@@ -106,7 +106,7 @@ def register_classifier(
 def store_predictions(warehouse: Warehouse, mode: str, version: str) -> None:
     """Held-out calls for every scan: MP scans called right, controls too."""
     scans = warehouse.query("SELECT scan_id, label FROM scans")
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = utc_now()
     rows = [
         {
             "scan_id": r.scan_id,
