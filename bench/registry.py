@@ -35,6 +35,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(7, "training", "Training throughput and data-loader waiting"),
     Benchmark(8, "gpu", "GPU: 4,000-scan saliency projection"),
     Benchmark(9, "resume", "Re-run after a kill at 50 % vs an uninterrupted saliency batch"),
+    Benchmark(10, "precision", "Classifier training precision: speed and external-cohort AUC"),
 )
 
 

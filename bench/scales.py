@@ -68,6 +68,9 @@ class Scale:
             saliency stage, orchestration and incremental-cost benchmarks (benchmark 4 adds one
             scan to these N): the issue's 200 at ``paper``; 16 at ``default``, where the saliency
             stage costs ~12 s a scan on 2 cores and 200 scans would take ~40 minutes.
+        precision_subjects: subjects in each of benchmark 10's two simulated cohorts (the
+            demo's 40: two scans each, one fifth of the development cohort validates).
+        precision_max_epochs: caps benchmark 10's training (None: the classifier's defaults).
     """
 
     name: str
@@ -84,6 +87,8 @@ class Scale:
     training_samples: int
     training_epochs: int
     cohort_scans: int
+    precision_subjects: int
+    precision_max_epochs: int | None
 
 
 #: This 2-core CPU, well under 20 minutes; the other scales state only how they differ.
@@ -106,6 +111,8 @@ DEFAULT = Scale(
     training_samples=32,
     training_epochs=2,
     cohort_scans=16,
+    precision_subjects=40,
+    precision_max_epochs=None,
 )
 
 SCALES: dict[str, Scale] = {
@@ -124,6 +131,8 @@ SCALES: dict[str, Scale] = {
         training_samples=4,
         training_epochs=1,
         cohort_scans=4,
+        precision_subjects=10,
+        precision_max_epochs=2,
     ),
     "default": DEFAULT,
     "paper": replace(

@@ -2,7 +2,8 @@
 
 Both models train on simulated, preprocessed scans at the scale's grid with the platform's
 default configs (``ClassifierConfig()``: ``SmallCNN3D``, batch 8; ``SegmenterConfig()``: MONAI
-UNet, batch 4), on ``select_device``'s device (AMP on CUDA as the platform does).
+UNet, batch 4), on ``select_device``'s device, the classifier in the platform's training
+precision (``training_precision``: bfloat16 on CPUs with bf16 units, float16 on CUDA).
 
 * **Classifier**: epochs of the platform's own loop (``train_one_epoch``) fed by the same
   ``DataLoader`` as ``train_classifier``, vs the same loop fed batches already on the device
@@ -30,7 +31,7 @@ from layer_platform.classification.augmentation import augment_batch
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.network import build_classifier
 from layer_platform.classification.training import train_one_epoch
-from layer_platform.compute import seed_everything
+from layer_platform.compute import seed_everything, training_precision
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.segmentation.network import build_segmenter
 from layer_platform.segmentation.training import augment_pair
@@ -138,12 +139,13 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
     n = len(images)
     x = torch.from_numpy(images)
     y = torch.tensor([i % 2 for i in range(n)], dtype=torch.float32)
-    model = build_classifier(config, in_channels=1).to(device)
+    precision = training_precision(device, config.amp)
+    model = precision.model(build_classifier(config, in_channels=1))
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(1.0, device=device))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and ctx.on_cuda)
+    scaler = precision.grad_scaler()
     loader = DataLoader(
         TensorDataset(x, y),
         batch_size=config.batch_size,
@@ -159,12 +161,16 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
         return augment_batch(xb, config, rng)
 
     on_device = [
-        (x[i : i + config.batch_size].to(device), y[i : i + config.batch_size].to(device))
+        (precision.batch(x[i : i + config.batch_size]), y[i : i + config.batch_size].to(device))
         for i in range(0, n, config.batch_size)
     ]
     calls = {
-        "fed": lambda: train_one_epoch(model, timed, loss_fn, optimizer, scaler, augment),
-        "floor": lambda: train_one_epoch(model, on_device, loss_fn, optimizer, scaler, augment),
+        "fed": lambda: train_one_epoch(
+            model, timed, loss_fn, optimizer, precision, scaler, augment
+        ),
+        "floor": lambda: train_one_epoch(
+            model, on_device, loss_fn, optimizer, precision, scaler, augment
+        ),
     }
     for fn in calls.values():
         fn()  # warm-up epoch
@@ -177,7 +183,8 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
 
     notes = (
         f"{n} samples per epoch, batch {config.batch_size}, {ctx.scale.training_epochs} timed "
-        f"epochs each way after a warm-up; the platform's train_one_epoch fed by "
+        f"epochs each way after a warm-up, {precision.name} channels-last; the platform's "
+        f"train_one_epoch fed by "
         f"train_classifier's DataLoader (in-memory TensorDataset, num_workers=0, pin_memory on "
         f"CUDA) vs the same loop over batches already on {device}."
     )

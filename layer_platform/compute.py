@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -53,3 +57,89 @@ def deterministic_on(device: torch.device) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True)
+
+
+#: ``/proc/cpuinfo`` flags of units that multiply bfloat16 in hardware; without one, bfloat16
+#: is emulated and slower than float32.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX).
+
+    Reads the Linux ``/proc/cpuinfo`` flags (or ``cpuinfo``, for tests); elsewhere it answers
+    False and training stays in float32.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {
+        flag
+        for line in cpuinfo.splitlines()
+        if line.startswith("flags")
+        for flag in line.partition(":")[2].split()
+    }
+    return bool(flags & BF16_CPU_FLAGS)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a network computes on its device: an autocast dtype (None: float32) and the
+    channels-last memory layout, which oneDNN and cuDNN convolve faster than channels-first.
+
+    On the demo's CPU grid, bfloat16 autocast with channels-last trained the classifier 3x
+    faster than float32 channels-first (see the training benchmark).
+    """
+
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool = True
+
+    @property
+    def name(self) -> str:
+        """``float32``, ``bfloat16`` or ``float16``: what a tracker records."""
+        return str(self.dtype or torch.float32).removeprefix("torch.")
+
+    @property
+    def needs_grad_scaler(self) -> bool:
+        """float16's narrow range needs loss scaling; bfloat16 has float32's range."""
+        return self.dtype == torch.float16
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A loss scaler for training in this precision (enabled for float16 only)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.needs_grad_scaler)
+
+    def autocast(self) -> AbstractContextManager:
+        """The autocast context for forward passes (a no-op in float32)."""
+        return torch.autocast(
+            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        )
+
+    def model(self, model: nn.Module) -> nn.Module:
+        """``model`` on the device, in the layout its batches come in."""
+        return model.to(self.device, memory_format=self._layout)
+
+    def batch(self, x: Tensor) -> Tensor:
+        """A (B, C, *3 spatial) batch on the device, in the model's layout."""
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=self._layout)
+
+    @property
+    def _layout(self) -> torch.memory_format:
+        return torch.channels_last_3d if self.channels_last else torch.contiguous_format
+
+
+def training_precision(device: torch.device, mixed: bool = True) -> Precision:
+    """Mixed precision where the device has fast low-precision units, float32 elsewhere.
+
+    float16 on CUDA (with a grad scaler), bfloat16 on CPUs with AVX512-BF16 or AMX; with
+    ``mixed`` False, or on any other CPU, float32.
+    """
+    if not mixed:
+        return Precision(device, None)
+    if device.type == "cuda":
+        return Precision(device, torch.float16)
+    if device.type == "cpu" and cpu_has_bf16():
+        return Precision(device, torch.bfloat16)
+    return Precision(device, None)

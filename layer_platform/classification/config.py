@@ -42,8 +42,10 @@ class ClassifierConfig:
             disables it); it keeps SWE's invalid voxels at exactly 0. Off by default: the pain
             evidence is a level shift of one layer against the others, and a ±10 % jitter is as
             large as that shift (held-out AUC 0.83 with it, 0.96 without; see the README).
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; AMP is used only on CUDA.
-        amp: allow mixed precision on CUDA.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        amp: mixed precision where the device multiplies low precision fast: float16 on CUDA,
+            bfloat16 on CPUs with AVX512-BF16 or AMX (``compute.training_precision``); float32
+            elsewhere or when False. Predictions and attributions always run in float32.
         final_model: the model registered and scored on the held-out subjects.
             ``fold_ensemble`` (default, ``small_cnn`` only) averages the logits of the
             cross-validation fold models, each early-stopped on its own validation subjects;

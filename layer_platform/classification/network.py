@@ -76,7 +76,11 @@ class SmallCNN3D(nn.Module):
         self.head = nn.Sequential(pool, nn.Dropout(dropout), nn.Linear(pooled, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+        # The head runs in float32 under any autocast: a bfloat16 logit keeps ~3 significant
+        # digits, enough to tie validation scans and blur the loss early stopping compares.
+        features = self.features(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head(features.float())
 
 
 class ParallelBranches(nn.Module):

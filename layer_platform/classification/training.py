@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -19,7 +19,13 @@ from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.data import Item
 from layer_platform.classification.metrics import auc
 from layer_platform.classification.network import build_classifier, check_input_shape
-from layer_platform.compute import deterministic_on, seed_everything, select_device
+from layer_platform.compute import (
+    Precision,
+    deterministic_on,
+    seed_everything,
+    select_device,
+    training_precision,
+)
 
 _PREDICT_BATCH = 16
 
@@ -71,19 +77,24 @@ def stack_items(items: Sequence[Item]) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, x: Tensor, device: torch.device) -> Tensor:
+def _logits(model: nn.Module, x: Tensor, precision: Precision) -> Tensor:
     model.eval()
-    chunks = [
-        model(x[i : i + _PREDICT_BATCH].to(device)).float().cpu()
-        for i in range(0, len(x), _PREDICT_BATCH)
-    ]
+    with precision.autocast():
+        chunks = [
+            model(precision.batch(x[i : i + _PREDICT_BATCH])).float().cpu()
+            for i in range(0, len(x), _PREDICT_BATCH)
+        ]
     return torch.cat(chunks).reshape(-1)
 
 
 def predict_proba(model: nn.Module, items: Sequence[Item], device: torch.device) -> np.ndarray:
-    """Probability of MP per item, in item order; float64 in [0, 1]."""
+    """Probability of MP per item, in item order; float64 in [0, 1].
+
+    Always in float32, whatever precision trained the model: reported predictions and the
+    attributions that explain them see the same numbers.
+    """
     x, _ = stack_items(items)
-    proba = torch.sigmoid(_logits(model, x, device)).double().numpy()
+    proba = torch.sigmoid(_logits(model, x, Precision(device, None))).double().numpy()
     if not np.all(np.isfinite(proba)):
         raise FloatingPointError("the model produced non-finite outputs")
     return proba
@@ -97,22 +108,24 @@ def _require_both_classes(y: Tensor, what: str) -> None:
 
 def train_one_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Iterable[tuple[Tensor, Tensor]],
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
+    precision: Precision,
     scaler: torch.amp.GradScaler,
     augment: Callable[[Tensor], Tensor],
 ) -> float:
-    """One pass over ``loader``; mixed precision exactly when ``scaler`` is enabled (CUDA)."""
-    device = next(model.parameters()).device
+    """One pass over ``loader`` in ``precision``; ``scaler`` (``precision.grad_scaler()``, kept
+    across epochs) scales the loss for float16 and passes through otherwise."""
     model.train()
     total, seen = 0.0, 0
     for xb, yb in loader:
-        xb = augment(xb.to(device, non_blocking=True))
-        yb = yb.to(device, non_blocking=True)
+        xb = augment(precision.batch(xb))
+        yb = yb.to(precision.device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
-            loss = loss_fn(model(xb).reshape(-1), yb)
+        with precision.autocast():
+            logits = model(xb).reshape(-1)
+        loss = loss_fn(logits.float(), yb)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -126,6 +139,7 @@ def train_classifier(
     val_items: Sequence[Item] | None,
     config: ClassifierConfig,
     on_epoch_end: Callable[[EpochReport], None] | None = None,
+    precision: Precision | None = None,
 ) -> TrainedClassifier:
     """Train with class-balanced BCE and depth-preserving augmentation; keep the best epoch.
 
@@ -135,7 +149,8 @@ def train_classifier(
     tiny validation set perfectly by numerical noise. After that, training stops after
     ``patience`` epochs without a new best. Without ``val_items`` (the refit on every
     development subject) it trains exactly ``config.max_epochs`` epochs and keeps the last.
-    Seeded: the same inputs and config give the same model on a CPU.
+    Seeded: the same inputs and config give the same model on a CPU. ``precision`` defaults to
+    :func:`training_precision` of the device (``config.amp``); the training benchmark pins it.
     """
     seed_everything(config.seed)
     device = select_device(config.device)
@@ -153,15 +168,16 @@ def train_classifier(
     val_has_both = y_val is not None and 0 < int(y_val.sum()) < len(y_val)
 
     in_channels = int(x_train.shape[1])
-    model = build_classifier(config, in_channels).to(device)
+    precision = precision or training_precision(device, config.amp)
+    model = precision.model(build_classifier(config, in_channels))
     # pos_weight = n_control / n_MP: each class contributes equally to the loss.
     pos_weight = (len(y_train) - y_train.sum()) / y_train.sum()
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
+    scaler = precision.grad_scaler()
     on_cuda = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and on_cuda)
     loader = DataLoader(
         TensorDataset(x_train, y_train),
         batch_size=config.batch_size,
@@ -179,7 +195,13 @@ def train_classifier(
     for epoch in tqdm(range(1, config.max_epochs + 1), disable=not config.progress, desc="epochs"):
         start = time.perf_counter()
         train_loss = train_one_epoch(
-            model, loader, loss_fn, optimizer, scaler, lambda xb: augment_batch(xb, config, rng)
+            model,
+            loader,
+            loss_fn,
+            optimizer,
+            precision,
+            scaler,
+            lambda xb: augment_batch(xb, config, rng),
         )
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training diverged at epoch {epoch}; try a lower lr")
@@ -188,7 +210,8 @@ def train_classifier(
         if x_val is None:  # refit: every epoch is the latest, the last one is kept
             improved, best_epoch = True, epoch
         else:
-            val_logits = _logits(model, x_val, device)
+            # Validation in float32: early stopping compares exact figures.
+            val_logits = _logits(model, x_val, replace(precision, dtype=None))
             val_loss = float(loss_fn(val_logits.to(device), y_val.to(device)))
             if val_has_both:
                 val_auc = auc(y_val.numpy(), torch.sigmoid(val_logits).numpy())

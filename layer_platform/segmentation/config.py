@@ -22,6 +22,9 @@ class SegmenterConfig:
         flip_lateral / flip_sweep: augmentation along axes where anatomy is symmetric enough;
             depth is never flipped (skin must stay at depth 0).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        amp: train in mixed precision where the device multiplies it fast (bfloat16 on CPUs
+            with bf16 units, float16 on CUDA: ``compute.training_precision``); segmentation
+            and validation Dice run in float32.
     """
 
     channels: tuple[int, ...] = (16, 32, 64, 128)
@@ -34,6 +37,7 @@ class SegmenterConfig:
     flip_lateral: bool = True
     flip_sweep: bool = True
     device: str = "auto"
+    amp: bool = True
 
     def __post_init__(self) -> None:
         if len(self.strides) != len(self.channels) - 1:

@@ -12,7 +12,7 @@ from monai.losses import DiceCELoss
 from torch import nn
 from tqdm import tqdm
 
-from layer_platform.compute import seed_everything, select_device
+from layer_platform.compute import seed_everything, select_device, training_precision
 from layer_platform.labels import Layer
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.segmentation.inference import segment_volume
@@ -85,7 +85,9 @@ def train_segmenter(
     seed_everything(config.seed)
     device = select_device(config.device)
     generator = torch.Generator().manual_seed(config.seed)
-    model = build_segmenter(config).to(device)
+    precision = training_precision(device, config.amp)
+    model = precision.model(build_segmenter(config))
+    scaler = precision.grad_scaler()
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
@@ -101,9 +103,12 @@ def train_segmenter(
             index = order[start : start + config.batch_size]
             x, y = augment_pair(images[index], labels[index], config, generator)
             optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x.to(device)), y.to(device))
-            loss.backward()
-            optimiser.step()
+            with precision.autocast():
+                logits = model(precision.batch(x))
+            loss = loss_fn(logits.float(), y.to(device))
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
             losses.append(float(loss.detach()))
         schedule.step()
         report = EpochReport(

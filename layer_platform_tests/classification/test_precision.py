@@ -1,0 +1,71 @@
+"""Issue #21: mixed precision where the device multiplies it fast, float32 everywhere else."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from layer_platform.classification.modes import make_items
+from layer_platform.classification.network import build_classifier
+from layer_platform.classification.training import predict_proba, train_classifier
+from layer_platform.compute import Precision, cpu_has_bf16, training_precision
+from layer_platform_tests.classification.synthetic import (
+    TINY_CONFIG,
+    one_torch_thread,
+    synthetic_scans,
+)
+
+CPU = torch.device("cpu")
+
+
+def test_bf16_units_are_read_from_the_cpu_flags() -> None:
+    assert cpu_has_bf16("processor : 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_bf16("flags : fpu amx_tile amx_bf16\n")
+    assert not cpu_has_bf16("flags : fpu sse2 avx2 avx512f\n")
+    assert not cpu_has_bf16("model name : bf16 in a name is not a flag\n")
+
+
+def test_cpu_precision_follows_the_hardware_and_can_be_switched_off(monkeypatch) -> None:
+    monkeypatch.setattr("layer_platform.compute.cpu_has_bf16", lambda: True)
+    assert training_precision(CPU).dtype == torch.bfloat16
+    assert not training_precision(CPU).needs_grad_scaler
+    assert training_precision(CPU, mixed=False).dtype is None
+    monkeypatch.setattr("layer_platform.compute.cpu_has_bf16", lambda: False)
+    assert training_precision(CPU).name == "float32"
+
+
+def test_cuda_precision_is_float16_with_loss_scaling() -> None:
+    precision = training_precision(torch.device("cuda"))
+    assert precision.dtype == torch.float16 and precision.needs_grad_scaler
+
+
+def test_batches_and_models_share_the_channels_last_layout() -> None:
+    precision = Precision(CPU, None)
+    model = precision.model(build_classifier(TINY_CONFIG, 1))
+    conv = next(p for p in model.parameters() if p.dim() == 5)
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d)
+    batch = precision.batch(torch.zeros(2, 1, 4, 6, 8))
+    assert batch.is_contiguous(memory_format=torch.channels_last_3d)
+    assert Precision(CPU, None, channels_last=False).batch(batch).is_contiguous()
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bfloat16 units")
+def test_bf16_training_learns_like_float32_and_predicts_in_float32() -> None:
+    """The same seed in both precisions: both learn the planted slab, and predictions (always
+    float32) differ by little, because only the training arithmetic changed."""
+    items = make_items(synthetic_scans(n_subjects=12), "bmode")
+    train = [item for item in items if int(item.subject_id[3:]) < 8]
+    val = [item for item in items if int(item.subject_id[3:]) >= 8]
+    config = dataclasses.replace(TINY_CONFIG, max_epochs=TINY_CONFIG.min_epochs)
+    with one_torch_thread():
+        fast = train_classifier(train, val, config)
+        exact = train_classifier(train, val, dataclasses.replace(config, amp=False))
+        p_fast = predict_proba(fast.model, val, fast.device)
+        p_exact = predict_proba(exact.model, val, exact.device)
+    y = np.array([item.y for item in val])
+    for proba in (p_fast, p_exact):
+        assert proba[y == 1].mean() > proba[y == 0].mean()
+    assert np.corrcoef(p_fast, p_exact)[0, 1] > 0.9
