@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +29,7 @@ from layer_platform.compute import (
 )
 
 _PREDICT_BATCH = 16
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class EpochReport:
 
 @dataclass(frozen=True, eq=False)
 class TrainedClassifier:
-    """The best-epoch model (on ``device``) and how training went."""
+    """The best-epoch model (on ``device``) and how training went; ``precision`` names the
+    arithmetic it trained in (``float32`` after a mixed-precision run diverged)."""
 
     model: nn.Module
     device: torch.device
@@ -62,6 +65,7 @@ class TrainedClassifier:
     best_epoch: int
     best_val_auc: float
     history: tuple[EpochReport, ...]
+    precision: str = "float32"
 
 
 def stack_items(items: Sequence[Item]) -> tuple[Tensor, Tensor]:
@@ -151,9 +155,29 @@ def train_classifier(
     development subject) it trains exactly ``config.max_epochs`` epochs and keeps the last.
     Seeded: the same inputs and config give the same model on a CPU. ``precision`` defaults to
     :func:`training_precision` of the device (``config.amp``); the training benchmark pins it.
+    A mixed-precision run whose loss turns non-finite is trained again from the start in
+    float32 (``TrainedClassifier.precision`` says which ran), so the fast path never costs a
+    model.
     """
+    precision = precision or training_precision(select_device(config.device), config.amp)
+    try:
+        return _train(train_items, val_items, config, on_epoch_end, precision)
+    except FloatingPointError as error:
+        if precision.dtype is None:
+            raise
+        _log.warning("%s; training again in float32", error)
+        return _train(train_items, val_items, config, on_epoch_end, replace(precision, dtype=None))
+
+
+def _train(
+    train_items: Sequence[Item],
+    val_items: Sequence[Item] | None,
+    config: ClassifierConfig,
+    on_epoch_end: Callable[[EpochReport], None] | None,
+    precision: Precision,
+) -> TrainedClassifier:
     seed_everything(config.seed)
-    device = select_device(config.device)
+    device = precision.device
     deterministic_on(device)
     x_train, y_train = stack_items(train_items)
     check_input_shape(config, tuple(x_train.shape[2:]))
@@ -168,7 +192,6 @@ def train_classifier(
     val_has_both = y_val is not None and 0 < int(y_val.sum()) < len(y_val)
 
     in_channels = int(x_train.shape[1])
-    precision = precision or training_precision(device, config.amp)
     model = precision.model(build_classifier(config, in_channels))
     # pos_weight = n_control / n_MP: each class contributes equally to the loss.
     pos_weight = (len(y_train) - y_train.sum()) / y_train.sum()
@@ -204,7 +227,9 @@ def train_classifier(
             lambda xb: augment_batch(xb, config, rng),
         )
         if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training diverged at epoch {epoch}; try a lower lr")
+            raise FloatingPointError(
+                f"training in {precision.name} diverged at epoch {epoch}; try a lower lr"
+            )
 
         val_loss = val_auc = math.nan
         if x_val is None:  # refit: every epoch is the latest, the last one is kept
@@ -235,4 +260,6 @@ def train_classifier(
         model.load_state_dict(best_state)
     model.eval()
     best_val_auc = best_key[0] if val_has_both else math.nan
-    return TrainedClassifier(model, device, in_channels, best_epoch, best_val_auc, tuple(history))
+    return TrainedClassifier(
+        model, device, in_channels, best_epoch, best_val_auc, tuple(history), precision.name
+    )

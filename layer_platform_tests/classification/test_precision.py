@@ -69,3 +69,28 @@ def test_bf16_training_learns_like_float32_and_predicts_in_float32() -> None:
     for proba in (p_fast, p_exact):
         assert proba[y == 1].mean() > proba[y == 0].mean()
     assert np.corrcoef(p_fast, p_exact)[0, 1] > 0.9
+
+
+def test_a_mixed_precision_run_that_diverges_is_trained_again_in_float32(monkeypatch) -> None:
+    """A non-finite bfloat16 loss costs the fast path, never the model."""
+    from layer_platform.classification import training
+
+    real_epoch = training.train_one_epoch
+
+    def diverging_in_bf16(model, loader, loss_fn, optimizer, precision, scaler, augment):
+        if precision.dtype is not None:
+            return float("nan")
+        return real_epoch(model, loader, loss_fn, optimizer, precision, scaler, augment)
+
+    monkeypatch.setattr(training, "train_one_epoch", diverging_in_bf16)
+    items = make_items(synthetic_scans(n_subjects=8), "bmode")
+    train = [item for item in items if int(item.subject_id[3:]) < 6]
+    val = [item for item in items if int(item.subject_id[3:]) >= 6]
+    config = dataclasses.replace(TINY_CONFIG, min_epochs=1, max_epochs=2)
+    with one_torch_thread():
+        trained = train_classifier(train, val, config, precision=Precision(CPU, torch.bfloat16))
+    assert trained.precision == "float32"
+    assert [report.epoch for report in trained.history] == [1, 2]
+    with pytest.raises(FloatingPointError, match="float32 diverged"):
+        monkeypatch.setattr(training, "train_one_epoch", lambda *args: float("nan"))
+        train_classifier(train, val, config, precision=Precision(CPU, None))
