@@ -107,10 +107,11 @@ def run(ctx: Context) -> list[Result]:
         "baseline": Precision(ctx.device, None, channels_last=False),
         "platform": training_precision(ctx.device, config.amp),
     }
-    speed, external_auc, epochs = {}, {}, {}
+    speed, external_auc, epochs, ran = {}, {}, {}, {}
     for arm, precision in arms.items():
         ctx.log(f"  training the classifier: {arm} ({precision.name})")
         trained = train_classifier(train, val, config, precision=precision)
+        ran[arm] = trained.precision
         speed[arm] = _samples_per_s(trained, len(train))
         epochs[arm] = len(trained.history)
         proba = predict_proba(trained.model, external, trained.device)
@@ -138,7 +139,9 @@ def run(ctx: Context) -> list[Result]:
             ratio_means="value / baseline (training samples/s over float32 channels-first)",
             target=FASTER,
             notes=f"{setup} Samples/s over every epoch run, validation passes included "
-            f"({epochs['baseline']} epochs baseline, {epochs['platform']} platform).",
+            f"({epochs['baseline']} epochs baseline, {epochs['platform']} platform). "
+            f"Precision that trained the kept model: {ran['platform']} (float32 means the "
+            f"mixed-precision run diverged and was trained again).",
         ),
         measured(
             BENCHMARK,

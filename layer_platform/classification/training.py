@@ -237,6 +237,10 @@ def _train(
         else:
             # Validation in float32: early stopping compares exact figures.
             val_logits = _logits(model, x_val, replace(precision, dtype=None))
+            if not torch.isfinite(val_logits).all():
+                raise FloatingPointError(
+                    f"training in {precision.name} made the weights non-finite at epoch {epoch}"
+                )
             val_loss = float(loss_fn(val_logits.to(device), y_val.to(device)))
             if val_has_both:
                 val_auc = auc(y_val.numpy(), torch.sigmoid(val_logits).numpy())
