@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Demo cohort size; `make demo SUBJECTS=60` for a larger one.
 SUBJECTS ?= 40
 SEED     ?= 7
-# Bench scale: tiny (smoke), default (this CPU, < 20 min) or paper (one GPU).
+# Bench scale: tiny (smoke), default (this CPU, ~35 min) or paper (one GPU).
 SCALE    ?= default
 # Test processes (pytest-xdist): much of the suite waits on subprocesses, daemons and disks, so
 # two processes use a 2-core machine well; `make test TEST_WORKERS=0` runs in this process.

@@ -1,5 +1,5 @@
 """Problem sizes of a bench run: ``tiny`` (smoke test, seconds), ``default`` (this 2-core CPU,
-well under 20 minutes) and ``paper`` (one GPU, the paper-like resolution).
+about 35 minutes) and ``paper`` (one GPU, the paper-like resolution).
 
 Grids are voxels along (lateral, depth, sweep). ``32 x 144 x 16`` is the platform's CPU working
 grid (``PreprocessConfig.cpu``), ``128 x 352 x 48`` its GPU grid (``PreprocessConfig.gpu``) and
@@ -91,7 +91,7 @@ class Scale:
     precision_max_epochs: int | None
 
 
-#: This 2-core CPU, well under 20 minutes; the other scales state only how they differ.
+#: This 2-core CPU, about 35 minutes; the other scales state only how they differ.
 DEFAULT = Scale(
     name="default",
     description="the CPU working grid and the issue's 64x128x128 grid on this 2-core CPU",
