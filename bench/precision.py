@@ -13,7 +13,6 @@ baseline's. A torch.profiler table of one epoch of each is written beside the re
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from bench.core import Context, Result, Target, measured
 from bench.data import preprocess_config
+from bench.profiling import torch_profile
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.data import Item, Scan
 from layer_platform.classification.metrics import auc
@@ -76,22 +76,14 @@ def _samples_per_s(trained: TrainedClassifier, n_train: int) -> float:
 def _profile(ctx: Context, name: str, train: Sequence[Item], config: ClassifierConfig,
              precision: Precision) -> str:  # fmt: skip
     """torch.profiler table of one training epoch (with its validation pass) in ``precision``."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ctx.on_cuda else [])
-    sort = "self_cuda_time_total" if ctx.on_cuda else "self_cpu_time_total"
     one_epoch = replace(config, min_epochs=1, max_epochs=1)
-    with profile(activities=activities) as prof:
-        train_classifier(train, train, one_epoch, precision=precision)
-        ctx.sync()
-    path = ctx.profile_path(name)
-    path.write_text(
-        f"# torch.profiler: one classifier training epoch, {precision.name}, "
-        f"{'channels-last' if precision.channels_last else 'channels-first'}\n\n```\n"
-        + prof.key_averages().table(sort_by=sort, row_limit=20)
-        + "\n```\n"
+    layout = "channels-last" if precision.channels_last else "channels-first"
+    return torch_profile(
+        ctx,
+        name,
+        f"one classifier training epoch, {precision.name}, {layout}",
+        lambda: train_classifier(train, train, one_epoch, precision=precision),
     )
-    return ctx.relative(path)
 
 
 def run(ctx: Context) -> list[Result]:
@@ -146,7 +138,7 @@ def run(ctx: Context) -> list[Result]:
         measured(
             BENCHMARK,
             f"{BENCHMARK}/classifier_{shape}/external_auc_difference",
-            value=delta if math.isfinite(delta) else math.inf,
+            value=delta,
             unit="AUC",
             baseline=external_auc["baseline"],
             ratio=None,

@@ -214,3 +214,22 @@ def profile_call(
         cumulative[func] = max(cumulative.get(func, 0.0), entry[3])
     shares = {func: t / seconds for func, t in cumulative.items()}
     return Profile("cProfile", seconds, shares, ctx.relative(path))
+
+
+def torch_profile(ctx: Context, name: str, title: str, fn: Callable[[], object]) -> str:
+    """torch.profiler table of one call of ``fn`` (top 20 ops by self time), written to
+    ``profiles/<name>`` under ``title``; returns the report's link."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ctx.on_cuda else [])
+    sort = "self_cuda_time_total" if ctx.on_cuda else "self_cpu_time_total"
+    with profile(activities=activities) as prof:
+        fn()
+        ctx.sync()
+    path = ctx.profile_path(name)
+    path.write_text(
+        f"# torch.profiler: {title}\n\n```\n"
+        + prof.key_averages().table(sort_by=sort, row_limit=20)
+        + "\n```\n"
+    )
+    return ctx.relative(path)

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bench.core import Context, Result, Target, interleaved, measured
 from bench.data import simulated_scans
+from bench.profiling import torch_profile
 from layer_platform.classification.augmentation import augment_batch
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.network import build_classifier
@@ -179,7 +180,8 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
     fed, floor = sum(t["fed"].samples), sum(t["floor"].samples)
 
     def profile() -> str:
-        return _profile(ctx, f"training_classifier_{shape}.txt", calls["fed"])
+        name = f"training_classifier_{shape}.txt"
+        return torch_profile(ctx, name, f"one data-fed training epoch ({name})", calls["fed"])
 
     notes = (
         f"{n} samples per epoch, batch {config.batch_size}, {ctx.scale.training_epochs} timed "
@@ -244,7 +246,8 @@ def _segmenter(ctx: Context, images: np.ndarray, labels: np.ndarray, shape: str)
     fed, floor = sum(t["fed"].samples), sum(t["floor"].samples)
 
     def profile() -> str:
-        return _profile(ctx, f"training_segmenter_{shape}.txt", fed_epoch)
+        name = f"training_segmenter_{shape}.txt"
+        return torch_profile(ctx, name, f"one data-fed training epoch ({name})", fed_epoch)
 
     notes = (
         f"{n} samples per epoch, batch {config.batch_size}, {ctx.scale.training_epochs} timed "
@@ -254,21 +257,3 @@ def _segmenter(ctx: Context, images: np.ndarray, labels: np.ndarray, shape: str)
     )
     return _rows(ctx, "segmenter", shape, n * ctx.scale.training_epochs, fed, floor,
                  waited[0], notes, profile)  # fmt: skip
-
-
-def _profile(ctx: Context, name: str, epoch: Callable[[], object]) -> str:
-    """torch.profiler summary of one data-fed epoch; returns the report's link."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ctx.on_cuda else [])
-    sort = "self_cuda_time_total" if ctx.on_cuda else "self_cpu_time_total"
-    with profile(activities=activities) as prof:
-        epoch()
-        ctx.sync()
-    path = ctx.profile_path(name)
-    path.write_text(
-        f"# torch.profiler: one data-fed training epoch ({name})\n\n```\n"
-        + prof.key_averages().table(sort_by=sort, row_limit=20)
-        + "\n```\n"
-    )
-    return ctx.relative(path)
