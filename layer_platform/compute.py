@@ -89,8 +89,8 @@ class Precision:
     """How a network computes on its device: an autocast dtype (None: float32) and the
     channels-last memory layout, which oneDNN and cuDNN convolve faster than channels-first.
 
-    On the demo's CPU grid, bfloat16 autocast with channels-last trained the classifier 3x
-    faster than float32 channels-first (see the training benchmark).
+    On the demo's CPU grid, bfloat16 autocast with channels-last trained the classifier 2.1-2.3x
+    faster than float32 channels-first (benchmark 10, ``bench/precision.py``).
     """
 
     device: torch.device

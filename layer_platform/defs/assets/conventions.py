@@ -29,19 +29,13 @@ def stage_asset(stage: str, *, kinds: set[str], scan_partitioned: bool = False, 
             "backfill_policy": dg.BackfillPolicy.single_run(),
         }
     # Single-run backfills make a batch of scans one run (NOTES: 40 s vs 838 s); Dagster
-    # still calls the parameter beta and would print that for every asset a process loads.
+    # still calls the parameter beta, when ``dg.asset`` is called, and would print that for
+    # every asset a process loads.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", BACKFILL_POLICY_IS_BETA, dg.BetaWarning)
-        decorator = dg.asset(
+        return dg.asset(
             group_name=stage, kinds=kinds, tags={"layer/stage": stage}, owners=[OWNER], **kwargs
         )
-
-    def declare(fn: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", BACKFILL_POLICY_IS_BETA, dg.BetaWarning)
-            return decorator(fn)
-
-    return declare
 
 
 def stage_spec(stage: str, key: str, *, kinds: set[str], **kwargs: Any) -> dg.AssetSpec:
