@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bench.scales import Shape
+from layer_platform.classification.data import Item, Scan
+from layer_platform.classification.modes import eligible_scans, make_items
 from layer_platform.imaging.preprocess import PreprocessConfig, PreprocessedScan, preprocess_scan
 from layer_platform.simulation.config import SimulationConfig
 from layer_platform.simulation.scan import simulate_scan
-from layer_platform.simulation.subjects import plan_scan_at
+from layer_platform.simulation.subjects import SIDES, plan_scan_at
 
 
 def preprocess_config(shape: Shape) -> PreprocessConfig:
@@ -40,3 +44,38 @@ def simulated_scans(shape: Shape, count: int, seed: int) -> list[PreprocessedSca
         sim = simulate_scan(config, plan.subject.index, plan.side)
         scans.append(preprocess_scan(sim.bmode, None, sim.layers, grid))
     return scans
+
+
+def classifier_items(config: SimulationConfig, shape: Shape, mode: str) -> list[Item]:
+    """A simulated cohort's ``mode`` items on the ``shape`` grid, both sides of every subject
+    (scans without SWE drop out of the SWE modes, as in the platform)."""
+    grid = preprocess_config(shape)
+    scans = []
+    for subject in range(config.n_subjects):
+        for side in SIDES:
+            sim = simulate_scan(config, subject, side)
+            prep = preprocess_scan(sim.bmode, sim.swe if mode != "bmode" else None, None, grid)
+            plan = sim.plan
+            scans.append(
+                Scan(
+                    plan.scan_id,
+                    plan.subject.subject_id,
+                    plan.subject.label,
+                    prep.bmode,
+                    prep.swe,
+                    prep.swe_valid,
+                )
+            )
+    return make_items(eligible_scans(scans, mode)[0], mode)
+
+
+def early_stopping_split(items: Sequence[Item]) -> tuple[list[Item], list[Item]]:
+    """Training and validation items: every fifth subject of each label validates."""
+    held_out = set()
+    for label in sorted({i.label for i in items}):
+        subjects = sorted({i.subject_id for i in items if i.label == label})
+        held_out.update(subjects[::5])
+    return (
+        [i for i in items if i.subject_id not in held_out],
+        [i for i in items if i.subject_id in held_out],
+    )

@@ -19,54 +19,22 @@ from dataclasses import replace
 import numpy as np
 
 from bench.core import Context, Result, Target, measured
-from bench.data import preprocess_config
+from bench.data import classifier_items, early_stopping_split
 from bench.profiling import torch_profile
 from layer_platform.classification.config import ClassifierConfig
-from layer_platform.classification.data import Item, Scan
+from layer_platform.classification.data import Item
 from layer_platform.classification.metrics import auc
-from layer_platform.classification.modes import make_items
 from layer_platform.classification.training import (
     TrainedClassifier,
     predict_proba,
     train_classifier,
 )
 from layer_platform.compute import Precision, training_precision
-from layer_platform.imaging.preprocess import preprocess_scan
 from layer_platform.simulation.config import SimulationConfig
-from layer_platform.simulation.scan import simulate_scan
-from layer_platform.simulation.subjects import SIDES
 
 BENCHMARK = "precision"
 FASTER = Target("ratio", ">=", 2.0)
 SAME_AUC = Target("value", "<=", 0.02)
-
-
-def _cohort(ctx: Context, seed: int) -> list[Item]:
-    """A simulated cohort's B-mode items on the scale's training grid."""
-    config = SimulationConfig(n_subjects=ctx.scale.precision_subjects, seed=seed)
-    grid = preprocess_config(ctx.scale.training_shape)
-    scans = []
-    for subject in range(config.n_subjects):
-        for side in SIDES:
-            sim = simulate_scan(config, subject, side)
-            prep = preprocess_scan(sim.bmode, None, None, grid)
-            plan = sim.plan
-            scans.append(
-                Scan(plan.scan_id, plan.subject.subject_id, plan.subject.label, prep.bmode)
-            )
-    return make_items(scans, "bmode")
-
-
-def _early_stopping_split(items: Sequence[Item]) -> tuple[list[Item], list[Item]]:
-    """Training and validation items: every fifth subject of each label validates."""
-    held_out = set()
-    for label in sorted({i.label for i in items}):
-        subjects = sorted({i.subject_id for i in items if i.label == label})
-        held_out.update(subjects[::5])
-    return (
-        [i for i in items if i.subject_id not in held_out],
-        [i for i in items if i.subject_id in held_out],
-    )
 
 
 def _samples_per_s(trained: TrainedClassifier, n_train: int) -> float:
@@ -87,11 +55,12 @@ def _profile(ctx: Context, name: str, train: Sequence[Item], config: ClassifierC
 
 
 def run(ctx: Context) -> list[Result]:
-    shape = "x".join(map(str, ctx.scale.training_shape))
-    ctx.log(f"  simulating two cohorts of {ctx.scale.precision_subjects} subjects at {shape}")
-    development = _cohort(ctx, ctx.seed)
-    external = _cohort(ctx, ctx.seed + 1)
-    train, val = _early_stopping_split(development)
+    n, grid = ctx.scale.precision_subjects, "x".join(map(str, ctx.scale.training_shape))
+    ctx.log(f"  simulating two cohorts of {n} subjects at {grid}")
+    shape = ctx.scale.training_shape
+    development = classifier_items(SimulationConfig(n_subjects=n, seed=ctx.seed), shape, "bmode")
+    external = classifier_items(SimulationConfig(n_subjects=n, seed=ctx.seed + 1), shape, "bmode")
+    train, val = early_stopping_split(development)
     config = ClassifierConfig(device=ctx.device.type, seed=ctx.seed)
     if ctx.scale.precision_max_epochs is not None:
         config = replace(config, min_epochs=1, max_epochs=ctx.scale.precision_max_epochs)
@@ -109,7 +78,7 @@ def run(ctx: Context) -> list[Result]:
         proba = predict_proba(trained.model, external, trained.device)
         external_auc[arm] = auc(np.array([i.y for i in external]), proba)
     profiles = {
-        arm: _profile(ctx, f"precision_{arm}_{shape}.txt", train, config, precision)
+        arm: _profile(ctx, f"precision_{arm}_{grid}.txt", train, config, precision)
         for arm, precision in arms.items()
     }
     platform = arms["platform"]
@@ -123,7 +92,7 @@ def run(ctx: Context) -> list[Result]:
     rows = [
         measured(
             BENCHMARK,
-            f"{BENCHMARK}/classifier_{shape}/training_samples_per_s",
+            f"{BENCHMARK}/classifier_{grid}/training_samples_per_s",
             value=speed["platform"],
             unit="samples/s",
             baseline=speed["baseline"],
@@ -137,7 +106,7 @@ def run(ctx: Context) -> list[Result]:
         ),
         measured(
             BENCHMARK,
-            f"{BENCHMARK}/classifier_{shape}/external_auc_difference",
+            f"{BENCHMARK}/classifier_{grid}/external_auc_difference",
             value=delta,
             unit="AUC",
             baseline=external_auc["baseline"],

@@ -36,6 +36,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(8, "gpu", "GPU: 4,000-scan saliency projection"),
     Benchmark(9, "resume", "Re-run after a kill at 50 % vs an uninterrupted saliency batch"),
     Benchmark(10, "precision", "Classifier training precision: speed and external-cohort AUC"),
+    Benchmark(11, "schedule", "Classifier learning-rate schedule: training time and external AUC"),
 )
 
 

@@ -71,6 +71,9 @@ class Scale:
         precision_subjects: subjects in each of benchmark 10's two simulated cohorts (the
             demo's 40: two scans each, one fifth of the development cohort validates).
         precision_max_epochs: caps benchmark 10's training (None: the classifier's defaults).
+        schedule_cohorts: development/external cohort pairs of benchmark 11 (of
+            ``precision_subjects`` subjects each).
+        schedule_max_epochs: caps benchmark 11's training (None: each schedule's own).
     """
 
     name: str
@@ -89,6 +92,8 @@ class Scale:
     cohort_scans: int
     precision_subjects: int
     precision_max_epochs: int | None
+    schedule_cohorts: int
+    schedule_max_epochs: int | None
 
 
 #: This 2-core CPU, about 35 minutes; the other scales state only how they differ.
@@ -113,6 +118,8 @@ DEFAULT = Scale(
     cohort_scans=16,
     precision_subjects=40,
     precision_max_epochs=None,
+    schedule_cohorts=2,
+    schedule_max_epochs=None,
 )
 
 SCALES: dict[str, Scale] = {
@@ -133,6 +140,8 @@ SCALES: dict[str, Scale] = {
         cohort_scans=4,
         precision_subjects=10,
         precision_max_epochs=2,
+        schedule_cohorts=1,
+        schedule_max_epochs=2,
     ),
     "default": DEFAULT,
     "paper": replace(

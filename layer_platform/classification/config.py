@@ -11,6 +11,7 @@ NORMS: tuple[str, ...] = ("batch", "instance")
 POOLINGS: tuple[str, ...] = ("avg", "max", "avgmax")
 THRESHOLD_POLICIES: tuple[str, ...] = ("youden", "fixed")
 FINAL_MODELS: tuple[str, ...] = ("fold_ensemble", "refit")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "one_cycle")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,10 @@ class ClassifierConfig:
         min_epochs / max_epochs / patience: epochs before ``min_epochs`` are warm-up (never
             kept as best); then training stops after ``patience`` epochs without a better
             validation AUC.
-        lr / weight_decay: AdamW.
+        lr / weight_decay: AdamW; ``lr`` is the peak of a ``one_cycle`` schedule.
+        lr_schedule: ``constant`` keeps ``lr`` throughout; ``one_cycle`` warms up to ``lr`` and
+            anneals towards zero over ``max_epochs`` (``torch.optim.lr_scheduler.OneCycleLR``,
+            stepped per batch), so the last epochs settle instead of swinging.
         batch_size: training batch size.
         seed: seeds weights, shuffling and augmentation.
         flip_lateral / flip_sweep: random flips along axes where anatomy is symmetric enough;
@@ -68,6 +72,7 @@ class ClassifierConfig:
     max_epochs: int = 60
     patience: int = 10
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     weight_decay: float = 1e-4
     batch_size: int = 8
     seed: int = 0
@@ -90,6 +95,7 @@ class ClassifierConfig:
             "pooling": (self.pooling, POOLINGS),
             "threshold_policy": (self.threshold_policy, THRESHOLD_POLICIES),
             "final_model": (self.final_model, FINAL_MODELS),
+            "lr_schedule": (self.lr_schedule, LR_SCHEDULES),
             "device": (self.device, DEVICE_CHOICES),
         }
         for name, (value, allowed) in choices.items():

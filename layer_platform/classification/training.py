@@ -42,6 +42,8 @@ class EpochReport:
     val_auc: float
     improved: bool
     seconds: float
+    #: The learning rate at the end of the epoch (what the schedule reached).
+    lr: float = math.nan
 
     def to_metrics(self) -> dict[str, float]:
         """The epoch's figures, leaving out the undefined ones (NaN: no validation set)."""
@@ -50,6 +52,7 @@ class EpochReport:
             "val_loss": self.val_loss,
             "val_auc": self.val_auc,
             "epoch_seconds": self.seconds,
+            "lr": self.lr,
         }
         return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
@@ -118,9 +121,11 @@ def train_one_epoch(
     precision: Precision,
     scaler: torch.amp.GradScaler,
     augment: Callable[[Tensor], Tensor],
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> float:
     """One pass over ``loader`` in ``precision``; ``scaler`` (``precision.grad_scaler()``, kept
-    across epochs) scales the loss for float16 and passes through otherwise."""
+    across epochs) scales the loss for float16 and passes through otherwise; ``scheduler``, if
+    any, steps after every batch."""
     model.train()
     total, seen = 0.0, 0
     for xb, yb in loader:
@@ -133,6 +138,8 @@ def train_one_epoch(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if scheduler is not None:
+            scheduler.step()
         total += loss.item() * len(yb)
         seen += len(yb)
     return total / seen
@@ -210,6 +217,13 @@ def _train(
         generator=torch.Generator().manual_seed(config.seed),
         pin_memory=on_cuda,
     )
+    scheduler = (
+        torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=config.max_epochs * len(loader)
+        )
+        if config.lr_schedule == "one_cycle"
+        else None
+    )
     rng = torch.Generator(device=device).manual_seed(config.seed)  # augmentation draws
 
     history: list[EpochReport] = []
@@ -225,6 +239,7 @@ def _train(
             precision,
             scaler,
             lambda xb: augment_batch(xb, config, rng),
+            scheduler,
         )
         if not math.isfinite(train_loss):
             raise FloatingPointError(
@@ -252,7 +267,13 @@ def _train(
             elif epoch >= config.min_epochs:
                 stale += 1
         report = EpochReport(
-            epoch, train_loss, val_loss, val_auc, improved, time.perf_counter() - start
+            epoch,
+            train_loss,
+            val_loss,
+            val_auc,
+            improved,
+            time.perf_counter() - start,
+            optimizer.param_groups[0]["lr"],
         )
         history.append(report)
         if on_epoch_end is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -113,7 +114,7 @@ def test_without_validation_it_trains_exactly_max_epochs_and_keeps_the_last(coho
     assert [r.epoch for r in refit.history] == list(range(1, epochs + 1))
     assert refit.best_epoch == epochs and math.isnan(refit.best_val_auc)
     assert all(math.isnan(r.val_auc) and math.isnan(r.val_loss) for r in refit.history)
-    assert set(refit.history[-1].to_metrics()) == {"train_loss", "epoch_seconds"}
+    assert set(refit.history[-1].to_metrics()) == {"train_loss", "epoch_seconds", "lr"}
     proba = predict_proba(refit.model, val, refit.device)
     assert auc([item.y for item in val], proba) >= 0.75  # it learned the slab
 
@@ -123,3 +124,24 @@ def test_mismatched_shapes_are_rejected(cohort) -> None:
     other_grid = [dataclasses.replace(item, x=item.x[:, :-1]) for item in val]
     with pytest.raises(ValueError, match="differ"):
         train_classifier(train, other_grid, TINY_CONFIG)
+
+
+def test_one_cycle_warms_up_to_the_peak_lr_then_anneals_and_still_learns(cohort) -> None:
+    train, val = cohort
+    config = dataclasses.replace(
+        TINY_CONFIG, lr_schedule="one_cycle", min_epochs=1, max_epochs=8, patience=8
+    )
+    trained = train_classifier(train, val, config)
+    lrs = [report.lr for report in trained.history]
+    assert len(lrs) == config.max_epochs  # patience >= max_epochs: the whole cycle runs
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < len(lrs) - 1 and max(lrs) <= config.lr
+    assert lrs[-1] < 0.01 * config.lr  # annealed
+    assert all(a <= b for a, b in pairwise(lrs[: peak + 1]))
+    assert all(a >= b for a, b in pairwise(lrs[peak:]))
+    proba = predict_proba(trained.model, val, trained.device)
+    assert auc([item.y for item in val], proba) >= 0.75
+
+
+def test_the_constant_schedule_keeps_its_lr(trained) -> None:
+    assert {report.lr for report in trained[0].history} == {TINY_CONFIG.lr}
