@@ -31,6 +31,16 @@ LAYER_VALUE_COLUMNS: tuple[str, ...] = (
     "enrichment",
     "ablation_delta",
 )
+#: ``layer_saliency`` columns of layer ablation in a two-channel mode (``bmode_swe``): the
+#: layer's delta with only that modality's channel replaced (NULL for other methods and modes).
+CHANNEL_DELTA_COLUMNS: dict[str, str] = {
+    "bmode": "ablation_delta_bmode",
+    "swe": "ablation_delta_swe",
+}
+#: ``layer_saliency`` column of the layer-value methods: the drop when the row's whole side of
+#: the paper's comparison is replaced at once: every non-muscle layer (on rows 1..5, the same
+#: number) or muscle (on the muscle row, equal to its ``ablation_delta``). NULL before #16.
+JOINT_ABLATION_COLUMN = "joint_ablation_delta"
 #: The values summarized per layer across the cohort (the layer's size is a property of the
 #: scan, not evidence of a method).
 SUMMARIZED_COLUMNS: tuple[str, ...] = LAYER_VALUE_COLUMNS[1:]
@@ -43,7 +53,10 @@ def score_column(method: str) -> str:
 
 def comparison_column(method: str) -> str:
     """The value compared between non-muscle tissue and muscle (see
-    ``statistics.comparisons.tissue_means``)."""
+    ``statistics.comparisons``): the joint ablations for layer ablation, the summed layer
+    values for layer Shapley, mean saliency over voxels for maps."""
+    if method == ABLATION_METHOD:
+        return JOINT_ABLATION_COLUMN
     return "ablation_delta" if method in LAYER_VALUE_METHODS else "mean_saliency"
 
 
