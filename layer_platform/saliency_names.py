@@ -41,9 +41,10 @@ CHANNEL_DELTA_COLUMNS: dict[str, str] = {
 #: the paper's comparison is replaced at once: every non-muscle layer (on rows 1..5, the same
 #: number) or muscle (on the muscle row, equal to its ``ablation_delta``). NULL before #16.
 JOINT_ABLATION_COLUMN = "joint_ablation_delta"
-#: The values summarized per layer across the cohort (the layer's size is a property of the
-#: scan, not evidence of a method).
-SUMMARIZED_COLUMNS: tuple[str, ...] = LAYER_VALUE_COLUMNS[1:]
+#: The values summarized per layer across the cohort in ``layer_summary`` (the layer's size is a
+#: property of the scan, not evidence of a method); the per-modality ablation deltas report
+#: which modality carries a layer's evidence and never enter a ranking or verdict.
+SUMMARIZED_COLUMNS: tuple[str, ...] = (*LAYER_VALUE_COLUMNS[1:], *CHANNEL_DELTA_COLUMNS.values())
 
 
 def score_column(method: str) -> str:

@@ -328,3 +328,25 @@ def test_headline_subgroups_read_labelled_out_of_sample_rows_only():
     assert headline == {f"S{s:02d}" for s in range(5)}
     assert set(subgroup(frame, "control")["subject_id"]) == {"S01", "S03"}
     assert set(subgroup(frame, "unlabelled")["subject_id"]) == {"S07"}
+
+
+def test_per_modality_ablation_is_summarized_but_never_ranked():
+    """``bmode_swe`` ablation rows whose evidence is all SWE: ``layer_summary`` gains one block
+    per modality (B-mode 0, SWE the full drop); ranking and verdicts are those of the rows."""
+    frame = saliency_frame("deep_fascia", modes=("bmode_swe",))
+    ablation = frame["method"] == "layer_ablation"
+    with_channels = frame.assign(
+        ablation_delta_bmode=np.where(ablation, 0.0, np.nan),
+        ablation_delta_swe=frame["ablation_delta"],
+    )
+    summary = summary_rows(with_channels, n_boot=N_BOOT)
+    found = summary[(summary["subgroup"] == "all") & (summary["method"] == "layer_ablation")]
+    by_metric = found.set_index(["metric", "layer"])["mean"]
+    assert set(found["metric"]) == {"ablation_delta", "ablation_delta_bmode", "ablation_delta_swe"}
+    assert (by_metric.loc["ablation_delta_bmode"] == 0.0).all()
+    swe, both = by_metric.loc["ablation_delta_swe"], by_metric.loc["ablation_delta"]
+    assert swe.to_dict() == pytest.approx(both.to_dict())
+    spec = RankingSpec("layer_ablation", passing(modes=("bmode_swe",)))
+    pd.testing.assert_frame_equal(
+        ranking_rows(with_channels, spec, n_boot=N_BOOT), ranking_rows(frame, spec, n_boot=N_BOOT)
+    )
