@@ -54,13 +54,16 @@ def layer_fill(
 def fill_deltas(
     forward: LogitFn, inputs: Tensor, fill: Tensor, masks: list[Tensor], batch: int
 ) -> list[float]:
-    """``f(x) - f(x with fill where mask)`` for each boolean mask ``(C, L, D, S)``, with f(x)
-    evaluated in the first batch, ``batch`` copies per forward pass."""
-    copies = [inputs[0], *(torch.where(mask, fill[0], inputs[0]) for mask in masks)]
+    """``f(x) - f(x with fill where mask)`` for each of one or more boolean masks
+    ``(C, L, D, S)``; f(x) is evaluated in the first batch, ``batch`` copies per forward pass,
+    and only one batch of copies is held at a time."""
+    every = [torch.zeros_like(masks[0]), *masks]  # the first copy is x itself
     logits = []
     with torch.no_grad():
-        for start in range(0, len(copies), batch):
-            logits.append(forward(torch.stack(copies[start : start + batch])).double().cpu())
+        for start in range(0, len(every), batch):
+            part = torch.stack(every[start : start + batch])
+            copies = torch.where(part, fill, inputs)  # (n, C, L, D, S) by broadcasting
+            logits.append(forward(copies).double().cpu())
     found = torch.cat(logits)
     return [float(found[0] - value) for value in found[1:]]
 
