@@ -31,9 +31,20 @@ LAYER_VALUE_COLUMNS: tuple[str, ...] = (
     "enrichment",
     "ablation_delta",
 )
-#: The values summarized per layer across the cohort (the layer's size is a property of the
-#: scan, not evidence of a method).
-SUMMARIZED_COLUMNS: tuple[str, ...] = LAYER_VALUE_COLUMNS[1:]
+#: ``layer_saliency`` columns of layer ablation in a two-channel mode (``bmode_swe``): the
+#: layer's delta with only that modality's channel replaced (NULL for other methods and modes).
+CHANNEL_DELTA_COLUMNS: dict[str, str] = {
+    "bmode": "ablation_delta_bmode",
+    "swe": "ablation_delta_swe",
+}
+#: ``layer_saliency`` column of the layer-value methods: the drop when the row's whole side of
+#: the paper's comparison is replaced at once: every non-muscle layer (on rows 1..5, the same
+#: number) or muscle (on the muscle row, equal to its ``ablation_delta``). NULL before #16.
+JOINT_ABLATION_COLUMN = "joint_ablation_delta"
+#: The values summarized per layer across the cohort in ``layer_summary`` (the layer's size is a
+#: property of the scan, not evidence of a method); the per-modality ablation deltas report
+#: which modality carries a layer's evidence and never enter a ranking or verdict.
+SUMMARIZED_COLUMNS: tuple[str, ...] = (*LAYER_VALUE_COLUMNS[1:], *CHANNEL_DELTA_COLUMNS.values())
 
 
 def score_column(method: str) -> str:
@@ -43,7 +54,10 @@ def score_column(method: str) -> str:
 
 def comparison_column(method: str) -> str:
     """The value compared between non-muscle tissue and muscle (see
-    ``statistics.comparisons.tissue_means``)."""
+    ``statistics.comparisons``): the joint ablations for layer ablation, the summed layer
+    values for layer Shapley, mean saliency over voxels for maps."""
+    if method == ABLATION_METHOD:
+        return JOINT_ABLATION_COLUMN
     return "ablation_delta" if method in LAYER_VALUE_METHODS else "mean_saliency"
 
 

@@ -4,6 +4,12 @@ Sign convention: ``delta = logit(original) - logit(layer ablated)``; a positive 
 layer carries MP evidence (removing it lowers the logit), a negative one that it argues against
 MP. This is captum's ``FeatureAblation`` convention, with the label map as the feature mask and
 the fill (see ``baselines``) as the baselines tensor.
+
+Two further questions are answered from the same fill, in batched extra passes (``fill_deltas``):
+which modality of a multi-channel input carries a layer's evidence (each layer ablated in one
+channel at a time, ``channel_deltas``), and how much all non-muscle tissue carries together
+(``joint_non_muscle_delta``: layers 1..5 replaced at once), which one-at-a-time removal misses
+when a max-pooling head finds the same evidence in two layers.
 """
 
 from __future__ import annotations
@@ -45,6 +51,61 @@ def layer_fill(
     return labels, present, background, fill
 
 
+def fill_deltas(
+    forward: LogitFn, inputs: Tensor, fill: Tensor, masks: list[Tensor], batch: int
+) -> list[float]:
+    """``f(x) - f(x with fill where mask)`` for each of one or more boolean masks
+    ``(C, L, D, S)``; f(x) is evaluated in the first batch, ``batch`` copies per forward pass,
+    and only one batch of copies is held at a time."""
+    every = [torch.zeros_like(masks[0]), *masks]  # the first copy is x itself
+    logits = []
+    with torch.no_grad():
+        for start in range(0, len(every), batch):
+            part = torch.stack(every[start : start + batch])
+            copies = torch.where(part, fill, inputs)  # (n, C, L, D, S) by broadcasting
+            logits.append(forward(copies).double().cpu())
+    found = torch.cat(logits)
+    return [float(found[0] - value) for value in found[1:]]
+
+
+def _extra_deltas(
+    forward: LogitFn,
+    inputs: Tensor,
+    fill: Tensor,
+    labels: np.ndarray,
+    present: list[Layer],
+    config: AttributionConfig,
+) -> dict[str, object]:
+    """The joint non-muscle ablation and, for C > 1, each (layer, channel) ablation."""
+    tissue = torch.as_tensor(labels, device=inputs.device)
+    n_channels = inputs.shape[1]
+    masks: list[Tensor] = []
+    non_muscle = [layer for layer in present if layer != Layer.MUSCLE]
+    joint = bool(non_muscle) and Layer.MUSCLE in present
+    if joint:
+        voxels = (tissue > Layer.BACKGROUND) & (tissue != Layer.MUSCLE)
+        masks.append(voxels.expand(inputs.shape[1:]))
+    pairs = [(c, layer) for c in range(n_channels) for layer in present] if n_channels > 1 else []
+    for c, layer in pairs:
+        mask = torch.zeros(inputs.shape[1:], dtype=torch.bool, device=inputs.device)
+        mask[c] = tissue == layer
+        masks.append(mask)
+    if not masks:
+        return {}
+    deltas = fill_deltas(forward, inputs, fill, masks, max(1, config.perturbations_per_eval))
+    extras: dict[str, object] = {}
+    if joint:
+        extras["joint_non_muscle_delta"] = deltas.pop(0)
+    if pairs:
+        by_channel = [
+            {layer.key: float("nan") for layer in TISSUE_LAYERS} for _ in range(n_channels)
+        ]
+        for (c, layer), delta in zip(pairs, deltas, strict=True):
+            by_channel[c][layer.key] = delta
+        extras["channel_deltas"] = tuple(by_channel)
+    return extras
+
+
 def layer_ablation(
     forward: LogitFn,
     inputs: Tensor,
@@ -54,12 +115,18 @@ def layer_ablation(
     target_layer: nn.Module | None,
     config: AttributionConfig,
 ) -> AttributionResult:
-    """Ablate each present layer once: one original pass plus one per layer (7 for six layers).
+    """Ablate each present layer once: one original pass plus one per layer (7 for six layers),
+    every channel of the layer at once.
 
     Background is not a feature: its voxels are folded into the first present layer with the
     fill set to the scan's own values there, so they never change. ``extras["layer_deltas"]``
     maps each layer key to its delta (NaN for a layer absent from the scan); the map holds each
-    voxel's layer delta (0 in background).
+    voxel's layer delta (0 in background). Extra samples, batched as the layers are:
+    ``joint_non_muscle_delta`` (every present non-muscle layer replaced at once) and
+    ``joint_muscle_delta`` (muscle's layer delta), when muscle and other tissue are present
+    (2 samples: f(x) and the joint fill); for ``C > 1`` channels ``channel_deltas``, one
+    ``layer_deltas``-like map per channel with only that channel of the layer replaced
+    (``C x`` present layers more samples).
     """
     labels, present, background, fill = layer_fill(
         "layer_ablation", inputs, baseline, layers_map, config
@@ -76,6 +143,10 @@ def layer_ablation(
     layer_deltas = {layer.key: float("nan") for layer in TISSUE_LAYERS}
     for layer in present:
         layer_deltas[layer.key] = float(voxel_deltas[labels == layer][0])
-    return AttributionResult(
-        method="layer_ablation", map=voxel_deltas, extras={"layer_deltas": layer_deltas}
-    )
+    extras = {
+        "layer_deltas": layer_deltas,
+        **_extra_deltas(forward, inputs, fill, labels, present, config),
+    }
+    if "joint_non_muscle_delta" in extras:
+        extras["joint_muscle_delta"] = layer_deltas[Layer.MUSCLE.key]
+    return AttributionResult(method="layer_ablation", map=voxel_deltas, extras=extras)

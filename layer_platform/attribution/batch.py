@@ -19,17 +19,27 @@ from layer_platform.attribution.cohort_reference import FrozenReference
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.explainer import choose_explainer
 from layer_platform.attribution.scan_profile import (
+    MethodProfile,
     cohort_fill_volume,
     profile_scan,
 )
 from layer_platform.batching import ScanCheckFailed, ScanResult, publish_folder
-from layer_platform.classification.modes import mode_input, no_signal_channels
+from layer_platform.classification.modes import (
+    channel_modalities,
+    mode_input,
+    no_signal_channels,
+)
 from layer_platform.classification.splits import SplitScheme
 from layer_platform.imaging.figures import mid_slices_png, png_to_markdown
 from layer_platform.imaging.native import write_saliency_maps
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
-from layer_platform.saliency_names import LAYER_VALUE_COLUMNS
+from layer_platform.labels import Layer
+from layer_platform.saliency_names import (
+    CHANNEL_DELTA_COLUMNS,
+    JOINT_ABLATION_COLUMN,
+    LAYER_VALUE_COLUMNS,
+)
 from layer_platform.timestamps import utc_now
 from layer_platform.warehouse.store import Replacement
 
@@ -84,6 +94,23 @@ class ScanToAttribute:
     path: str
 
 
+def modality_deltas(mode: str, profile: MethodProfile, layer: str) -> dict[str, float | None]:
+    """A row's ``CHANNEL_DELTA_COLUMNS``: the layer's delta with one modality's channel
+    replaced, where the method reported per-channel deltas (layer ablation, two channels)."""
+    found = dict(zip(channel_modalities(mode), profile.channel_deltas, strict=False))
+    return {
+        column: found[modality][layer] if modality in found else None
+        for modality, column in CHANNEL_DELTA_COLUMNS.items()
+    }
+
+
+def joint_delta(profile: MethodProfile, layer: str) -> dict[str, float | None]:
+    """A row's ``JOINT_ABLATION_COLUMN``: the drop when its side of the paper's comparison
+    (muscle, or all non-muscle tissue) is replaced at once, where the method reported it."""
+    side = "joint_muscle_delta" if layer == Layer.MUSCLE.key else "joint_non_muscle_delta"
+    return {JOINT_ABLATION_COLUMN: profile.diagnostics.get(side)}
+
+
 def rows_problem(rows: list[dict], n_maps: int) -> str | None:
     """The per-scan check ``rows`` fail: six rows per map, finite values; None if both hold."""
     per_map: dict[tuple[str, str], set] = {}
@@ -94,7 +121,8 @@ def rows_problem(rows: list[dict], n_maps: int) -> str | None:
     if len(rows) != 6 * n_maps:
         return "rows_complete"
     for row in rows:  # NaN is documented where a map is all zero; infinity never is
-        values = [row[c] for c in LAYER_VALUE_COLUMNS if row[c] is not None]
+        columns = (*LAYER_VALUE_COLUMNS, *CHANNEL_DELTA_COLUMNS.values(), JOINT_ABLATION_COLUMN)
+        values = [row[c] for c in columns if row.get(c) is not None]
         if row["volume_fraction"] is None or np.isnan(row["volume_fraction"]):
             return "finite_values"
         if np.isinf(np.asarray(values, dtype=float)).any():
@@ -159,6 +187,8 @@ def attribute_batch_scan(
                     "explained_by": explainer.explained_by,
                     "reference_sha256": reference_sha256,
                     **asdict(row),
+                    **modality_deltas(mode, profile, row.layer),
+                    **joint_delta(profile, row.layer),
                     "segmentation_source": scan.segmentation_source,
                     "computed_at": now,
                 }

@@ -22,9 +22,11 @@ voxel map that was aggregated, its six ``LayerRow`` s and diagnostics. Conventio
   for MP and SWE against is not cancelled to 0. Integrated Gradients therefore keeps its
   per-channel maps (``integrated_gradients_by_channel``); saliency is already the sum of
   ``|gradient|`` over channels; occlusion and layer ablation perturb all channels of a voxel
-  together; Grad-CAM has no channel axis. The returned ``voxel_map`` is exactly what was
-  aggregated (signed where the method is signed and the input has one channel), so
-  ``aggregate_layers(voxel_map, labels)`` reproduces the rows.
+  together (layer ablation also reports each channel of each layer alone,
+  ``MethodProfile.channel_deltas``, which names the modality); Grad-CAM has no channel axis.
+  The returned ``voxel_map`` is exactly what was aggregated (signed where the method is
+  signed and the input has one channel), so ``aggregate_layers(voxel_map, labels)``
+  reproduces the rows.
 * **Layer ablation** (and **layer Shapley**, ``shapley``) gives one number per layer,
   ``ablation_delta``; its ``mean_saliency``,
   ``saliency_share`` and ``enrichment`` are NaN (NULL in DuckDB), because painting a layer's
@@ -73,13 +75,18 @@ class MethodProfile:
         diagnostics: numbers worth keeping per scan: ``seconds`` always; for Integrated
             Gradients ``logit``, ``baseline_logit``, ``convergence_delta`` (captum's, on the
             per-channel attributions) and ``completeness_error`` (relative to
-            ``|f(x) - f(baseline)|``, see ``sanity.completeness_error``).
+            ``|f(x) - f(baseline)|``, see ``sanity.completeness_error``); for layer ablation
+            and layer Shapley the joint ablations ``joint_non_muscle_delta`` and
+            ``joint_muscle_delta``.
+        channel_deltas: layer ablation of a multi-channel input only: per channel, layer key to
+            the delta with only that channel of the layer replaced (empty otherwise).
     """
 
     method: str
     voxel_map: np.ndarray
     rows: tuple[LayerRow, ...]
     diagnostics: dict[str, float]
+    channel_deltas: tuple[dict[str, float], ...] = ()
 
 
 def integrated_gradients_by_channel(
@@ -114,19 +121,17 @@ def _voxel_map(result: AttributionResult) -> np.ndarray:
     return np.asarray(result.map, dtype=np.float32)
 
 
+#: Per-scan joint ablations (all non-muscle layers at once; muscle) of the layer-value methods.
+_JOINT_DIAGNOSTICS = ("joint_non_muscle_delta", "joint_muscle_delta")
 #: Per-scan numbers ``layer_shapley`` reports (efficiency audit, joint ablations).
-_SHAPLEY_DIAGNOSTICS = (
-    "logit",
-    "baseline_logit",
-    "efficiency_error",
-    "joint_non_muscle_delta",
-    "joint_muscle_delta",
-)
+_SHAPLEY_DIAGNOSTICS = ("logit", "baseline_logit", "efficiency_error", *_JOINT_DIAGNOSTICS)
 
 
 def _diagnostics(result: AttributionResult) -> dict[str, float]:
     if result.method == "layer_shapley":
         return {k: result.extras[k] for k in _SHAPLEY_DIAGNOSTICS if k in result.extras}
+    if result.method == "layer_ablation":
+        return {k: result.extras[k] for k in _JOINT_DIAGNOSTICS if k in result.extras}
     if result.method != "integrated_gradients":
         return {}
     return {
@@ -184,7 +189,10 @@ def profile_scan(
             rows = [replace(r, mean_saliency=nan, saliency_share=nan, enrichment=nan) for r in rows]
         diagnostics = _diagnostics(result)
         diagnostics["seconds"] = time.perf_counter() - started
-        profiles[method] = MethodProfile(method, voxel_map, tuple(rows), diagnostics)
+        channel_deltas = tuple(result.extras.get("channel_deltas", ()))
+        profiles[method] = MethodProfile(
+            method, voxel_map, tuple(rows), diagnostics, channel_deltas
+        )
     return profiles
 
 

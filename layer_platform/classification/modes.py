@@ -79,6 +79,11 @@ def build_input(
     return np.stack(channels)
 
 
+def channel_modalities(mode: str) -> tuple[str, ...]:
+    """The modality of each network channel of ``mode``, in ``build_input`` order."""
+    return {"bmode": ("bmode",), "swe": ("swe",), "bmode_swe": ("bmode", "swe")}[_check_mode(mode)]
+
+
 def no_signal_channels(mode: str) -> tuple[int, ...]:
     """Encoded SWE is exactly 0 where nothing was measured: its channel is the last one."""
     return (n_channels(mode) - 1,) if uses_swe(mode) else ()

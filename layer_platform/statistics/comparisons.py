@@ -11,6 +11,7 @@ import pandas as pd
 from scipy.stats import friedmanchisquare, wilcoxon
 
 from layer_platform.labels import Layer
+from layer_platform.saliency_names import JOINT_ABLATION_COLUMN
 from layer_platform.statistics.bootstrap import bootstrap_mean_ci
 from layer_platform.statistics.summary import subject_layer_matrix
 
@@ -48,8 +49,9 @@ def tissue_means(rows: pd.DataFrame, *, ablation: bool) -> pd.DataFrame:
     A map method gives the mean saliency over every non-muscle tissue voxel (the layers'
     ``mean_saliency`` weighted by ``volume_fraction``, i.e. by voxel count) and over muscle
     voxels: the paper's comparison (0.316 vs 0.317), not a share, which would be 1 minus twice
-    the muscle share and so mostly muscle volume. Layer ablation gives the sum of the five
-    single-layer ``ablation_delta`` values vs muscle's (not a joint ablation of the five).
+    the muscle share and so mostly muscle volume. A layer-value method (``ablation=True``)
+    gives the sum of the five single-layer ``ablation_delta`` values vs muscle's (what
+    ``layer_shapley`` is compared on; layer ablation uses ``joint_ablation_means``).
     Scans without muscle or without non-muscle tissue are left out.
     """
     value = rows["ablation_delta" if ablation else "mean_saliency"].astype(float)
@@ -60,6 +62,23 @@ def tissue_means(rows: pd.DataFrame, *, ablation: bool) -> pd.DataFrame:
     others = usable[~muscle].assign(weighted=lambda t: t["value"] * t["weight"])
     sums = others.groupby("scan_id")[["weighted", "weight"]].sum()
     non_muscle = sums["weighted"] if ablation else sums["weighted"] / sums["weight"]
+    table = usable[muscle][["scan_id", "subject_id", "value"]].rename(columns={"value": "muscle"})
+    table = table.assign(non_muscle=table["scan_id"].map(non_muscle))
+    return table.dropna(subset=["non_muscle"])[["scan_id", "subject_id", "non_muscle", "muscle"]]
+
+
+def joint_ablation_means(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per scan, as ``tissue_means``: the logit drop when every non-muscle layer is replaced at
+    once (``non_muscle``) and when muscle is (``muscle``), from ``JOINT_ABLATION_COLUMN``.
+
+    Summing single-layer drops misses evidence that two layers carry redundantly (a
+    max-pooling head finds it in either), which the joint ablation removes. Scans whose rows
+    lack the joint drops (written before #16, or without muscle or other tissue) are left out.
+    """
+    value = pd.to_numeric(rows[JOINT_ABLATION_COLUMN], errors="coerce").astype(float)
+    usable = rows.assign(value=value)[np.isfinite(value)]
+    muscle = usable["layer"] == Layer.MUSCLE.key
+    non_muscle = usable[~muscle].groupby("scan_id")["value"].mean()
     table = usable[muscle][["scan_id", "subject_id", "value"]].rename(columns={"value": "muscle"})
     table = table.assign(non_muscle=table["scan_id"].map(non_muscle))
     return table.dropna(subset=["non_muscle"])[["scan_id", "subject_id", "non_muscle", "muscle"]]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.saliency_names import (
+    JOINT_ABLATION_COLUMN,
     LAYER_VALUE_METHODS,
     OUT_OF_SAMPLE,
     SUMMARIZED_COLUMNS,
@@ -28,7 +29,11 @@ from layer_platform.saliency_names import (
     comparison_column,
     score_column,
 )
-from layer_platform.statistics.comparisons import non_muscle_vs_muscle, tissue_means
+from layer_platform.statistics.comparisons import (
+    joint_ablation_means,
+    non_muscle_vs_muscle,
+    tissue_means,
+)
 from layer_platform.statistics.gates import rank1_probability
 from layer_platform.statistics.summary import layer_summary, subject_layer_matrix
 from layer_platform.statistics.verdicts import Evidence, Verdict, family_verdicts
@@ -61,7 +66,10 @@ def subgroup(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def _long(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    """The long table ``statistics.summary`` expects, restricted to finite values."""
+    """The long table ``statistics.summary`` expects, restricted to finite values (empty when
+    the rows lack ``column``, e.g. a frame built before the column existed)."""
+    if column not in rows.columns:
+        return pd.DataFrame(columns=["scan_id", "subject_id", "layer", "value"])
     values = pd.to_numeric(rows[column], errors="coerce").astype(float)
     table = rows[["scan_id", "subject_id", "layer"]].assign(value=values)
     return table[np.isfinite(table["value"])]
@@ -252,15 +260,20 @@ def comparison_rows(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
     """``layer_comparison``: all non-muscle tissue vs muscle, paired by subject (the paper's).
 
     Per input mode, method and subgroup: ``metric`` (``mean_saliency`` for maps: mean over all
-    non-muscle tissue voxels vs over muscle voxels; ``ablation_delta`` for layer ablation: the
-    five single-layer deltas summed vs muscle's; ``comparisons.tissue_means``), ``n_subjects``,
+    non-muscle tissue voxels vs over muscle voxels; ``joint_ablation_delta`` for layer
+    ablation: the drop with all non-muscle layers replaced at once vs with muscle replaced,
+    ``comparisons.joint_ablation_means``; ``ablation_delta`` for layer Shapley: the five
+    layer values summed vs muscle's; ``comparisons.tissue_means``), ``n_subjects``,
     ``non_muscle_mean``, ``muscle_mean``, ``mean_difference`` (mean of subject differences)
     with its bootstrap CI, and the Wilcoxon signed-rank statistic and p. Blocks with fewer than
     two subjects, or with no non-zero difference, are left out.
     """
 
     def row(block: _Block) -> dict | None:
-        means = tissue_means(block.rows, ablation=block.method in LAYER_VALUE_METHODS)
+        if block.column == JOINT_ABLATION_COLUMN:
+            means = joint_ablation_means(block.rows)
+        else:
+            means = tissue_means(block.rows, ablation=block.method in LAYER_VALUE_METHODS)
         try:
             result = non_muscle_vs_muscle(means, n_boot=n_boot, seed=seed)
         except ValueError:  # too few subjects, or every difference zero

@@ -137,7 +137,10 @@ TABLES: dict[str, str] = {
             segmentation_source VARCHAR NOT NULL,
             computed_at TIMESTAMP NOT NULL,
             explained_by VARCHAR,
-            reference_sha256 VARCHAR
+            reference_sha256 VARCHAR,
+            ablation_delta_bmode DOUBLE,
+            ablation_delta_swe DOUBLE,
+            joint_ablation_delta DOUBLE
         )""",
     "attribution_diagnostics": """
         CREATE TABLE IF NOT EXISTS attribution_diagnostics (
@@ -301,6 +304,13 @@ UPGRADES: dict[str, tuple[str, ...]] = {
     "layer_saliency": (
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS explained_by VARCHAR",
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS reference_sha256 VARCHAR",
+        # Layer ablation per modality in two-channel modes (#16 item 5): the layer's delta
+        # with only the B-mode (or only the SWE) channel replaced; NULL elsewhere and before.
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_bmode DOUBLE",
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_swe DOUBLE",
+        # The joint ablation of the paper's comparison (#16 item 7): every non-muscle layer
+        # replaced at once (rows 1..5), or muscle (row 6); NULL before and for maps.
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS joint_ablation_delta DOUBLE",
     ),
 }
 

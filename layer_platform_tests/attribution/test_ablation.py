@@ -10,7 +10,12 @@ import torch
 
 from layer_platform.attribution import AttributionConfig, aggregate_layers, attribute
 from layer_platform.labels import TISSUE_LAYERS
-from layer_platform_tests.attribution.toys import VoxelLinear, six_layer_map, tiny_label_map
+from layer_platform_tests.attribution.toys import (
+    LayerInteraction,
+    VoxelLinear,
+    six_layer_map,
+    tiny_label_map,
+)
 
 #: Per-layer fill k / 2 for layer k, one channel.
 COHORT = AttributionConfig(baseline="cohort", cohort_fill=np.arange(1, 7)[:, None] / 2)
@@ -55,11 +60,12 @@ def test_background_is_never_ablated():
     assert result.extras["layer_deltas"]["muscle"] == pytest.approx(24.0)
 
 
-def test_seven_samples_in_two_forward_passes():
+def test_seven_samples_in_two_forward_passes_and_the_joint_ablation_in_one_more():
+    """Captum's 1 + 6 samples, then f(x) and the joint non-muscle fill in one batch."""
     labels = six_layer_map()
     model = VoxelLinear(torch.ones(1, *labels.shape))
     attribute("layer_ablation", model, two_everywhere(labels), layers_map=labels, config=COHORT)
-    assert (model.calls, model.samples) == (2, 7)
+    assert (model.calls, model.samples) == (3, 9)
 
 
 def test_absent_layer_has_nan_delta_and_costs_no_pass():
@@ -70,7 +76,7 @@ def test_absent_layer_has_nan_delta_and_costs_no_pass():
     )
     assert math.isnan(result.extras["layer_deltas"]["deep_fascia"])
     assert result.extras["layer_deltas"]["dermis"] == pytest.approx(6 * 1.5)
-    assert model.samples == 6
+    assert model.samples == 6 + 2  # five layers + f(x); f(x) + the joint non-muscle fill
     rows = aggregate_layers(result.map, labels, ablation_deltas=result.extras["layer_deltas"])
     assert rows[0].ablation_delta == pytest.approx(9.0)
     assert math.isnan(rows[4].ablation_delta)
@@ -98,3 +104,70 @@ def test_two_channels_are_ablated_together():
 def test_needs_the_label_map():
     with pytest.raises(ValueError, match="layers_map"):
         attribute("layer_ablation", VoxelLinear(torch.ones(1, 2, 2, 2)), torch.ones(1, 1, 2, 2, 2))
+
+
+def test_joint_non_muscle_ablation_of_a_linear_model_is_the_sum_of_its_layers():
+    """Linear: removing layers 1..5 at once loses exactly what the five removals lose apart."""
+    labels = six_layer_map()
+    weight = torch.ones(1, *labels.shape)
+    weight[0][torch.as_tensor(labels == 6)] = 0.5
+    result = attribute(
+        "layer_ablation",
+        VoxelLinear(weight),
+        two_everywhere(labels),
+        layers_map=labels,
+        config=COHORT,
+    )
+    deltas = result.extras["layer_deltas"]
+    non_muscle = sum(deltas[layer.key] for layer in TISSUE_LAYERS[:5])
+    assert result.extras["joint_non_muscle_delta"] == pytest.approx(non_muscle)
+    assert result.extras["joint_muscle_delta"] == deltas["muscle"] == pytest.approx(-6.0)
+    assert "channel_deltas" not in result.extras, "one channel: nothing to split"
+
+
+def test_evidence_in_either_of_two_layers_is_found_only_by_the_joint_ablation():
+    """Max-pooling head ``max(mean over dermis, mean over deep fat)``, both 2 against a fill
+    of 0: removing one layer leaves the other, so each single drop is 0; the joint drop is 2."""
+    labels = six_layer_map()
+    a = torch.as_tensor(labels == 1)[None]
+    b = torch.as_tensor(labels == 4)[None]
+    zero = torch.zeros(1, *labels.shape)
+    model = LayerInteraction(zero, zero, a, b)
+    config = AttributionConfig(baseline="cohort", cohort_fill=np.zeros((6, 1)))
+    x = two_everywhere(labels).double()
+    result = attribute("layer_ablation", model, x, layers_map=labels, config=config)
+    deltas = result.extras["layer_deltas"]
+    assert deltas["dermis"] == pytest.approx(0.0) and deltas["deep_fat"] == pytest.approx(0.0)
+    assert result.extras["joint_non_muscle_delta"] == pytest.approx(2.0)
+    assert result.extras["joint_muscle_delta"] == pytest.approx(0.0)
+
+
+def test_each_layer_and_channel_is_ablated_alone_and_names_the_modality():
+    """The logit reads only channel 1 (SWE) inside deep fascia (6 voxels, weight 1, x = 2,
+    fill 0): every per-channel drop is 0 but SWE's in deep fascia, 12, which equals the
+    both-channel drop; two channels x six layers = 12 samples more, batched 6 at a time."""
+    labels = six_layer_map()
+    weight = torch.zeros(2, *labels.shape)
+    weight[1][torch.as_tensor(labels == 5)] = 1.0
+    model = VoxelLinear(weight)
+    x = torch.full((1, 2, *labels.shape), 2.0)
+    config = AttributionConfig(baseline="cohort", cohort_fill=np.zeros((6, 2)))
+    result = attribute("layer_ablation", model, x, layers_map=labels, config=config)
+    bmode, swe = result.extras["channel_deltas"]
+    assert bmode == pytest.approx(dict.fromkeys(bmode, 0.0))
+    assert swe == pytest.approx({**dict.fromkeys(swe, 0.0), "deep_fascia": 12.0})
+    assert result.extras["layer_deltas"]["deep_fascia"] == pytest.approx(12.0)
+    assert result.extras["joint_non_muscle_delta"] == pytest.approx(12.0)
+    assert model.samples == 7 + 1 + 1 + 12
+    assert model.calls == 2 + 3  # 14 extra samples in batches of 6
+
+
+def test_a_layer_absent_from_the_scan_has_nan_channel_deltas():
+    labels = tiny_label_map()  # no deep fascia
+    model = VoxelLinear(torch.ones(2, *labels.shape))
+    x = torch.full((1, 2, *labels.shape), 2.0)
+    config = AttributionConfig(baseline="cohort", cohort_fill=np.zeros((6, 2)))
+    result = attribute("layer_ablation", model, x, layers_map=labels, config=config)
+    for channel in result.extras["channel_deltas"]:
+        assert math.isnan(channel["deep_fascia"])
+        assert channel["dermis"] == pytest.approx(6 * 2.0)

@@ -88,6 +88,9 @@ def saliency_frame() -> pd.DataFrame:
                             "segmentation_source": "reference",
                             "explained_by": "out_of_fold",
                             "reference_sha256": "0" * 64,
+                            "ablation_delta_bmode": None,
+                            "ablation_delta_swe": None,
+                            "joint_ablation_delta": None,
                             "computed_at": NOW,
                         }
                     )

@@ -251,6 +251,18 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
         " FROM layer_saliency WHERE method = 'layer_ablation'"
     )
     assert ablation.iloc[0].tolist() == [0, 0]
+    # layer ablation per modality in bmode_swe only, and the joint drops of the layer-value
+    # methods (#16 items 5 and 7)
+    extra = warehouse.query(
+        "SELECT input_mode, method, count(ablation_delta_bmode) AS bmode,"
+        " count(ablation_delta_swe) AS swe, count(*) FILTER (WHERE n_voxels > 0) AS present,"
+        " count(joint_ablation_delta) AS joint FROM layer_saliency GROUP BY ALL"
+    ).set_index(["input_mode", "method"])
+    per_modality = extra.loc[("bmode_swe", "layer_ablation")]
+    assert per_modality["bmode"] == per_modality["swe"] == per_modality["present"] > 0
+    assert extra.drop(index=[("bmode_swe", "layer_ablation")])[["bmode", "swe"]].eq(0).all().all()
+    assert (extra.xs("layer_ablation", level="method")["joint"] > 0).all()
+    assert extra[extra.index.get_level_values("method") != "layer_ablation"]["joint"].eq(0).all()
     shares = warehouse.query(
         "SELECT sum(saliency_share) AS s FROM layer_saliency"
         " WHERE method <> 'layer_ablation' GROUP BY scan_id, input_mode, method"
@@ -304,6 +316,17 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert np.allclose(sums, 1.0)
     comparison = warehouse.query("SELECT * FROM layer_comparison WHERE subgroup = 'all'")
     assert comparison[["non_muscle_mean", "muscle_mean"]].notna().all().all()
+    ablation_metrics = comparison.loc[comparison["method"] == DEFAULT_METHOD, "metric"]
+    assert set(ablation_metrics) <= {"joint_ablation_delta"}
+    metrics = warehouse.query(
+        "SELECT DISTINCT input_mode, metric FROM layer_summary WHERE method = 'layer_ablation'"
+    )
+    assert set(metrics.itertuples(index=False, name=None)) == {
+        ("bmode", "ablation_delta"),
+        ("bmode_swe", "ablation_delta"),
+        ("bmode_swe", "ablation_delta_bmode"),
+        ("bmode_swe", "ablation_delta_swe"),
+    }
 
     # the randomization verdict belongs to a champion version: a second refresh reuses it
     checked = warehouse.query("SELECT * FROM randomization_checks ORDER BY input_mode, method")

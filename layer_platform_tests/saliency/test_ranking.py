@@ -64,6 +64,8 @@ def saliency_frame(
                     if top is not None:
                         values[KEYS.index(top)] += 0.5
                     shares = np.abs(values) / np.abs(values).sum()
+                    # a max-pooling head: all non-muscle tissue replaced loses the largest
+                    joint = {key: values[:5].max() for key in KEYS[:5]} | {"muscle": values[5]}
                     for layer, value, share in zip(KEYS, values, shares, strict=True):
                         ablation = method == "layer_ablation"
                         records.append(
@@ -79,6 +81,7 @@ def saliency_frame(
                                 "enrichment": np.nan if ablation else share * 6,
                                 "volume_fraction": 1 / 6,
                                 "ablation_delta": value if ablation else np.nan,
+                                "joint_ablation_delta": joint[layer] if ablation else np.nan,
                                 "correct": label == "MP" and subject % 4 == 0,
                                 "explained_by": "held_out" if subject < 4 else "out_of_fold",
                             }
@@ -236,8 +239,25 @@ def test_non_muscle_vs_muscle_is_paired_by_subject():
     assert ig["mean_difference"] == pytest.approx(-0.5, abs=0.1)
     assert ig["ci_low"] < ig["mean_difference"] < ig["ci_high"]
     assert ig["p_value"] < 0.01
+
+
+def test_ablation_compares_the_joint_drops_not_the_summed_layers():
+    """Non-muscle side: the joint drop (here the largest of the five layers, ~0.3 + a max),
+    not the five single-layer drops summed (~1.5); muscle side: muscle's drop (~0.8)."""
+    frame = saliency_frame("muscle")
+    comparison = comparison_rows(frame, n_boot=N_BOOT)
     ablation = comparison[comparison["method"] == "layer_ablation"]
-    assert set(ablation["metric"]) == {"ablation_delta"}
+    assert set(ablation["metric"]) == {"joint_ablation_delta"}
+    row = ablation[ablation["subgroup"] == "all"].iloc[0]
+    rows = frame[frame["method"] == "layer_ablation"]
+    scans = rows.groupby(["subject_id", "scan_id"])
+    non_muscle = scans.apply(lambda t: t[t["layer"] != "muscle"]["ablation_delta"].max())
+    assert row["non_muscle_mean"] == pytest.approx(non_muscle.groupby(level=0).mean().mean())
+    assert row["non_muscle_mean"] < 1.0, "the summed single-layer drops would be ~1.5"
+    assert row["muscle_mean"] == pytest.approx(0.8, abs=0.05)
+    before = comparison_rows(frame.drop(columns="joint_ablation_delta"), n_boot=N_BOOT)
+    assert "layer_ablation" not in set(before["method"]), "rows without joint drops: no row"
+    assert len(before) == len(comparison) - len(ablation)
 
 
 def test_driver_recovery_per_mode_and_modality():
@@ -308,3 +328,25 @@ def test_headline_subgroups_read_labelled_out_of_sample_rows_only():
     assert headline == {f"S{s:02d}" for s in range(5)}
     assert set(subgroup(frame, "control")["subject_id"]) == {"S01", "S03"}
     assert set(subgroup(frame, "unlabelled")["subject_id"]) == {"S07"}
+
+
+def test_per_modality_ablation_is_summarized_but_never_ranked():
+    """``bmode_swe`` ablation rows whose evidence is all SWE: ``layer_summary`` gains one block
+    per modality (B-mode 0, SWE the full drop); ranking and verdicts are those of the rows."""
+    frame = saliency_frame("deep_fascia", modes=("bmode_swe",))
+    ablation = frame["method"] == "layer_ablation"
+    with_channels = frame.assign(
+        ablation_delta_bmode=np.where(ablation, 0.0, np.nan),
+        ablation_delta_swe=frame["ablation_delta"],
+    )
+    summary = summary_rows(with_channels, n_boot=N_BOOT)
+    found = summary[(summary["subgroup"] == "all") & (summary["method"] == "layer_ablation")]
+    by_metric = found.set_index(["metric", "layer"])["mean"]
+    assert set(found["metric"]) == {"ablation_delta", "ablation_delta_bmode", "ablation_delta_swe"}
+    assert (by_metric.loc["ablation_delta_bmode"] == 0.0).all()
+    swe, both = by_metric.loc["ablation_delta_swe"], by_metric.loc["ablation_delta"]
+    assert swe.to_dict() == pytest.approx(both.to_dict())
+    spec = RankingSpec("layer_ablation", passing(modes=("bmode_swe",)))
+    pd.testing.assert_frame_equal(
+        ranking_rows(with_channels, spec, n_boot=N_BOOT), ranking_rows(frame, spec, n_boot=N_BOOT)
+    )

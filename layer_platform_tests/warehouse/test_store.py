@@ -88,13 +88,13 @@ def test_export_writes_every_table_as_parquet_through_the_cli(
 
 
 def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: Path) -> None:
-    """#16: rows written before ``explained_by`` and ``reference_sha256`` keep NULL there."""
+    """#16: rows written before ``explained_by``, ``reference_sha256``, the per-modality and
+    the joint ablation columns keep NULL there."""
     from layer_platform.warehouse.schema import TABLES
 
-    old = TABLES["layer_saliency"].replace(
-        ",\n            explained_by VARCHAR,\n            reference_sha256 VARCHAR", ""
-    )
-    assert "explained_by" not in old
+    new = TABLES["layer_saliency"]
+    old = new[: new.index(",\n            explained_by")] + "\n        )"
+    assert "explained_by" not in old and "ablation_delta_swe" not in old
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute(old)
@@ -104,7 +104,16 @@ def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: P
         )
     warehouse = Warehouse(path)
     warehouse.ensure_schema()
-    rows = warehouse.query("SELECT scan_id, explained_by, reference_sha256 FROM layer_saliency")
-    assert rows.to_dict("records") == [
-        {"scan_id": "s1", "explained_by": None, "reference_sha256": None}
+    new_columns = [
+        "explained_by",
+        "reference_sha256",
+        "ablation_delta_bmode",
+        "ablation_delta_swe",
+        "joint_ablation_delta",
     ]
+    rows = warehouse.query(f"SELECT scan_id, {', '.join(new_columns)} FROM layer_saliency")
+    assert rows.astype(object).where(rows.notna(), None).to_dict("records") == [
+        {"scan_id": "s1", **dict.fromkeys(new_columns)}
+    ]
+    columns = warehouse.query("DESCRIBE layer_saliency")["column_name"].tolist()
+    assert columns[-3:] == new_columns[2:]
