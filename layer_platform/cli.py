@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         " out. Stored per champion version and seed (data_randomization_checks); the next"
         " summary reads it into the verdicts. A stored result is reused, not retrained.",
     )
-    sanity.add_argument("--modes", nargs="+", default=list(INPUT_MODES), metavar="MODE")
+    sanity.add_argument(
+        "--modes", nargs="+", choices=INPUT_MODES, default=list(INPUT_MODES), metavar="MODE"
+    )
     sanity.add_argument(
         "--methods",
         nargs="+",

@@ -12,6 +12,7 @@ version, a seed and ``PROTOCOL``, so it is stored in ``data_randomization_checks
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.data import Item
 from layer_platform.classification.modes import eligible_scans, make_items
 from layer_platform.classification.network import FoldEnsemble
+from layer_platform.classification.splits import SplitScheme
 from layer_platform.io import read_label_map
 from layer_platform.settings import LayerPaths
 from layer_platform.timestamps import utc_now
@@ -43,6 +45,7 @@ from layer_platform.warehouse.queries import (
 from layer_platform.warehouse.store import Warehouse
 
 TABLE = "data_randomization_checks"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,13 @@ def _unfit(champ: Champion) -> str | None:
 
 
 def _development_items(
-    warehouse: Warehouse, paths: LayerPaths, champ: Champion, mode: str, listed: frozenset[str]
+    warehouse: Warehouse, paths: LayerPaths, scheme: SplitScheme, mode: str, listed: frozenset[str]
 ) -> list[Item]:
     """``mode``'s inputs of the labelled development scans the champion's run trained on."""
-    assert champ.scheme is not None
     rows = [
         row
         for row in warehouse.query(LABELLED_PREPROCESSED).to_dict("records")
-        if row["scan_id"] in listed and champ.scheme.assign(row["subject_id"]) is not None
+        if row["scan_id"] in listed and scheme.assign(row["subject_id"]) is not None
     ]
     eligible, _ = eligible_scans(load_scans(paths.artifacts / "preprocessed", rows), mode)
     return make_items(eligible, mode)
@@ -93,7 +95,8 @@ def _development_items(
 def _check_mode(
     mode: str,
     champ: Champion,
-    config: ClassifierConfig,
+    scheme: SplitScheme,
+    model: FoldEnsemble,
     items: list[Item],
     *,
     warehouse: Warehouse,
@@ -101,9 +104,7 @@ def _check_mode(
     tracking: Tracking,
     settings: DataRandomizationSettings,
 ) -> dict[str, dict]:
-    """Retrain on permuted labels, explain out of fold, judge; the rows to store per method."""
-    assert champ.scheme is not None
-    model = train_permuted(items, champ.scheme, config, settings.seed)
+    """Explain the permuted ``model`` out of fold and judge; the values to store per method."""
     reference = None
     if settings.baseline == "cohort":
         reference = champion_references(warehouse, paths, tracking, {mode: champ})[mode]
@@ -112,13 +113,13 @@ def _check_mode(
     for item in items:
         if item.scan_id in segmentations:
             labels = read_label_map(segmentations[item.scan_id])
-            fold = champ.scheme.assign(item.subject_id)
+            fold = scheme.assign(item.subject_id)
             table = None if reference is None else reference.table_for(fold)
             config_of = scan_config(
                 settings.make_config, settings.baseline, table, mode, item.x, labels
             )
             scans.append(ScanToExplain(item, labels, config_of))
-    rows = explain_out_of_fold(model, champ.scheme, scans, settings.methods)
+    rows = explain_out_of_fold(model, scheme, scans, settings.methods)
     verdicts = judge(rows, settings.methods)
     return {
         method: {
@@ -155,8 +156,8 @@ def champion_data_randomization(
             outcome.reused.append(mode)
             outcome.results |= {f"{mode}/{m}": known[m] for m in settings.methods}
             continue
-        if (reason := _unfit(champ)) is not None:
-            outcome.not_run[mode] = reason
+        if (reason := _unfit(champ)) is not None or champ.scheme is None:
+            outcome.not_run[mode] = reason or "its version records no split"
             continue
         version = tracking.activate().get_model_version(champ.name, champ.version)
         params = recorded_params(tracking, version)
@@ -164,12 +165,20 @@ def champion_data_randomization(
         if not params or listed is None:
             outcome.not_run[mode] = "its run records no training settings or scans"
             continue
-        items = _development_items(warehouse, paths, champ, mode, listed)
-        config = ClassifierConfig.from_params(params)
+        items = _development_items(warehouse, paths, champ.scheme, mode, listed)
+        _log.info(f"{mode}: retraining {champ.name} v{champ.version} on permuted labels")
+        try:
+            model = train_permuted(
+                items, champ.scheme, ClassifierConfig.from_params(params), settings.seed
+            )
+        except ValueError as error:  # e.g. an SWE mode left a fold with one class
+            outcome.not_run[mode] = f"retraining refused: {error}"
+            continue
         computed = _check_mode(
             mode,
             champ,
-            config,
+            champ.scheme,
+            model,
             items,
             warehouse=warehouse,
             paths=paths,

@@ -7,8 +7,9 @@ layer is a *finding* only when every check that could refute it was run and did 
    predictions, p < 0.05);
 2. the method passes the model-randomization check of that champion (Adebayo et al. 2018);
    "not run" blocks: an unchecked method makes no claim;
-3. the data-randomization check (a classifier retrained on subject-permuted labels) does not
-   also give a standing-out layer; "not run" does not block, but every verdict says so;
+3. the data-randomization check (a classifier retrained on subject-permuted labels, run on
+   demand by ``layer-platform sanity``: ``attribution.data_randomization``) does not also give
+   a standing-out layer; "not run" does not block, but every verdict says so;
 4. the top layer beats every other layer: one-sided paired Wilcoxon tests (subjects as pairs)
    of the top layer vs each of the other five, each Holm-adjusted p < 0.05. The family is every
    ordered pair of layers (30 one-sided tests per method) of every method for that mode and
