@@ -16,6 +16,7 @@ anyway comes from the data's geometry or the method, not from the pain labels.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -31,12 +32,14 @@ from layer_platform.classification.cross_validation import train_folds
 from layer_platform.classification.data import Item
 from layer_platform.classification.network import FoldEnsemble
 from layer_platform.classification.splits import SplitRow, SplitScheme, SubjectSplit, subject_labels
+from layer_platform.errors import ScanError
 from layer_platform.statistics.gates import ALPHA
 from layer_platform.statistics.ranking import method_tables
 from layer_platform.statistics.verdicts import layer_family
 
 #: Version of how the check runs; stored results of another protocol are recomputed.
 PROTOCOL = "fold-permutation-v1"
+_log = logging.getLogger(__name__)
 #: Draws of the permutation before giving up on one that moves a label (see below).
 MAX_DRAWS = 1000
 
@@ -115,14 +118,18 @@ def explain_out_of_fold(
         explainer = choose_explainer(model, scheme, item.subject_id, item.label)
         if explainer is None or explainer.fold is None:
             continue
-        profiles = profile_scan(
-            explainer.model,
-            torch.as_tensor(item.x[None], device=device),
-            scan.labels,
-            methods,
-            scan.config,
-            target_layer=explainer.target_layer,
-        )
+        try:
+            profiles = profile_scan(
+                explainer.model,
+                torch.as_tensor(item.x[None], device=device),
+                scan.labels,
+                methods,
+                scan.config,
+                target_layer=explainer.target_layer,
+            )
+        except ScanError as error:  # one scan never stops the others (the run quarantined it)
+            _log.warning(f"{item.scan_id} left out of the check ({type(error).__name__})")
+            continue
         ids = {"scan_id": item.scan_id, "subject_id": item.subject_id}
         for method, profile in profiles.items():
             records += [{**ids, "method": method, **asdict(row)} for row in profile.rows]

@@ -32,6 +32,7 @@ from layer_platform.classification.data import Item
 from layer_platform.classification.modes import eligible_scans, make_items
 from layer_platform.classification.network import FoldEnsemble
 from layer_platform.classification.splits import SplitScheme
+from layer_platform.errors import ScanError
 from layer_platform.io import read_label_map
 from layer_platform.settings import LayerPaths
 from layer_platform.timestamps import utc_now
@@ -70,13 +71,9 @@ class DataRandomizationOutcome:
     not_run: dict[str, str] = field(default_factory=dict)
 
 
-def _unfit(champ: Champion) -> str | None:
-    """Why ``champ`` cannot be checked (None: it can)."""
-    if champ.scheme is None:
-        return "its version records no split"
-    if not isinstance(champ.model, FoldEnsemble) or champ.model.n_members != champ.scheme.n_folds:
-        return "it is not a fold ensemble (no member explains a development scan out of fold)"
-    return None
+def _explains_out_of_fold(model: object, scheme: SplitScheme) -> bool:
+    """Whether every development scan has a member that never trained on it."""
+    return isinstance(model, FoldEnsemble) and model.n_members == scheme.n_folds
 
 
 def _development_items(
@@ -111,14 +108,19 @@ def _check_mode(
     segmentations = dict(warehouse.query(EXPLAINABLE_LABELLED).itertuples(index=False))
     scans = []
     for item in items:
-        if item.scan_id in segmentations:
+        if item.scan_id not in segmentations:
+            continue
+        fold = scheme.assign(item.subject_id)
+        table = None if reference is None else reference.table_for(fold)
+        try:
             labels = read_label_map(segmentations[item.scan_id])
-            fold = scheme.assign(item.subject_id)
-            table = None if reference is None else reference.table_for(fold)
-            config_of = scan_config(
+            config = scan_config(
                 settings.make_config, settings.baseline, table, mode, item.x, labels
             )
-            scans.append(ScanToExplain(item, labels, config_of))
+        except ScanError as error:  # one scan never stops the others (the run quarantined it)
+            _log.warning(f"{item.scan_id} left out of the check ({type(error).__name__})")
+            continue
+        scans.append(ScanToExplain(item, labels, config))
     rows = explain_out_of_fold(model, scheme, scans, settings.methods)
     verdicts = judge(rows, settings.methods)
     return {
@@ -156,8 +158,11 @@ def champion_data_randomization(
             outcome.reused.append(mode)
             outcome.results |= {f"{mode}/{m}": known[m] for m in settings.methods}
             continue
-        if (reason := _unfit(champ)) is not None or champ.scheme is None:
-            outcome.not_run[mode] = reason or "its version records no split"
+        if (scheme := champ.scheme) is None:
+            outcome.not_run[mode] = "its version records no split"
+            continue
+        if not _explains_out_of_fold(champ.model, scheme):
+            outcome.not_run[mode] = "it is not a fold ensemble (no out-of-fold explainer)"
             continue
         version = tracking.activate().get_model_version(champ.name, champ.version)
         params = recorded_params(tracking, version)
@@ -165,19 +170,18 @@ def champion_data_randomization(
         if not params or listed is None:
             outcome.not_run[mode] = "its run records no training settings or scans"
             continue
-        items = _development_items(warehouse, paths, champ.scheme, mode, listed)
+        items = _development_items(warehouse, paths, scheme, mode, listed)
         _log.info(f"{mode}: retraining {champ.name} v{champ.version} on permuted labels")
         try:
-            model = train_permuted(
-                items, champ.scheme, ClassifierConfig.from_params(params), settings.seed
-            )
+            config = ClassifierConfig.from_params(params)
+            model = train_permuted(items, scheme, config, settings.seed)
         except ValueError as error:  # e.g. an SWE mode left a fold with one class
             outcome.not_run[mode] = f"retraining refused: {error}"
             continue
         computed = _check_mode(
             mode,
             champ,
-            champ.scheme,
+            scheme,
             model,
             items,
             warehouse=warehouse,
