@@ -237,7 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         " summary reads it into the verdicts. A stored result is reused, not retrained.",
     )
     sanity.add_argument(
-        "--modes", nargs="+", choices=INPUT_MODES, default=list(INPUT_MODES), metavar="MODE"
+        "--modes",
+        nargs="+",
+        choices=INPUT_MODES,
+        default=list(INPUT_MODES),
+        metavar="MODE",
+        help=f"input modes whose champion is checked (default: all of {', '.join(INPUT_MODES)})",
     )
     sanity.add_argument(
         "--methods",
