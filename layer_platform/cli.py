@@ -14,6 +14,7 @@ from pathlib import Path
 from layer_platform import package_version
 from layer_platform.analysis.commands import EXIT_HELP, add_commands
 from layer_platform.analysis.errors import AnalysisError
+from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.orchestration.stages import STAGES
 from layer_platform.settings import PATH_VARIABLES, LayerPaths
 from layer_platform.simulation.config import SimulationConfig
@@ -82,6 +83,18 @@ def _cmd_run(args: argparse.Namespace, paths: LayerPaths) -> int:
     for line in quarantined_since(paths, started):  # bad scans do not fail the run
         print(line)
     return 1 if any(stage.failed for stage in report) else 0
+
+
+def _cmd_sanity(args: argparse.Namespace, paths: LayerPaths) -> int:
+    from layer_platform.orchestration.sanity import outcome_lines, run_sanity
+
+    try:
+        outcome = run_sanity(paths, modes=args.modes, methods=args.methods, seed=args.seed)
+    except ValueError as exc:
+        print(f"layer-platform sanity: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(outcome_lines(outcome)))
+    return 0
 
 
 def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
@@ -212,6 +225,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--until", choices=STAGES, help="stop after this stage")
     run.set_defaults(func=_cmd_run)
+
+    sanity = commands.add_parser(
+        "sanity",
+        help="data-randomization check: retrain each champion on permuted labels and ask"
+        " whether a layer still stands out",
+        description="For each mode's champion: permute which subjects are MP (within each"
+        " development fold), retrain with the champion's folds and settings, explain every"
+        " development scan out of fold as the reported run did, and test whether a layer stands"
+        " out. Stored per champion version and seed (data_randomization_checks); the next"
+        " summary reads it into the verdicts. A stored result is reused, not retrained.",
+    )
+    sanity.add_argument(
+        "--modes",
+        nargs="+",
+        choices=INPUT_MODES,
+        default=list(INPUT_MODES),
+        metavar="MODE",
+        help=f"input modes whose champion is checked (default: all of {', '.join(INPUT_MODES)})",
+    )
+    sanity.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="METHOD",
+        help="methods checked together (default: those the model-randomization check runs)",
+    )
+    sanity.add_argument("--seed", type=int, default=0, help="permutation seed (default 0)")
+    sanity.set_defaults(func=_cmd_sanity)
 
     add_commands(commands)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 
 from layer_platform.compute import DEVICE_CHOICES
 
@@ -128,3 +129,19 @@ class ClassifierConfig:
             key: ",".join(map(str, value)) if isinstance(value, tuple) else value
             for key, value in asdict(self).items()
         }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> ClassifierConfig:
+        """The config :meth:`to_params` logged (as a tracker returns it: every value a string),
+        so a model's own training settings can be repeated; other keys are ignored."""
+
+        def parse(text: str, default: object) -> object:
+            if isinstance(default, bool):
+                return text == "True"
+            if isinstance(default, tuple):
+                return tuple(int(part) for part in text.split(","))
+            return type(default)(text)
+
+        return cls(
+            **{f.name: parse(params[f.name], f.default) for f in fields(cls) if f.name in params}
+        )

@@ -112,31 +112,23 @@ def refit_config(config: ClassifierConfig, fold_best_epochs: Sequence[int]) -> C
     return replace(config, min_epochs=min(config.min_epochs, epochs), max_epochs=epochs)
 
 
-def cross_validate(
+def train_folds(
     items: Sequence[Item],
     split: SubjectSplit,
     config: ClassifierConfig,
     on_fold: Callable[[FoldResult], None] | None = None,
     on_epoch_end: Callable[[str, EpochReport], None] | None = None,
-) -> CVResult:
-    """One model per fold (validated on that fold), then the final model: the folds' ensemble, or
-    a model refit on all development subjects for their median best epoch (:func:`refit_config`).
+) -> list[FoldResult]:
+    """One model per development fold, trained on the other folds and validated on its own.
 
-    ``items`` may be a subset of the split's scans (an SWE mode drops scans without SWE), so one
-    split serves every mode. The threshold is fixed on out-of-fold predictions before the test
-    subjects are scored. Each fold model trains with its own seed (``member_seed`` of the base
-    seed and the fold index). ``on_epoch_end`` receives the stage (``fold_k`` or ``final``) and the
-    epoch's report.
+    Each fold model trains with its own seed (``member_seed`` of the base seed and the fold
+    index). ``on_epoch_end`` receives the stage (``fold_k``) and the epoch's report. The
+    data-randomization check (``attribution.data_randomization``) trains its permuted-label
+    models through this same loop, so they get the champion's folds and budget.
     """
     unknown = {item.scan_id for item in items} - {row.scan_id for row in split.rows}
     if unknown:
         raise ValueError(f"{len(unknown)} items are not in the split, e.g. {sorted(unknown)[:3]}")
-
-    def epoch_callback(stage: str) -> Callable[[EpochReport], None] | None:
-        if on_epoch_end is None:
-            return None
-        return lambda report: on_epoch_end(stage, report)
-
     test_items = _select(items, split.test_ids())
     folds: list[FoldResult] = []
     for fold in range(split.n_folds):
@@ -148,7 +140,7 @@ def cross_validate(
                 train,
                 val,
                 replace(config, seed=member_seed(config.seed, fold)),
-                epoch_callback(f"fold_{fold}"),
+                _stage_callback(on_epoch_end, f"fold_{fold}"),
             )
         except ValueError as error:  # e.g. an SWE mode left a fold with one class
             raise ValueError(f"fold {fold}: {error}") from error
@@ -163,6 +155,34 @@ def cross_validate(
         folds.append(result)
         if on_fold is not None:
             on_fold(result)
+    return folds
+
+
+def _stage_callback(
+    on_epoch_end: Callable[[str, EpochReport], None] | None, stage: str
+) -> Callable[[EpochReport], None] | None:
+    if on_epoch_end is None:
+        return None
+    return lambda report: on_epoch_end(stage, report)
+
+
+def cross_validate(
+    items: Sequence[Item],
+    split: SubjectSplit,
+    config: ClassifierConfig,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    on_epoch_end: Callable[[str, EpochReport], None] | None = None,
+) -> CVResult:
+    """The fold models (:func:`train_folds`), then the final model: the folds' ensemble, or a
+    model refit on all development subjects for their median best epoch (:func:`refit_config`).
+
+    ``items`` may be a subset of the split's scans (an SWE mode drops scans without SWE), so one
+    split serves every mode. The threshold is fixed on out-of-fold predictions before the test
+    subjects are scored. ``on_epoch_end`` receives the stage (``fold_k`` or ``final``) and the
+    epoch's report.
+    """
+    folds = train_folds(items, split, config, on_fold, on_epoch_end)
+    test_items = _select(items, split.test_ids())
 
     oof = Predictions.concat([fold.predictions for fold in folds])
     threshold = (
@@ -179,7 +199,7 @@ def cross_validate(
             development,
             None,
             refit_config(config, [fold.best_epoch for fold in folds]),
-            epoch_callback(FINAL_STAGE),
+            _stage_callback(on_epoch_end, FINAL_STAGE),
         )
         model, device = refit.model, refit.device
     else:

@@ -88,6 +88,12 @@ class SaliencyResource(dg.ConfigurableResource):
             shown += [m for m in self.methods if m != ABLATION_METHOD][:1]
         return shown
 
+    def sanity_methods(self) -> list[str]:
+        """The methods the randomization checks run for, in ``methods`` order: the configured
+        ``randomization_methods``, else the default method."""
+        chosen = self.randomization_methods or [self.default_method]
+        return [m for m in self.methods if m in chosen]
+
     def validated(self) -> SaliencyResource:
         """Self, after checking names and sizes; the error says which setting to fix."""
         problems = []

@@ -168,17 +168,22 @@ _LAYER_STATISTICS = ("n_scans", "n_subjects", "mean", "median", "ci_low", "ci_hi
 _SUMMARY_COLUMNS = [*_BLOCK_KEY, "layer", "layer_index", *_LAYER_STATISTICS, "rank"]
 
 
+def method_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per method with finite scores in ``rows`` (one mode's), its long table of the score
+    ``score_column`` names: what the verdict's layer tests (gate 4) read."""
+    return {
+        str(method): table
+        for method, method_rows in rows.groupby("method", sort=True)
+        if not (table := _long(method_rows, score_column(str(method)))).empty
+    }
+
+
 def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple, Verdict]:
     """Per (mode, method), the verdict on subgroup ``name``; Holm's family is the mode's
     methods."""
     found = {}
     for mode, rows in frame.groupby("input_mode", sort=True):
-        part = subgroup(rows, name)
-        tables = {
-            str(method): table
-            for method, method_rows in part.groupby("method", sort=True)
-            if not (table := _long(method_rows, score_column(str(method)))).empty
-        }
+        tables = method_tables(subgroup(rows, name))
         for method, decided in family_verdicts(tables, str(mode), evidence).items():
             found[(str(mode), method)] = decided
     return found

@@ -7,8 +7,9 @@ layer is a *finding* only when every check that could refute it was run and did 
    predictions, p < 0.05);
 2. the method passes the model-randomization check of that champion (Adebayo et al. 2018);
    "not run" blocks: an unchecked method makes no claim;
-3. the data-randomization check (a classifier retrained on subject-permuted labels) does not
-   also give a standing-out layer; "not run" does not block, but every verdict says so;
+3. the data-randomization check (a classifier retrained on subject-permuted labels, run on
+   demand by ``layer-platform sanity``: ``attribution.data_randomization``) does not also give
+   a standing-out layer; "not run" does not block, but every verdict says so;
 4. the top layer beats every other layer: one-sided paired Wilcoxon tests (subjects as pairs)
    of the top layer vs each of the other five, each Holm-adjusted p < 0.05. The family is every
    ordered pair of layers (30 one-sided tests per method) of every method for that mode and
@@ -116,11 +117,32 @@ def data_randomization_note(mode: str, method: str, evidence: Evidence) -> str:
     return "data randomization not run" if passed is None else "data randomization passed"
 
 
-def family_verdicts(
-    tables: Mapping[str, pd.DataFrame], mode: str, evidence: Evidence, *, alpha: float = ALPHA
-) -> dict[str, Verdict]:
-    """Per method, the verdict of one mode and subgroup; ``tables`` maps each method to its long
-    table of scores. Holm's correction runs over every method's top-vs-other tests together."""
+@dataclass(frozen=True)
+class LayerFamily:
+    """Gate 4 over one family (a mode and subgroup's methods): per method, its top layer's
+    tests (None: too few subjects) and the largest Holm-adjusted p of that layer's five
+    tests, the correction running over every method's 30 ordered pairs together."""
+
+    tested: dict[str, _Tested | None]
+    worst: dict[str, float]
+    size: int
+
+    @property
+    def n_methods(self) -> int:
+        return sum(1 for t in self.tested.values() if t)
+
+    def holm_p(self, method: str) -> float:
+        """The top layer's largest Holm-adjusted p (1 when it has no test, NaN without one)."""
+        return float("nan") if self.tested[method] is None else self.worst.get(method, 1.0)
+
+    def standout(self, method: str, alpha: float = ALPHA) -> str | None:
+        """The layer that beats every other one for ``method``, or None."""
+        found = self.tested[method]
+        return found.top if found is not None and self.holm_p(method) < alpha else None
+
+
+def layer_family(tables: Mapping[str, pd.DataFrame]) -> LayerFamily:
+    """Gate 4's tests of every method in ``tables`` (method -> long table of scores)."""
     tested = {method: _tested(table) for method, table in tables.items()}
     family = [(m, pair, p) for m, t in tested.items() if t for pair, p in t.p_values.items()]
     adjusted = holm([p for _, _, p in family]) if family else np.array([])
@@ -128,18 +150,26 @@ def family_verdicts(
     for (method, (above, _), _), p in zip(family, adjusted, strict=True):
         if above == tested[method].top:
             worst[method] = max(worst.get(method, 0.0), float(p))
-    n_methods = sum(1 for t in tested.values() if t)
+    return LayerFamily(tested, worst, len(family))
+
+
+def family_verdicts(
+    tables: Mapping[str, pd.DataFrame], mode: str, evidence: Evidence, *, alpha: float = ALPHA
+) -> dict[str, Verdict]:
+    """Per method, the verdict of one mode and subgroup; ``tables`` maps each method to its long
+    table of scores. Holm's correction runs over every method's top-vs-other tests together."""
+    tests = layer_family(tables)
     verdicts = {}
-    for method, found in tested.items():
+    for method, found in tests.tested.items():
         if found is None:
             nan = float("nan")
             verdicts[method] = Verdict(None, TOO_FEW_SUBJECTS, nan, nan, 0)
             continue
-        p = worst.get(method, 1.0)
+        p = tests.holm_p(method)
         statement = _blocking_gate(mode, method, evidence)
         layer = None
-        family_size = f"{len(family)} paired tests across {n_methods} method(s)"
-        if statement is None and p >= alpha:
+        family_size = f"{tests.size} paired tests across {tests.n_methods} method(s)"
+        if statement is None and tests.standout(method, alpha) is None:
             statement = (
                 f"{NO_STANDOUT}: {found.top} does not beat every other layer (Holm-adjusted "
                 f"p = {p:.2g} >= {alpha} over {family_size})"

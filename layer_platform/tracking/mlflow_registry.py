@@ -328,3 +328,10 @@ def recorded_metric(tracking: Tracking, version: ModelVersion, key: str) -> floa
     if not version.run_id:
         return None
     return tracking.activate().get_run(version.run_id).data.metrics.get(key)
+
+
+def recorded_params(tracking: Tracking, version: ModelVersion) -> dict[str, str]:
+    """The parameters logged on the run that produced ``version`` (empty without a run)."""
+    if not version.run_id:
+        return {}
+    return dict(tracking.activate().get_run(version.run_id).data.params)

@@ -36,6 +36,12 @@ def _download(run_id: str, artifact: str) -> bytes | None:
         return Path(path).read_bytes()
 
 
+def trained_scans(run_id: str | None) -> frozenset[str] | None:
+    """The scans a classifier run lists as its data (None: no run, or none listed)."""
+    listed = _download(run_id, TRAINED_SCANS_ARTIFACT) if run_id else None
+    return None if listed is None else frozenset(listed.decode().split())
+
+
 def stored_reference(
     tracking: Tracking,
     name: str,
@@ -61,10 +67,10 @@ def stored_reference(
                 "refusing to use it"
             )
         return data
-    listed = _download(run_id, TRAINED_SCANS_ARTIFACT) if run_id else None
+    listed = trained_scans(run_id)
     if listed is None:
         return None
-    data = build(frozenset(listed.decode().split()))
+    data = build(listed)
     if data is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:

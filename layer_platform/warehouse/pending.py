@@ -91,9 +91,22 @@ def pending_saliency(warehouse: Warehouse, versions: dict[str, str]) -> list[str
     return sorted(pending)
 
 
+def _data_randomized_at(warehouse: Warehouse, mode: str, version: str) -> pd.Timestamp | None:
+    """When ``layer-platform sanity`` last stored a result for this champion (a verdict gate)."""
+    if not warehouse.table_exists("data_randomization_checks"):
+        return None
+    found = warehouse.query(
+        "SELECT max(computed_at) AS t FROM data_randomization_checks"
+        " WHERE input_mode = $mode AND model_version = $version",
+        {"mode": mode, "version": version},
+    )["t"].iloc[0]
+    return None if pd.isna(found) else found
+
+
 def summary_pending(warehouse: Warehouse, versions: dict[str, str]) -> bool:
     """True when some mode has champion rows and the cohort tables are missing, older than
-    those rows, or summarize another version of that mode."""
+    those rows (or than a data-randomization result of that champion: a gate of its
+    verdicts), or summarize another version of that mode."""
     if not versions or not warehouse.table_exists("layer_saliency"):
         return False
     newest = {}
@@ -104,7 +117,7 @@ def summary_pending(warehouse: Warehouse, versions: dict[str, str]) -> bool:
             {"mode": mode, "version": version},
         )["t"].iloc[0]
         if not pd.isna(found):
-            newest[mode] = found
+            newest[mode] = max(found, _data_randomized_at(warehouse, mode, version) or found)
     if not newest:
         return False
     if not all(warehouse.table_exists(table) for table in SUMMARY_TABLES):

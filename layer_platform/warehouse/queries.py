@@ -63,6 +63,27 @@ CACHED_RANDOMIZATION = """
       AND protocol = $protocol
 """
 
+#: Data-randomization results already computed for a champion version with this seed.
+CACHED_DATA_RANDOMIZATION = """
+    SELECT method, n_subjects, n_tests, standout_layer, holm_p, passed
+    FROM data_randomization_checks
+    WHERE input_mode = $mode AND model_version = $version AND permutation_seed = $seed
+      AND protocol = $protocol
+"""
+
+#: Per method, whether every stored data-randomization check of a champion version passed.
+DATA_RANDOMIZATION_PASSED = """
+    SELECT method, bool_and(passed) AS passed FROM data_randomization_checks
+    WHERE input_mode = $mode AND model_version = $version AND protocol = $protocol
+    GROUP BY method ORDER BY method
+"""
+
+#: Labelled scans with a segmentation that passed QC: what a saliency run explains.
+EXPLAINABLE_LABELLED = """
+    SELECT s.scan_id, g.path FROM scans s JOIN segmentations g USING (scan_id)
+    WHERE s.label IS NOT NULL AND g.qc_passed ORDER BY s.scan_id
+"""
+
 
 def champion_rows(warehouse: Warehouse, versions: dict[str, str]) -> pd.DataFrame:
     """``layer_saliency`` rows of each mode's champion version, with a ``correct`` column."""
@@ -112,3 +133,41 @@ def cached_randomization(
         }
         for row in found.itertuples(index=False)
     }
+
+
+def cached_data_randomization(
+    warehouse: Warehouse, mode: str, version: str, *, seed: int, protocol: str
+) -> dict[str, dict]:
+    """Per method, the stored data-randomization result of this champion and seed."""
+    if not warehouse.table_exists("data_randomization_checks"):
+        return {}
+    found = warehouse.query(
+        CACHED_DATA_RANDOMIZATION,
+        {"mode": mode, "version": version, "seed": seed, "protocol": protocol},
+    )
+    return {
+        row.method: {
+            "n_subjects": int(row.n_subjects),
+            "n_tests": int(row.n_tests),
+            "standout_layer": None if pd.isna(row.standout_layer) else str(row.standout_layer),
+            "holm_p": float(row.holm_p),
+            "passed": bool(row.passed),
+        }
+        for row in found.itertuples(index=False)
+    }
+
+
+def data_randomization_passed(
+    warehouse: Warehouse, versions: dict[str, str], *, protocol: str
+) -> dict[str, bool]:
+    """Per ``mode/method`` of the champions ``versions``, whether the data-randomization check
+    passed (every stored seed; absent: not run), for ``Evidence.data_randomization``."""
+    if not warehouse.table_exists("data_randomization_checks"):
+        return {}
+    passed = {}
+    for mode, version in versions.items():
+        found = warehouse.query(
+            DATA_RANDOMIZATION_PASSED, {"mode": mode, "version": version, "protocol": protocol}
+        )
+        passed |= {f"{mode}/{r.method}": bool(r.passed) for r in found.itertuples(index=False)}
+    return passed

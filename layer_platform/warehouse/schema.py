@@ -234,6 +234,21 @@ TABLES: dict[str, str] = {
             passed BOOLEAN NOT NULL,
             computed_at TIMESTAMP NOT NULL
         )""",
+    "data_randomization_checks": """
+        CREATE TABLE IF NOT EXISTS data_randomization_checks (
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            permutation_seed INTEGER NOT NULL,
+            protocol VARCHAR NOT NULL,
+            n_subjects INTEGER NOT NULL,
+            n_tests INTEGER NOT NULL,
+            standout_layer VARCHAR,
+            holm_p DOUBLE,
+            passed BOOLEAN NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
     "driver_recovery": """
         CREATE TABLE IF NOT EXISTS driver_recovery (
             cohort VARCHAR NOT NULL,
@@ -274,6 +289,9 @@ DESCRIPTIONS: dict[str, str] = {
     "layer_friedman": "Per input mode, method and subgroup: the Friedman test across layers.",
     "randomization_checks": "Per input mode, method and champion version: how much the layer"
     " profile changes when the model's weights are randomized.",
+    "data_randomization_checks": "Per input mode, method, champion version and permutation"
+    " seed: whether a classifier retrained on subject-permuted labels also gives a standing-out"
+    " layer (layer-platform sanity).",
     "driver_recovery": "Simulated cohorts only: the rank of each planted driver layer in"
     " layer_ranking.",
 }

@@ -37,3 +37,13 @@ def test_invalid_settings_are_rejected_with_the_field_named(change, message) -> 
 def test_config_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         ClassifierConfig().lr = 1.0  # type: ignore[misc]
+
+
+def test_logged_params_give_back_the_config() -> None:
+    """What a run logged (every value a string, other keys beside) repeats its training."""
+    config = ClassifierConfig(
+        channels=(4, 8), max_epochs=3, min_epochs=2, lr=0.01, amp=False, pooling="avg"
+    )
+    logged = {key: str(value) for key, value in config.to_params().items()}
+    assert ClassifierConfig.from_params({**logged, "input_mode": "bmode"}) == config
+    assert ClassifierConfig.from_params({"lr": "0.5"}) == ClassifierConfig(lr=0.5)

@@ -9,7 +9,9 @@ champion (``swe``) must simply be skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import pytest
 
 from layer_platform.attribution import DEFAULT_METHOD
 from layer_platform.attribution.randomization_run import PROTOCOL
+from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import n_channels
 from layer_platform.classification.network import FoldEnsemble, SmallCNN3D
 from layer_platform.classification.splits import SplitScheme
@@ -34,6 +37,7 @@ from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.imaging.preprocess import PreprocessConfig, load_preprocessed
 from layer_platform.io import read_volume
 from layer_platform.orchestration.runner import open_instance, run_job
+from layer_platform.orchestration.sanity import run_sanity
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
 from layer_platform.timestamps import utc_now
@@ -64,6 +68,14 @@ WAREHOUSE_REFERENCE = DOCS / "reference" / "warehouse.md"
 TINY = SaliencyResource.smoke()
 #: The champions' split: with these 4 subjects, some are test and some development subjects.
 SPLIT = SplitScheme(n_folds=2, test_fraction=0.25, seed=6)
+#: What the registered champions are (``SmallCNN3D``'s defaults) and, retrained, the least
+#: training that still runs: the settings their runs log.
+TINY_CLASSIFIER = ClassifierConfig(
+    channels=(4, 8), dropout=0.0, pooling="avg", min_epochs=1, max_epochs=1, n_bootstrap=100
+)
+#: A split of the same 4 subjects with both classes in each of its two folds: champions under
+#: ``SPLIT`` cannot be retrained (one fold model would see controls only).
+TRAINABLE_SPLIT = SplitScheme(n_folds=2, test_fraction=0.25, seed=13)
 COUNT_PER_SCAN_MODE_METHOD = """
     SELECT scan_id, input_mode, method, model_version, count(*) AS n,
            count(DISTINCT layer) AS layers
@@ -82,21 +94,27 @@ class Cohort:
 
 
 def register_classifier(
-    paths: LayerPaths, mode: str, seed: int, trained_on: str | None = None
+    paths: LayerPaths,
+    mode: str,
+    seed: int,
+    trained_on: str | None = None,
+    scheme: SplitScheme = SPLIT,
 ) -> str:
     """An untrained two-member fold ensemble registered and promoted as ``mode``'s champion,
-    under a two-fold hash split, with every scan listed as its run's data (as the real trainer
-    does); ``trained_on`` is the data version its run records."""
+    under a two-fold hash split (``scheme``), with its training settings and every scan listed
+    as its run's data (as the real trainer does); ``trained_on`` is the data version its run
+    records."""
     import torch
 
     torch.manual_seed(seed)
-    model = FoldEnsemble([SmallCNN3D(n_channels(mode), (4, 8)) for _ in range(2)])
+    model = FoldEnsemble([SmallCNN3D(n_channels(mode), TINY_CLASSIFIER.channels) for _ in range(2)])
     example = np.zeros((1, n_channels(mode), *PreprocessConfig.cpu().target_shape), np.float32)
     tracking = Tracking.for_paths(paths)
     tags = {DATA_VERSION_TAG: trained_on} if trained_on else None
     scans = Warehouse(paths.warehouse).query("SELECT scan_id FROM scans")["scan_id"]
-    split = {SPLIT_TAG: SPLIT.tag()}
-    with tracked_run(tracking, "layer-classifier", mode, tags=tags):
+    split = {SPLIT_TAG: scheme.tag()}
+    params = TINY_CLASSIFIER.to_params()
+    with tracked_run(tracking, "layer-classifier", mode, params=params, tags=tags):
         mlflow.log_text("\n".join(scans), TRAINED_SCANS_ARTIFACT)
         version = str(log_torch_model(model, example, registered_name(mode), split).version)
     promote(tracking, registered_name(mode), version, "test champion")
@@ -455,3 +473,55 @@ def test_failed_qc_and_a_new_champion(cohort: Cohort) -> None:
     ).set_index("model_version")
     assert (references["n"] == 1).all(), "one frozen reference per champion version"
     assert references.loc[new, "sha"] != references.loc[old, "sha"], "a new champion, a new one"
+
+
+def _second_instance(cohort: Cohort, home: Path) -> LayerPaths:
+    """A new MLflow store and a copy of the cohort's warehouse, over the cohort's artifacts
+    (which the sanity check only reads)."""
+    paths = dataclasses.replace(LayerPaths.under(home), artifacts=cohort.paths.artifacts)
+    paths.ensure()
+    for suffix in ("", ".wal"):
+        source = Path(f"{cohort.paths.warehouse}{suffix}")
+        if source.exists():
+            shutil.copy2(source, f"{paths.warehouse}{suffix}")
+    return paths
+
+
+@pytest.mark.slow
+def test_sanity_checks_each_champion_version_once(
+    cohort: Cohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``layer-platform sanity`` retrains each champion on permuted labels and stores one row
+    per mode and method; a second run reuses them without training anything."""
+    paths = _second_instance(cohort, tmp_path / "home")
+    versions = {
+        mode: register_classifier(paths, mode, seed, scheme=TRAINABLE_SPLIT)
+        for seed, mode in enumerate(MODES)
+    }
+    first = run_sanity(paths, saliency=TINY)
+    assert first.retrained == list(MODES) and first.reused == []
+    assert first.not_run == {"swe": "no champion"}
+    warehouse = Warehouse(paths.warehouse)
+    query = "SELECT * FROM data_randomization_checks ORDER BY input_mode, method"
+    stored = warehouse.query(query)
+    assert list(zip(stored["input_mode"], stored["method"], strict=True)) == [
+        (mode, TINY.default_method) for mode in sorted(MODES)
+    ]
+    assert dict(zip(stored["input_mode"], stored["model_version"], strict=True)) == versions
+    assert (stored["permutation_seed"] == 0).all() and (stored["n_tests"] == 30).all()
+    # 4 subjects cannot give a standing-out layer (gate 4 needs 10): the check passes
+    assert stored["passed"].all() and stored["standout_layer"].isna().all()
+    assert stored["n_subjects"].between(2, 4).all()
+
+    again = run_sanity(paths, saliency=TINY)
+    assert again.retrained == [] and again.reused == list(MODES)
+    for name, value in paths.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["sanity"]) == 0  # the platform's own saliency settings: same methods, seed 0
+    lines = capsys.readouterr().out.splitlines()
+    for mode in MODES:
+        line = next(x for x in lines if x.startswith(f"{mode}/{TINY.default_method} "))
+        assert "passed: no layer stands out" in line and line.endswith("reused)"), line
+    assert "swe" in lines[-1] and "not run: no champion" in lines[-1]
+    assert warehouse.query(query)["computed_at"].tolist() == stored["computed_at"].tolist()
+    assert main(["sanity", "--methods", "no_such_method"]) == 2

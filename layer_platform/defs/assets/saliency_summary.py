@@ -14,6 +14,7 @@ import pandas as pd
 
 from layer_platform.attribution.batch import scan_config
 from layer_platform.attribution.champions import development_table
+from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
     RandomizationOutcome,
     RandomizationSettings,
@@ -56,7 +57,11 @@ from layer_platform.statistics.figures import ranking_bars_png
 from layer_platform.timestamps import utc_now
 from layer_platform.tracking.mlflow_registry import Tracking, champion
 from layer_platform.tracking.names import registered_name
-from layer_platform.warehouse.queries import champion_rows, classifier_skill
+from layer_platform.warehouse.queries import (
+    champion_rows,
+    classifier_skill,
+    data_randomization_passed,
+)
 from layer_platform.warehouse.schema import DESCRIPTIONS
 from layer_platform.warehouse.store import Replacement, Warehouse
 
@@ -104,9 +109,8 @@ def _ranking_metadata(
 
 
 def _settings(saliency: SaliencyResource) -> RandomizationSettings:
-    methods = saliency.randomization_methods or [saliency.default_method]
     return RandomizationSettings(
-        tuple(m for m in saliency.methods if m in methods),
+        tuple(saliency.sanity_methods()),
         saliency.randomization_bar,
         saliency.randomization_scans,
     )
@@ -200,7 +204,14 @@ def saliency_summary(
     outcome = _randomization(frame, versions, saliency, warehouse, tracking, paths)
     spec = RankingSpec(
         default_method=saliency.default_method,
-        evidence=Evidence(skill=skills, model_randomization=outcome.passed()),
+        evidence=Evidence(
+            skill=skills,
+            model_randomization=outcome.passed(),
+            # stored by `layer-platform sanity` for these champion versions (absent: not run)
+            data_randomization=data_randomization_passed(
+                warehouse, versions, protocol=DATA_RANDOMIZATION_PROTOCOL
+            ),
+        ),
         group=saliency.ranking_group,
     )
     tables = cohort_tables(frame, spec, n_boot=saliency.n_boot)
