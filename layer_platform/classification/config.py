@@ -34,11 +34,15 @@ class ClassifierConfig:
             0.83 on a planted deep-fascia driver (see the README).
         min_epochs / max_epochs / patience: epochs before ``min_epochs`` are warm-up (never
             kept as best); then training stops after ``patience`` epochs without a better
-            validation AUC.
+            validation AUC. The default runs the whole 12-epoch cycle (patience >= max_epochs)
+            and keeps the best epoch from the 6th on.
         lr / weight_decay: AdamW; ``lr`` is the peak of a ``one_cycle`` schedule.
-        lr_schedule: ``constant`` keeps ``lr`` throughout; ``one_cycle`` warms up to ``lr`` and
-            anneals towards zero over ``max_epochs`` (``torch.optim.lr_scheduler.OneCycleLR``,
-            stepped per batch), so the last epochs settle instead of swinging.
+        lr_schedule: ``one_cycle`` (default) warms up to ``lr`` and anneals towards zero over
+            ``max_epochs`` (``torch.optim.lr_scheduler.OneCycleLR``, stepped per batch), so the
+            last epochs settle instead of swinging; ``constant`` keeps ``lr`` throughout (the
+            earlier default, with 10/60/10 epochs). Chosen on calibration cohorts: 12 one-cycle
+            epochs against 26.8 constant ones on average, 0.42x the training time, at a mean
+            external AUC of 0.944 against 0.938 (docs/results/training-schedule.md).
         batch_size: training batch size.
         seed: seeds weights, shuffling and augmentation.
         flip_lateral / flip_sweep: random flips along axes where anatomy is symmetric enough;
@@ -69,11 +73,11 @@ class ClassifierConfig:
     norm: str = "batch"
     dropout: float = 0.2
     pooling: str = "max"
-    min_epochs: int = 10
-    max_epochs: int = 60
-    patience: int = 10
+    min_epochs: int = 6
+    max_epochs: int = 12
+    patience: int = 12
     lr: float = 1e-3
-    lr_schedule: str = "constant"
+    lr_schedule: str = "one_cycle"
     weight_decay: float = 1e-4
     batch_size: int = 8
     seed: int = 0

@@ -130,6 +130,8 @@ class ClassifierResource(dg.ConfigurableResource):
     min_epochs: int = ClassifierConfig.min_epochs
     max_epochs: int = ClassifierConfig.max_epochs
     patience: int = ClassifierConfig.patience
+    #: ``one_cycle`` or ``constant`` (see ``ClassifierConfig.lr_schedule``).
+    lr_schedule: str = ClassifierConfig.lr_schedule
     batch_size: int = ClassifierConfig.batch_size
     architecture: str = ClassifierConfig.architecture
     #: ``fold_ensemble`` or ``refit`` (see ``ClassifierConfig.final_model``).

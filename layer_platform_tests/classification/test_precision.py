@@ -77,10 +77,10 @@ def test_a_mixed_precision_run_that_diverges_is_trained_again_in_float32(monkeyp
 
     real_epoch = training.train_one_epoch
 
-    def diverging_in_bf16(model, loader, loss_fn, optimizer, precision, scaler, augment):
+    def diverging_in_bf16(model, loader, loss_fn, optimizer, precision, *rest):
         if precision.dtype is not None:
             return float("nan")
-        return real_epoch(model, loader, loss_fn, optimizer, precision, scaler, augment)
+        return real_epoch(model, loader, loss_fn, optimizer, precision, *rest)
 
     monkeypatch.setattr(training, "train_one_epoch", diverging_in_bf16)
     items = make_items(synthetic_scans(n_subjects=8), "bmode")

@@ -143,5 +143,7 @@ def test_one_cycle_warms_up_to_the_peak_lr_then_anneals_and_still_learns(cohort)
     assert auc([item.y for item in val], proba) >= 0.75
 
 
-def test_the_constant_schedule_keeps_its_lr(trained) -> None:
-    assert {report.lr for report in trained[0].history} == {TINY_CONFIG.lr}
+def test_the_constant_schedule_keeps_its_lr(cohort) -> None:
+    config = dataclasses.replace(TINY_CONFIG, lr_schedule="constant", min_epochs=1, max_epochs=3)
+    trained = train_classifier(*cohort, config)
+    assert {report.lr for report in trained.history} == {config.lr}
