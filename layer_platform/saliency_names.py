@@ -41,6 +41,12 @@ CHANNEL_DELTA_COLUMNS: dict[str, str] = {
 #: the paper's comparison is replaced at once: every non-muscle layer (on rows 1..5, the same
 #: number) or muscle (on the muscle row, equal to its ``ablation_delta``). NULL before #16.
 JOINT_ABLATION_COLUMN = "joint_ablation_delta"
+#: Per-layer fraction of voxels with an SWE measurement, in SWE modes (NULL for ``bmode``).
+SWE_COVERAGE_COLUMN = "swe_coverage"
+#: Input modes with no always-measured channel (SWE alone): their voxel-map aggregates count
+#: the layer's SWE-measured voxels only, ``swe_coverage`` of it (``attribution.scan_profile``).
+#: In ``bmode_swe`` every voxel has B-mode, so every voxel counts.
+MEASURED_ONLY_MODES: tuple[str, ...] = ("swe",)
 #: The values summarized per layer across the cohort in ``layer_summary`` (the layer's size is a
 #: property of the scan, not evidence of a method); the per-modality ablation deltas report
 #: which modality carries a layer's evidence and never enter a ranking or verdict.

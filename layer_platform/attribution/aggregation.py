@@ -2,6 +2,9 @@
 
 All quantities use ``|attribution|`` (evidence for and against MP both count as "the model
 looks here") and only tissue voxels (labels 1..6); background never enters a denominator.
+Where the map covers voxels without a measurement (SWE outside its box: ``measured``), those
+voxels enter no numerator and no denominator either, so a layer's figures describe only what
+the model was shown; ``swe_coverage`` says how much of each layer that is.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ class LayerRow:
             so thin fasciae are not penalised for being thin. NaN when the layer is absent
             (0 / 0: no evidence either way, rather than a misleading 0).
         ablation_delta: ``logit(original) - logit(layer ablated)`` for layer ablation, else None.
+        swe_coverage: the fraction of the layer's voxels with an SWE measurement (0..1) when
+            the input has SWE, else None; NaN when the layer is absent.
+
+    With a ``measured`` mask (see ``aggregate_layers``), ``mean_saliency``, ``saliency_share``
+    and ``enrichment`` count the layer's measured voxels only, and ``enrichment`` divides by the
+    layer's fraction of *measured* tissue; a present layer without a measured voxel has NaN for
+    all three (no evidence either way). ``n_voxels`` and ``volume_fraction`` stay anatomy.
     """
 
     layer: str
@@ -47,6 +57,7 @@ class LayerRow:
     saliency_share: float
     enrichment: float
     ablation_delta: float | None
+    swe_coverage: float | None = None
 
 
 def aggregate_layers(
@@ -54,13 +65,18 @@ def aggregate_layers(
     labels: np.ndarray,
     *,
     ablation_deltas: Mapping[str, float] | None = None,
+    measured: np.ndarray | None = None,
+    swe_measured: np.ndarray | None = None,
     percentile: float = NORMALISATION_PERCENTILE,
 ) -> list[LayerRow]:
     """One row per tissue layer, skin to depth, from a map ``(L, D, S)`` and its label map.
 
     ``ablation_deltas`` (layer key to delta, as in ``layer_ablation``'s ``extras``) fills the
-    ``ablation_delta`` column. If fewer than ``100 - percentile`` % of tissue voxels are non-zero
-    the percentile is 0 and the maximum is used as the scale instead.
+    ``ablation_delta`` column. ``measured`` (boolean ``(L, D, S)``, None: every voxel) is where
+    the map's input was measured: only those voxels enter the aggregates and the normalisation
+    scale. ``swe_measured`` (None: no SWE in the input) is where SWE was measured, for
+    ``swe_coverage``. If fewer than ``100 - percentile`` % of the counted tissue voxels are
+    non-zero the percentile is 0 and the maximum is used as the scale instead.
     """
     magnitude = np.abs(np.asarray(attribution, dtype=np.float64))
     labels = check_label_map(labels, magnitude.shape)
@@ -70,36 +86,58 @@ def aggregate_layers(
     n_tissue = int(tissue.sum())
     if n_tissue == 0:
         raise ScanError("label map has no tissue voxels (labels 1..6)")
+    counted = tissue if measured is None else tissue & _mask(measured, labels.shape, "measured")
 
-    scale = float(np.percentile(magnitude[tissue], percentile)) or float(magnitude[tissue].max())
-    normalised = np.clip(magnitude / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(magnitude)
-    total = float(magnitude[tissue].sum())
+    values = magnitude[counted]
+    scale = 0.0
+    if values.size:  # else nothing in tissue was measured: every aggregate is NaN
+        scale = float(np.percentile(values, percentile)) or float(values.max())
+    normalised = np.clip(values / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(values)
+    total = float(values.sum())
+    n_counted_tissue = values.size
 
-    n_voxels = np.bincount(labels.ravel(), minlength=MAX_LABEL + 1)
-    layer_sums = np.bincount(labels.ravel(), weights=magnitude.ravel(), minlength=MAX_LABEL + 1)
-    normalised_sums = np.bincount(
-        labels.ravel(), weights=normalised.ravel(), minlength=MAX_LABEL + 1
-    )
+    n_voxels = _per_label(labels)
+    n_counted = _per_label(labels[counted])
+    layer_sums = _per_label(labels[counted], values)
+    normalised_sums = _per_label(labels[counted], normalised)
+    n_swe = None
+    if swe_measured is not None:
+        n_swe = _per_label(labels[_mask(swe_measured, labels.shape, "swe_measured")])
 
+    nan = float("nan")
     rows = []
     for layer in TISSUE_LAYERS:
-        n = int(n_voxels[layer])
-        fraction = n / n_tissue
-        share = layer_sums[layer] / total if total > 0 else float("nan")
+        n, m = int(n_voxels[layer]), int(n_counted[layer])
+        # An absent layer holds none of the map (share 0); a present one measured nowhere: NaN.
+        share = float(layer_sums[layer] / total) if total > 0 and (m or not n) else nan
+        coverage = None if n_swe is None else (float(n_swe[layer] / n) if n else nan)
         rows.append(
             LayerRow(
                 layer=layer.key,
                 layer_index=int(layer),
                 n_voxels=n,
-                volume_fraction=fraction,
-                mean_saliency=float(normalised_sums[layer] / n) if n else float("nan"),
-                saliency_share=float(share),
-                enrichment=float(share / fraction) if n else float("nan"),
+                volume_fraction=n / n_tissue,
+                mean_saliency=float(normalised_sums[layer] / m) if m else nan,
+                saliency_share=share,
+                enrichment=share / (m / n_counted_tissue) if m else nan,
                 ablation_delta=(
-                    None
-                    if ablation_deltas is None
-                    else float(ablation_deltas.get(layer.key, float("nan")))
+                    None if ablation_deltas is None else float(ablation_deltas.get(layer.key, nan))
                 ),
+                swe_coverage=coverage,
             )
         )
     return rows
+
+
+def _per_label(labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Count (or sum ``weights``) per label value 0..6."""
+    return np.bincount(labels.ravel(), weights=weights, minlength=MAX_LABEL + 1)
+
+
+def _mask(mask: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.shape != shape:
+        raise ValueError(
+            f"{name} must be a boolean mask shaped {shape}; got {mask.dtype} {mask.shape}"
+        )
+    return mask

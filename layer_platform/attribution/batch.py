@@ -172,6 +172,7 @@ def attribute_batch_scan(
             settings.methods,
             config,
             target_layer=explainer.target_layer,
+            no_signal_channels=no_signal_channels(mode),
         )
         seconds[mode] = time.perf_counter() - tic
         ids = {"scan_id": scan.scan_id, "input_mode": mode, "model_version": champ.version}

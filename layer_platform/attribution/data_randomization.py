@@ -94,12 +94,14 @@ def train_permuted(
 
 @dataclass(frozen=True, eq=False)
 class ScanToExplain:
-    """A development scan (its true label: it only picks the explainer) with its layer labels
-    and the reported run's attribution settings for it."""
+    """A development scan (its true label: it only picks the explainer) with its layer labels,
+    the reported run's attribution settings for it and its mode's ``no_signal_channels`` (so
+    its rows count measured voxels only, as the reported rows do)."""
 
     item: Item
     labels: np.ndarray
     config: AttributionConfig
+    no_signal_channels: tuple[int, ...] = ()
 
 
 def explain_out_of_fold(
@@ -126,6 +128,7 @@ def explain_out_of_fold(
                 methods,
                 scan.config,
                 target_layer=explainer.target_layer,
+                no_signal_channels=scan.no_signal_channels,
             )
         except ScanError as error:  # one scan never stops the others (the run quarantined it)
             _log.warning(f"{item.scan_id} left out of the check ({type(error).__name__})")

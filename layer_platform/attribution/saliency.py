@@ -25,7 +25,11 @@ def saliency(
 ) -> AttributionResult:
     """``|d logit / d x|`` summed over channels; needs no baseline, labels or layer.
 
-    Gradients flow into a detached view, so the caller's tensor keeps its ``requires_grad``.
+    ``extras["channel_maps"]`` keeps the ``(C, L, D, S)`` per-channel maps, so a caller can
+    leave a channel out where it was not measured. Gradients flow into a detached view, so the
+    caller's tensor keeps its ``requires_grad``.
     """
-    gradients = Saliency(forward).attribute(inputs.detach().requires_grad_(), abs=True)
-    return AttributionResult(method="saliency", map=to_numpy(gradients[0].sum(dim=0)))
+    gradients = to_numpy(Saliency(forward).attribute(inputs.detach().requires_grad_(), abs=True)[0])
+    return AttributionResult(
+        method="saliency", map=gradients.sum(axis=0), extras={"channel_maps": gradients}
+    )

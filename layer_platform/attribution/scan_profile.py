@@ -20,13 +20,25 @@ voxel map that was aggregated, its six ``LayerRow`` s and diagnostics. Conventio
 * **Channels.** A multi-channel input (``bmode_swe``) is aggregated on
   ``sum_c |attribution_c|``: evidence in either modality counts, and a voxel where B-mode argues
   for MP and SWE against is not cancelled to 0. Integrated Gradients therefore keeps its
-  per-channel maps (``integrated_gradients_by_channel``); saliency is already the sum of
-  ``|gradient|`` over channels; occlusion and layer ablation perturb all channels of a voxel
-  together (layer ablation also reports each channel of each layer alone,
-  ``MethodProfile.channel_deltas``, which names the modality); Grad-CAM has no channel axis.
-  The returned ``voxel_map`` is exactly what was aggregated (signed where the method is
-  signed and the input has one channel), so ``aggregate_layers(voxel_map, labels)``
-  reproduces the rows.
+  per-channel maps (``integrated_gradients_by_channel``), as saliency does (``|gradient|`` per
+  channel); occlusion and layer ablation perturb all channels of a voxel together (layer
+  ablation also reports each channel of each layer alone, ``MethodProfile.channel_deltas``,
+  which names the modality); Grad-CAM has no channel axis.
+* **Measured voxels only.** In ``no_signal_channels`` (encoded SWE) exactly 0 means "not
+  measured". A channel's map counts only where that channel was measured, and a voxel counts
+  in the layer aggregates (numerator, denominator and normalisation scale) when any channel
+  that enters its map was measured. Per method: Integrated Gradients and saliency drop the SWE
+  channel's map on unmeasured voxels before the channel sum (in ``bmode_swe`` such a voxel
+  still counts, with its B-mode evidence; in ``swe`` it is left out); Grad-CAM and occlusion
+  give one map over all channels, so in ``bmode_swe`` (B-mode is always measured) nothing
+  changes and in ``swe`` unmeasured voxels are left out; layer ablation and layer Shapley give
+  one number per layer, with no voxel aggregate to restrict. Every SWE row carries the layer's
+  ``swe_coverage`` (also for the layer-value methods: how much of the layer an ablation
+  changed).
+* **The returned map.** ``voxel_map`` is exactly what was aggregated (signed where the method
+  is signed and the input has one channel; 0 on voxels that do not count), so
+  ``aggregate_layers(voxel_map, labels, measured=...)`` with the counted voxels reproduces the
+  rows.
 * **Layer ablation** (and **layer Shapley**, ``shapley``) gives one number per layer,
   ``ablation_delta``; its ``mean_saliency``,
   ``saliency_share`` and ``enrichment`` are NaN (NULL in DuckDB), because painting a layer's
@@ -113,12 +125,22 @@ def integrated_gradients_by_channel(
     )
 
 
-def _voxel_map(result: AttributionResult) -> np.ndarray:
-    """What is aggregated: ``sum_c |a_c|`` when channel maps exist and C > 1, else the map."""
+def _measured(inputs: Tensor, no_signal_channels: Sequence[int]) -> np.ndarray:
+    """Boolean ``(C, L, D, S)``: where each channel was measured (a no-signal channel: not 0)."""
+    x = to_numpy(inputs[0])
+    measured = np.ones(x.shape, dtype=bool)
+    for c in no_signal_channels:
+        measured[c] = x[c] != 0
+    return measured
+
+
+def _voxel_map(result: AttributionResult, measured: np.ndarray) -> np.ndarray:
+    """What is aggregated: ``sum_c |a_c|`` over measured channels when channel maps exist and
+    C > 1, else the map; 0 where no channel was measured."""
     channels = result.extras.get("channel_maps")
     if channels is not None and channels.shape[0] > 1:
-        return np.abs(channels).sum(axis=0).astype(np.float32)
-    return np.asarray(result.map, dtype=np.float32)
+        return np.where(measured, np.abs(channels), 0.0).sum(axis=0).astype(np.float32)
+    return np.where(measured.any(axis=0), result.map, 0.0).astype(np.float32)
 
 
 #: Per-scan joint ablations (all non-muscle layers at once; muscle) of the layer-value methods.
@@ -150,6 +172,7 @@ def profile_scan(
     config: AttributionConfig | None = None,
     *,
     target_layer: nn.Module | None = None,
+    no_signal_channels: Sequence[int] = (),
 ) -> dict[str, MethodProfile]:
     """Run ``methods`` on one scan and aggregate each map inside its six layers.
 
@@ -160,6 +183,9 @@ def profile_scan(
         methods: registry names; ``integrated_gradients`` runs with per-channel maps.
         config: attribution settings (baseline, steps, windows); defaults if None.
         target_layer: the Grad-CAM layer (the classifier's last conv block).
+        no_signal_channels: channels where exactly 0 means "not measured" (encoded SWE,
+            ``classification.modes.no_signal_channels``); they restrict the aggregates to
+            measured voxels and fill ``swe_coverage``.
 
     Raises:
         ValueError: an unknown method name.
@@ -170,6 +196,9 @@ def profile_scan(
         raise ValueError(f"unknown attribution method(s) {unknown}; expected of {list(METHODS)}")
     labels = check_label_map(labels, tuple(inputs.shape[2:]))
     config = config or AttributionConfig()
+    measured = _measured(inputs, no_signal_channels)
+    counted = measured.any(axis=0)
+    swe_measured = measured[list(no_signal_channels)].any(axis=0) if no_signal_channels else None
     profiles: dict[str, MethodProfile] = {}
     for method in methods:
         started = time.perf_counter()
@@ -181,9 +210,11 @@ def profile_scan(
             target_layer=target_layer,
             config=config,
         )
-        voxel_map = _voxel_map(result)
+        voxel_map = _voxel_map(result, measured)
         deltas = result.extras.get("layer_deltas")
-        rows = aggregate_layers(voxel_map, labels, ablation_deltas=deltas)
+        rows = aggregate_layers(
+            voxel_map, labels, ablation_deltas=deltas, measured=counted, swe_measured=swe_measured
+        )
         if method in LAYER_VALUE_METHODS:
             nan = float("nan")
             rows = [replace(r, mean_saliency=nan, saliency_share=nan, enrichment=nan) for r in rows]

@@ -11,7 +11,11 @@ import pandas as pd
 from scipy.stats import friedmanchisquare, wilcoxon
 
 from layer_platform.labels import Layer
-from layer_platform.saliency_names import JOINT_ABLATION_COLUMN
+from layer_platform.saliency_names import (
+    JOINT_ABLATION_COLUMN,
+    MEASURED_ONLY_MODES,
+    SWE_COVERAGE_COLUMN,
+)
 from layer_platform.statistics.bootstrap import bootstrap_mean_ci
 from layer_platform.statistics.summary import subject_layer_matrix
 
@@ -42,12 +46,23 @@ class FriedmanResult:
     n_subjects: int
 
 
+def _counted_fraction(rows: pd.DataFrame) -> pd.Series:
+    """Each row's share of tissue voxels that its ``mean_saliency`` averages over: the layer's
+    volume fraction, times its ``swe_coverage`` in ``MEASURED_ONLY_MODES``."""
+    fraction = rows["volume_fraction"].astype(float)
+    if SWE_COVERAGE_COLUMN not in rows or "input_mode" not in rows:
+        return fraction
+    coverage = rows[SWE_COVERAGE_COLUMN].astype(float)
+    only_measured = rows["input_mode"].isin(MEASURED_ONLY_MODES) & coverage.notna()
+    return fraction.where(~only_measured, fraction * coverage)
+
+
 def tissue_means(rows: pd.DataFrame, *, ablation: bool) -> pd.DataFrame:
     """Per scan: ``non_muscle`` and ``muscle`` (columns ``scan_id, subject_id, non_muscle,
     muscle``), from one method's ``layer_saliency`` rows.
 
     A map method gives the mean saliency over every non-muscle tissue voxel (the layers'
-    ``mean_saliency`` weighted by ``volume_fraction``, i.e. by voxel count) and over muscle
+    ``mean_saliency`` weighted by the voxels it averages over) and over muscle
     voxels: the paper's comparison (0.316 vs 0.317), not a share, which would be 1 minus twice
     the muscle share and so mostly muscle volume. A layer-value method (``ablation=True``)
     gives the sum of the five single-layer ``ablation_delta`` values vs muscle's (what
@@ -55,7 +70,7 @@ def tissue_means(rows: pd.DataFrame, *, ablation: bool) -> pd.DataFrame:
     Scans without muscle or without non-muscle tissue are left out.
     """
     value = rows["ablation_delta" if ablation else "mean_saliency"].astype(float)
-    weight = pd.Series(1.0, index=rows.index) if ablation else rows["volume_fraction"]
+    weight = pd.Series(1.0, index=rows.index) if ablation else _counted_fraction(rows)
     usable = rows.assign(value=value, weight=weight.astype(float))
     usable = usable[np.isfinite(usable["value"]) & (usable["weight"] > 0)]
     muscle = usable["layer"] == Layer.MUSCLE.key

@@ -140,7 +140,8 @@ TABLES: dict[str, str] = {
             reference_sha256 VARCHAR,
             ablation_delta_bmode DOUBLE,
             ablation_delta_swe DOUBLE,
-            joint_ablation_delta DOUBLE
+            joint_ablation_delta DOUBLE,
+            swe_coverage DOUBLE
         )""",
     "attribution_diagnostics": """
         CREATE TABLE IF NOT EXISTS attribution_diagnostics (
@@ -329,6 +330,9 @@ UPGRADES: dict[str, tuple[str, ...]] = {
         # The joint ablation of the paper's comparison (#16 item 7): every non-muscle layer
         # replaced at once (rows 1..5), or muscle (row 6); NULL before and for maps.
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS joint_ablation_delta DOUBLE",
+        # The fraction of the layer's voxels with an SWE measurement (#16 item 8); the SWE
+        # aggregates count those voxels only. NULL for bmode and before.
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS swe_coverage DOUBLE",
     ),
 }
 

@@ -42,6 +42,7 @@ def test_rows_match_hand_computed_values():
         assert row.saliency_share == pytest.approx(share)
         assert row.enrichment == pytest.approx(enrichment)
         assert row.ablation_delta is None
+        assert row.swe_coverage is None, "no SWE in the input: no coverage"
 
 
 def test_absent_layer_has_zero_share_and_nan_enrichment():
@@ -92,6 +93,70 @@ def test_zero_map_gives_nan_shares():
     rows = aggregate_layers(np.zeros(labels.shape), labels)
     assert all(math.isnan(r.saliency_share) for r in rows)
     assert rows[0].mean_saliency == 0.0
+
+
+def half_measured_fat() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """|a| = 1 in tissue except superficial fat: 2 on sweep 0 (measured), 8 on sweep 1 (not
+    measured); deep fat not measured at all."""
+    labels = tiny_label_map()
+    attribution = np.where(labels > 0, 1.0, 100.0)
+    attribution[labels == 2] = np.where(np.arange(2) == 0, 2.0, 8.0)[None, :].repeat(3, 0).ravel()
+    measured = np.ones(labels.shape, dtype=bool)
+    measured[(labels == 2) & (np.arange(2) == 1)[None, None, :]] = False
+    measured[labels == 4] = False
+    return attribution, labels, measured
+
+
+def test_unmeasured_voxels_enter_no_aggregate():
+    """Counted tissue: 24 voxels of |a| = 1 and superficial fat's 3 measured voxels of 2 (27);
+    the 99.5th percentile is 2, the total 30. All 36 voxels would give the fat (3 x 2 + 3 x 8)
+    / 6 = 5 before scaling, 0.625 after (scale 8)."""
+    attribution, labels, measured = half_measured_fat()
+    assert attribution[labels == 2].tolist() == [2.0, 8.0] * 3
+    rows = rows_by_layer(
+        aggregate_layers(attribution, labels, measured=measured, swe_measured=measured)
+    )
+    fat = rows["superficial_fat"]
+    assert (fat.n_voxels, fat.volume_fraction) == (6, pytest.approx(1 / 6)), "anatomy stays"
+    assert fat.mean_saliency == pytest.approx(1.0)
+    assert fat.saliency_share == pytest.approx(6 / 30)
+    assert fat.enrichment == pytest.approx((6 / 30) / (3 / 27))
+    assert fat.swe_coverage == pytest.approx(0.5)
+    assert rows["dermis"].mean_saliency == pytest.approx(0.5)
+    assert rows["dermis"].enrichment == pytest.approx((6 / 30) / (6 / 27))
+    assert rows["muscle"].swe_coverage == 1.0
+    every_voxel = rows_by_layer(aggregate_layers(attribution, labels))["superficial_fat"]
+    assert every_voxel.mean_saliency == pytest.approx(0.625)
+    assert sum(r.saliency_share for r in rows.values() if np.isfinite(r.saliency_share)) == (
+        pytest.approx(1.0)
+    )
+
+
+def test_a_layer_without_a_measured_voxel_has_nan_aggregates_and_zero_coverage():
+    attribution, labels, measured = half_measured_fat()
+    rows = rows_by_layer(
+        aggregate_layers(attribution, labels, measured=measured, swe_measured=measured)
+    )
+    deep_fat = rows["deep_fat"]
+    assert (deep_fat.n_voxels, deep_fat.swe_coverage) == (6, 0.0)
+    assert math.isnan(deep_fat.mean_saliency)
+    assert math.isnan(deep_fat.saliency_share)
+    assert math.isnan(deep_fat.enrichment)
+    absent = rows["deep_fascia"]  # as before: share 0, mean and enrichment NaN, coverage NaN
+    assert absent.saliency_share == 0.0 and math.isnan(absent.swe_coverage)
+    nothing = aggregate_layers(
+        attribution, labels, measured=labels == 0, swe_measured=np.zeros(labels.shape, bool)
+    )
+    assert all(math.isnan(r.mean_saliency) and math.isnan(r.saliency_share) for r in nothing)
+    assert [r.swe_coverage for r in nothing if r.n_voxels] == [0.0] * 5
+
+
+def test_measured_mask_must_be_boolean_and_fit_the_map():
+    labels = tiny_label_map()
+    with pytest.raises(ValueError, match="measured must be a boolean mask"):
+        aggregate_layers(np.ones(labels.shape), labels, measured=np.ones(labels.shape))
+    with pytest.raises(ValueError, match="swe_measured must be a boolean mask"):
+        aggregate_layers(np.ones(labels.shape), labels, swe_measured=np.ones((4, 6, 3), bool))
 
 
 @pytest.mark.parametrize(

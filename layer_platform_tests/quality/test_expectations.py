@@ -91,6 +91,7 @@ def saliency_frame() -> pd.DataFrame:
                             "ablation_delta_bmode": None,
                             "ablation_delta_swe": None,
                             "joint_ablation_delta": None,
+                            "swe_coverage": 0.5 if mode == "swe" else None,
                             "computed_at": NOW,
                         }
                     )
@@ -160,6 +161,19 @@ def test_a_zero_map_with_null_shares_passes() -> None:
     assert all(o.success for o in validate_layer_saliency(frame))
 
 
+def test_a_layer_without_measured_swe_has_a_null_share_and_the_rest_sum_to_one() -> None:
+    frame = saliency_frame()
+    unmeasured = (frame["input_mode"] == "swe") & (frame["layer"] == "dermis")
+    rescaled = frame["saliency_share"] / (1 - SHARES[0])
+    is_map = (frame["input_mode"] == "swe") & (frame["method"] == "gradient")
+    frame["saliency_share"] = frame["saliency_share"].where(~is_map, rescaled)
+    frame.loc[unmeasured, ["saliency_share", "mean_saliency"]] = np.nan
+    frame.loc[unmeasured, "swe_coverage"] = 0.0
+    assert all(o.success for o in validate_layer_saliency(frame)), "null share, coverage 0"
+    frame.loc[unmeasured & (frame["method"] == "gradient"), "saliency_share"] = SHARES[0]
+    assert not validate_layer_saliency(frame)[1].success, "the shares now sum past 1"
+
+
 @pytest.mark.parametrize(
     ("column", "value", "expected"),
     [
@@ -167,6 +181,7 @@ def test_a_zero_map_with_null_shares_passes() -> None:
         ("volume_fraction", -0.2, "(volume_fraction) failed"),
         ("volume_fraction", None, "expect_column_values_to_not_be_null(volume_fraction) failed"),
         ("mean_saliency", 2.0, "(mean_saliency) failed"),
+        ("swe_coverage", 1.2, "(swe_coverage) failed"),
         ("model_version", None, "expect_column_values_to_not_be_null(model_version) failed"),
     ],
 )

@@ -281,6 +281,15 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert extra.drop(index=[("bmode_swe", "layer_ablation")])[["bmode", "swe"]].eq(0).all().all()
     assert (extra.xs("layer_ablation", level="method")["joint"] > 0).all()
     assert extra[extra.index.get_level_values("method") != "layer_ablation"]["joint"].eq(0).all()
+    # SWE coverage on every present layer of the SWE mode, none in bmode (#16 item 8)
+    coverage = warehouse.query(
+        "SELECT input_mode, count(swe_coverage) AS n, count(*) FILTER (WHERE n_voxels > 0)"
+        " AS present, min(swe_coverage) AS low, max(swe_coverage) AS high"
+        " FROM layer_saliency GROUP BY ALL"
+    ).set_index("input_mode")
+    assert coverage.loc["bmode", "n"] == 0
+    found = coverage.loc["bmode_swe"]
+    assert found["n"] == found["present"] > 0 and 0 <= found["low"] <= found["high"] <= 1
     shares = warehouse.query(
         "SELECT sum(saliency_share) AS s FROM layer_saliency"
         " WHERE method <> 'layer_ablation' GROUP BY scan_id, input_mode, method"

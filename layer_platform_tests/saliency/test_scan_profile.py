@@ -174,3 +174,73 @@ def test_two_channel_ablation_rows_get_a_delta_per_modality_and_the_joint_drops(
         VoxelLinear(weight[1:]), x[:, 1:], labels, ["layer_ablation"], swe_only
     )["layer_ablation"]
     assert modality_deltas("swe", one_channel, "dermis")["ablation_delta_swe"] is None
+
+
+def half_measured_deep_fat() -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """Encoded SWE x = 1, except 0 (not measured) in dermis and on deep fat's sweep 1;
+    w = 1, except deep fat: 2 on sweep 0 and 6 on sweep 1."""
+    labels = six_layer_map()
+    second_sweep = (np.arange(2) == 1)[None, None, :]
+    weight = np.ones(labels.shape)
+    weight[labels == 4] = 2.0
+    weight[(labels == 4) & second_sweep] = 6.0
+    x = np.ones(labels.shape)
+    x[labels == 1] = 0.0
+    x[(labels == 4) & second_sweep] = 0.0
+    return labels, torch.as_tensor(weight[None]), torch.as_tensor(x[None, None])
+
+
+def test_swe_mode_aggregates_measured_voxels_only_and_reports_coverage():
+    """Counted: 30 voxels of |a| = 1 and deep fat's 3 measured voxels of 2 (scale 2, total
+    36), for saliency (|w|) and IG (w x, zero baseline) alike. Over every voxel, IG would give
+    deep fat (3 x 2 + 3 x 0) / 6 = 1 before scaling by 2, 0.5 after, and dermis 0."""
+    labels, weight, x = half_measured_deep_fat()
+    profiles = profile_scan(
+        VoxelLinear(weight),
+        x.float(),
+        labels,
+        ["integrated_gradients", "saliency", "layer_ablation"],
+        AttributionConfig(baseline="zeros", ig_steps=8, cohort_fill=np.zeros((6, 1))),
+        no_signal_channels=(0,),
+    )
+    measured = x[0, 0].numpy() != 0
+    for method in ("integrated_gradients", "saliency"):
+        profile = profiles[method]
+        rows = {row.layer: row for row in profile.rows}
+        assert rows["deep_fat"].mean_saliency == pytest.approx(1.0), method
+        assert rows["deep_fat"].saliency_share == pytest.approx(6 / 36), method
+        assert rows["deep_fat"].enrichment == pytest.approx((6 / 36) / (3 / 33)), method
+        assert rows["superficial_fat"].mean_saliency == pytest.approx(0.5), method
+        assert math.isnan(rows["dermis"].mean_saliency) and math.isnan(rows["dermis"].enrichment)
+        assert [r.swe_coverage for r in profile.rows] == [0.0, 1.0, 1.0, 0.5, 1.0, 1.0]
+        assert (profile.voxel_map[~measured] == 0).all(), "the saved map shows what counted"
+        again = aggregate_layers(
+            profile.voxel_map, labels, measured=measured, swe_measured=measured
+        )
+        assert [r.mean_saliency for r in again] == pytest.approx(
+            [r.mean_saliency for r in profile.rows], nan_ok=True
+        ), "aggregating the saved map over the measured voxels reproduces the rows"
+    ig_map = profiles["integrated_gradients"].voxel_map
+    every_voxel = {r.layer: r for r in aggregate_layers(ig_map, labels)}
+    assert every_voxel["deep_fat"].mean_saliency == pytest.approx(0.5)
+    assert every_voxel["dermis"].mean_saliency == 0.0
+    ablation = profiles["layer_ablation"].rows
+    assert [r.swe_coverage for r in ablation] == [0.0, 1.0, 1.0, 0.5, 1.0, 1.0]
+    bmode = profile_scan(VoxelLinear(weight), x.float(), labels, ["saliency"], ZEROS)["saliency"]
+    assert all(r.swe_coverage is None for r in bmode.rows), "bmode rows carry no coverage"
+    assert not math.isnan(bmode.rows[0].mean_saliency)
+
+
+def test_bmode_swe_keeps_unmeasured_voxels_with_their_bmode_evidence():
+    """w = 1 on both channels, SWE not measured in dermis: saliency is 2 per voxel, 1 in
+    dermis (the SWE gradient there is dropped); the voxels still count (B-mode is measured)."""
+    labels = six_layer_map()
+    x = torch.ones(1, 2, *labels.shape)
+    x[0, 1][torch.as_tensor(labels == 1)] = 0.0
+    model = VoxelLinear(torch.ones(2, *labels.shape))
+    (profile,) = profile_scan(
+        model, x, labels, ["saliency"], ZEROS, no_signal_channels=(1,)
+    ).values()
+    np.testing.assert_allclose(profile.voxel_map, np.where(labels == 1, 1.0, 2.0))
+    assert [r.mean_saliency for r in profile.rows] == pytest.approx([0.5, 1, 1, 1, 1, 1])
+    assert [r.swe_coverage for r in profile.rows] == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0]

@@ -79,6 +79,24 @@ def test_non_muscle_vs_muscle_compares_mean_saliency_over_voxels_by_hand():
     assert summed["non_muscle"].to_numpy() == pytest.approx(np.full(8, 1.5))
 
 
+def test_swe_layer_means_are_weighted_by_their_measured_voxels():
+    """``swe`` rows average measured voxels only: deep fascia (mean 0.7) is a quarter measured,
+    dermis not at all (NaN), so non-muscle is (3 x 0.1 x 0.2 + 0.025 x 0.7) / 0.325. In
+    ``bmode_swe`` every voxel counts (B-mode is measured), so coverage does not weigh: 0.3."""
+    swe = long_table(np.array([[np.nan, 0.2, 0.2, 0.2, 0.7, 0.25]]))
+    swe = swe.rename(columns={"value": "mean_saliency"}).assign(
+        volume_fraction=[0.1] * 5 + [0.5],
+        swe_coverage=[0.0, 1.0, 1.0, 1.0, 0.25, 1.0],
+        input_mode="swe",
+    )
+    both = swe.assign(input_mode="bmode_swe", scan_id="scan1", subject_id=1)
+    both.loc[both["layer"] == "dermis", "mean_saliency"] = 0.2
+    means = tissue_means(pd.concat([swe, both]), ablation=False).set_index("scan_id")
+    assert means.loc["scan0", "non_muscle"] == pytest.approx((0.06 + 0.0175) / 0.325)
+    assert means.loc["scan1", "non_muscle"] == pytest.approx(0.3)
+    assert means["muscle"].tolist() == [0.25, 0.25]
+
+
 def test_friedman_by_hand():
     """Five subjects ranking the six layers identically: chi2 = 12/(n k (k+1)) sum R_j^2
     - 3 n (k+1) with R_j = 5 j: 12/210 * 2275 - 105 = 25, df 5."""
