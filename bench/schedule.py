@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -96,7 +96,7 @@ def trials(
     *,
     n_subjects: int,
     shape: Shape,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> list[Trial]:
     """Train every arm on every cohort and mode; wall seconds include validation passes."""
     done = []
