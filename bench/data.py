@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bench.scales import Shape
 from layer_platform.classification.data import Item, Scan
-from layer_platform.classification.modes import eligible_scans, make_items
+from layer_platform.classification.modes import eligible_scans, make_items, uses_swe
 from layer_platform.imaging.preprocess import PreprocessConfig, PreprocessedScan, preprocess_scan
 from layer_platform.simulation.config import SimulationConfig
 from layer_platform.simulation.scan import simulate_scan
@@ -54,7 +54,7 @@ def classifier_items(config: SimulationConfig, shape: Shape, mode: str) -> list[
     for subject in range(config.n_subjects):
         for side in SIDES:
             sim = simulate_scan(config, subject, side)
-            prep = preprocess_scan(sim.bmode, sim.swe if mode != "bmode" else None, None, grid)
+            prep = preprocess_scan(sim.bmode, sim.swe if uses_swe(mode) else None, None, grid)
             plan = sim.plan
             scans.append(
                 Scan(
