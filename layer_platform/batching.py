@@ -6,6 +6,8 @@ run per scan costs seconds of overhead). A batch must still behave like many sma
 - each scan's results are published (artifacts swapped in whole) and its warehouse rows
   committed in one transaction as soon as the scan is done, so an interruption (Ctrl-C,
   SIGTERM, ``kill -9``, a cancelled run) keeps every finished scan and a re-run does the rest;
+  a scan whose work has costly independent parts (saliency: one per input mode) commits each
+  part as it finishes, so an interruption loses at most the part in flight;
 - a scan that raises or fails a per-scan check is quarantined with its stage and the reason
   (the check's name or the exception's class, never input values); the batch goes on;
 - progress goes to tqdm and to the caller's log; a stop request is honoured between scans.
@@ -18,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +62,24 @@ class ScanResult:
     markdown: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def combined(cls, parts: Sequence[ScanResult]) -> ScanResult:
+        """One scan's result from the parts it committed one after another (``run_per_scan``)."""
+        if len(parts) == 1:
+            return parts[0]
+        whole = cls(writes=[])
+        for part in parts:
+            whole.writes += part.writes
+            whole.metadata |= part.metadata
+            whole.markdown |= part.markdown
+            whole.warnings = sorted({*whole.warnings, *part.warnings})
+            whole.seconds |= part.seconds
+        return whole
+
+
+#: One scan's work: its result, or its parts in order, each committed as soon as it is yielded.
+ScanWork = Callable[[str], "ScanResult | Iterable[ScanResult]"]
 
 
 class Log(Protocol):
@@ -175,9 +195,18 @@ def stage_quarantine(
     return [Replacement("quarantine", rows, key="scan_id", keys=[scan_id], scope={"stage": stage})]
 
 
+def _commit(
+    result: ScanResult, warehouse: Warehouse, stage: str, scan_id: str, folder: str
+) -> None:
+    """Publish one result's artifacts, then commit its rows and clear the scan's quarantine."""
+    if result.publish is not None:
+        result.publish()
+    warehouse.replace_all([*result.writes, *stage_quarantine(stage, scan_id, folder, None)])
+
+
 def run_per_scan(
     scan_ids: Sequence[str],
-    work: Callable[[str], ScanResult],
+    work: ScanWork,
     *,
     stage: str,
     warehouse: Warehouse,
@@ -189,7 +218,9 @@ def run_per_scan(
 
     ``work`` raises ``ScanCheckFailed`` or any ``Exception`` to refuse its scan (a
     ``BaseException`` such as ``KeyboardInterrupt`` or Dagster's interrupt ends the batch,
-    keeping what was committed). ``on_commit`` runs after a scan's rows are committed.
+    keeping what was committed). A ``work`` that yields parts has each committed as it comes;
+    one that raises after some parts keeps them and its scan is quarantined. ``on_commit`` runs
+    after a scan's last rows are committed, with its parts combined.
     """
     folders = dict(
         warehouse.query(
@@ -207,16 +238,21 @@ def run_per_scan(
             break
         folder = folders.get(scan_id, "")
         try:
-            result = work(scan_id)
+            produced = work(scan_id)
+            parts = [produced] if isinstance(produced, ScanResult) else produced
+            committed = []
+            for part in parts:
+                _commit(part, warehouse, stage, scan_id, folder)
+                committed.append(part)
         except Exception as exc:  # one scan never stops the others
             reason = failure_reason(exc)
             log.error(f"{stage}: quarantined scan {scan_id} ({reason})")
             warehouse.replace_all(stage_quarantine(stage, scan_id, folder, reason))
             outcome.quarantined[scan_id] = reason
             continue
-        if result.publish is not None:
-            result.publish()
-        warehouse.replace_all([*result.writes, *stage_quarantine(stage, scan_id, folder, None)])
+        if not committed:  # nothing to commit still means the scan is done
+            _commit(ScanResult(writes=[]), warehouse, stage, scan_id, folder)
+        result = ScanResult.combined(committed)
         outcome.done.append(scan_id)
         outcome.results[scan_id] = result
         if on_commit is not None:

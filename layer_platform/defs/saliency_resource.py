@@ -62,6 +62,11 @@ class SaliencyResource(dg.ConfigurableResource):
     #: other busy processes, 1 avoids OpenMP threads waiting on each other (measured 4-8x
     #: faster per pass on a loaded 2-core machine).
     torch_threads: int = 0
+    #: A scan's modes whose rows are already up to date for the champion (newer than its
+    #: segmentation, every method present) are kept, not recomputed: a re-run after an
+    #: interruption finishes a half-done scan. False recomputes them (after a change to the
+    #: attribution code, which leaves the rows looking current).
+    keep_current: bool = True
 
     @classmethod
     def smoke(cls, torch_threads: int = 1) -> SaliencyResource:

@@ -91,6 +91,33 @@ def pending_saliency(warehouse: Warehouse, versions: dict[str, str]) -> list[str
     return sorted(pending)
 
 
+#: Of the given scans, those whose rows of one champion (``$mode``, ``$version``) are up to
+#: date: newer than the scan's QC-passed segmentation (``PENDING_SALIENCY``'s "done") and
+#: covering every configured method.
+CURRENT_SALIENCY = """
+    SELECT l.scan_id FROM layer_saliency l JOIN segmentations g USING (scan_id)
+    WHERE l.scan_id IN (SELECT unnest($scans)) AND l.input_mode = $mode
+      AND l.model_version = $version AND g.qc_passed
+    GROUP BY l.scan_id, g.computed_at
+    HAVING min(l.computed_at) >= g.computed_at AND list_has_all(list(l.method), $methods)
+"""
+
+
+def current_saliency(
+    warehouse: Warehouse, versions: dict[str, str], scan_ids: list[str], methods: list[str]
+) -> dict[str, set[str]]:
+    """Scan → the modes whose champion rows are up to date for every method in ``methods``:
+    what a re-run keeps of a scan an interruption left half done."""
+    if not warehouse.table_exists("layer_saliency") or not scan_ids:
+        return {}
+    current: dict[str, set[str]] = {}
+    for mode, version in versions.items():
+        params = {"scans": scan_ids, "mode": mode, "version": version, "methods": methods}
+        for scan_id in warehouse.query(CURRENT_SALIENCY, params)["scan_id"]:
+            current.setdefault(scan_id, set()).add(mode)
+    return current
+
+
 def _data_randomized_at(warehouse: Warehouse, mode: str, version: str) -> pd.Timestamp | None:
     """When ``layer-platform sanity`` last stored a result for this champion (a verdict gate)."""
     if not warehouse.table_exists("data_randomization_checks"):

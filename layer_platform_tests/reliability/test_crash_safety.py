@@ -9,10 +9,11 @@ Every fault here is a SIGKILL to the writer's whole process group (no ``finally`
 2. ``Warehouse.replace_all`` killed at random moments: every table holds the rows of exactly
    one committed write (DuckDB rolls the interrupted transaction back), never half of one.
 3. Each batched per-scan stage (preprocessing, segmentation, saliency: one run over every
-   pending scan of a copy of the tiny cohort) killed once about half of its scans are
-   committed, then re-run: the finished scans are not computed again (their timestamps stay),
-   the others are, every file opens, no staging debris is left, and the rows (for saliency:
-   the rows and the cohort summary) are exactly those of an uninterrupted run.
+   pending scan of a copy of the tiny cohort) killed once about half of its work is committed
+   (a scan; for saliency a scan's mode, which commits on its own), then re-run: the finished
+   work is not computed again (its timestamps stay), the rest is, every file opens, no staging
+   debris is left, and the rows (for saliency: the rows and the cohort summary) are exactly
+   those of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from layer_platform.classification.modes import uses_swe
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_volume
 from layer_platform.io.writers import staging_prefix
@@ -152,16 +154,32 @@ STAGE_TABLES = {
     "segment": ("segmentations", "computed_at", ("segmentations", "segmentation_qc")),
     "saliency": ("layer_saliency", "computed_at", ()),
 }
+#: What a stage commits on its own: a scan, or (saliency) a scan's input mode.
+UNITS = {"preprocess": "scan_id", "segment": "scan_id", "saliency": "scan_id, input_mode"}
 #: Columns that differ between two runs by design (when, and where in which home).
 VOLATILE = {"processed_at", "computed_at", "path"}
 
 
-def _stamps(warehouse: Warehouse, table: str, column: str) -> dict[str, object]:
-    """Per scan, its committed rows' newest timestamp (nothing before the first commit)."""
+def _stamps(warehouse: Warehouse, table: str, column: str, unit: str) -> dict[tuple, object]:
+    """Per committed unit (``UNITS``), its rows' newest timestamp (none before the first)."""
     if not warehouse.table_exists(table):
         return {}
-    found = warehouse.query(f"SELECT scan_id, max({column}) AS t FROM {table} GROUP BY scan_id")
-    return dict(zip(found["scan_id"], found["t"], strict=True))
+    found = warehouse.query(f"SELECT {unit}, max({column}) AS t FROM {table} GROUP BY ALL")
+    return {tuple(row[:-1]): row[-1] for row in found.itertuples(index=False)}
+
+
+def _units_to_do(paths: LayerPaths, command: str, keys: list[str]) -> int:
+    """The units a batch over ``keys`` commits: one per scan; for saliency one per scan and
+    champion mode (SWE modes only for scans with valid SWE)."""
+    if command != "saliency":
+        return len(keys)
+    with_swe = Warehouse(paths.warehouse).query(
+        "SELECT count(*) AS n FROM preprocessing"
+        " WHERE scan_id IN (SELECT unnest(?)) AND swe_valid_fraction > 0",
+        [keys],
+    )["n"][0]
+    modes = champion_versions(paths)
+    return sum(int(with_swe) if uses_swe(mode) else len(keys) for mode in modes)
 
 
 def _stable_rows(warehouse: Warehouse, table: str) -> pd.DataFrame:
@@ -201,27 +219,31 @@ def test_a_batch_killed_half_way_reruns_only_the_unfinished_scans(
     warehouse = Warehouse(paths.warehouse)
     keys = pending_scans(paths, STAGE_JOBS[command])
     assert len(keys) >= 4, "the cohort gives the kill room to land half-way"
+    units = _units_to_do(paths, command, keys)
     log = tmp_path / f"{command}.log"
     rng = random.Random(len(command))
 
+    def committed() -> int:
+        return len(_stamps(warehouse, table, stamp, UNITS[command]))
+
     child = spawn(command, paths.home, log)
     try:
-        wait_for(lambda: len(_stamps(warehouse, table, stamp)) >= 1, child, log)
-        first, tic = len(_stamps(warehouse, table, stamp)), time.monotonic()
-        wait_for(lambda: len(_stamps(warehouse, table, stamp)) >= len(keys) // 2, child, log)
-        per_scan = (time.monotonic() - tic) / max(len(_stamps(warehouse, table, stamp)) - first, 1)
-        time.sleep(rng.uniform(0.2, 0.8) * per_scan)  # inside the next scan: computing or writing
+        wait_for(lambda: committed() >= 1, child, log)
+        first, tic = committed(), time.monotonic()
+        wait_for(lambda: committed() >= units // 2, child, log)
+        per_unit = (time.monotonic() - tic) / max(committed() - first, 1)
+        time.sleep(rng.uniform(0.2, 0.8) * per_unit)  # inside the next unit: computing or writing
     finally:
         kill_group(child)
 
-    # what the kill left: whole scans (rows and files) or nothing of a scan
-    before = _stamps(warehouse, table, stamp)
-    assert len(keys) // 2 <= len(before) < len(keys), f"killed after {len(before)} scans"
+    # what the kill left: whole units (rows and files) or nothing of a unit
+    before = _stamps(warehouse, table, stamp, UNITS[command])
+    assert units // 2 <= len(before) < units, f"killed after {len(before)} of {units}"
     assert unreadable_volumes(paths.artifacts) == []
-    for scan in before:
-        if command != "saliency":  # the scan's folder is whole: every preprocessed file loads
+    if command != "saliency":  # the scan's folder is whole: every preprocessed file loads
+        for (scan,) in before:
             load_preprocessed(paths.artifacts / "preprocessed" / scan)
-    assert pending_scans(paths, STAGE_JOBS[command]) == sorted(set(keys) - set(before))
+    left = pending_scans(paths, STAGE_JOBS[command])
 
     # the re-run does the rest, and only the rest
     rerun = spawn(command, paths.home, log)
@@ -229,11 +251,12 @@ def test_a_batch_killed_half_way_reruns_only_the_unfinished_scans(
         assert rerun.wait(timeout=WAIT_S) == 0, tail(log)
     finally:
         kill_group(rerun)
-    assert f"pending for {len(keys) - len(before)} scans" in log.read_text()
-    after = _stamps(warehouse, table, stamp)
-    assert set(after) == set(keys)
-    assert {s: after[s] for s in before} == before, "a finished scan was computed again"
-    assert all(after[s] > max(before.values()) for s in set(keys) - set(before))
+    assert f"pending for {len(left)} scans" in log.read_text()
+    after = _stamps(warehouse, table, stamp, UNITS[command])
+    assert len(after) == units and {unit[0] for unit in after} == set(keys)
+    assert left == sorted({unit[0] for unit in set(after) - set(before)}), "pending = unfinished"
+    assert {u: after[u] for u in before} == before, "finished work was computed again"
+    assert all(after[u] > max(before.values()) for u in set(after) - set(before))
     assert pending_scans(paths, STAGE_JOBS[command]) == []
     assert hidden_entries(paths.artifacts) == [], "staging debris left where readers look"
 

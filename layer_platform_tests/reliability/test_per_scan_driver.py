@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,24 @@ def test_an_interrupt_keeps_the_scans_committed_before_it(tmp_path: Path) -> Non
     with pytest.raises(KeyboardInterrupt):
         run_per_scan(SCANS, work, stage="saliency", warehouse=warehouse, log=LOG)
     assert _results(warehouse) == ["s1", "s2"]
+
+
+def test_a_scan_in_parts_keeps_the_parts_committed_before_a_failure(tmp_path: Path) -> None:
+    warehouse = _warehouse(tmp_path)
+    committed_when: dict[str, list[str]] = {}
+
+    def work(scan_id: str) -> Iterator[ScanResult]:
+        for part in ("a", "b"):
+            if scan_id == "s2" and part == "b":
+                raise ScanCheckFailed("rows_complete")
+            committed_when[f"{scan_id}{part}"] = _results(warehouse)
+            yield ScanResult(writes=[_row(f"{scan_id}{part}")], seconds={part: 1.0})
+
+    outcome = run_per_scan(SCANS[:3], work, stage="saliency", warehouse=warehouse, log=LOG)
+    assert committed_when["s1b"] == ["s1a"], "a part is committed before the next one runs"
+    assert _results(warehouse) == ["s1a", "s1b", "s2a", "s3a", "s3b"]
+    assert outcome.done == ["s1", "s3"] and outcome.quarantined == {"s2": "check rows_complete"}
+    assert outcome.results["s1"].seconds == {"a": 1.0, "b": 1.0}
 
 
 def test_a_stop_request_ends_the_batch_between_scans(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import dagster as dg
 import duckdb
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from layer_platform.attribution import DEFAULT_METHOD
@@ -52,7 +53,7 @@ from layer_platform.tracking.mlflow_registry import (
 from layer_platform.tracking.names import registered_name
 from layer_platform.tracking.reference_store import REFERENCE_TAG, TRAINED_SCANS_ARTIFACT
 from layer_platform.warehouse.pending import pending_saliency, summary_pending
-from layer_platform.warehouse.store import Warehouse
+from layer_platform.warehouse.store import Replacement, Warehouse
 from layer_platform_tests.dagster_internals import AssetCheckExecutionRecordStatus
 from layer_platform_tests.docs.markdown import (
     DOCS,
@@ -211,6 +212,13 @@ def _explained_out_of_sample(cohort: Cohort) -> dict[str, str]:
     return stored
 
 
+#: Each scan and mode's newest row (what a kept mode leaves unchanged).
+STAMPS = (
+    "SELECT scan_id, input_mode, max(computed_at) AS t FROM layer_saliency"
+    " GROUP BY ALL ORDER BY ALL"
+)
+
+
 def _count(warehouse: Warehouse, where: str = "true") -> int:
     return int(warehouse.query(f"SELECT count(*) AS n FROM layer_saliency WHERE {where}")["n"][0])
 
@@ -253,9 +261,44 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert pending_saliency(warehouse, cohort.versions) == []
     references = _explained_out_of_sample(cohort)
 
+    stamps = warehouse.query(STAMPS)
     second = run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=keys)
     assert not second.failed
     assert _count(warehouse) == n_rows, "re-materializing replaces rows, never duplicates"
+    pd.testing.assert_frame_equal(warehouse.query(STAMPS), stamps, obj="up-to-date modes kept")
+    # a scan an interruption left half done: only its missing mode is attributed, and its map
+    # folder keeps the other modes' maps
+    scan = keys[0]
+    warehouse.replace_all(
+        [
+            Replacement(
+                "layer_saliency", [], key="scan_id", keys=[scan], scope={"input_mode": "bmode_swe"}
+            )
+        ]
+    )
+    maps_before = sorted(p.name for p in (cohort.paths.artifacts / "saliency" / scan).rglob("*"))
+    assert not run_job(
+        cohort.defs, cohort.instance, "compute_saliency", partition_keys=[scan]
+    ).failed
+    now = warehouse.query(STAMPS).merge(stamps, on=["scan_id", "input_mode"], how="left")
+    redone = now[now["t_x"] != now["t_y"]]
+    assert redone[["scan_id", "input_mode"]].values.tolist() == [[scan, "bmode_swe"]]
+    assert sorted(p.name for p in (cohort.paths.artifacts / "saliency" / scan).rglob("*")) == (
+        maps_before
+    )
+    # keep_current=False recomputes every mode (after a change of the attribution code)
+    recompute = dg.Definitions(
+        assets=cohort.defs.assets,
+        jobs=cohort.defs.jobs,
+        resources={
+            **cohort.defs.resources,
+            "saliency": TINY.model_copy(update={"keep_current": False}),
+        },
+    )
+    assert not run_job(recompute, cohort.instance, "compute_saliency", partition_keys=[scan]).failed
+    again = warehouse.query(STAMPS).merge(now, on=["scan_id", "input_mode"])
+    assert (again[again["scan_id"] == scan]["t"] > again[again["scan_id"] == scan]["t_x"]).all()
+    assert _count(warehouse) == n_rows
     assert len(warehouse.query(COUNT_PER_SCAN_MODE_METHOD)) == len(counts)
     assert _explained_out_of_sample(cohort) == references, "a re-run keeps the reference"
     for check in ("rows_complete", "finite_values", "segmentation_qc", "gx_layer_saliency"):

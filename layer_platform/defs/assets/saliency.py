@@ -5,6 +5,8 @@ inside the scan's six layers, one scan committed at a time (``attribution.batch`
 ``saliency_summary`` turns the champion rows into the cohort tables.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -33,6 +35,7 @@ from layer_platform.quality.expectations import validate_layer_saliency
 from layer_platform.saliency_names import score_column
 from layer_platform.settings import LayerPaths
 from layer_platform.tracking.mlflow_registry import Tracking
+from layer_platform.warehouse.pending import current_saliency
 from layer_platform.warehouse.store import Replacement, Warehouse
 
 STAGE = "saliency"
@@ -118,7 +121,8 @@ def layer_saliency(
     Every mode's champion is loaded by alias; a mode is skipped for a scan without valid SWE,
     and a scan whose segmentation failed QC contributes no rows. Each scan is committed as
     soon as it is attributed: its maps (swapped in as a folder) and its rows for each champion
-    version, in one transaction (older versions' rows stay). A scan that raises or fails a
+    version, in one transaction (older versions' rows stay), one mode at a time; modes whose
+    rows are already up to date are kept (``keep_current``). A scan that raises or fails a
     per-scan check is quarantined (stage ``saliency``); the batch goes on. Maps are saved as
     ``$LAYER_ARTIFACTS_DIR/saliency/<scan_id>/<mode>_<method>.nii.gz`` on the B-mode's grid.
     """
@@ -162,8 +166,19 @@ def layer_saliency(
     )
     previews = set(list(todo)[: saliency.preview_limit])
     device = select_device("auto")
+    versions = {mode: champ.version for mode, champ in models.items()}
+    current = (
+        current_saliency(warehouse, versions, list(todo), list(saliency.methods))
+        if saliency.keep_current
+        else {}
+    )
+    if current:
+        context.log.info(
+            f"{len(current)} scans keep their up-to-date modes (keep_current); the rest of"
+            " their modes are attributed"
+        )
 
-    def work(scan_id: str) -> ScanResult:
+    def work(scan_id: str) -> Iterator[ScanResult]:
         return attribute_batch_scan(
             todo[scan_id],
             models,
@@ -172,6 +187,7 @@ def layer_saliency(
             paths.artifacts,
             device,
             preview=scan_id in previews,
+            current=current.get(scan_id, set()),
         )
 
     with saliency.threads():
