@@ -126,7 +126,7 @@ def layer_ablation(
     ``joint_muscle_delta`` (muscle's layer delta), when muscle and other tissue are present
     (2 samples: f(x) and the joint fill); for ``C > 1`` channels ``channel_deltas``, one
     ``layer_deltas``-like map per channel with only that channel of the layer replaced
-    (``C x`` present layers more samples).
+    (``C x`` present layers more samples); neither with ``config.ablation_extras`` off.
     """
     labels, present, background, fill = layer_fill(
         "layer_ablation", inputs, baseline, layers_map, config
@@ -145,7 +145,11 @@ def layer_ablation(
         layer_deltas[layer.key] = float(voxel_deltas[labels == layer][0])
     extras = {
         "layer_deltas": layer_deltas,
-        **_extra_deltas(forward, inputs, fill, labels, present, config),
+        **(
+            _extra_deltas(forward, inputs, fill, labels, present, config)
+            if config.ablation_extras
+            else {}
+        ),
     }
     if "joint_non_muscle_delta" in extras:
         extras["joint_muscle_delta"] = layer_deltas[Layer.MUSCLE.key]

@@ -45,6 +45,10 @@ class AttributionConfig:
             the default 6 evaluates all six layer ablations in one batch.
         gradcam_interpolation: ``torch.nn.functional.interpolate`` mode that brings the coarse
             Grad-CAM map up to the input grid.
+        ablation_extras: layer ablation also replaces all non-muscle tissue at once and, with
+            several channels, each (layer, channel) pair (the paper's comparison and the
+            modality split: up to twice its passes in ``bmode_swe``). Off where only the layer
+            profile is read (the model-randomization cascade): the layer deltas are the same.
     """
 
     baseline: str = "layer_mean"
@@ -56,6 +60,7 @@ class AttributionConfig:
     occlusion_stride: tuple[int, int, int] = (8, 8, 8)
     perturbations_per_eval: int = 6
     gradcam_interpolation: str = "trilinear"
+    ablation_extras: bool = True
 
 
 @dataclass(frozen=True)

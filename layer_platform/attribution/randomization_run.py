@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -91,7 +91,9 @@ def randomize_mode(
     configs: Sequence[AttributionConfig],
 ) -> dict[str, dict]:
     """Each method's randomization outcome for one model on ``scans`` (input, labels), each
-    with its config; ``cascade`` holds the layer rho per cascade step as JSON."""
+    with its config; ``cascade`` holds the layer rho per cascade step as JSON. Layer ablation
+    skips its joint and per-channel passes here: the check reads the layer profile only."""
+    configs = [replace(config, ablation_extras=False) for config in configs]
     outcomes = {}
     steps = cascade_steps(len(depth_levels(model)))
     for method in settings.methods:

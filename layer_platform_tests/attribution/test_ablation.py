@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -66,6 +67,21 @@ def test_seven_samples_in_two_forward_passes_and_the_joint_ablation_in_one_more(
     model = VoxelLinear(torch.ones(1, *labels.shape))
     attribute("layer_ablation", model, two_everywhere(labels), layers_map=labels, config=COHORT)
     assert (model.calls, model.samples) == (3, 9)
+
+
+def test_without_extras_the_same_layer_deltas_in_the_seven_samples_alone():
+    """What the model-randomization cascade runs: no joint pass, identical layer deltas."""
+    labels = six_layer_map()
+    full, lean = (VoxelLinear(torch.ones(1, *labels.shape)) for _ in range(2))
+    x = two_everywhere(labels)
+    with_extras = attribute("layer_ablation", full, x, layers_map=labels, config=COHORT)
+    config = replace(COHORT, ablation_extras=False)
+    without = attribute("layer_ablation", lean, x, layers_map=labels, config=config)
+    assert without.extras["layer_deltas"] == with_extras.extras["layer_deltas"]
+    assert (
+        set(without.extras) == {"layer_deltas"} and "joint_non_muscle_delta" in with_extras.extras
+    )
+    assert (lean.calls, lean.samples) == (2, 7)
 
 
 def test_absent_layer_has_nan_delta_and_costs_no_pass():

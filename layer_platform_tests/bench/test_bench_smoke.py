@@ -2,6 +2,13 @@
 
 The bench runs in its own process, as ``make bench`` runs it: it sets torch's thread count and
 activates MLflow stores, which must not leak into the rest of the suite.
+
+Benchmarks 4 (one arrival through ``layer-platform run``) and 9 (kill and resume of a saliency
+batch) drive the whole platform even at the tiny scale (six of the smoke's eight minutes on the
+2-core machine) and are left to ``make bench``; what they exercise is proved by the suite's own
+tests: ``defs/test_launched_runs.py`` and ``defs/test_automation.py`` (an arrival's runs),
+``saliency/test_materialization.py`` (the summary refresh opens no voxel map) and
+``reliability/test_crash_safety.py`` (a killed batch re-runs only the rest).
 """
 
 from __future__ import annotations
@@ -29,12 +36,16 @@ FIELDS = {
     "notes": str,
 }
 NUMBERS = ("value", "baseline", "ratio")
+#: Left to ``make bench`` (see above).
+NOT_IN_SMOKE = {"incremental", "resume"}
 
 
 @pytest.mark.slow
 def test_tiny_bench_writes_a_complete_report(tmp_path: Path) -> None:
     out, latest = tmp_path / "results", tmp_path / "latest"
-    command = ["-m", "bench", "--scale", "tiny", "--out", str(out), "--publish", str(latest)]
+    smoke = ",".join(b.key for b in BENCHMARKS if b.key not in NOT_IN_SMOKE)
+    command = ["-m", "bench", "--scale", "tiny", "--only", smoke, "--out", str(out)]
+    command += ["--publish", str(latest)]
     done = subprocess.run(
         [sys.executable, *command],
         cwd=REPO_ROOT,
@@ -58,23 +69,16 @@ def test_tiny_bench_writes_a_complete_report(tmp_path: Path) -> None:
         if row["profile"] is not None:
             assert (out / row["profile"]).is_file()
     assert len({row["name"] for row in rows}) == len(rows)
-    assert {row["benchmark"] for row in rows} == {b.key for b in BENCHMARKS}
+    assert {row["benchmark"] for row in rows} == {b.key for b in BENCHMARKS} - NOT_IN_SMOKE
     measured = {row["benchmark"] for row in rows if row["value"] is not None}
     assert {
         "attribution",
         "cohort_saliency",
         "orchestration",
-        "incremental",
         "warehouse",
         "preprocessing",
         "training",
     } <= measured
-    by_name = {row["name"]: row for row in rows}
-    # Benchmark 4's structure: one arrival on the tiny cohort, counted from the event log; the
-    # summary refresh reads no voxel map (a property of the platform, not a timing).
-    arrival = by_name["incremental/4_scans/one_scan_vs_per_scan_cost"]
-    assert "layer_saliency 1" in arrival["notes"] and "preprocessed_volume 1" in arrival["notes"]
-    assert by_name["incremental/4_scans/summary_refresh_map_reads"]["value"] == 0
 
     report = (out / "report.md").read_text()
     for fact in ("CPU model", "torch CPU threads used", torch.__version__, "device"):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.incremental import FileReads
 from layer_platform.attribution import DEFAULT_METHOD
 from layer_platform.attribution.randomization_run import PROTOCOL
 from layer_platform.classification.config import ClassifierConfig
@@ -360,8 +361,13 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert Path(f"{segmentation}.seg.nrrd").is_file()
 
     assert summary_pending(warehouse, cohort.versions)
-    summary = run_job(cohort.defs, cohort.instance, "summarize_saliency")
+    with FileReads(cohort.paths.artifacts) as reads:
+        summary = run_job(cohort.defs, cohort.instance, "summarize_saliency")
     assert not summary.failed
+    # the statistics are SQL over layer_saliency: the refresh opens no voxel map (it reads
+    # preprocessed volumes for the model-randomization check only)
+    opened = {path.relative_to(cohort.paths.artifacts).parts[0] for _, path in reads.reads}
+    assert "saliency" not in opened and "preprocessed" in opened
     assert not summary_pending(warehouse, cohort.versions)
     ranking = warehouse.query("SELECT * FROM layer_ranking")
     assert set(ranking["input_mode"]) == set(MODES)
