@@ -293,7 +293,7 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
         jobs=cohort.defs.jobs,
         resources={
             **cohort.defs.resources,
-            "saliency": TINY.model_copy(update={"keep_current": False}),
+            "saliency": SaliencyResource(**{**TINY.model_dump(), "keep_current": False}),
         },
     )
     assert not run_job(recompute, cohort.instance, "compute_saliency", partition_keys=[scan]).failed
