@@ -57,12 +57,19 @@ def scan_config(
     x: np.ndarray,
     labels: np.ndarray,
 ) -> AttributionConfig:
-    """The scan's attribution settings: its own cohort reference volume when configured."""
+    """The scan's attribution settings: its own cohort reference volume when configured (the
+    reference table put into the scan's layers as the config's ``cohort_matching`` says)."""
     if baseline != "cohort":
         return make_config()
     if table is None:
         return make_config(baseline="layer_mean")
-    fill = cohort_fill_volume(table, x, labels, no_signal_channels=no_signal_channels(mode))
+    fill = cohort_fill_volume(
+        table,
+        x,
+        labels,
+        no_signal_channels=no_signal_channels(mode),
+        matching=make_config().cohort_matching,
+    )
     return make_config(cohort_fill=fill)
 
 

@@ -45,6 +45,8 @@ class AttributionConfig:
             the default 6 evaluates all six layer ablations in one batch.
         gradcam_interpolation: ``torch.nn.functional.interpolate`` mode that brings the coarse
             Grad-CAM map up to the input grid.
+        cohort_matching: how a ``cohort`` reference table becomes a scan's fill volume
+            (``scan_profile.REFERENCE_MATCHINGS``: ``flat`` or ``mean_shift``).
         ablation_extras: layer ablation also replaces all non-muscle tissue at once and, with
             several channels, each (layer, channel) pair (the paper's comparison and the
             modality split: up to twice its passes in ``bmode_swe``). Off where only the layer
@@ -60,6 +62,7 @@ class AttributionConfig:
     occlusion_stride: tuple[int, int, int] = (8, 8, 8)
     perturbations_per_eval: int = 6
     gradcam_interpolation: str = "trilinear"
+    cohort_matching: str = "flat"
     ablation_extras: bool = True
 
 

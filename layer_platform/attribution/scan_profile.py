@@ -263,20 +263,32 @@ def control_layer_means(
     return means[[int(layer) for layer in TISSUE_LAYERS]]
 
 
+#: How ``cohort_fill_volume`` puts the reference into a layer: ``flat`` fills it with the
+#: reference's mean (no texture left); ``mean_shift`` keeps the scan's own texture (speckle,
+#: fibres) and moves its mean to the reference's, so the ablated scan stays closer to scans the
+#: model has seen.
+REFERENCE_MATCHINGS = ("flat", "mean_shift")
+
+
 def cohort_fill_volume(
     table: np.ndarray,
     x: np.ndarray,
     labels: np.ndarray,
     *,
     no_signal_channels: Sequence[int] = (),
+    matching: str = "flat",
 ) -> np.ndarray:
     """The ``"cohort"`` reference of one scan as a ``(C, L, D, S)`` volume.
 
-    Tissue voxels take ``table`` (``(6, C)``, from ``control_layer_means``); background, layers
-    the table lacks (NaN) and, in ``no_signal_channels``, voxels without a measurement (exactly
-    0) keep the scan's own values, so the reference never invents stiffness where none was
-    measured. Pass it as ``AttributionConfig(baseline="cohort", cohort_fill=...)``.
+    Tissue voxels take ``table`` (``(6, C)``, from ``control_layer_means``) as ``matching``
+    says (``REFERENCE_MATCHINGS``); background, layers the table lacks (NaN) and, in
+    ``no_signal_channels``, voxels without a measurement (exactly 0) keep the scan's own values,
+    so the reference never invents stiffness where none was measured. In those channels a
+    mean-shifted measured voxel is floored at 0 (the encoding's 0 kPa). Pass the volume as
+    ``AttributionConfig(baseline="cohort", cohort_fill=...)``.
     """
+    if matching not in REFERENCE_MATCHINGS:
+        raise ValueError(f"matching must be one of {REFERENCE_MATCHINGS}; got {matching!r}")
     x = np.asarray(x, dtype=np.float32)
     labels = check_label_map(labels, tuple(x.shape[1:]))
     table = np.asarray(table, dtype=np.float64)
@@ -287,4 +299,14 @@ def cohort_fill_volume(
     keep = ~np.isfinite(fill)
     for c in no_signal_channels:
         keep[c] |= x[c] == 0
+    if matching == "mean_shift":
+        for c in range(x.shape[0]):
+            for layer in TISSUE_LAYERS:
+                voxels = (labels == layer) & ~keep[c]
+                if voxels.any():
+                    own = x[c][voxels]
+                    shifted = own - own.mean(dtype=np.float64) + table[layer - 1, c]
+                    if c in no_signal_channels:
+                        shifted = np.maximum(shifted, 0.0)
+                    fill[c][voxels] = shifted
     return np.where(keep, x, fill)

@@ -11,6 +11,7 @@ import torch
 from pydantic import Field
 
 from layer_platform.attribution import BASELINE_KINDS, METHODS, AttributionConfig
+from layer_platform.attribution.scan_profile import REFERENCE_MATCHINGS
 from layer_platform.compute import select_device
 from layer_platform.saliency_names import ABLATION_METHOD, DEFAULT_METHOD, PLATFORM_METHODS
 from layer_platform.statistics import SUBGROUPS
@@ -32,6 +33,9 @@ class SaliencyResource(dg.ConfigurableResource):
     #: Reference of Integrated Gradients, occlusion and layer ablation. ``cohort`` fills each
     #: layer with the control class's mean (falls back to ``layer_mean`` without controls).
     baseline: str = "cohort"
+    #: How the ``cohort`` reference enters a layer: ``flat`` (its mean) or ``mean_shift`` (the
+    #: scan's own texture moved to its mean); see ``attribution.scan_profile``.
+    reference_matching: str = "flat"
     ig_steps: int = 16
     #: IG steps per forward+backward pass; 0 picks by device (:meth:`batch_sizes`).
     internal_batch_size: int = 0
@@ -111,6 +115,11 @@ class SaliencyResource(dg.ConfigurableResource):
             problems.append(f"randomization_methods {self.randomization_methods} not among methods")
         if self.baseline not in BASELINE_KINDS:
             problems.append(f"baseline {self.baseline!r} must be one of {BASELINE_KINDS}")
+        if self.reference_matching not in REFERENCE_MATCHINGS:
+            problems.append(
+                f"reference_matching {self.reference_matching!r} must be one of"
+                f" {REFERENCE_MATCHINGS}"
+            )
         if len(self.occlusion_window) != 3 or len(self.occlusion_stride) != 3:
             problems.append("occlusion_window and occlusion_stride need 3 voxel counts each")
         if self.ranking_group not in SUBGROUPS:
@@ -161,4 +170,5 @@ class SaliencyResource(dg.ConfigurableResource):
             occlusion_window=tuple(self.occlusion_window),  # type: ignore[arg-type]
             occlusion_stride=tuple(self.occlusion_stride),  # type: ignore[arg-type]
             perturbations_per_eval=perturbations_per_eval,
+            cohort_matching=self.reference_matching,
         )

@@ -146,6 +146,31 @@ def test_cohort_fill_keeps_background_absent_layers_and_unmeasured_voxels():
         cohort_fill_volume(table[:, :1], x, labels)
 
 
+def test_mean_shift_keeps_the_scans_texture_at_the_references_mean():
+    rng = np.random.default_rng(0)
+    labels = tiny_label_map()  # no deep fascia
+    x = rng.normal(5.0, 1.0, (2, *labels.shape)).astype(np.float32)
+    x[1] = np.abs(x[1]) / 10
+    x[1, 2] = 0.0  # no SWE in lateral column 2
+    table = np.arange(12, dtype=float).reshape(6, 2) / 4
+    table[4] = np.nan
+    fill = cohort_fill_volume(table, x, labels, no_signal_channels=(1,), matching="mean_shift")
+    flat = cohort_fill_volume(table, x, labels, no_signal_channels=(1,))
+    keep_same = (labels == 0) | (labels == 5)  # background, a layer the table lacks
+    assert (fill[:, keep_same] == x[:, keep_same]).all()
+    assert (fill[1, 2] == 0).all(), "no stiffness invented where none was measured"
+    for layer in (1, 2, 3, 4, 6):
+        own = x[0][labels == layer]
+        shifted = fill[0][labels == layer]
+        assert shifted.mean() == pytest.approx(table[layer - 1, 0], abs=1e-5)
+        np.testing.assert_allclose(shifted - shifted.mean(), own - own.mean(), atol=1e-5)
+        assert np.ptp(flat[0][labels == layer]) == 0, "flat: the texture is gone"
+    measured = (labels > 0) & (labels != 5) & (x[1] > 0)
+    assert (fill[1][measured] >= 0).all(), "shifted stiffness stays a stiffness"
+    with pytest.raises(ValueError, match="matching must be one of"):
+        cohort_fill_volume(table, x, labels, matching="histogram")
+
+
 def test_two_channel_ablation_rows_get_a_delta_per_modality_and_the_joint_drops():
     """``bmode_swe`` (B-mode channel 0, SWE 1), w = 1 on SWE only, x = 2, fill 0: each layer's
     SWE drop is its full drop, B-mode's 0; non-muscle rows hold the joint drop of layers 1..5
