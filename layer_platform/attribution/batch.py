@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +63,15 @@ def scan_config(
         return make_config()
     if table is None:
         return make_config(baseline="layer_mean")
+    config = make_config()
     fill = cohort_fill_volume(
         table,
         x,
         labels,
         no_signal_channels=no_signal_channels(mode),
-        matching=make_config().cohort_matching,
+        matching=config.cohort_matching,
     )
-    return make_config(cohort_fill=fill)
+    return replace(config, cohort_fill=fill)
 
 
 @dataclass(frozen=True)
