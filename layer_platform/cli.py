@@ -97,6 +97,35 @@ def _cmd_sanity(args: argparse.Namespace, paths: LayerPaths) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace, paths: LayerPaths) -> int:
+    import platform
+
+    from layer_platform.orchestration.validation import run_matrix
+    from layer_platform.validation import load_matrix, rates, render
+
+    try:
+        matrix = load_matrix(args.matrix)
+        out = args.out or paths.home / "validation" / matrix.name
+        outcome = run_matrix(out, matrix, only=args.only)
+    except (ValueError, OSError) as exc:
+        print(f"layer-platform validate: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{matrix.name}: ran {len(outcome.ran)}, already stored {len(outcome.skipped)},"
+        f" failed {len(outcome.failed)}; results in {out}"
+    )
+    for name, reason in outcome.failed.items():
+        print(f"  FAILED {name}: {reason}")
+    if not outcome.rows.empty:
+        print(rates(outcome.rows).to_string(index=False))
+    if args.report and not outcome.rows.empty:
+        command = f"layer-platform validate {args.matrix} --report {args.report}"
+        machine = f"{os.cpu_count()} CPU cores ({platform.machine()})"
+        args.report.write_text(render(matrix, outcome.rows, command=command, machine=machine))
+        print(f"wrote {args.report}")
+    return 1 if outcome.failed else 0
+
+
 def _cmd_dev(args: argparse.Namespace, paths: LayerPaths) -> int:
     from layer_platform.orchestration.runner import prepare_dagster_home
 
@@ -252,6 +281,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sanity.add_argument("--seed", type=int, default=0, help="permutation seed (default 0)")
     sanity.set_defaults(func=_cmd_sanity)
+
+    validate = commands.add_parser(
+        "validate",
+        help="run a validation matrix: simulated cohorts with planted drivers through every"
+        " asset, and whether the platform found them",
+        description="For each scenario of MATRIX (a TOML file): simulate the cohort, take it"
+        " through every asset in its own LAYER_HOME under --out, and store what the platform"
+        " concluded against what was planted (validation_matrix). Resumable: a cohort already"
+        " stored with the same settings is not run again.",
+    )
+    validate.add_argument("matrix", type=Path, help="the matrix file (TOML)")
+    validate.add_argument(
+        "--out", type=Path, help="output folder (default $LAYER_HOME/validation/MATRIX_NAME)"
+    )
+    validate.add_argument("--only", nargs="+", default=[], metavar="NAME", help="these cohorts")
+    validate.add_argument(
+        "--report", type=Path, help="also write the generated results page (Markdown) here"
+    )
+    validate.set_defaults(func=_cmd_validate)
 
     add_commands(commands)
 

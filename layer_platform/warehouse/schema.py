@@ -262,6 +262,32 @@ TABLES: dict[str, str] = {
             model_version VARCHAR NOT NULL,
             computed_at TIMESTAMP NOT NULL
         )""",
+    # Written by `layer-platform validate` into the matrix's own DuckDB file, one row per
+    # cohort x input mode x method; never in a cohort's warehouse.
+    "validation_matrix": """
+        CREATE TABLE IF NOT EXISTS validation_matrix (
+            matrix VARCHAR NOT NULL,
+            scenario VARCHAR NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            seed INTEGER NOT NULL,
+            subjects INTEGER NOT NULL,
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            is_default_method BOOLEAN NOT NULL,
+            planted VARCHAR NOT NULL,
+            top_layer VARCHAR NOT NULL,
+            planted_rank INTEGER,
+            standout_layer VARCHAR,
+            verdict VARCHAR NOT NULL,
+            heldout_auc DOUBLE,
+            oof_auc DOUBLE,
+            skill_p DOUBLE,
+            beats_chance BOOLEAN NOT NULL,
+            correct BOOLEAN NOT NULL,
+            model_version VARCHAR NOT NULL,
+            seconds DOUBLE NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
 }
 
 #: One line per table: what a row is and who writes it (the Dagster asset descriptions and the
@@ -295,6 +321,9 @@ DESCRIPTIONS: dict[str, str] = {
     " layer (layer-platform sanity).",
     "driver_recovery": "Simulated cohorts only: the rank of each planted driver layer in"
     " layer_ranking.",
+    "validation_matrix": "Validation matrices only (their own DuckDB file): per simulated cohort,"
+    " input mode and method, the planted layers, where they ranked, what stood out and whether"
+    " that was right.",
 }
 
 #: Statements that bring a table created by an older version up to its contract above (run

@@ -1,0 +1,165 @@
+"""``layer-platform validate``: each cohort of a validation matrix simulated and taken through
+the real assets in its own ``LAYER_HOME``, and what the platform concluded stored beside them.
+
+Resumable: a cohort whose rows are stored with its current fingerprint is not run again, and a
+cohort interrupted half-way resumes where its stages stopped (``run_platform`` picks up what is
+pending). One cohort that fails is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from tqdm import tqdm
+
+from layer_platform.defs.definitions import build_definitions
+from layer_platform.defs.resources import ClassifierResource, SegmenterResource
+from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.orchestration.pipeline import run_platform
+from layer_platform.settings import LayerPaths
+from layer_platform.simulation import simulate_cohort
+from layer_platform.simulation.ground_truth import ground_truth_path
+from layer_platform.validation import Matrix, Scenario, outcome_rows
+from layer_platform.warehouse.store import Warehouse
+
+log = logging.getLogger(__name__)
+
+#: The matrix's results file, in its output folder (one ``LAYER_HOME`` per cohort beside it).
+RESULTS_FILE = "validation.duckdb"
+#: Written into a cohort's home: the fingerprint it was simulated for.
+MARKER = "validation.json"
+#: Every first model becomes champion, also a chance-level one: the verdict's gates, not the
+#: promotion floor, must be what keeps a null cohort from a finding.
+PROMOTION_FLOOR = 0.0
+
+
+@dataclass
+class MatrixRun:
+    """What a ``run_matrix`` call did: the matrix's stored rows and the cohorts it ran,
+    skipped (stored and current) or could not finish (name -> reason)."""
+
+    rows: pd.DataFrame
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def matrix_definitions(paths: LayerPaths, matrix: Matrix, scenario: Scenario) -> dg.Definitions:
+    """The platform's definitions with the matrix's training and attribution settings."""
+    settings = matrix.settings
+    epochs = {
+        k: v
+        for k, v in (("min_epochs", settings.min_epochs), ("max_epochs", settings.max_epochs))
+        if v is not None
+    }
+    if "max_epochs" in epochs:
+        epochs["patience"] = min(epochs["max_epochs"], ClassifierResource().patience)
+    segmenter = {"epochs": settings.segmenter_epochs} if settings.segmenter_epochs else {}
+    saliency = SaliencyResource.smoke() if settings.smoke else SaliencyResource()
+    saliency = SaliencyResource(
+        **{
+            **saliency.model_dump(),
+            "methods": list(settings.methods),
+            "reference_matching": settings.reference_matching,
+        }
+    ).validated()
+    base = build_definitions(paths=paths)
+    return dg.Definitions(
+        assets=base.assets,
+        asset_checks=base.asset_checks,
+        jobs=base.jobs,
+        resources={
+            **base.resources,
+            "classifier": ClassifierResource(
+                n_folds=scenario.folds,
+                split_seed=scenario.split_seed,
+                promotion_floor=PROMOTION_FLOOR,
+                **epochs,
+            ),
+            "segmenter": SegmenterResource(**segmenter),
+            "saliency": saliency,
+        },
+    )
+
+
+def _stored(results: Warehouse, matrix: Matrix) -> pd.DataFrame:
+    if not results.path.exists() or not results.table_exists("validation_matrix"):
+        return pd.DataFrame(columns=["scenario", "fingerprint"])
+    return results.query("SELECT * FROM validation_matrix WHERE matrix = ?", [matrix.name])
+
+
+def _cohort_home(out: Path, matrix: Matrix, scenario: Scenario) -> LayerPaths:
+    """The cohort's ``LAYER_HOME``, emptied first when it was simulated for other settings."""
+    home = out / scenario.name
+    marker = home / MARKER
+    fingerprint = matrix.fingerprint(scenario)
+    if home.exists() and (
+        not marker.exists() or json.loads(marker.read_text())["fingerprint"] != fingerprint
+    ):
+        shutil.rmtree(home)
+    paths = LayerPaths.under(home).ensure()
+    marker.write_text(json.dumps({"fingerprint": fingerprint}))
+    return paths
+
+
+def run_scenario(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
+    """Simulate (once), run every stage, and read back the cohort's ``validation_matrix`` rows.
+
+    Raises:
+        RuntimeError: a stage of the platform failed (named), or nothing was ranked.
+    """
+    started = time.monotonic()
+    paths = _cohort_home(out, matrix, scenario)
+    if not ground_truth_path(paths.landing).exists():
+        simulate_cohort(scenario.simulation(), paths.landing)
+    reports = run_platform(paths, defs=matrix_definitions(paths, matrix, scenario))
+    failed = [report.job for report in reports if report.failed]
+    if failed:
+        raise RuntimeError(f"stage {', '.join(failed)} failed")
+    seconds = time.monotonic() - started
+    rows = outcome_rows(matrix, scenario, Warehouse(paths.warehouse), seconds=seconds)
+    if rows.empty:
+        raise RuntimeError("the run ended without a layer_ranking (no champion was explained)")
+    return rows
+
+
+def run_matrix(out: Path, matrix: Matrix, *, only: Sequence[str] = ()) -> MatrixRun:
+    """Run the matrix's cohorts (``only``: those names) that have no current stored rows."""
+    unknown = set(only) - {s.name for s in matrix.scenarios}
+    if unknown:
+        raise ValueError(f"no scenario named {sorted(unknown)} in {matrix.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    results = Warehouse(out / RESULTS_FILE)
+    stored = _stored(results, matrix)
+    current = set(zip(stored["scenario"], stored["fingerprint"], strict=True))
+    chosen = [s for s in matrix.scenarios if not only or s.name in only]
+    outcome = MatrixRun(stored)
+    for scenario in tqdm(chosen, desc=f"validate {matrix.name}", unit="cohort"):
+        if (scenario.name, matrix.fingerprint(scenario)) in current:
+            outcome.skipped.append(scenario.name)
+            continue
+        log.info("validation cohort %s (seed %d) starts", scenario.name, scenario.seed)
+        try:
+            rows = run_scenario(out, matrix, scenario)
+        except Exception as exc:  # one cohort never stops the others
+            outcome.failed[scenario.name] = f"{type(exc).__name__}: {exc}"
+            log.exception("validation cohort %s failed", scenario.name)
+            continue
+        results.replace(
+            "validation_matrix",
+            rows,
+            key="scenario",
+            keys=[scenario.name],
+            scope={"matrix": matrix.name},
+        )
+        outcome.ran.append(scenario.name)
+    outcome.rows = _stored(results, matrix)
+    return outcome

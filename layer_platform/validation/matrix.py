@@ -1,0 +1,158 @@
+"""A validation matrix: simulated cohorts with known drivers, and the settings they run under.
+
+The file is TOML, written and committed *before* it runs (the seeds are the pre-registration):
+
+.. code-block:: toml
+
+    [settings]            # optional; every cohort runs under the same settings
+    subjects = 40
+    folds = 5
+
+    [[scenario]]
+    name = "bmode-deep_fat"
+    seed = 51
+    bmode_driver = "deep_fat"
+    swe_driver = "none"
+
+Any ``[settings]`` key but the training and attribution ones below can be given per scenario
+too (``subjects``, ``folds``, effect sizes). A scenario with both drivers ``"none"`` is a null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from layer_platform.attribution.scan_profile import REFERENCE_MATCHINGS
+from layer_platform.labels import Layer
+from layer_platform.saliency_names import PLATFORM_METHODS
+from layer_platform.simulation import SimulationConfig
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One simulated cohort: its seed, size, planted drivers and effect sizes."""
+
+    name: str
+    seed: int
+    subjects: int = 40
+    folds: int = 5
+    #: The split's salt (``ClassifierResource.split_seed``): a small cohort whose hash split
+    #: leaves a fold with one class needs another.
+    split_seed: int = 0
+    #: Layer key or None (``"none"`` in the file).
+    bmode_driver: str | None = None
+    swe_driver: str | None = None
+    bmode_effect_db: float = SimulationConfig.bmode_effect_db
+    swe_effect: float = SimulationConfig.swe_effect
+
+    def __post_init__(self) -> None:
+        for name in ("bmode_driver", "swe_driver"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().lower() == "none":
+                value = None
+            object.__setattr__(self, name, None if value is None else Layer.from_key(value).key)
+
+    @property
+    def drivers(self) -> dict[str, str | None]:
+        """Planted layer key per modality (``driver_recovery``'s form)."""
+        return {"bmode": self.bmode_driver, "swe": self.swe_driver}
+
+    @property
+    def is_null(self) -> bool:
+        return self.bmode_driver is None and self.swe_driver is None
+
+    def simulation(self) -> SimulationConfig:
+        return SimulationConfig(
+            n_subjects=self.subjects,
+            seed=self.seed,
+            bmode_driver=self.bmode_driver,
+            swe_driver=self.swe_driver,
+            bmode_effect_db=self.bmode_effect_db,
+            swe_effect=self.swe_effect,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every cohort of a matrix is trained and explained with (the platform's defaults
+    unless the file says otherwise; the smaller values exist for the suite's tiny matrix)."""
+
+    methods: tuple[str, ...] = PLATFORM_METHODS
+    reference_matching: str = "flat"
+    #: Classifier epochs (None: ``ClassifierConfig``'s).
+    min_epochs: int | None = None
+    max_epochs: int | None = None
+    #: Segmenter epochs (None: ``SegmenterConfig``'s).
+    segmenter_epochs: int | None = None
+    #: ``SaliencyResource.smoke()`` instead of the default attribution settings (tests only).
+    smoke: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+        if self.reference_matching not in REFERENCE_MATCHINGS:
+            raise ValueError(f"reference_matching must be one of {REFERENCE_MATCHINGS}")
+
+
+@dataclass(frozen=True)
+class Matrix:
+    name: str
+    scenarios: tuple[Scenario, ...]
+    settings: Settings = field(default_factory=Settings)
+
+    def fingerprint(self, scenario: Scenario) -> str:
+        """Changes whenever anything that decides this cohort's result changes: a stored result
+        with another fingerprint is stale and the cohort runs again."""
+        text = json.dumps([asdict(scenario), asdict(self.settings)], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_SCENARIO_KEYS = {f.name for f in fields(Scenario)}
+_SHARED_KEYS = _SCENARIO_KEYS - {"name", "seed", "bmode_driver", "swe_driver"}
+_SETTINGS_KEYS = {f.name for f in fields(Settings)}
+
+
+def load_matrix(path: Path) -> Matrix:
+    """Read and check a matrix file; errors name the scenario and key at fault."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path.name}: not valid TOML ({exc})") from None
+    unknown = set(data) - {"settings", "scenario"}
+    if unknown:
+        raise ValueError(f"{path.name}: unknown top-level keys {sorted(unknown)}")
+    given = dict(data.get("settings", {}))
+    wrong = set(given) - _SETTINGS_KEYS - _SHARED_KEYS
+    if wrong:
+        raise ValueError(f"{path.name}: unknown [settings] keys {sorted(wrong)}")
+    shared = {k: v for k, v in given.items() if k in _SHARED_KEYS}
+    settings = Settings(**{k: v for k, v in given.items() if k in _SETTINGS_KEYS})
+    scenarios = [_scenario(path.name, i, entry, shared) for i, entry in enumerate(data["scenario"])]
+    names = [s.name for s in scenarios]
+    if len(set(names)) != len(names) or not scenarios:
+        raise ValueError(f"{path.name}: scenario names must be unique and at least one given")
+    return Matrix(path.stem, tuple(scenarios), settings)
+
+
+def _scenario(file: str, index: int, entry: dict[str, Any], shared: dict[str, Any]) -> Scenario:
+    where = f"{file}: scenario {entry.get('name', index)!r}"
+    wrong = set(entry) - _SCENARIO_KEYS
+    missing = {"name", "seed"} - set(entry)
+    if wrong or missing:
+        raise ValueError(f"{where}: unknown keys {sorted(wrong)}, missing {sorted(missing)}")
+    try:
+        scenario = replace(Scenario(name=str(entry["name"]), seed=int(entry["seed"])), **shared)
+        scenario = replace(scenario, **entry)
+        scenario.simulation()  # the simulator's own checks (sizes, layer names)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if not scenario.name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"{where}: a name is a folder name: letters, digits, '-' and '_'")
+    if scenario.folds < 2:
+        raise ValueError(f"{where}: folds must be >= 2")
+    return scenario

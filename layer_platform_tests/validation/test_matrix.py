@@ -1,0 +1,109 @@
+"""Validation matrices: reading the file, and the rule that says whether a cohort's outcome is
+right (unit tests; ``test_validate.py`` runs a tiny matrix through the assets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from layer_platform.validation import Scenario, load_matrix, rates
+from layer_platform.validation.outcome import _correct, planted_for
+
+MATRIX = """
+[settings]
+subjects = 30
+folds = 3
+methods = ["integrated_gradients", "layer_ablation"]
+
+[[scenario]]
+name = "bmode-deep_fat"
+seed = 51
+bmode_driver = "deep_fat"
+swe_driver = "none"
+
+[[scenario]]
+name = "null"
+seed = 52
+subjects = 32
+bmode_driver = "none"
+swe_driver = "none"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    return path
+
+
+def test_settings_apply_to_every_scenario_unless_it_overrides_them(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, MATRIX))
+    first, null = matrix.scenarios
+    assert (first.subjects, first.folds, null.subjects, null.folds) == (30, 3, 32, 3)
+    assert first.drivers == {"bmode": "deep_fat", "swe": None} and not first.is_null
+    assert null.is_null and null.simulation().bmode_driver is None
+    assert matrix.settings.methods == ("integrated_gradients", "layer_ablation")
+    assert matrix.name == "m"
+
+
+def test_the_fingerprint_follows_what_decides_a_result(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, MATRIX))
+    first = matrix.scenarios[0]
+    again = load_matrix(write(tmp_path, MATRIX))
+    assert matrix.fingerprint(first) == again.fingerprint(again.scenarios[0])
+    moved = load_matrix(write(tmp_path, MATRIX.replace("seed = 51", "seed = 53")))
+    assert matrix.fingerprint(first) != moved.fingerprint(moved.scenarios[0])
+    flat = load_matrix(write(tmp_path, MATRIX.replace("folds = 3", "folds = 3\nsmoke = true")))
+    assert matrix.fingerprint(first) != flat.fingerprint(flat.scenarios[0])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("seed = 51", "seed = 51\ncolour = 1"), "scenario 'bmode-deep_fat': unknown keys"),
+        (('bmode_driver = "deep_fat"', 'bmode_driver = "fat"'), "scenario 'bmode-deep_fat'"),
+        (('name = "null"', 'name = "bmode-deep_fat"'), "unique"),
+        (("folds = 3", "folds = 1"), "folds must be >= 2"),
+        (("folds = 3", "fold = 3"), "unknown [settings] keys ['fold']"),
+        (('name = "null"', 'name = "../x"'), "a name is a folder name"),
+        (("[settings]", "[settings\n"), "not valid TOML"),
+    ],
+)
+def test_a_bad_matrix_names_what_is_wrong(tmp_path: Path, change: tuple, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        load_matrix(write(tmp_path, MATRIX.replace(*change)))
+    assert message in str(raised.value)
+
+
+def test_a_mode_sees_only_its_modalities_drivers() -> None:
+    both = Scenario("s", 1, bmode_driver="deep_fascia", swe_driver="muscle")
+    assert planted_for(both, "bmode") == ["deep_fascia"]
+    assert planted_for(both, "swe") == ["muscle"]
+    assert planted_for(both, "bmode_swe") == ["deep_fascia", "muscle"]
+    assert planted_for(Scenario("n", 2, bmode_driver="muscle"), "swe") == []
+
+
+def test_right_means_top_and_standing_out_or_nothing_standing_out_without_a_driver() -> None:
+    assert _correct(["muscle"], "muscle", "muscle")
+    assert not _correct(["muscle"], "muscle", None)  # first, but not a finding
+    assert not _correct(["muscle"], "dermis", "dermis")
+    assert _correct(["deep_fascia", "muscle"], "deep_fascia", "deep_fascia")
+    assert _correct([], "dermis", None)
+    assert not _correct([], "dermis", "dermis")  # a finding where nothing was planted
+
+
+def test_rates_count_only_driver_rows_whose_classifier_beats_chance() -> None:
+    frame = pd.DataFrame(
+        {
+            "method": ["layer_ablation"] * 4,
+            "is_default_method": [True] * 4,
+            "planted": ["muscle", "muscle", "none", "none"],
+            "beats_chance": [True, False, False, True],
+            "correct": [True, False, True, False],
+        }
+    )
+    row = rates(frame).iloc[0]
+    assert (row["driver_rows"], row["recovered"], row["driver_rows_at_chance"]) == (1, 1, 1)
+    assert (row["null_rows"], row["null_quiet"], row["null_quiet_rate"]) == (2, 1, 0.5)

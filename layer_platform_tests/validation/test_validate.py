@@ -1,0 +1,145 @@
+"""``layer-platform validate`` on a tiny 3-cohort matrix, through the real assets (1-epoch
+models, smoke attribution settings): what it stores agrees with each cohort's own ranking, the
+page is generated from it, and a second call runs nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from layer_platform.classification.modes import INPUT_MODES
+from layer_platform.cli import main
+from layer_platform.orchestration import validation
+from layer_platform.orchestration.validation import RESULTS_FILE, run_matrix
+from layer_platform.validation import Matrix, Scenario, load_matrix
+from layer_platform.validation.outcome import COLUMNS
+from layer_platform.warehouse.store import Warehouse
+
+METHODS = ("integrated_gradients", "layer_ablation")
+#: 8 subjects each; each split salt leaves both classes in every fold's training and validation
+#: scans and in the test set, also among the scans with SWE.
+TINY = f"""
+[settings]
+subjects = 8
+folds = 2
+min_epochs = 1
+max_epochs = 1
+segmenter_epochs = 1
+smoke = true
+methods = {list(METHODS)}
+
+[[scenario]]
+name = "bmode-deep_fascia"
+seed = 3
+bmode_driver = "deep_fascia"
+swe_driver = "none"
+
+[[scenario]]
+name = "swe-muscle"
+seed = 4
+split_seed = 17
+bmode_driver = "none"
+swe_driver = "muscle"
+
+[[scenario]]
+name = "null"
+seed = 5
+split_seed = 10
+bmode_driver = "none"
+swe_driver = "none"
+"""
+PLANTED = {
+    "bmode-deep_fascia": {"bmode": "deep_fascia", "swe": "none", "bmode_swe": "deep_fascia"},
+    "swe-muscle": {"bmode": "none", "swe": "muscle", "bmode_swe": "muscle"},
+    "null": {"bmode": "none", "swe": "none", "bmode_swe": "none"},
+}
+RANKING = """
+    SELECT input_mode, method, list(layer ORDER BY rank)[1] AS top_layer,
+           any_value(layer) FILTER (WHERE stands_out) AS standout_layer
+    FROM layer_ranking GROUP BY ALL
+"""
+
+
+@pytest.mark.slow
+def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    matrix_file, out, report = tmp_path / "tiny.toml", tmp_path / "out", tmp_path / "tiny.md"
+    matrix_file.write_text(TINY)
+    args = ["validate", str(matrix_file), "--out", str(out), "--report", str(report)]
+    assert main(args) == 0, capsys.readouterr().out
+    assert "ran 3, already stored 0, failed 0" in capsys.readouterr().out
+
+    rows = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
+    assert list(rows.columns) == COLUMNS
+    assert sorted(zip(rows["scenario"], rows["input_mode"], rows["method"], strict=True)) == sorted(
+        (s, m, method) for s in PLANTED for m in INPUT_MODES for method in METHODS
+    )
+    for row in rows.itertuples(index=False):
+        assert row.planted == PLANTED[row.scenario][row.input_mode]
+    for scenario, stored in rows.groupby("scenario"):
+        own = Warehouse(out / scenario / "warehouse" / "layer.duckdb").query(RANKING)
+        merged = stored.merge(own, on=["input_mode", "method"], suffixes=("", "_own"))
+        assert len(merged) == len(stored)
+        assert (merged["top_layer"] == merged["top_layer_own"]).all()
+        assert merged["standout_layer"].fillna("").eq(merged["standout_layer_own"].fillna("")).all()
+    assert rows["is_default_method"].eq(rows["method"] == "layer_ablation").all()
+    assert rows.loc[rows["planted"] == "none", "planted_rank"].isna().all()
+
+    page = report.read_text()
+    assert "**Produced by:** `layer-platform validate" in page
+    assert page.count("| bmode-deep_fascia |") == len(INPUT_MODES) * len(METHODS)
+    assert "**layer_ablation** (default)" in page
+
+    assert main(args) == 0
+    assert "ran 0, already stored 3, failed 0" in capsys.readouterr().out
+    again = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
+    pd.testing.assert_frame_equal(
+        rows.sort_values(["scenario", "input_mode", "method"], ignore_index=True),
+        again.sort_values(["scenario", "input_mode", "method"], ignore_index=True),
+    )
+
+
+def test_one_failing_cohort_leaves_the_others_run_and_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matrix_file = tmp_path / "tiny.toml"
+    matrix_file.write_text(TINY)
+    matrix = load_matrix(matrix_file)
+
+    def run_scenario(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
+        if scenario.name == "swe-muscle":
+            raise RuntimeError("stage train_classifiers failed")
+        row = dict.fromkeys(COLUMNS)
+        row.update(
+            matrix=matrix.name,
+            scenario=scenario.name,
+            fingerprint=matrix.fingerprint(scenario),
+            seed=scenario.seed,
+            subjects=scenario.subjects,
+            input_mode="bmode",
+            method="layer_ablation",
+            is_default_method=True,
+            planted="none",
+            top_layer="dermis",
+            verdict="no layer stands out",
+            beats_chance=False,
+            correct=True,
+            model_version="1",
+            seconds=1.0,
+            computed_at=pd.Timestamp("2026-01-01"),
+        )
+        return pd.DataFrame([row])
+
+    monkeypatch.setattr(validation, "run_scenario", run_scenario)
+    first = run_matrix(tmp_path / "out", matrix)
+    assert (first.ran, list(first.failed)) == (["bmode-deep_fascia", "null"], ["swe-muscle"])
+    assert "train_classifiers" in first.failed["swe-muscle"]
+    assert sorted(first.rows["scenario"]) == ["bmode-deep_fascia", "null"]
+    second = run_matrix(tmp_path / "out", matrix)
+    assert (second.ran, second.skipped) == ([], ["bmode-deep_fascia", "null"])
+    assert list(second.failed) == ["swe-muscle"]
+    with pytest.raises(ValueError, match="no scenario named"):
+        run_matrix(tmp_path / "out", matrix, only=["absent"])
