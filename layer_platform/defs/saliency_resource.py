@@ -97,6 +97,16 @@ class SaliencyResource(dg.ConfigurableResource):
             shown += [m for m in self.methods if m != ABLATION_METHOD][:1]
         return shown
 
+    def attribution_settings(self) -> str:
+        """The settings that decide an attribution's values, as one readable string: a stored
+        result computed under other ones is stale (e.g. the randomization check's verdict)."""
+        window = "x".join(map(str, self.occlusion_window))
+        stride = "x".join(map(str, self.occlusion_stride))
+        return (
+            f"baseline={self.baseline} matching={self.reference_matching}"
+            f" ig_steps={self.ig_steps} occlusion={window}/{stride}"
+        )
+
     def sanity_methods(self) -> list[str]:
         """The methods the randomization checks run for, in ``methods`` order: the configured
         ``randomization_methods``, else the default method."""

@@ -24,6 +24,7 @@ from layer_platform.defs.definitions import build_definitions
 from layer_platform.defs.resources import ClassifierResource, SegmenterResource
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.orchestration.pipeline import run_platform
+from layer_platform.orchestration.runner import StageReport, open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import simulate_cohort
 from layer_platform.simulation.ground_truth import ground_truth_path
@@ -52,8 +53,12 @@ class MatrixRun:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def matrix_definitions(paths: LayerPaths, matrix: Matrix, scenario: Scenario) -> dg.Definitions:
-    """The platform's definitions with the matrix's training and attribution settings."""
+def matrix_definitions(
+    paths: LayerPaths, matrix: Matrix, scenario: Scenario, matching: str | None = None
+) -> dg.Definitions:
+    """The platform's definitions with the matrix's training and attribution settings, the
+    cohort reference entering with ``matching`` (default: the matrix's first). A matching other
+    than the first recomputes the saliency rows the first left (``keep_current`` off)."""
     settings = matrix.settings
     epochs = {
         k: v
@@ -68,7 +73,8 @@ def matrix_definitions(paths: LayerPaths, matrix: Matrix, scenario: Scenario) ->
         **{
             **saliency.model_dump(),
             "methods": list(settings.methods),
-            "reference_matching": settings.reference_matching,
+            "reference_matching": matching or settings.reference_matching[0],
+            "keep_current": matching in (None, settings.reference_matching[0]),
         }
     ).validated()
     base = build_definitions(paths=paths)
@@ -120,12 +126,32 @@ def run_scenario(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
     paths = _cohort_home(out, matrix, scenario)
     if not ground_truth_path(paths.landing).exists():
         simulate_cohort(scenario.simulation(), paths.landing)
-    reports = run_platform(paths, defs=matrix_definitions(paths, matrix, scenario))
+    warehouse = Warehouse(paths.warehouse)
+    first, *others = matrix.settings.reference_matching
+    _check(run_platform(paths, defs=matrix_definitions(paths, matrix, scenario)))
+    found = [_outcome(matrix, scenario, warehouse, started, first)]
+    for matching in others:  # the same trained models, explained and summarized again
+        started = time.monotonic()
+        defs = matrix_definitions(paths, matrix, scenario, matching)
+        instance = open_instance(paths)
+        keys = list(warehouse.query("SELECT scan_id FROM scans ORDER BY scan_id")["scan_id"])
+        _check([run_job(defs, instance, "compute_saliency", partition_keys=keys)])
+        _check([run_job(defs, instance, "summarize_saliency")])
+        found.append(_outcome(matrix, scenario, warehouse, started, matching))
+    return pd.concat(found, ignore_index=True)
+
+
+def _check(reports: list[StageReport]) -> None:
     failed = [report.job for report in reports if report.failed]
     if failed:
         raise RuntimeError(f"stage {', '.join(failed)} failed")
+
+
+def _outcome(
+    matrix: Matrix, scenario: Scenario, warehouse: Warehouse, started: float, matching: str
+) -> pd.DataFrame:
     seconds = time.monotonic() - started
-    rows = outcome_rows(matrix, scenario, Warehouse(paths.warehouse), seconds=seconds)
+    rows = outcome_rows(matrix, scenario, warehouse, seconds=seconds, reference_matching=matching)
     if rows.empty:
         raise RuntimeError("the run ended without a layer_ranking (no champion was explained)")
     return rows

@@ -83,7 +83,9 @@ class Settings:
     unless the file says otherwise; the smaller values exist for the suite's tiny matrix)."""
 
     methods: tuple[str, ...] = PLATFORM_METHODS
-    reference_matching: str = "flat"
+    #: How the cohort reference enters an ablated layer; several compare them on the same
+    #: trained models (each cohort's saliency and summary re-run per extra matching).
+    reference_matching: tuple[str, ...] = ("flat",)
     #: Classifier epochs (None: ``ClassifierConfig``'s).
     min_epochs: int | None = None
     max_epochs: int | None = None
@@ -94,8 +96,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
-        if self.reference_matching not in REFERENCE_MATCHINGS:
-            raise ValueError(f"reference_matching must be one of {REFERENCE_MATCHINGS}")
+        matching = self.reference_matching
+        matching = (matching,) if isinstance(matching, str) else tuple(matching)
+        object.__setattr__(self, "reference_matching", matching)
+        if not matching or not set(matching) <= set(REFERENCE_MATCHINGS):
+            raise ValueError(
+                f"reference_matching must be one or more of {REFERENCE_MATCHINGS}, got {matching}"
+            )
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,15 @@ def planted_for(scenario: Scenario, mode: str) -> list[str]:
 
 
 def outcome_rows(
-    matrix: Matrix, scenario: Scenario, warehouse: Warehouse, *, seconds: float
+    matrix: Matrix,
+    scenario: Scenario,
+    warehouse: Warehouse,
+    *,
+    seconds: float,
+    reference_matching: str = "flat",
 ) -> pd.DataFrame:
-    """``validation_matrix`` rows of one cohort run to its end (every ranked mode and method)."""
+    """``validation_matrix`` rows of one cohort run to its end (every ranked mode and method),
+    its saliency computed with ``reference_matching``."""
     ranked = warehouse.query(RANKED)
     skills = {
         (mode, version): classifier_skill(warehouse, mode, version)
@@ -66,6 +72,7 @@ def outcome_rows(
                 "subjects": scenario.subjects,
                 "input_mode": row.input_mode,
                 "method": row.method,
+                "reference_matching": reference_matching,
                 "is_default_method": bool(row.is_default_method),
                 "planted": ",".join(planted) or "none",
                 "top_layer": layers[0],
@@ -100,6 +107,7 @@ COLUMNS = [
     "subjects",
     "input_mode",
     "method",
+    "reference_matching",
     "is_default_method",
     "planted",
     "top_layer",
@@ -118,15 +126,17 @@ COLUMNS = [
 
 
 def rates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per method: driver rows that beat chance and were recovered (top-1 and standing out),
-    null rows with no finding, and the same counts as rates (NaN where no row counts)."""
+    """Per method and reference matching: driver rows that beat chance and were recovered
+    (top-1 and standing out), null rows with no finding, and the same counts as rates (NaN
+    where no row counts)."""
     records = []
-    for method, rows in frame.groupby("method", sort=True):
+    for (method, matching), rows in frame.groupby(["method", "reference_matching"], sort=True):
         drivers = rows[(rows["planted"] != "none") & rows["beats_chance"]]
         nulls = rows[rows["planted"] == "none"]
         records.append(
             {
                 "method": method,
+                "reference_matching": matching,
                 "is_default_method": bool(rows["is_default_method"].any()),
                 "driver_rows": len(drivers),
                 "recovered": int(drivers["correct"].sum()),

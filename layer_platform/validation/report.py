@@ -28,7 +28,7 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
     """Markdown for one matrix's rows: the rates per method, every cohort's outcome per mode
     and method, and every miss of the default method with its verdict (the why)."""
     done = frame["scenario"].unique()
-    minutes = frame.groupby("scenario")["seconds"].first().sum() / 60
+    minutes = frame.groupby(["scenario", "reference_matching"])["seconds"].first().sum() / 60
     lines = [
         f"# Results: validation matrix `{matrix.name}`",
         "",
@@ -54,13 +54,14 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
     ]
     lines += _table(summary.drop(columns="is_default_method"))
     lines += ["", "## Every cohort", ""]
-    shown = frame.sort_values(["scenario", "input_mode", "method"])[
+    shown = frame.sort_values(["scenario", "input_mode", "method", "reference_matching"])[
         [
             "scenario",
             "seed",
             "subjects",
             "input_mode",
             "method",
+            "reference_matching",
             "planted",
             "top_layer",
             "planted_rank",
@@ -76,9 +77,11 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
     lines += ["", "## Misses of the default method, with the verdict that says why", ""]
     if misses.empty:
         lines.append("None.")
-    for row in misses.sort_values(["scenario", "input_mode"]).itertuples(index=False):
+    for row in misses.sort_values(["scenario", "input_mode", "reference_matching"]).itertuples(
+        index=False
+    ):
         lines.append(
-            f"- `{row.scenario}` {row.input_mode} (planted {row.planted}, first"
-            f" {row.top_layer}): {row.verdict}"
+            f"- `{row.scenario}` {row.input_mode}, {row.reference_matching} reference (planted"
+            f" {row.planted}, first {row.top_layer}): {row.verdict}"
         )
     return "\n".join(lines) + "\n"

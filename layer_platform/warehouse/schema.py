@@ -273,6 +273,7 @@ TABLES: dict[str, str] = {
             subjects INTEGER NOT NULL,
             input_mode VARCHAR NOT NULL,
             method VARCHAR NOT NULL,
+            reference_matching VARCHAR NOT NULL,
             is_default_method BOOLEAN NOT NULL,
             planted VARCHAR NOT NULL,
             top_layer VARCHAR NOT NULL,

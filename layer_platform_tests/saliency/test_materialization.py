@@ -408,7 +408,11 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     checked = warehouse.query("SELECT * FROM randomization_checks ORDER BY input_mode, method")
     # by default the gate is run for the headline (default) method only
     assert len(checked) == len(MODES) and set(checked["method"]) == {TINY.default_method}
-    assert (checked["protocol"] == PROTOCOL).all() and checked["cascade"].notna().all()
+    # stored with the attribution settings it ran with: other settings make it stale
+    assert (checked["protocol"] == f"{PROTOCOL} {TINY.attribution_settings()}").all()
+    assert checked["cascade"].notna().all()
+    shifted = SaliencyResource(**{**TINY.model_dump(), "reference_matching": "mean_shift"})
+    assert shifted.attribution_settings() != TINY.attribution_settings()
     # 2 scans of 4 subjects cannot decide (MIN_DECISIVE_SCANS): the check warns, the gate
     # reads "not run"
     status = _check_status(cohort.instance, "randomization_checks", "model_randomization")

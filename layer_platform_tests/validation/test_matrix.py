@@ -98,6 +98,7 @@ def test_rates_count_only_driver_rows_whose_classifier_beats_chance() -> None:
     frame = pd.DataFrame(
         {
             "method": ["layer_ablation"] * 4,
+            "reference_matching": ["flat"] * 4,
             "is_default_method": [True] * 4,
             "planted": ["muscle", "muscle", "none", "none"],
             "beats_chance": [True, False, False, True],

@@ -18,6 +18,8 @@ from layer_platform.validation.outcome import COLUMNS
 from layer_platform.warehouse.store import Warehouse
 
 METHODS = ("integrated_gradients", "layer_ablation")
+#: The first is the pipeline's; the second re-explains the same models.
+MATCHINGS = ("flat", "mean_shift")
 #: 8 subjects each; each split salt leaves both classes in every fold's training and validation
 #: scans and in the test set, also among the scans with SWE.
 TINY = f"""
@@ -29,6 +31,7 @@ max_epochs = 1
 segmenter_epochs = 1
 smoke = true
 methods = {list(METHODS)}
+reference_matching = {list(MATCHINGS)}
 
 [[scenario]]
 name = "bmode-deep_fascia"
@@ -74,12 +77,19 @@ def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
 
     rows = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
     assert list(rows.columns) == COLUMNS
-    assert sorted(zip(rows["scenario"], rows["input_mode"], rows["method"], strict=True)) == sorted(
-        (s, m, method) for s in PLANTED for m in INPUT_MODES for method in METHODS
+    keys = ["scenario", "input_mode", "method", "reference_matching"]
+    assert sorted(rows[keys].itertuples(index=False, name=None)) == sorted(
+        (s, m, method, matching)
+        for s in PLANTED
+        for m in INPUT_MODES
+        for method in METHODS
+        for matching in MATCHINGS
     )
     for row in rows.itertuples(index=False):
         assert row.planted == PLANTED[row.scenario][row.input_mode]
-    for scenario, stored in rows.groupby("scenario"):
+    # a cohort's warehouse holds the last matching's summary
+    last = rows[rows["reference_matching"] == MATCHINGS[-1]]
+    for scenario, stored in last.groupby("scenario"):
         own = Warehouse(out / scenario / "warehouse" / "layer.duckdb").query(RANKING)
         merged = stored.merge(own, on=["input_mode", "method"], suffixes=("", "_own"))
         assert len(merged) == len(stored)
@@ -90,15 +100,14 @@ def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
 
     page = report.read_text()
     assert "**Produced by:** `layer-platform validate" in page
-    assert page.count("| bmode-deep_fascia |") == len(INPUT_MODES) * len(METHODS)
+    assert page.count("| bmode-deep_fascia |") == len(INPUT_MODES) * len(METHODS) * len(MATCHINGS)
     assert "**layer_ablation** (default)" in page
 
     assert main(args) == 0
     assert "ran 0, already stored 3, failed 0" in capsys.readouterr().out
     again = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
     pd.testing.assert_frame_equal(
-        rows.sort_values(["scenario", "input_mode", "method"], ignore_index=True),
-        again.sort_values(["scenario", "input_mode", "method"], ignore_index=True),
+        rows.sort_values(keys, ignore_index=True), again.sort_values(keys, ignore_index=True)
     )
 
 
@@ -121,6 +130,7 @@ def test_one_failing_cohort_leaves_the_others_run_and_stored(
             subjects=scenario.subjects,
             input_mode="bmode",
             method="layer_ablation",
+            reference_matching="flat",
             is_default_method=True,
             planted="none",
             top_layer="dermis",

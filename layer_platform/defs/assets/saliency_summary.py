@@ -15,6 +15,7 @@ import pandas as pd
 from layer_platform.attribution.batch import scan_config
 from layer_platform.attribution.champions import development_table
 from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
+from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
     RandomizationOutcome,
     RandomizationSettings,
@@ -113,6 +114,7 @@ def _settings(saliency: SaliencyResource) -> RandomizationSettings:
         tuple(saliency.sanity_methods()),
         saliency.randomization_bar,
         saliency.randomization_scans,
+        f"{RANDOMIZATION_PROTOCOL} {saliency.attribution_settings()}",
     )
 
 
