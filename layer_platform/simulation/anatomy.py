@@ -2,13 +2,14 @@
 
 The skin is depth 0; each layer's bottom is the running sum of the thicknesses above it, and
 muscle fills the rest. Geometry is drawn in mm, so every grid (B-mode, SWE) sees the same layers.
-Thickness is shared by both classes: the pain effect is planted in intensity and stiffness only,
-because a thicker layer would move every layer below it.
+Thickness is shared by both classes unless a scenario scales it (``fat_confounding``,
+``thickness_effect``): a thicker layer moves every layer below it, so that is never the default.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,12 +94,17 @@ class Anatomy:
         return np.clip((depth - top) / np.maximum(bottom - top, 1e-6), 0.0, 1.0)
 
 
-def draw_anatomy(seed: int, subject_index: int, side: str) -> Anatomy:
-    """A subject's mean thicknesses (shared by both sides) with this side's own variation."""
+def draw_anatomy(
+    seed: int, subject_index: int, side: str, factors: Mapping[Layer, float] | None = None
+) -> Anatomy:
+    """A subject's mean thicknesses (shared by both sides) with this side's own variation,
+    times ``factors`` per layer (a scenario's; the draws do not depend on them)."""
     shared = stream(seed, Stream.ANATOMY, subject_index)
     mean = np.array([shared.uniform(*THICKNESS_RANGE_MM[layer]) for layer in LAYERS_ABOVE_MUSCLE])
     own = stream(seed, Stream.ANATOMY, subject_index, side)
     mean *= np.exp(SIDE_ASYMMETRY * own.standard_normal(len(mean)))
+    for layer, factor in (factors or {}).items():
+        mean[LAYERS_ABOVE_MUSCLE.index(layer)] *= factor
     return Anatomy(
         mean_thickness_mm=tuple(float(t) for t in mean),
         thickness_fields=tuple(

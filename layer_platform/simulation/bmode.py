@@ -3,8 +3,9 @@
 The chain follows the physics: a tissue reflectivity map (dB) → blurred by the point-spread
 function → times spatially correlated Rayleigh speckle → depth attenuation left after TGC and the
 scan's gain → electronic noise floor → log compression onto 0..255. The pain effect multiplies
-the driver layer's reflectivity *after* the blur, so it stays inside that layer and no other
-layer's intensity distribution depends on the label.
+the driver layers' reflectivity *after* the blur, so it stays inside them (or fades beyond them by
+exactly the configured spill-over) and no other layer's intensity distribution depends on the
+label.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from layer_platform.simulation.anatomy import Anatomy
 from layer_platform.simulation.config import Effect
 from layer_platform.simulation.devices import Device
 from layer_platform.simulation.fields import FourierField, Grid, Triple
+from layer_platform.simulation.reach import reach
 from layer_platform.simulation.subjects import Stream, stream
 
 
@@ -152,7 +154,9 @@ def render_bmode(
     subject_index: int,
     side: str,
 ) -> np.ndarray:
-    """One scan's B-mode volume, uint8 on ``grid``; ``pain.size`` is in dB."""
+    """One scan's B-mode volume, uint8 on ``grid``; ``pain.size`` is in dB: the level change
+    (``level``) or the standard deviation of a zero-mean mottle added to the drivers (``texture``).
+    """
     shared = stream(seed, Stream.ECHO, subject_index)
     rng = stream(seed, Stream.ECHO, subject_index, side)
     tone_db = SUBJECT_TONE_DB * shared.standard_normal(len(TISSUE_LAYERS))
@@ -164,9 +168,14 @@ def render_bmode(
     echo = gaussian_filter(reflectivity, sigma)
 
     patches = FourierField.draw(rng, PAIN_PATCH_MM).on_grid(grid)
-    if pain.layer is not None and pain.size:
-        driver = labels == pain.layer
-        echo[driver] *= 10 ** (pain.size * (1 + PAIN_PATCHINESS * patches[driver]) / 20)
+    if pain.layers and pain.size:
+        weight = reach(labels, pain.layers, pain.spill_mm, grid.spacing)
+        touched = weight > 0
+        if pain.kind == "texture":  # zero mean over the drivers: contrast changes, level not
+            pattern = patches[touched] - patches[np.isin(labels, pain.layers)].mean()
+        else:
+            pattern = 1 + PAIN_PATCHINESS * patches[touched]
+        echo[touched] *= 10 ** (pain.size * weight[touched] * pattern / 20)
 
     echo *= _speckle(rng, grid)
     gain_db = rng.uniform(*GAIN_DB) + device.gain_offset_db

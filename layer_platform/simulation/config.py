@@ -13,19 +13,39 @@ from layer_platform.simulation.fields import Triple
 FORMATS: tuple[str, ...] = ("nii", "nii.gz", "nrrd", "mha", "dcm")
 B_MODE_ONLY_FORMATS: frozenset[str] = frozenset({"dcm"})
 
+#: How the B-mode driver changes: its mean echo level, or its texture at an unchanged mean.
+DRIVER_KINDS: tuple[str, ...] = ("level", "texture")
+#: Config fields that are shares of subjects or scans.
+SHARES: tuple[str, ...] = (
+    "mp_fraction",
+    "annotated_fraction",
+    "swe_fraction",
+    "unilateral_fraction",
+    "site_confounding",
+    "swe_coverage_confounding",
+)
+#: Config fields that hold a layer (stored by key in JSON).
+LAYER_FIELDS: tuple[str, ...] = ("bmode_driver", "bmode_driver2", "swe_driver")
+#: Fat layers that grow with body size (``fat_confounding``).
+FAT_LAYERS: tuple[Layer, ...] = (Layer.SUPERFICIAL_FAT, Layer.DEEP_FAT)
+
 
 @dataclass(frozen=True)
 class Effect:
     """A pain effect as planted in one scan.
 
     Args:
-        layer: the driver layer, or None.
+        layers: the driver layers (none, one, or two for a two-layer B-mode driver).
         size: already scaled by the subject's severity; dB for B-mode, relative stiffness change
             for SWE; 0 for controls.
+        spill_mm: e-folding distance (mm) of the effect beyond the driver layers; 0 confines it.
+        kind: ``level`` or ``texture`` (B-mode only, see :data:`DRIVER_KINDS`).
     """
 
-    layer: Layer | None
+    layers: tuple[Layer, ...]
     size: float
+    spill_mm: float = 0.0
+    kind: str = "level"
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,23 @@ class SimulationConfig:
         formats: landing formats drawn per scan.
         field_of_view_mm: (lateral, depth, sweep) extent of every scan.
         spacing_scale: multiplies every device's voxel size; > 1 renders smaller volumes.
+
+    Scenarios (docs/explanation/simulator-scenarios.md); every default renders as before them:
+
+    Args:
+        bmode_driver2: a second layer with the same B-mode effect, or None.
+        bmode_driver_kind: ``level`` (echo level changes) or ``texture`` (the drivers' mottle
+            contrast grows by ``bmode_effect_db`` x severity dB at an unchanged mean level).
+        bmode_spill_mm, swe_spill_mm: the effect fades as exp(-d / spill) at a distance d (mm)
+            beyond the driver layers; 0 confines it to them.
+        thickness_effect: relative thickening of the B-mode driver layers at severity 1.
+        unilateral_fraction: share of MP subjects whose pain (every planted effect) is on one
+            side only; the other side renders as a control's, both stay labelled MP.
+        site_confounding: share of subjects whose site follows the label: MP to
+            ``devices.CONFOUNDED_SITE``, controls away from it.
+        fat_confounding: relative thickening of both fat layers in MP subjects (body size).
+        swe_coverage_confounding: shifts the chance of an SWE volume towards MP scans (1: every
+            MP scan has one, no control scan does).
     """
 
     n_subjects: int = 40
@@ -62,10 +99,19 @@ class SimulationConfig:
     formats: tuple[str, ...] = FORMATS
     field_of_view_mm: Triple = (32.0, 35.0, 24.0)
     spacing_scale: float = 1.0
+    bmode_driver2: Layer | None = None
+    bmode_driver_kind: str = "level"
+    bmode_spill_mm: float = 0.0
+    swe_spill_mm: float = 0.0
+    thickness_effect: float = 0.0
+    unilateral_fraction: float = 0.0
+    site_confounding: float = 0.0
+    fat_confounding: float = 0.0
+    swe_coverage_confounding: float = 0.0
 
     def __post_init__(self) -> None:
         # Accept layer names and lists (CLI, JSON) but store one canonical form.
-        for name in ("bmode_driver", "swe_driver"):
+        for name in LAYER_FIELDS:
             object.__setattr__(self, name, _as_driver(getattr(self, name)))
         object.__setattr__(self, "formats", tuple(self.formats))
         object.__setattr__(self, "field_of_view_mm", tuple(float(v) for v in self.field_of_view_mm))
@@ -76,10 +122,11 @@ class SimulationConfig:
             raise ValueError(f"n_subjects must be an integer >= 1, got {self.n_subjects!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        for name in ("mp_fraction", "annotated_fraction", "swe_fraction"):
+        for name in SHARES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        self._validate_scenarios()
         if not math.isfinite(self.bmode_effect_db):
             raise ValueError(f"bmode_effect_db must be finite, got {self.bmode_effect_db}")
         if not (math.isfinite(self.swe_effect) and self.swe_effect > -1.0):
@@ -94,12 +141,51 @@ class SimulationConfig:
         if not self.spacing_scale > 0:
             raise ValueError(f"spacing_scale must be positive, got {self.spacing_scale}")
 
+    def _validate_scenarios(self) -> None:
+        if self.bmode_driver2 is not None and self.bmode_driver in (None, self.bmode_driver2):
+            raise ValueError("bmode_driver2 needs a bmode_driver, and another layer than it")
+        if self.bmode_driver_kind not in DRIVER_KINDS:
+            raise ValueError(f"bmode_driver_kind must be one of {DRIVER_KINDS}")
+        for name in ("bmode_spill_mm", "swe_spill_mm"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0 mm, got {value}")
+        for name in ("thickness_effect", "fat_confounding"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > -1.0):
+                raise ValueError(f"{name} must be > -1 (thickness > 0), got {value}")
+        if self.thickness_effect and not self.bmode_layers:
+            raise ValueError("thickness_effect thickens the bmode_driver: name one")
+        if self.thickness_effect and Layer.MUSCLE in self.bmode_layers:
+            raise ValueError("thickness_effect: muscle fills the view below, it cannot thicken")
+
+    @property
+    def bmode_layers(self) -> tuple[Layer, ...]:
+        """The B-mode driver layers (none, one or two)."""
+        return tuple(x for x in (self.bmode_driver, self.bmode_driver2) if x is not None)
+
     def planted(self, severity: float) -> tuple[Effect, Effect]:
-        """The (B-mode, SWE) effects for a subject of this severity."""
+        """The (B-mode, SWE) effects for a subject (or side) of this severity."""
         return (
-            Effect(self.bmode_driver, self.bmode_effect_db * severity),
-            Effect(self.swe_driver, self.swe_effect * severity),
+            Effect(
+                self.bmode_layers,
+                self.bmode_effect_db * severity,
+                self.bmode_spill_mm,
+                self.bmode_driver_kind,
+            ),
+            Effect(
+                () if self.swe_driver is None else (self.swe_driver,),
+                self.swe_effect * severity,
+                self.swe_spill_mm,
+            ),
         )
+
+    def thickness_factors(self, is_mp: bool, severity: float) -> dict[Layer, float]:
+        """Mean-thickness multiplier per layer: fat by label (body size), drivers by severity."""
+        factors = dict.fromkeys(FAT_LAYERS, 1.0 + self.fat_confounding) if is_mp else {}
+        for layer in self.bmode_layers if self.thickness_effect and severity else ():
+            factors[layer] = factors.get(layer, 1.0) * (1.0 + self.thickness_effect * severity)
+        return {layer: f for layer, f in factors.items() if f != 1.0}
 
     @property
     def volume_formats(self) -> tuple[str, ...]:
@@ -109,7 +195,7 @@ class SimulationConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: layers by name, tuples as lists."""
         data = asdict(self)
-        for name in ("bmode_driver", "swe_driver"):
+        for name in LAYER_FIELDS:
             data[name] = None if data[name] is None else Layer(data[name]).key
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 

@@ -1,7 +1,8 @@
 """Sites and scanners: the nuisance the platform's preprocessing has to undo.
 
 Each device samples the same anatomy on its own voxel grid, with its own SWE grid, dynamic range
-and gain calibration. Subjects are assigned to sites at random, so none of this carries the label.
+and gain calibration. Subjects are assigned to sites at random, so none of this carries the label,
+unless a scenario's ``site_confounding`` sends MP subjects to :data:`CONFOUNDED_SITE`.
 """
 
 from __future__ import annotations
@@ -45,3 +46,7 @@ SITES: dict[str, tuple[str, ...]] = {
     "site-south": ("HD-12",),
     "site-east": ("LX-15", "HD-12"),
 }
+
+#: Where ``site_confounding`` sends MP subjects: its one scanner has the widest dynamic range and
+#: the lowest gain, so its scans look unlike the others' in every layer.
+CONFOUNDED_SITE = "site-south"

@@ -8,12 +8,13 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from layer_platform.io.volume import Volume
+from layer_platform.labels import POSITIVE_LABEL
 from layer_platform.simulation.anatomy import draw_anatomy
 from layer_platform.simulation.bmode import render_bmode
 from layer_platform.simulation.config import SimulationConfig
 from layer_platform.simulation.devices import DEVICES
 from layer_platform.simulation.fields import Grid
-from layer_platform.simulation.subjects import ScanPlan, plan_scan
+from layer_platform.simulation.subjects import ScanPlan, plan_scan, side_severity
 from layer_platform.simulation.swe import render_swe
 
 
@@ -59,13 +60,17 @@ def simulate_scan(config: SimulationConfig, subject_index: int, side: str) -> Si
 def _render(config: SimulationConfig, subject_index: int, side: str) -> SimulatedScan:
     plan = plan_scan(config, subject_index, side)
     device = DEVICES[plan.subject.device]
-    bmode_effect, swe_effect = config.planted(plan.subject.severity)
+    severity = side_severity(config, plan.subject, side)
+    bmode_effect, swe_effect = config.planted(severity)
+    is_mp = plan.subject.label == POSITIVE_LABEL
     where = {"seed": config.seed, "subject_index": subject_index, "side": side}
 
     grid = Grid.from_spacing(
         config.field_of_view_mm, tuple(s * config.spacing_scale for s in device.spacing_mm)
     )
-    anatomy = draw_anatomy(config.seed, subject_index, side)
+    anatomy = draw_anatomy(
+        config.seed, subject_index, side, config.thickness_factors(is_mp, severity)
+    )
     labels = anatomy.label_map(grid)
     bmode = render_bmode(anatomy, grid, labels, device, bmode_effect, **where)
 

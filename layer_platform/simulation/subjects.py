@@ -3,7 +3,8 @@ each scan folder will hold.
 
 Every draw comes from its own random stream keyed by (seed, stream, subject[, side]), so adding
 subjects never changes existing ones, and no nuisance (site, device, date, format, SWE or
-annotation presence) can depend on the label.
+annotation presence) can depend on the label unless a confounding scenario says so; those draw
+from streams of their own, so at 0 every cohort is the one drawn without them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from layer_platform.ingestion.landing import SIDES
 from layer_platform.labels import POSITIVE_LABEL
 from layer_platform.simulation.config import SimulationConfig
-from layer_platform.simulation.devices import SITES
+from layer_platform.simulation.devices import CONFOUNDED_SITE, SITES
 
 CONTROL_LABEL = "control"
 
@@ -43,6 +44,8 @@ class Stream(IntEnum):
     ANATOMY = 4
     ECHO = 5
     STIFFNESS = 6
+    CONFOUNDING = 7
+    SIDEDNESS = 8
 
 
 def stream(seed: int, kind: Stream, index: int, side: str | None = None) -> np.random.Generator:
@@ -101,6 +104,7 @@ def draw_subject(config: SimulationConfig, index: int) -> Subject:
     site = str(visit.choice(sorted(SITES)))
     device = str(visit.choice(SITES[site]))
     day = index * DAYS_BETWEEN_SUBJECTS + int(visit.integers(0, DAYS_BETWEEN_SUBJECTS))
+    site, device = _confounded_site(config, index, is_mp, site, device)
     return Subject(
         index=index,
         subject_id=subject_id(index),
@@ -112,13 +116,35 @@ def draw_subject(config: SimulationConfig, index: int) -> Subject:
     )
 
 
+def _confounded_site(
+    config: SimulationConfig, index: int, is_mp: bool, site: str, device: str
+) -> tuple[str, str]:
+    """With probability ``site_confounding``, MP subjects go to the confounded site and controls
+    to another one; everyone else keeps the randomly drawn site and device."""
+    rng = stream(config.seed, Stream.CONFOUNDING, index)
+    if not rng.random() < config.site_confounding or (site == CONFOUNDED_SITE) == is_mp:
+        return site, device
+    others = sorted(set(SITES) - {CONFOUNDED_SITE})
+    site = CONFOUNDED_SITE if is_mp else str(rng.choice(others))
+    return site, str(rng.choice(SITES[site]))
+
+
+def side_severity(config: SimulationConfig, subject: Subject, side: str) -> float:
+    """The severity planted in this side's scan: the subject's, or 0 on the pain-free side of
+    a unilateral subject (a share ``unilateral_fraction`` of MP subjects, side drawn per subject).
+    """
+    rng = stream(config.seed, Stream.SIDEDNESS, subject.index)
+    unilateral, painful = rng.random() < config.unilateral_fraction, SIDES[rng.integers(2)]
+    return 0.0 if unilateral and side != painful else subject.severity
+
+
 def plan_scan(config: SimulationConfig, subject_index: int, side: str) -> ScanPlan:
     """The scan of ``side`` for subject ``subject_index``: formats and optional volumes."""
     if side not in SIDES or subject_index < 0:
         raise ValueError(f"no scan {side!r} of subject {subject_index}: sides are {SIDES}")
     subject = draw_subject(config, subject_index)
     rng = stream(config.seed, Stream.DELIVERY, subject_index, side)
-    has_swe = bool(rng.random() < config.swe_fraction)
+    has_swe = bool(rng.random() < _swe_share(config, subject.label == POSITIVE_LABEL))
     has_layers = bool(rng.random() < config.annotated_fraction)
     bmode_format = str(rng.choice(config.formats))
     volume_format = bmode_format
@@ -133,6 +159,12 @@ def plan_scan(config: SimulationConfig, subject_index: int, side: str) -> ScanPl
         has_swe=has_swe,
         has_layers=has_layers,
     )
+
+
+def _swe_share(config: SimulationConfig, is_mp: bool) -> float:
+    """Chance of an SWE volume, moved towards MP scans by ``swe_coverage_confounding``."""
+    share, shift = config.swe_fraction, config.swe_coverage_confounding
+    return share + shift * (1.0 - share) if is_mp else share * (1.0 - shift)
 
 
 def plan_scan_at(config: SimulationConfig, scan_index: int) -> ScanPlan:

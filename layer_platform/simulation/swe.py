@@ -1,7 +1,8 @@
 """Shear-wave elastography: per-layer stiffness (kPa) on the scanner's coarse SWE grid.
 
 Each SWE voxel reports the tissue at its centre (no mixing across layers), so a stiffness change
-planted in the driver layer stays in that layer; the platform's resampling onto the B-mode grid
+planted in the driver layer stays in that layer (or fades beyond it by the configured spill-over);
+the platform's resampling onto the B-mode grid
 is what blurs it, as it would with a real scanner. Near the probe there is no estimate (0 kPa),
 and patches where the shear wave was lost are NaN.
 """
@@ -13,6 +14,7 @@ import numpy as np
 from layer_platform.labels import TISSUE_LAYERS, Layer
 from layer_platform.simulation.config import Effect
 from layer_platform.simulation.fields import FourierField, Grid
+from layer_platform.simulation.reach import reach
 from layer_platform.simulation.subjects import Stream, stream
 
 #: Young's modulus by layer (kPa): soft fat, stiff fasciae, resting erector spinae in between.
@@ -66,12 +68,14 @@ def render_swe(
     stiffness = np.zeros(len(Layer))
     for layer, kpa in STIFFNESS_KPA.items():
         stiffness[layer] = kpa * np.exp(log_factor[layer - 1])
-    if pain.layer is not None:
-        stiffness[pain.layer] *= 1.0 + pain.size
+    tissue = stiffness[labels]
+    if pain.layers and pain.size:
+        weight = reach(labels, pain.layers, pain.spill_mm, grid.spacing).astype(np.float64)
+        tissue *= 1.0 + pain.size * weight
 
     noise = SMOOTH_NOISE_SD * FourierField.draw(rng, SMOOTH_NOISE_MM).on_grid(grid)
     noise += VOXEL_NOISE_SD * rng.standard_normal(grid.shape)
-    kpa = np.minimum(stiffness[labels] * np.exp(noise), MAX_KPA)
+    kpa = np.minimum(tissue * np.exp(noise), MAX_KPA)
     kpa[:, grid.axes_mm()[1] < rng.uniform(*NEAR_FIELD_MM), :] = 0.0
     kpa[_dropouts(rng, grid)] = np.nan
     return kpa.astype(np.float32)
