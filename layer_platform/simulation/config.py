@@ -15,6 +15,18 @@ B_MODE_ONLY_FORMATS: frozenset[str] = frozenset({"dcm"})
 
 #: How the B-mode driver changes: its mean echo level, or its texture at an unchanged mean.
 DRIVER_KINDS: tuple[str, ...] = ("level", "texture")
+#: The scenario fields (docs/explanation/simulator-scenarios.md), each off at its default.
+SCENARIO_FIELDS: tuple[str, ...] = (
+    "bmode_driver2",
+    "bmode_driver_kind",
+    "bmode_spill_mm",
+    "swe_spill_mm",
+    "thickness_effect",
+    "unilateral_fraction",
+    "site_confounding",
+    "fat_confounding",
+    "swe_coverage_confounding",
+)
 #: Config fields that are shares of subjects or scans.
 SHARES: tuple[str, ...] = (
     "mp_fraction",

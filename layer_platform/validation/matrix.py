@@ -15,7 +15,8 @@ The file is TOML, written and committed *before* it runs (the seeds are the pre-
     swe_driver = "none"
 
 Any ``[settings]`` key but the training and attribution ones below can be given per scenario
-too (``subjects``, ``folds``, effect sizes). A scenario with both drivers ``"none"`` is a null.
+too (``subjects``, ``folds``, effect sizes, the simulator scenarios such as ``bmode_spill_mm`` or
+``site_confounding``). A scenario with both drivers ``"none"`` is a null, confounded or not.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from layer_platform.attribution.scan_profile import REFERENCE_MATCHINGS
 from layer_platform.labels import Layer
 from layer_platform.saliency_names import PLATFORM_METHODS
 from layer_platform.simulation import SimulationConfig
+from layer_platform.simulation.config import SCENARIO_FIELDS
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,32 @@ class Scenario:
     swe_driver: str | None = None
     bmode_effect_db: float = SimulationConfig.bmode_effect_db
     swe_effect: float = SimulationConfig.swe_effect
+    #: The simulator scenarios (``SimulationConfig``'s fields of the same names).
+    bmode_driver2: str | None = None
+    bmode_driver_kind: str = SimulationConfig.bmode_driver_kind
+    bmode_spill_mm: float = SimulationConfig.bmode_spill_mm
+    swe_spill_mm: float = SimulationConfig.swe_spill_mm
+    thickness_effect: float = SimulationConfig.thickness_effect
+    unilateral_fraction: float = SimulationConfig.unilateral_fraction
+    site_confounding: float = SimulationConfig.site_confounding
+    fat_confounding: float = SimulationConfig.fat_confounding
+    swe_coverage_confounding: float = SimulationConfig.swe_coverage_confounding
 
     def __post_init__(self) -> None:
-        for name in ("bmode_driver", "swe_driver"):
+        for name in ("bmode_driver", "bmode_driver2", "swe_driver"):
             value = getattr(self, name)
             if isinstance(value, str) and value.strip().lower() == "none":
                 value = None
             object.__setattr__(self, name, None if value is None else Layer.from_key(value).key)
 
     @property
-    def drivers(self) -> dict[str, str | None]:
-        """Planted layer key per modality (``driver_recovery``'s form)."""
-        return {"bmode": self.bmode_driver, "swe": self.swe_driver}
+    def planted(self) -> dict[str, tuple[str, ...]]:
+        """Every planted layer key per modality (two for a two-layer B-mode driver)."""
+        bmode = (self.bmode_driver, self.bmode_driver2)
+        return {
+            "bmode": tuple(k for k in bmode if k),
+            "swe": tuple(k for k in [self.swe_driver] if k),
+        }
 
     @property
     def is_null(self) -> bool:
@@ -74,6 +90,7 @@ class Scenario:
             swe_driver=self.swe_driver,
             bmode_effect_db=self.bmode_effect_db,
             swe_effect=self.swe_effect,
+            **{name: getattr(self, name) for name in SCENARIO_FIELDS},
         )
 
 
@@ -114,12 +131,19 @@ class Matrix:
     def fingerprint(self, scenario: Scenario) -> str:
         """Changes whenever anything that decides this cohort's result changes: a stored result
         with another fingerprint is stale and the cohort runs again."""
-        text = json.dumps([asdict(scenario), asdict(self.settings)], sort_keys=True)
+        # A scenario field at its default is left out, so results stored before the field
+        # existed keep their fingerprint (the default renders the same cohort).
+        described = {
+            key: value
+            for key, value in asdict(scenario).items()
+            if key not in SCENARIO_FIELDS or value != getattr(Scenario, key)
+        }
+        text = json.dumps([described, asdict(self.settings)], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 _SCENARIO_KEYS = {f.name for f in fields(Scenario)}
-_SHARED_KEYS = _SCENARIO_KEYS - {"name", "seed", "bmode_driver", "swe_driver"}
+_SHARED_KEYS = _SCENARIO_KEYS - {"name", "seed", "bmode_driver", "bmode_driver2", "swe_driver"}
 _SETTINGS_KEYS = {f.name for f in fields(Settings)}
 
 

@@ -35,7 +35,7 @@ RANKED = """
 
 def planted_for(scenario: Scenario, mode: str) -> list[str]:
     """The planted layers an input mode's classifier can see."""
-    return sorted({layer for m in MODE_MODALITIES[mode] if (layer := scenario.drivers[m])})
+    return sorted({layer for m in MODE_MODALITIES[mode] for layer in scenario.planted[m]})
 
 
 def outcome_rows(

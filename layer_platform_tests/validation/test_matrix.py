@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from layer_platform.labels import Layer
 from layer_platform.validation import Scenario, load_matrix, rates
+from layer_platform.validation.matrix import Matrix
 from layer_platform.validation.outcome import _correct, planted_for
 
 MATRIX = """
@@ -42,7 +44,7 @@ def test_settings_apply_to_every_scenario_unless_it_overrides_them(tmp_path: Pat
     matrix = load_matrix(write(tmp_path, MATRIX))
     first, null = matrix.scenarios
     assert (first.subjects, first.folds, null.subjects, null.folds) == (30, 3, 32, 3)
-    assert first.drivers == {"bmode": "deep_fat", "swe": None} and not first.is_null
+    assert first.planted == {"bmode": ("deep_fat",), "swe": ()} and not first.is_null
     assert null.is_null and null.simulation().bmode_driver is None
     assert matrix.settings.methods == ("integrated_gradients", "layer_ablation")
     assert matrix.name == "m"
@@ -75,6 +77,33 @@ def test_a_bad_matrix_names_what_is_wrong(tmp_path: Path, change: tuple, message
     with pytest.raises(ValueError) as raised:
         load_matrix(write(tmp_path, MATRIX.replace(*change)))
     assert message in str(raised.value)
+
+
+def test_simulator_scenario_keys_reach_the_cohort_and_its_fingerprint(tmp_path: Path) -> None:
+    text = MATRIX.replace("folds = 3", "folds = 3\nsite_confounding = 0.5").replace(
+        'bmode_driver = "deep_fat"',
+        'bmode_driver = "deep_fat"\nbmode_driver2 = "superficial_fascia"\nbmode_spill_mm = 1.5',
+    )
+    matrix = load_matrix(write(tmp_path, text))
+    first, null = matrix.scenarios
+    config = first.simulation()
+    assert (config.bmode_driver2, config.bmode_spill_mm) == (Layer.SUPERFICIAL_FASCIA, 1.5)
+    assert config.site_confounding == null.simulation().site_confounding == 0.5
+    assert null.is_null, "a confounded cohort without a tissue driver is a null"
+    assert planted_for(first, "bmode") == ["deep_fat", "superficial_fascia"]
+    plain = load_matrix(write(tmp_path, MATRIX))
+    assert matrix.fingerprint(null) != plain.fingerprint(plain.scenarios[1])
+    with pytest.raises(ValueError, match="scenario 'null'"):
+        load_matrix(
+            write(tmp_path, text.replace("seed = 52", 'seed = 52\nbmode_driver2 = "muscle"'))
+        )
+
+
+def test_scenario_keys_at_their_defaults_keep_the_fingerprint_of_results_stored_before_them() -> (
+    None
+):
+    scenario = Scenario("bmode-deep_fat", 51, bmode_driver="deep_fat", bmode_effect_db=6.0)
+    assert Matrix("x", (scenario,)).fingerprint(scenario) == "59f446d888d861eb"
 
 
 def test_a_mode_sees_only_its_modalities_drivers() -> None:
