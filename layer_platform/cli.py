@@ -21,6 +21,18 @@ from layer_platform.simulation.config import SimulationConfig
 from layer_platform.timestamps import utc_now
 from layer_platform.umask import apply_umask
 
+#: ``simulate``'s scenario options (docs/explanation/simulator-scenarios.md); off by default.
+SCENARIO_HELP: dict[str, str] = {
+    "bmode_driver2": "a second layer with the same B-mode effect, or 'none'",
+    "bmode_driver_kind": "'level' (echo level) or 'texture' (mottle contrast, same mean level)",
+    "bmode_spill_mm": "B-mode effect fades as exp(-d/MM) beyond the driver layers (0: confined)",
+    "swe_spill_mm": "SWE effect fades as exp(-d/MM) beyond the driver layer (0: confined)",
+    "thickness_effect": "relative thickening of the B-mode driver layers at severity 1",
+    "unilateral_fraction": "share of MP subjects in pain on one side only",
+    "site_confounding": "share of subjects whose site follows the label (no tissue change)",
+    "fat_confounding": "relative thickening of both fat layers in MP subjects (body size)",
+    "swe_coverage_confounding": "shifts SWE coverage towards MP scans (1: MP only)",
+}
 ENV_HELP = "\n".join(
     ["environment:", "  LAYER_HOME  root of all state (default ./.layer_home)"]
     + [
@@ -51,6 +63,7 @@ def _cmd_simulate(args: argparse.Namespace, paths: LayerPaths) -> int:
         annotated_fraction=args.annotated_fraction,
         bmode_effect_db=args.bmode_effect_db,
         swe_effect=args.swe_effect,
+        **{name: getattr(args, name) for name in SCENARIO_HELP},
     )
     truth = simulate_cohort(config, paths.landing, progress=True, overwrite=args.overwrite)
     n_scans = len(truth.scans)
@@ -213,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.4,
         help="fraction of scans shipped with reference layers",
     )
+    for name, text in SCENARIO_HELP.items():
+        default = getattr(SimulationConfig, name)
+        simulate.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=str if isinstance(default, str) or default is None else float,
+            default="none" if default is None else default,
+            help=f"{text} (default {'none' if default is None else default})",
+        )
     simulate.add_argument(
         "--arrive",
         type=int,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from layer_platform.cli import build_parser, main
+from layer_platform.settings import LayerPaths
+from layer_platform.simulation import SimulationConfig, ground_truth_path, load_ground_truth
+from layer_platform.simulation.config import SCENARIO_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -53,3 +56,26 @@ def test_unknown_driver_layer_is_a_clear_error(tmp_path, monkeypatch: pytest.Mon
     monkeypatch.setenv("LAYER_HOME", str(tmp_path))
     with pytest.raises(ValueError, match="unknown tissue layer"):
         main(["simulate", "--subjects", "2", "--bmode-driver", "fascia"])
+
+
+def test_simulate_takes_every_simulator_scenario(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAYER_HOME", str(tmp_path))
+    given = {
+        "bmode_driver2": "superficial_fascia",
+        "bmode_driver_kind": "texture",
+        "bmode_spill_mm": 1.5,
+        "swe_spill_mm": 2.0,
+        "thickness_effect": 0.3,
+        "unilateral_fraction": 0.5,
+        "site_confounding": 0.4,
+        "fat_confounding": 0.2,
+        "swe_coverage_confounding": 0.3,
+    }
+    assert set(given) == set(SCENARIO_FIELDS)
+    options = [
+        arg for name, value in given.items() for arg in (f"--{name.replace('_', '-')}", str(value))
+    ]
+    assert main(["simulate", "--subjects", "1", *options]) == 0
+    landing = LayerPaths.from_env().landing
+    config = load_ground_truth(ground_truth_path(landing)).config
+    assert config == SimulationConfig(n_subjects=1, **given)
