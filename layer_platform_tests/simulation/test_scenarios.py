@@ -31,6 +31,8 @@ def _digest(scan: SimulatedScan) -> str:
 
 #: Computed with the simulator before any scenario existed: the defaults must keep rendering
 #: these cohorts bit for bit (a control and an MP subject, with and without SWE, two scales).
+#: Pre-registered seeds name cohorts: if a numpy or scipy upgrade alone fails this, the same
+#: seed no longer draws the same cohort, and results pages must say which version drew theirs.
 BEFORE_SCENARIOS = {
     (2.0, 0, "left"): "9af6304d3bd9c915",
     (2.0, 0, "right"): "f732978b0a4c4766",
