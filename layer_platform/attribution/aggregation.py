@@ -9,12 +9,12 @@ the model was shown; ``swe_coverage`` says how much of each layer that is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from layer_platform.attribution.core import check_label_map
+from layer_platform.attribution.core import AttributionResult, check_label_map
 from layer_platform.errors import ScanError
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS, Layer
 
@@ -58,6 +58,24 @@ class LayerRow:
     enrichment: float
     ablation_delta: float | None
     swe_coverage: float | None = None
+
+
+def measured_channels(x: np.ndarray, no_signal_channels: Sequence[int]) -> np.ndarray:
+    """Boolean ``(C, L, D, S)`` of one input ``x``: where each channel was measured (in a
+    no-signal channel, encoded SWE, exactly 0 means "not measured")."""
+    measured = np.ones(x.shape, dtype=bool)
+    for c in no_signal_channels:
+        measured[c] = x[c] != 0
+    return measured
+
+
+def counted_map(result: AttributionResult, measured: np.ndarray) -> np.ndarray:
+    """The map that is aggregated: ``sum_c |a_c|`` over measured channels when the method gives
+    per-channel maps and C > 1, else its map; 0 where no channel was measured."""
+    channels = result.extras.get("channel_maps")
+    if channels is not None and channels.shape[0] > 1:
+        return np.where(measured, np.abs(channels), 0.0).sum(axis=0).astype(np.float32)
+    return np.where(measured.any(axis=0), result.map, 0.0).astype(np.float32)
 
 
 def aggregate_layers(

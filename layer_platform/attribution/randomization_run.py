@@ -28,7 +28,7 @@ from layer_platform.attribution.sanity import (
     depth_levels,
     model_randomization_check,
 )
-from layer_platform.classification.modes import mode_input
+from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.network import last_conv_block
 from layer_platform.compute import select_device
 from layer_platform.imaging.preprocess import load_preprocessed
@@ -44,7 +44,7 @@ from layer_platform.warehouse.store import Warehouse
 #: Scans of distinct subjects the check needs to decide (see the module).
 MIN_DECISIVE_SCANS = 8
 #: Version of how the check runs; stored verdicts of another protocol are recomputed.
-PROTOCOL = "cascade-v1"
+PROTOCOL = "cascade-v2"
 
 #: (input array (C, L, D, S), labels) -> the reported run's attribution config for that scan.
 ScanConfig = Callable[[np.ndarray, np.ndarray], AttributionConfig]
@@ -89,10 +89,13 @@ def randomize_mode(
     scans: list[tuple[torch.Tensor, np.ndarray]],
     settings: RandomizationSettings,
     configs: Sequence[AttributionConfig],
+    no_signal_channels: Sequence[int] = (),
 ) -> dict[str, dict]:
     """Each method's randomization outcome for one model on ``scans`` (input, labels), each
     with its config; ``cascade`` holds the layer rho per cascade step as JSON. Layer ablation
-    skips its joint and per-channel passes here: the check reads the layer profile only."""
+    skips its joint and per-channel passes here: the check reads the layer profile only.
+    ``no_signal_channels``: the mode's encoded-SWE channels, whose unmeasured voxels the
+    profiles leave out as the reported run's aggregates do."""
     configs = [replace(config, ablation_extras=False) for config in configs]
     outcomes = {}
     steps = cascade_steps(len(depth_levels(model)))
@@ -105,6 +108,7 @@ def randomize_mode(
             config=configs,
             cascading=steps,
             bar=settings.bar,
+            no_signal_channels=no_signal_channels,
         )
         final = report.steps[-1]
         cascade = {s.n_randomized: round(s.layer_correlation, 3) for s in report.steps}
@@ -176,7 +180,11 @@ def champion_randomization(
         scans, configs = sampled_inputs(
             mode, frame, warehouse, paths, settings.n_scans, config_for(mode)
         )
-        computed = randomize_mode(model, scans, settings, configs) if scans else {}
+        computed = (
+            randomize_mode(model, scans, settings, configs, no_signal_channels(mode))
+            if scans
+            else {}
+        )
         rows = [
             {
                 "input_mode": mode,

@@ -18,7 +18,11 @@ import torch
 from scipy.stats import spearmanr
 from torch import Tensor, nn
 
-from layer_platform.attribution.aggregation import aggregate_layers
+from layer_platform.attribution.aggregation import (
+    aggregate_layers,
+    counted_map,
+    measured_channels,
+)
 from layer_platform.attribution.core import (
     AttributionConfig,
     AttributionMethod,
@@ -174,6 +178,7 @@ def model_randomization_check(
     voxels: bool = True,
     bar: float = 0.8,
     seed: int = 0,
+    no_signal_channels: Sequence[int] = (),
 ) -> RandomizationReport:
     """Compare ``method`` on ``model`` and on randomised copies, over ``scans``.
 
@@ -194,27 +199,43 @@ def model_randomization_check(
     ``cascade_steps``); otherwise the whole model is re-initialised at once. The verdict uses
     the last step. ``config`` is one config for every scan or one per scan (the reported run's
     per-scan reference). ``target_layer`` (Grad-CAM) is found in each copy by its module name.
+    ``no_signal_channels`` (encoded SWE) restricts profiles and voxel correlations to measured
+    voxels, as the reported run's aggregates are (``scan_profile.profile_scan``).
     """
     if profile not in PROFILE_FIELDS:
         raise ValueError(f"profile must be one of {PROFILE_FIELDS}; got {profile!r}")
     checked = [(x, check_label_map(labels, tuple(x.shape[2:]))) for x, labels in scans]
     if not checked:
         raise ValueError("the randomisation check needs at least one scan")
+    measured = [
+        measured_channels(x[0].detach().cpu().numpy(), no_signal_channels) for x, _ in checked
+    ]
+    counted = [
+        m.any(axis=0) & (labels > 0) for m, (_, labels) in zip(measured, checked, strict=True)
+    ]
     layer_name = _module_name(model, target_layer)
     configs = list(config) if isinstance(config, Sequence) else [config] * len(checked)
     if len(configs) != len(checked):
         raise ValueError(f"got {len(configs)} configs for {len(checked)} scans")
 
-    def run(net: nn.Module) -> list[AttributionResult]:
-        layer = None if layer_name is None else net.get_submodule(layer_name)
-        return [
-            attribute(method, net, x, layers_map=labels, target_layer=layer, config=c)
-            for (x, labels), c in zip(checked, configs, strict=True)
-        ]
+    names: set[str] = set()
 
-    def layer_profile(results: list[AttributionResult]) -> np.ndarray:
+    def run(net: nn.Module) -> list[np.ndarray]:
+        """Each scan's aggregated map (measured channels only) under ``net``."""
+        layer = None if layer_name is None else net.get_submodule(layer_name)
+        maps = []
+        for (x, labels), c, m in zip(checked, configs, measured, strict=True):
+            result = attribute(method, net, x, layers_map=labels, target_layer=layer, config=c)
+            names.add(result.method)
+            maps.append(counted_map(result, m))
+        return maps
+
+    def layer_profile(maps: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(
-            [_profile(r, labels, profile) for r, (_, labels) in zip(results, checked, strict=True)]
+            [
+                _profile(voxel_map, labels, c, profile)
+                for voxel_map, c, (_, labels) in zip(maps, counted, checked, strict=True)
+            ]
         )
 
     trained = run(model)
@@ -227,8 +248,8 @@ def model_randomization_check(
     for top in tops:
         randomized = run(randomize_model(model, top=top, seed=seed))
         voxel_rhos = [
-            _spearman(np.abs(a.map[labels > 0]), np.abs(b.map[labels > 0]))
-            for a, b, (_, labels) in zip(trained, randomized, checked, strict=True)
+            _spearman(np.abs(a[c]), np.abs(b[c]))
+            for a, b, c in zip(trained, randomized, counted, strict=True)
         ]
         steps.append(
             RandomizationStep(
@@ -237,9 +258,7 @@ def model_randomization_check(
                 voxel_correlation=_finite_mean(voxel_rhos) if voxels else None,
             )
         )
-    return RandomizationReport(
-        method=trained[0].method, profile=profile, bar=bar, steps=tuple(steps)
-    )
+    return RandomizationReport(method=names.pop(), profile=profile, bar=bar, steps=tuple(steps))
 
 
 def _module_name(model: nn.Module, target_layer: nn.Module | None) -> str | None:
@@ -251,8 +270,10 @@ def _module_name(model: nn.Module, target_layer: nn.Module | None) -> str | None
     raise ValueError("target_layer is not a submodule of model")
 
 
-def _profile(result: AttributionResult, labels: np.ndarray, field: str) -> np.ndarray:
-    rows = aggregate_layers(result.map, labels)
+def _profile(
+    voxel_map: np.ndarray, labels: np.ndarray, counted: np.ndarray, field: str
+) -> np.ndarray:
+    rows = aggregate_layers(voxel_map, labels, measured=counted)
     return np.array([getattr(row, field) for row in rows], dtype=np.float64)
 
 

@@ -59,7 +59,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from torch import Tensor, nn
 
-from layer_platform.attribution.aggregation import LayerRow, aggregate_layers
+from layer_platform.attribution.aggregation import (
+    LayerRow,
+    aggregate_layers,
+    counted_map,
+    measured_channels,
+)
 from layer_platform.attribution.baselines import resolve_baseline
 from layer_platform.attribution.core import (
     AttributionConfig,
@@ -125,24 +130,6 @@ def integrated_gradients_by_channel(
     )
 
 
-def _measured(inputs: Tensor, no_signal_channels: Sequence[int]) -> np.ndarray:
-    """Boolean ``(C, L, D, S)``: where each channel was measured (a no-signal channel: not 0)."""
-    x = to_numpy(inputs[0])
-    measured = np.ones(x.shape, dtype=bool)
-    for c in no_signal_channels:
-        measured[c] = x[c] != 0
-    return measured
-
-
-def _voxel_map(result: AttributionResult, measured: np.ndarray) -> np.ndarray:
-    """What is aggregated: ``sum_c |a_c|`` over measured channels when channel maps exist and
-    C > 1, else the map; 0 where no channel was measured."""
-    channels = result.extras.get("channel_maps")
-    if channels is not None and channels.shape[0] > 1:
-        return np.where(measured, np.abs(channels), 0.0).sum(axis=0).astype(np.float32)
-    return np.where(measured.any(axis=0), result.map, 0.0).astype(np.float32)
-
-
 #: Per-scan joint ablations (all non-muscle layers at once; muscle) of the layer-value methods.
 _JOINT_DIAGNOSTICS = ("joint_non_muscle_delta", "joint_muscle_delta")
 #: Per-scan numbers ``layer_shapley`` reports (efficiency audit, joint ablations).
@@ -196,7 +183,7 @@ def profile_scan(
         raise ValueError(f"unknown attribution method(s) {unknown}; expected of {list(METHODS)}")
     labels = check_label_map(labels, tuple(inputs.shape[2:]))
     config = config or AttributionConfig()
-    measured = _measured(inputs, no_signal_channels)
+    measured = measured_channels(to_numpy(inputs[0]), no_signal_channels)
     counted = measured.any(axis=0)
     swe_measured = measured[list(no_signal_channels)].any(axis=0) if no_signal_channels else None
     profiles: dict[str, MethodProfile] = {}
@@ -210,7 +197,7 @@ def profile_scan(
             target_layer=target_layer,
             config=config,
         )
-        voxel_map = _voxel_map(result, measured)
+        voxel_map = counted_map(result, measured)
         deltas = result.extras.get("layer_deltas")
         rows = aggregate_layers(
             voxel_map, labels, ablation_deltas=deltas, measured=counted, swe_measured=swe_measured

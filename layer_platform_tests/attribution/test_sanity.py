@@ -191,3 +191,42 @@ def test_a_fold_ensemble_cascade_randomizes_every_member_at_the_same_depth():
     top = randomize_model(ensemble, top=1)
     changed = {k for k, v in top.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {f"heads.{i}.2.{p}" for i in (0, 1) for p in ("weight", "bias")}
+
+
+def blind_where_unmeasured(
+    forward: LogitFn,
+    inputs: Tensor,
+    *,
+    baseline: Tensor | None,
+    layers_map: np.ndarray | None,
+    target_layer: nn.Module | None,
+    config: AttributionConfig,
+) -> AttributionResult:
+    """Test-only pseudo-method: the model's gradient where the input was measured, and a
+    large model-blind pattern (rising with depth) where it is exactly 0 (no SWE measured)."""
+    x = inputs.detach().clone().requires_grad_(True)
+    forward(x).sum().backward()
+    gradient = x.grad[0, 0].abs().numpy()
+    depth = np.arange(GRID[1], dtype=np.float32)[None, :, None]
+    blind = 100.0 * (1.0 + depth) * np.ones(GRID, np.float32)
+    unmeasured = inputs[0, 0].detach().numpy() == 0
+    return AttributionResult("blind_where_unmeasured", np.where(unmeasured, blind, gradient))
+
+
+def test_unmeasured_swe_voxels_never_enter_the_check(trained):
+    """A map that is model-blind only where nothing was measured is flagged when those voxels
+    count, and judged on the measured voxels (as the reported aggregates are) when the
+    no-signal channel is named."""
+    model, scans = trained
+    blanked = []
+    for x, labels in scans:
+        x = x.clone()
+        x[0, 0, :, :8] = 0.0  # rows 0-7 (dermis .. deep fat) unmeasured
+        blanked.append((x, labels))
+    everywhere = model_randomization_check(blind_where_unmeasured, model, blanked)
+    measured = model_randomization_check(
+        blind_where_unmeasured, model, blanked, no_signal_channels=(0,)
+    )
+    assert not everywhere.passed and everywhere.steps[0].layer_correlation > 0.9
+    assert measured.passed
+    assert measured.steps[0].layer_correlation < everywhere.steps[0].layer_correlation - 0.3
