@@ -278,6 +278,23 @@ def test_driver_recovery_per_mode_and_modality():
     assert len(recovery) == 2 * (1 + 1 + 2)
 
 
+def test_a_two_layer_driver_gets_a_row_per_planted_layer_and_the_top_two_count():
+    frame = saliency_frame("deep_fascia", modes=("bmode",))
+    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", passing()), n_boot=N_BOOT)
+    ig = ranking[ranking["method"] == "integrated_gradients"].set_index("layer")["rank"]
+    second = ig.index[ig == 2][0]
+    last = ig.index[ig == 6][0]
+    drivers = planted_drivers("deep_fascia", None, second)
+    assert drivers == {"bmode": ("deep_fascia", second), "swe": ()}
+    rows = driver_recovery_rows(ranking, drivers, cohort="two")
+    rows = rows[rows["method"] == "integrated_gradients"].set_index("planted_layer")
+    assert set(rows.index) == {"deep_fascia", second}
+    assert rows["recovered"].all(), "ranks 1 and 2 of two planted layers"
+    far = driver_recovery_rows(ranking, planted_drivers("deep_fascia", None, last), cohort="x")
+    far = far[far["method"] == "integrated_gradients"].set_index("planted_layer")
+    assert not bool(far.loc[last, "recovered"]) and bool(far.loc["deep_fascia", "recovered"])
+
+
 def test_driver_recovery_without_a_planted_driver_asks_for_no_standout():
     null = ranking_rows(
         saliency_frame(None, seed=3), RankingSpec("integrated_gradients", passing())

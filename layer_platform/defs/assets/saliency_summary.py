@@ -76,7 +76,8 @@ def _recovery(
         return None
     truth = load_ground_truth(truth_file)
     cohort = f"simulated seed={truth.config.seed} subjects={len(truth.subjects)}"
-    drivers = planted_drivers(truth.config.bmode_driver, truth.config.swe_driver)
+    config = truth.config
+    drivers = planted_drivers(config.bmode_driver, config.swe_driver, config.bmode_driver2)
     recovery = driver_recovery_rows(ranking, drivers, cohort=cohort)
     recovery = recovery.assign(model_version=recovery["input_mode"].map(versions), computed_at=now)
     return cohort, drivers, recovery
