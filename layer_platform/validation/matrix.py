@@ -33,6 +33,7 @@ from layer_platform.labels import Layer
 from layer_platform.saliency_names import PLATFORM_METHODS
 from layer_platform.simulation import SimulationConfig
 from layer_platform.simulation.config import SCENARIO_FIELDS
+from layer_platform.statistics.recovery import planted_drivers
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,7 @@ class Scenario:
     @property
     def planted(self) -> dict[str, tuple[str, ...]]:
         """Every planted layer key per modality (two for a two-layer B-mode driver)."""
-        bmode = (self.bmode_driver, self.bmode_driver2)
-        return {
-            "bmode": tuple(k for k in bmode if k),
-            "swe": tuple(k for k in [self.swe_driver] if k),
-        }
-
-    @property
-    def is_null(self) -> bool:
-        return self.bmode_driver is None and self.swe_driver is None
+        return planted_drivers(self.bmode_driver, self.swe_driver, self.bmode_driver2)
 
     def simulation(self) -> SimulationConfig:
         return SimulationConfig(

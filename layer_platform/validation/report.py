@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from layer_platform.statistics.report import markdown_table
 from layer_platform.validation.matrix import Matrix
 from layer_platform.validation.outcome import rates
 
@@ -18,10 +19,7 @@ def _number(value: object, digits: int = 3) -> str:
 
 
 def _table(frame: pd.DataFrame) -> list[str]:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_number(v) for v in row) + " |")
-    return lines
+    return markdown_table(frame.astype(object).map(_number)).split("\n")
 
 
 def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -> str:

@@ -44,8 +44,8 @@ def test_settings_apply_to_every_scenario_unless_it_overrides_them(tmp_path: Pat
     matrix = load_matrix(write(tmp_path, MATRIX))
     first, null = matrix.scenarios
     assert (first.subjects, first.folds, null.subjects, null.folds) == (30, 3, 32, 3)
-    assert first.planted == {"bmode": ("deep_fat",), "swe": ()} and not first.is_null
-    assert null.is_null and null.simulation().bmode_driver is None
+    assert first.planted == {"bmode": ("deep_fat",), "swe": ()}
+    assert null.planted == {"bmode": (), "swe": ()} and null.simulation().bmode_driver is None
     assert matrix.settings.methods == ("integrated_gradients", "layer_ablation")
     assert matrix.name == "m"
 
@@ -89,7 +89,7 @@ def test_simulator_scenario_keys_reach_the_cohort_and_its_fingerprint(tmp_path: 
     config = first.simulation()
     assert (config.bmode_driver2, config.bmode_spill_mm) == (Layer.SUPERFICIAL_FASCIA, 1.5)
     assert config.site_confounding == null.simulation().site_confounding == 0.5
-    assert null.is_null, "a confounded cohort without a tissue driver is a null"
+    assert null.planted == {"bmode": (), "swe": ()}, "a confounded cohort with no driver: null"
     assert planted_for(first, "bmode") == ["deep_fat", "superficial_fascia"]
     plain = load_matrix(write(tmp_path, MATRIX))
     assert matrix.fingerprint(null) != plain.fingerprint(plain.scenarios[1])
