@@ -206,11 +206,12 @@ def ranking_rows(
     """``layer_ranking``: per input mode and method, the six layers by ``score``.
 
     Columns: ``input_mode, method, is_default_method, layer, rank, score, ci_low, ci_high,
-    n_subjects, subgroup, stands_out, verdict, p_rank1``. ``stands_out`` is true for at most
-    one layer per mode and method; ``verdict`` repeats the mode and method's statement
-    (``verdicts``: it starts with ``NO_STANDOUT`` unless every gate passes). ``p_rank1``: the
-    share of subject-bootstrap resamples in which the layer has the highest score (sums to 1
-    per mode and method).
+    n_subjects, subgroup, stands_out, verdict, p_rank1, confounded_by_site``. ``stands_out`` is
+    true for at most one layer per mode and method; ``verdict`` repeats the mode and method's
+    statement (``verdicts``: it starts with ``NO_STANDOUT`` unless every gate passes).
+    ``p_rank1``: the share of subject-bootstrap resamples in which the layer has the highest
+    score (sums to 1 per mode and method). ``confounded_by_site``: the mode's classifier beats
+    chance but not within sites (``confounding``), so nothing stands out.
     """
     verdicts = _verdicts(frame, spec.group, spec.evidence)
     records = []
@@ -239,6 +240,7 @@ def ranking_rows(
                     "stands_out": decided.layer == layer,
                     "verdict": decided.statement,
                     "p_rank1": float(first[layer]),
+                    "confounded_by_site": spec.evidence.confounded_by_site(mode),
                 }
             )
     return pd.DataFrame.from_records(records, columns=_RANKING_COLUMNS)
@@ -258,6 +260,7 @@ _RANKING_COLUMNS = [
     "stands_out",
     "verdict",
     "p_rank1",
+    "confounded_by_site",
 ]
 
 

@@ -4,7 +4,9 @@ A ranking always has a first layer, even for a network at chance or with random 
 layer is a *finding* only when every check that could refute it was run and did not:
 
 1. the mode's classifier beats chance (``skill.permutation_skill`` on its out-of-fold
-   predictions, p < 0.05);
+   predictions, p < 0.05), and, in a cohort from two or more known sites, also within sites
+   (``confounding.within_site_skill``); a classifier whose skill does not hold within sites
+   reads ``confounded by site``;
 2. the method passes the model-randomization check of that champion (Adebayo et al. 2018);
    "not run" blocks: an unchecked method makes no claim;
 3. the data-randomization check (a classifier retrained on subject-permuted labels, run on
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from layer_platform.statistics.comparisons import NO_STANDOUT, friedman_layers
+from layer_platform.statistics.confounding import CONFOUNDED_BY_SITE, SiteSkill
 from layer_platform.statistics.gates import ALPHA, holm, top_vs_others
 from layer_platform.statistics.skill import SkillTest
 from layer_platform.statistics.summary import subject_layer_matrix
@@ -44,12 +47,19 @@ class Evidence:
 
     ``skill``: per input mode, its classifier's permutation test (absent: no out-of-fold
     predictions recorded). ``model_randomization`` and ``data_randomization``: per
-    ``"mode/method"``, whether the check passed (absent: not run).
+    ``"mode/method"``, whether the check passed (absent: not run). ``within_site``: per input
+    mode, its classifier's skill within sites (absent: sites not recorded).
     """
 
     skill: Mapping[str, SkillTest] = field(default_factory=dict)
     model_randomization: Mapping[str, bool] = field(default_factory=dict)
     data_randomization: Mapping[str, bool] = field(default_factory=dict)
+    within_site: Mapping[str, SiteSkill] = field(default_factory=dict)
+
+    def confounded_by_site(self, mode: str) -> bool:
+        """The classifier beats chance, but not within the cohort's sites."""
+        skill, site = self.skill.get(mode), self.within_site.get(mode)
+        return bool(skill and skill.beats_chance and site and site.applies and not site.holds)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,11 @@ def _blocking_gate(mode: str, method: str, evidence: Evidence) -> str | None:
         return f"{NO_STANDOUT}: the classifier's out-of-fold predictions are not recorded"
     if not skill.beats_chance:
         return f"{NO_STANDOUT}: the classifier does not beat chance ({skill})"
+    if evidence.confounded_by_site(mode):
+        return (
+            f"{NO_STANDOUT}: {CONFOUNDED_BY_SITE}: the classifier beats chance ({skill}) but not"
+            f" within sites ({evidence.within_site[mode]})"
+        )
     key = f"{mode}/{method}"
     if key not in evidence.model_randomization:
         return (

@@ -23,7 +23,8 @@ RANKED = """
                AS verdict,
            list(r.layer ORDER BY r.rank) AS layers,
            list(r.layer ORDER BY r.rank) FILTER (WHERE r.stands_out) AS standing_out,
-           any_value(m.value) AS heldout_auc
+           any_value(m.value) AS heldout_auc,
+           coalesce(bool_or(r.confounded_by_site), false) AS confounded_by_site
     FROM layer_ranking r
     LEFT JOIN (SELECT input_mode, model_version, value FROM model_metrics
                WHERE fold = 'test' AND metric = 'heldout_auc') m
@@ -83,6 +84,7 @@ def outcome_rows(
                 "oof_auc": None if skill is None else skill.auc,
                 "skill_p": None if skill is None else skill.p_value,
                 "beats_chance": skill is not None and skill.beats_chance,
+                "confounded_by_site": bool(row.confounded_by_site),
                 "correct": _correct(planted, layers[0], standout),
                 "model_version": row.model_version,
                 "seconds": seconds,
@@ -118,6 +120,7 @@ COLUMNS = [
     "oof_auc",
     "skill_p",
     "beats_chance",
+    "confounded_by_site",
     "correct",
     "model_version",
     "seconds",
@@ -128,7 +131,8 @@ COLUMNS = [
 def rates(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method and reference matching: driver rows that beat chance and were recovered
     (top-1 and standing out), null rows with no finding, and the same counts as rates (NaN
-    where no row counts)."""
+    where no row counts); ``null_flagged``: null rows whose classifier's skill was the site's
+    (``confounded_by_site``, which also keeps them quiet)."""
     records = []
     for (method, matching), rows in frame.groupby(["method", "reference_matching"], sort=True):
         drivers = rows[(rows["planted"] != "none") & rows["beats_chance"]]
@@ -147,6 +151,7 @@ def rates(frame: pd.DataFrame) -> pd.DataFrame:
                 "null_rows": len(nulls),
                 "null_quiet": int(nulls["correct"].sum()),
                 "null_quiet_rate": nulls["correct"].mean() if len(nulls) else float("nan"),
+                "null_flagged": int(nulls["confounded_by_site"].fillna(False).astype(bool).sum()),
             }
         )
     return pd.DataFrame.from_records(records)

@@ -40,7 +40,8 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
         " in its own `LAYER_HOME`, and read back from its `layer_ranking`. A driver row is"
         " **recovered** when the planted layer ranks first *and* stands out; it counts only when"
         " the mode's classifier beats chance (subject-permutation test of its out-of-fold AUC)."
-        " A row whose mode sees no driver is right when no layer stands out.",
+        " A row whose mode sees no driver is right when no layer stands out; `confounded_by_site`"
+        " marks a classifier that beats chance but not within sites (no layer is then reported).",
         "",
         "## Rates per method",
         "",
@@ -67,6 +68,7 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
             "oof_auc",
             "skill_p",
             "heldout_auc",
+            "confounded_by_site",
             "correct",
         ]
     ]

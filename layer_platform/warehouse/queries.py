@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from layer_platform.statistics.confounding import SiteSkill, within_site_skill
 from layer_platform.statistics.skill import SkillTest, permutation_skill
 from layer_platform.warehouse.store import Warehouse
 
@@ -15,6 +16,19 @@ from layer_platform.warehouse.store import Warehouse
 LABELLED_PREPROCESSED = """
     SELECT s.scan_id, s.subject_id, s.label FROM scans s JOIN preprocessing p USING (scan_id)
     WHERE s.label IS NOT NULL ORDER BY s.scan_id
+"""
+
+#: Subjects per site, label and split part: how the hash split fell across sites (a subject
+#: counts at the site of most of its scans).
+SPLIT_BY_SITE = """
+    WITH subject_site AS (
+        SELECT subject_id, coalesce(mode(s.site), 'unknown') AS site
+        FROM cohort_split c JOIN scans s USING (scan_id, subject_id) GROUP BY subject_id
+    )
+    SELECT site, c.label, coalesce('fold_' || c.fold, 'test') AS part,
+           count(DISTINCT c.subject_id) AS subjects
+    FROM cohort_split c JOIN subject_site USING (subject_id)
+    GROUP BY ALL ORDER BY site, c.label, part
 """
 
 #: Scans with reference layers and a preprocessed volume: the segmenter's training data.
@@ -49,7 +63,8 @@ CHAMPION_ROWS = """
 
 #: A champion's out-of-fold predictions (cross-validation folds), with the scans' labels.
 OUT_OF_FOLD = """
-    SELECT p.scan_id, s.subject_id, s.label = 'MP' AS is_mp, avg(p.probability) AS probability
+    SELECT p.scan_id, s.subject_id, s.site, s.label = 'MP' AS is_mp,
+           avg(p.probability) AS probability
     FROM predictions p JOIN scans s USING (scan_id)
     WHERE p.input_mode = $mode AND p.model_version = $version AND p.fold_role LIKE 'fold_%'
       AND s.label IN ('MP', 'control')
@@ -97,15 +112,30 @@ def champion_rows(warehouse: Warehouse, versions: dict[str, str]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def classifier_skill(warehouse: Warehouse, mode: str, version: str) -> SkillTest | None:
-    """The permutation test of this champion's out-of-fold AUC; None without out-of-fold
-    predictions of both classes."""
+def _out_of_fold(warehouse: Warehouse, mode: str, version: str) -> pd.DataFrame | None:
+    """This champion's out-of-fold predictions; None without predictions of both classes."""
     if not warehouse.table_exists("predictions"):
         return None
     found = warehouse.query(OUT_OF_FOLD, {"mode": mode, "version": version})
-    if found["is_mp"].nunique() < 2:
+    return found if found["is_mp"].nunique() == 2 else None
+
+
+def classifier_skill(warehouse: Warehouse, mode: str, version: str) -> SkillTest | None:
+    """The permutation test of this champion's out-of-fold AUC; None without out-of-fold
+    predictions of both classes."""
+    if (found := _out_of_fold(warehouse, mode, version)) is None:
         return None
     return permutation_skill(found["probability"], found["is_mp"], found["subject_id"])
+
+
+def site_skill(warehouse: Warehouse, mode: str, version: str) -> SiteSkill | None:
+    """The same predictions' skill within the scans' sites (``confounding``); None without
+    out-of-fold predictions of both classes."""
+    if (found := _out_of_fold(warehouse, mode, version)) is None:
+        return None
+    return within_site_skill(
+        found["probability"], found["is_mp"], found["subject_id"], found["site"]
+    )
 
 
 def cached_randomization(

@@ -284,6 +284,7 @@ TABLES: dict[str, str] = {
             oof_auc DOUBLE,
             skill_p DOUBLE,
             beats_chance BOOLEAN NOT NULL,
+            confounded_by_site BOOLEAN,
             correct BOOLEAN NOT NULL,
             model_version VARCHAR NOT NULL,
             seconds DOUBLE NOT NULL,
@@ -332,7 +333,11 @@ DESCRIPTIONS: dict[str, str] = {
 UPGRADES: dict[str, tuple[str, ...]] = {
     # Verdict gates (#16): how often a layer ranks first, the Holm-adjusted p of a verdict,
     # both means of the paper's comparison, and how the randomization check ran.
-    "layer_ranking": ("ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS p_rank1 DOUBLE",),
+    # ... and (#17) whether the classifier's skill failed to hold within sites.
+    "layer_ranking": (
+        "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS p_rank1 DOUBLE",
+        "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS confounded_by_site BOOLEAN",
+    ),
     "layer_friedman": ("ALTER TABLE layer_friedman ADD COLUMN IF NOT EXISTS holm_p DOUBLE",),
     "layer_comparison": (
         "ALTER TABLE layer_comparison ADD COLUMN IF NOT EXISTS non_muscle_mean DOUBLE",
@@ -363,6 +368,10 @@ UPGRADES: dict[str, tuple[str, ...]] = {
         # The fraction of the layer's voxels with an SWE measurement (#16 item 8); the SWE
         # aggregates count those voxels only. NULL for bmode and before.
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS swe_coverage DOUBLE",
+    ),
+    # Whether the classifier's skill failed to hold within sites (#17), NULL before.
+    "validation_matrix": (
+        "ALTER TABLE validation_matrix ADD COLUMN IF NOT EXISTS confounded_by_site BOOLEAN",
     ),
 }
 

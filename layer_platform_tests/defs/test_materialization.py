@@ -23,6 +23,7 @@ from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort, simulate_scan
 from layer_platform.tracking.mlflow_registry import Tracking, champion, load_version
+from layer_platform.warehouse.queries import SPLIT_BY_SITE
 from layer_platform.warehouse.store import Warehouse
 
 PHI = {"PatientName": "ZZTEST^PLANTED", "PatientID": "PID-93817", "PatientBirthDate": "19510704"}
@@ -157,6 +158,11 @@ def test_model_stages_register_champions_and_write_tables(layer_paths: LayerPath
         "SELECT subject_id, count(DISTINCT role) n FROM cohort_split GROUP BY 1"
     )
     assert (split["n"] == 1).all()
+    by_site = warehouse.query(SPLIT_BY_SITE)  # every subject once, at one of its sites
+    assert by_site["subjects"].sum() == len(split)
+    assert set(by_site["site"]) <= set(warehouse.query("SELECT site FROM scans")["site"])
+    event = instance.get_latest_materialization_event(dg.AssetKey("cohort_split"))
+    assert "| site |" in event.asset_materialization.metadata["subjects_per_site"].value
     assert cohort_manifest.key in defs.resolve_asset_graph().get_all_asset_keys()
 
 

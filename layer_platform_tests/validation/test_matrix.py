@@ -130,10 +130,13 @@ def test_rates_count_only_driver_rows_whose_classifier_beats_chance() -> None:
             "reference_matching": ["flat"] * 4,
             "is_default_method": [True] * 4,
             "planted": ["muscle", "muscle", "none", "none"],
-            "beats_chance": [True, False, False, True],
+            "beats_chance": [True, False, True, True],
+            # an older row has no flag (NULL)
+            "confounded_by_site": [False, None, True, False],
             "correct": [True, False, True, False],
         }
     )
     row = rates(frame).iloc[0]
     assert (row["driver_rows"], row["recovered"], row["driver_rows_at_chance"]) == (1, 1, 1)
     assert (row["null_rows"], row["null_quiet"], row["null_quiet_rate"]) == (2, 1, 0.5)
+    assert row["null_flagged"] == 1

@@ -28,6 +28,7 @@ from layer_platform.defs.mlflow_links import dagster_tags, model_links
 from layer_platform.defs.resources import ClassifierResource, StorageResource
 from layer_platform.defs.versions import champions_as_data_version
 from layer_platform.imaging.figures import png_to_markdown
+from layer_platform.statistics import markdown_table
 from layer_platform.tracking.champion_score import SPLIT_TAG, challenge_on_oof
 from layer_platform.tracking.mlflow_links import log_training_data
 from layer_platform.tracking.mlflow_registry import (
@@ -41,7 +42,7 @@ from layer_platform.tracking.mlflow_registry import (
 )
 from layer_platform.tracking.names import CLASSIFIER_EXPERIMENT, registered_name
 from layer_platform.tracking.reference_store import TRAINED_SCANS_ARTIFACT
-from layer_platform.warehouse.queries import LABELLED_PREPROCESSED
+from layer_platform.warehouse.queries import LABELLED_PREPROCESSED, SPLIT_BY_SITE
 from layer_platform.warehouse.store import Replacement
 
 mode_partitions = dg.StaticPartitionsDefinition(list(INPUT_MODES))
@@ -91,6 +92,9 @@ def cohort_split(storage: StorageResource, classifier: ClassifierResource) -> dg
             "n_scans": len(records),
             "n_subjects": len({r["subject_id"] for r in records}),
             "scans_per_partition": dg.MetadataValue.json(counts),
+            "subjects_per_site": dg.MetadataValue.md(
+                markdown_table(warehouse.query(SPLIT_BY_SITE))
+            ),
             **table_metadata(warehouse, "cohort_split"),
         },
         check_results=[

@@ -62,6 +62,7 @@ from layer_platform.warehouse.queries import (
     champion_rows,
     classifier_skill,
     data_randomization_passed,
+    site_skill,
 )
 from layer_platform.warehouse.schema import DESCRIPTIONS
 from layer_platform.warehouse.store import Replacement, Warehouse
@@ -200,6 +201,9 @@ def saliency_summary(
     frame = champion_rows(warehouse, versions)
     found_skills = {mode: classifier_skill(warehouse, mode, v) for mode, v in versions.items()}
     skills = {mode: skill for mode, skill in found_skills.items() if skill is not None}
+    site_skills = {
+        mode: found for mode in skills if (found := site_skill(warehouse, mode, versions[mode]))
+    }
     no_skill = sorted(m for m in versions if m not in skills or not skills[m].beats_chance)
     if no_skill:
         context.log.warning(f"no layer finding for {no_skill}: classifier at chance or untested")
@@ -214,6 +218,7 @@ def saliency_summary(
             data_randomization=data_randomization_passed(
                 warehouse, versions, protocol=DATA_RANDOMIZATION_PROTOCOL
             ),
+            within_site=site_skills,
         ),
         group=saliency.ranking_group,
     )
@@ -233,6 +238,9 @@ def saliency_summary(
     metadata: dict[str, dict] = {name: {"models": models} for name in tables}
     metadata[RANKING]["classifier_skill"] = dg.MetadataValue.json(
         {mode: str(found) for mode, found in found_skills.items()}
+    )
+    metadata[RANKING]["classifier_skill_within_sites"] = dg.MetadataValue.json(
+        {mode: str(found) for mode, found in site_skills.items()}
     )
     if (found := _recovery(ranking, versions, paths, now)) is not None:
         cohort, drivers, recovery = found
