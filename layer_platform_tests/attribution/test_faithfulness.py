@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from layer_platform.attribution.faithfulness import (
     road_impute,
     scan_faithfulness,
 )
+from layer_platform.attribution.faithfulness_run import faithfulness_markdown, faithfulness_table
 from layer_platform.labels import TISSUE_LAYERS, Layer
 from layer_platform_tests.attribution.toys import VoxelLinear, six_layer_map
 
@@ -134,3 +136,27 @@ def test_road_keeps_unmeasured_swe_voxels_unmeasured() -> None:
     assert (out[1][labels == Layer.SUPERFICIAL_FASCIA] == 0).all()
     # interpolated from measured rows 0 and 3 (both 5): the unmeasured row 2 is no neighbour
     np.testing.assert_allclose(out[1][labels == Layer.SUPERFICIAL_FAT], 5.0)
+
+
+def test_table_averages_subjects_first_and_reads_beside_the_ranking() -> None:
+    """Subject A's two scans count once: mean of (0.1 + 0.3) / 2 and 0.5 is 0.35."""
+    per_scan = pd.DataFrame(
+        {
+            "input_mode": "bmode",
+            "method": "layer_ablation",
+            "variant": ["deletion"] * 3 + ["road"] * 3,
+            "scan_id": ["a1", "a2", "b1"] * 2,
+            "subject_id": ["A", "A", "B"] * 2,
+            "area": [0.1, 0.3, 0.5, -0.2, -0.2, 0.1],
+        }
+    )
+    table = faithfulness_table(per_scan, FaithfulnessSettings(), n_boot=200)
+    deletion = table[table["variant"] == "deletion"].iloc[0]
+    assert deletion["mean_area"] == pytest.approx(0.35)
+    assert (deletion["n_scans"], deletion["n_subjects"]) == (3, 2)
+    assert deletion["ci_low"] <= 0.35 <= deletion["ci_high"]
+    assert table.loc[table["variant"] == "road", "share_above_random"].item() == pytest.approx(
+        1 / 3
+    )
+    shown = faithfulness_markdown(table)
+    assert "| bmode | layer_ablation | +0.350 (" in shown and "| 3 |" in shown
