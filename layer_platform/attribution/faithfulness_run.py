@@ -116,6 +116,29 @@ def faithfulness_table(
     return pd.DataFrame(rows)
 
 
+def champion_faithfulness(
+    frame: pd.DataFrame,
+    *,
+    tracking: Tracking,
+    warehouse: Warehouse,
+    paths: LayerPaths,
+    settings: FaithfulnessSettings,
+    config_for: Callable[[str], ScanConfig],
+    n_boot: int = 2000,
+) -> pd.DataFrame:
+    """The ``method_faithfulness`` rows of the champion rows in ``frame`` (without the model
+    columns the summary adds): ``held_out_faithfulness`` summarized by ``faithfulness_table``."""
+    per_scan = held_out_faithfulness(
+        frame,
+        tracking=tracking,
+        warehouse=warehouse,
+        paths=paths,
+        settings=settings,
+        config_for=config_for,
+    )
+    return faithfulness_table(per_scan, settings, n_boot=n_boot)
+
+
 def faithfulness_markdown(table: pd.DataFrame) -> str:
     """One row per input mode and method, one column per removal: the mean area with its CI and
     the number of held-out scans (what the ranking's page shows beside the ranking)."""

@@ -16,9 +16,8 @@ from layer_platform.attribution.batch import scan_config
 from layer_platform.attribution.champions import development_table
 from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.faithfulness_run import (
+    champion_faithfulness,
     faithfulness_markdown,
-    faithfulness_table,
-    held_out_faithfulness,
 )
 from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
@@ -173,17 +172,16 @@ def _faithfulness(
     """``method_faithfulness`` over the champions' held-out scans (empty without any)."""
     if frame.empty or saliency.faithfulness_orders == 0:
         return pd.DataFrame()
-    settings = saliency.faithfulness_settings()
     with saliency.threads():
-        per_scan = held_out_faithfulness(
+        return champion_faithfulness(
             frame,
             tracking=tracking,
             warehouse=warehouse,
             paths=paths,
-            settings=settings,
+            settings=saliency.faithfulness_settings(),
             config_for=_config_for(saliency, warehouse, paths, tracking),
+            n_boot=saliency.n_boot,
         )
-    return faithfulness_table(per_scan, settings, n_boot=saliency.n_boot)
 
 
 #: Where each table comes from (lineage): the table assets it is derived from, else the
@@ -222,10 +220,9 @@ def saliency_summary(
     bootstrap CIs (``layer_summary``); the ranking by each method's score with the "does any
     layer stand out" verdict (``layer_ranking``); non-muscle vs muscle, paired by subject
     (``layer_comparison``); the Friedman test (``layer_friedman``); on a simulated cohort,
-    where the planted drivers landed (``driver_recovery``); the model-randomization check
-    of each champion (``randomization_checks``); and, on the held-out scans, each method's
-    layer-deletion faithfulness (``method_faithfulness``, shown beside the ranking). Each table
-    materializes as its own asset.
+    where the planted drivers landed (``driver_recovery``); the model-randomization check of
+    each champion (``randomization_checks``); each method's faithfulness on the held-out scans
+    (``method_faithfulness``). Each table materializes as its own asset.
     """
     saliency = saliency.validated()
     paths = storage.paths
@@ -270,9 +267,7 @@ def saliency_summary(
             )
         writes.append(Replacement(name, table, key=None))
     models = dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()})
-    metadata: dict[str, dict] = {
-        name: {"models": models} for name in tables if name != FAITHFULNESS
-    }
+    metadata: dict[str, dict] = {n: {"models": models} for n in tables if n != FAITHFULNESS}
     metadata[RANKING]["classifier_skill"] = dg.MetadataValue.json(
         {mode: str(found) for mode, found in found_skills.items()}
     )
