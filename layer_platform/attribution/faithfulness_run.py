@@ -28,7 +28,6 @@ from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
 from layer_platform.saliency_names import HELD_OUT, score_column
 from layer_platform.settings import LayerPaths
-from layer_platform.statistics import markdown_table
 from layer_platform.statistics.bootstrap import bootstrap_mean_ci
 from layer_platform.tracking.mlflow_registry import Tracking, load_champion_classifier
 from layer_platform.warehouse.store import Warehouse
@@ -137,20 +136,3 @@ def champion_faithfulness(
         config_for=config_for,
     )
     return faithfulness_table(per_scan, settings, n_boot=n_boot)
-
-
-def faithfulness_markdown(table: pd.DataFrame) -> str:
-    """One row per input mode and method, one column per removal: the mean area with its CI and
-    the number of held-out scans (what the ranking's page shows beside the ranking)."""
-    cells = table.assign(
-        cell=[
-            f"{r.mean_area:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})"
-            for r in table.itertuples(index=False)
-        ]
-    )
-    wide = cells.pivot_table(
-        index=["input_mode", "method"], columns="variant", values="cell", aggfunc="first"
-    )
-    counts = cells.groupby(["input_mode", "method"])["n_scans"].max()
-    wide = wide.join(counts.rename("held-out scans")).reset_index()
-    return markdown_table(wide)

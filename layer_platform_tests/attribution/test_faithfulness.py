@@ -16,8 +16,9 @@ from layer_platform.attribution.faithfulness import (
     road_impute,
     scan_faithfulness,
 )
-from layer_platform.attribution.faithfulness_run import faithfulness_markdown, faithfulness_table
+from layer_platform.attribution.faithfulness_run import faithfulness_table
 from layer_platform.labels import TISSUE_LAYERS, Layer
+from layer_platform.statistics import faithfulness_markdown, format_ranking
 from layer_platform_tests.attribution.toys import VoxelLinear, six_layer_map
 
 #: Scores whose order puts deep fascia first (a layer value), and last (a map score).
@@ -160,3 +161,18 @@ def test_table_averages_subjects_first_and_reads_beside_the_ranking() -> None:
     )
     shown = faithfulness_markdown(table)
     assert "| bmode | layer_ablation | +0.350 (" in shown and "| 3 |" in shown
+    ranking = pd.DataFrame(
+        {
+            "input_mode": "bmode",
+            "method": "layer_ablation",
+            "is_default_method": True,
+            "layer": [layer.key for layer in TISSUE_LAYERS],
+            "rank": range(1, 7),
+            "score": np.linspace(1, 0, 6),
+            "verdict": "no layer stands out",
+        }
+    )
+    text = format_ranking(ranking, faithfulness=table).splitlines()
+    below = text[text.index("  layer_ablation: no layer stands out") + 1]
+    assert below.startswith("    faithfulness on 3 held-out scans: deletion +0.350 (")
+    assert ", road -0.050 (" in below  # subjects A (-0.2) and B (0.1)

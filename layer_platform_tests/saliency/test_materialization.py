@@ -488,6 +488,7 @@ def test_ranking_command_prints_every_mode(
     out = capsys.readouterr().out
     assert "layer-classifier-bmode v" in out and "layer-classifier-bmode_swe v" in out
     assert f"{DEFAULT_METHOD}*" in out and "integrated_gradients" in out
+    assert "    faithfulness on " in out and " held-out scans: deletion " in out
     assert main(["ranking", "--method", "layer_ablation"]) == 0
     assert "integrated_gradients" not in capsys.readouterr().out
 

@@ -15,10 +15,7 @@ import pandas as pd
 from layer_platform.attribution.batch import scan_config
 from layer_platform.attribution.champions import development_table
 from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
-from layer_platform.attribution.faithfulness_run import (
-    champion_faithfulness,
-    faithfulness_markdown,
-)
+from layer_platform.attribution.faithfulness_run import champion_faithfulness
 from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
     RandomizationOutcome,
@@ -55,6 +52,7 @@ from layer_platform.statistics import (
     RankingSpec,
     cohort_tables,
     driver_recovery_rows,
+    faithfulness_markdown,
     markdown_table,
     planted_drivers,
     results_markdown,
