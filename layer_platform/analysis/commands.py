@@ -46,7 +46,8 @@ def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
     """print the layer ranking of each input mode from the warehouse (read-only)
 
     Print layer_ranking: per input mode, each method's layers from rank 1 (the top layer) down,
-    with the 'does any layer stand out' verdict.
+    with the 'does any layer stand out' verdict and, where method_faithfulness has rows, the
+    method's faithfulness on the held-out scans.
     """
     reader = _reader(args, paths)
     ranking = None
@@ -67,7 +68,12 @@ def _cmd_ranking(args: argparse.Namespace, paths: LayerPaths) -> int:
             row.input_mode: f"{row.model_name} v{row.model_version}, {row.n_subjects} subjects"
             for row in ranking.drop_duplicates("input_mode").itertuples()
         }
-        print(format_ranking(ranking, headers=headers))
+        faithfulness = (
+            reader.query("SELECT * FROM method_faithfulness")
+            if "method_faithfulness" in reader.tables()
+            else None
+        )
+        print(format_ranking(ranking, headers=headers, faithfulness=faithfulness))
     return 0
 
 

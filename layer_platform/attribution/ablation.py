@@ -14,6 +14,8 @@ when a max-pooling head finds the same evidence in two layers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from captum.attr import FeatureAblation
@@ -51,20 +53,29 @@ def layer_fill(
     return labels, present, background, fill
 
 
+def masked_logits(
+    forward: LogitFn, masks: list[Tensor], remove: Callable[[Tensor], Tensor], batch: int
+) -> Tensor:
+    """The logits of ``remove(masks)``, float64 on the host: ``batch`` stacked masks per
+    forward pass, and only one batch of perturbed copies held at a time. ``remove`` turns
+    ``(n, ...)`` boolean masks into ``(n, C, L, D, S)`` inputs with the masked voxels removed
+    (a fill, or an imputation as in ``faithfulness``)."""
+    logits = []
+    with torch.no_grad():
+        for start in range(0, len(masks), batch):
+            logits.append(forward(remove(torch.stack(masks[start : start + batch]))).double().cpu())
+    return torch.cat(logits)
+
+
 def fill_deltas(
     forward: LogitFn, inputs: Tensor, fill: Tensor, masks: list[Tensor], batch: int
 ) -> list[float]:
     """``f(x) - f(x with fill where mask)`` for each of one or more boolean masks
-    ``(C, L, D, S)``; f(x) is evaluated in the first batch, ``batch`` copies per forward pass,
-    and only one batch of copies is held at a time."""
+    ``(C, L, D, S)``; f(x) is evaluated in the first batch, ``batch`` copies per forward pass
+    (``masked_logits``)."""
     every = [torch.zeros_like(masks[0]), *masks]  # the first copy is x itself
-    logits = []
-    with torch.no_grad():
-        for start in range(0, len(every), batch):
-            part = torch.stack(every[start : start + batch])
-            copies = torch.where(part, fill, inputs)  # (n, C, L, D, S) by broadcasting
-            logits.append(forward(copies).double().cpu())
-    found = torch.cat(logits)
+    # (n, C, L, D, S) by broadcasting
+    found = masked_logits(forward, every, lambda part: torch.where(part, fill, inputs), batch)
     return [float(found[0] - value) for value in found[1:]]
 
 

@@ -17,12 +17,13 @@ positive means the layer carries MP evidence. Cost: ``2^k`` forward passes per s
 from __future__ import annotations
 
 import math
+from functools import reduce
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from layer_platform.attribution.ablation import layer_fill
+from layer_platform.attribution.ablation import layer_fill, masked_logits
 from layer_platform.attribution.core import (
     AttributionConfig,
     AttributionResult,
@@ -51,19 +52,14 @@ def coalition_values(
 ) -> np.ndarray:
     """The logit with only the layers in each coalition kept (the rest replaced by ``fill``),
     for every coalition ``mask`` of ``members`` (boolean voxel masks), in float64."""
-    k = len(members)
-    stacked = torch.stack(members)  # (k, L, D, S)
-    found = []
-    with torch.no_grad():
-        for start in range(0, 2**k, batch):
-            masks = torch.arange(start, min(start + batch, 2**k), device=inputs.device)
-            bits = (masks[:, None] >> torch.arange(k, device=inputs.device)) & 1
-            absent = torch.einsum(
-                "nk,klds->nlds", (1 - bits).to(inputs.dtype), stacked.to(inputs.dtype)
-            )
-            keep = (absent == 0)[:, None]  # (n, 1, L, D, S)
-            found.append(forward(torch.where(keep, inputs, fill)).double().cpu())
-    return torch.cat(found).numpy()
+    none = torch.zeros_like(members[0])
+    removed = [  # per coalition, the voxels of the layers it leaves out
+        reduce(torch.logical_or, (m for i, m in enumerate(members) if not mask >> i & 1), none)
+        for mask in range(2 ** len(members))
+    ]
+    return masked_logits(
+        forward, removed, lambda part: torch.where(part[:, None], fill, inputs), batch
+    ).numpy()
 
 
 def layer_shapley(

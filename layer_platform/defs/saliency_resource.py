@@ -11,6 +11,7 @@ import torch
 from pydantic import Field
 
 from layer_platform.attribution import BASELINE_KINDS, METHODS, AttributionConfig
+from layer_platform.attribution.faithfulness import FaithfulnessSettings
 from layer_platform.attribution.scan_profile import REFERENCE_MATCHINGS
 from layer_platform.compute import select_device
 from layer_platform.saliency_names import ABLATION_METHOD, DEFAULT_METHOD, PLATFORM_METHODS
@@ -56,6 +57,11 @@ class SaliencyResource(dg.ConfigurableResource):
     randomization_methods: list[str] = Field(default_factory=list)
     #: Rank correlation of trained vs randomized layer profiles at or above this flags a method.
     randomization_bar: float = 0.8
+    #: Seeded random layer orders per held-out scan that each method's layer-deletion curve is
+    #: compared with (``attribution.faithfulness``); 0 skips ``method_faithfulness``.
+    faithfulness_orders: int = 4
+    #: ROAD's imputation noise, relative to the channel's SD over the kept voxels.
+    road_noise: float = 0.01
     #: Relative IG completeness error above this warns.
     completeness_tolerance: float = 0.05
     #: Subject-level bootstrap resamples for every CI.
@@ -107,6 +113,12 @@ class SaliencyResource(dg.ConfigurableResource):
             f" ig_steps={self.ig_steps} occlusion={window}/{stride}"
         )
 
+    def faithfulness_settings(self) -> FaithfulnessSettings:
+        """How ``method_faithfulness`` deletes layers (the batch follows ``batch_sizes``)."""
+        return FaithfulnessSettings(
+            n_random_orders=self.faithfulness_orders, road_noise=self.road_noise
+        )
+
     def sanity_methods(self) -> list[str]:
         """The methods the randomization checks run for, in ``methods`` order: the configured
         ``randomization_methods``, else the default method."""
@@ -136,6 +148,8 @@ class SaliencyResource(dg.ConfigurableResource):
             problems.append(f"ranking_group {self.ranking_group!r} must be one of {SUBGROUPS}")
         if self.torch_threads < 0:
             problems.append("torch_threads must be >= 0 (0: torch's default)")
+        if self.faithfulness_orders < 0 or self.road_noise < 0:
+            problems.append("faithfulness_orders and road_noise must be >= 0")
         if self.ig_steps < 1:
             problems.append("ig_steps must be >= 1")
         if min(self.internal_batch_size, self.perturbations_per_eval) < 0:

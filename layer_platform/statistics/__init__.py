@@ -22,7 +22,12 @@ from layer_platform.statistics.ranking import (
     summary_rows,
 )
 from layer_platform.statistics.recovery import driver_recovery_rows, planted_drivers
-from layer_platform.statistics.report import format_ranking, markdown_table, results_markdown
+from layer_platform.statistics.report import (
+    faithfulness_markdown,
+    format_ranking,
+    markdown_table,
+    results_markdown,
+)
 from layer_platform.statistics.sampling import sample_scans
 from layer_platform.statistics.summary import layer_summary, subject_layer_matrix
 from layer_platform.statistics.verdicts import TOO_FEW_SUBJECTS, Evidence, Verdict
@@ -42,6 +47,7 @@ __all__ = [
     "cohort_tables",
     "comparison_rows",
     "driver_recovery_rows",
+    "faithfulness_markdown",
     "format_ranking",
     "friedman_layers",
     "friedman_rows",

@@ -105,8 +105,40 @@ def _method_order(rows: pd.DataFrame) -> list[str]:
     return sorted(methods, key=lambda m: (not _is_default(rows, m), m in LAYER_VALUE_METHODS, m))
 
 
-def format_ranking(ranking: pd.DataFrame, *, headers: Mapping[str, str] | None = None) -> str:
-    """Plain-text ranking per input mode for a terminal: one column per method, rank rows."""
+def _area(row) -> str:
+    return f"{row.mean_area:+.3f} ({row.ci_low:+.3f} to {row.ci_high:+.3f})"
+
+
+def faithfulness_markdown(table: pd.DataFrame) -> str:
+    """``method_faithfulness`` as one row per input mode and method, one column per removal
+    (mean area and CI), and the held-out scans: what the ranking's page shows beside it."""
+    cells = table.assign(cell=[_area(r) for r in table.itertuples(index=False)])
+    wide = cells.pivot_table(
+        index=["input_mode", "method"], columns="variant", values="cell", aggfunc="first"
+    )
+    counts = cells.groupby(["input_mode", "method"])["n_scans"].max()
+    return markdown_table(wide.join(counts.rename("held-out scans")).reset_index())
+
+
+def _faithfulness_line(table: pd.DataFrame | None, mode: str, method: str) -> list[str]:
+    """The method's faithfulness areas under its verdict (none without rows)."""
+    if table is None:
+        return []
+    rows = table[(table["input_mode"] == mode) & (table["method"] == method)]
+    if rows.empty:
+        return []
+    areas = ", ".join(f"{r.variant} {_area(r)}" for r in rows.sort_values("variant").itertuples())
+    return [f"    faithfulness on {rows['n_scans'].max()} held-out scans: {areas}"]
+
+
+def format_ranking(
+    ranking: pd.DataFrame,
+    *,
+    headers: Mapping[str, str] | None = None,
+    faithfulness: pd.DataFrame | None = None,
+) -> str:
+    """Plain-text ranking per input mode for a terminal: one column per method, rank rows, each
+    method's verdict and, given ``method_faithfulness`` rows, its faithfulness areas."""
     if ranking.empty:
         return "no layer ranking yet: run `layer-platform run` (saliency stages)"
     blocks = []
@@ -129,9 +161,15 @@ def format_ranking(ranking: pd.DataFrame, *, headers: Mapping[str, str] | None =
         for method in methods:
             statement = rows[rows["method"] == method]["verdict"].iloc[0]
             lines.append(f"  {method}: {statement}")
+            lines += _faithfulness_line(faithfulness, mode, method)
         blocks.append("\n".join(lines))
     legend = (
         "layer ranking (rank 1 = top; score: cohort mean of mean_saliency for attribution maps,"
         " of ablation_delta for layer_ablation; * = default method)"
     )
+    if faithfulness is not None and not faithfulness.empty:
+        legend += (
+            "\nfaithfulness: area between random and the method's layer-deletion curves on"
+            " held-out scans, -1..1, > 0 = its top layers matter more than random ones"
+        )
     return "\n\n".join([legend, *blocks])

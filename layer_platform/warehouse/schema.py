@@ -235,6 +235,22 @@ TABLES: dict[str, str] = {
             passed BOOLEAN NOT NULL,
             computed_at TIMESTAMP NOT NULL
         )""",
+    "method_faithfulness": """
+        CREATE TABLE IF NOT EXISTS method_faithfulness (
+            input_mode VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            variant VARCHAR NOT NULL,
+            n_scans INTEGER NOT NULL,
+            n_subjects INTEGER NOT NULL,
+            mean_area DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            share_above_random DOUBLE,
+            protocol VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL
+        )""",
     "data_randomization_checks": """
         CREATE TABLE IF NOT EXISTS data_randomization_checks (
             input_mode VARCHAR NOT NULL,
@@ -318,6 +334,9 @@ DESCRIPTIONS: dict[str, str] = {
     "layer_friedman": "Per input mode, method and subgroup: the Friedman test across layers.",
     "randomization_checks": "Per input mode, method and champion version: how much the layer"
     " profile changes when the model's weights are randomized.",
+    "method_faithfulness": "Per input mode, method and removal (deletion, road): on the"
+    " champion's held-out scans, how much faster removing layers in the method's order lowers"
+    " the predicted class's probability than removing them in random orders (area between).",
     "data_randomization_checks": "Per input mode, method, champion version and permutation"
     " seed: whether a classifier retrained on subject-permuted labels also gives a standing-out"
     " layer (layer-platform sanity).",

@@ -49,3 +49,11 @@ def test_randomization_methods_default_to_the_headline_method_and_must_be_comput
         SaliencyResource(
             methods=["layer_ablation"], randomization_methods=["occlusion"]
         ).validated()
+
+
+def test_faithfulness_settings_reach_the_deletion_and_are_checked() -> None:
+    settings = SaliencyResource(faithfulness_orders=7, road_noise=0.05).faithfulness_settings()
+    assert (settings.n_random_orders, settings.road_noise) == (7, 0.05)
+    assert "random_orders=7" in settings.protocol()
+    with pytest.raises(ValueError, match="faithfulness_orders and road_noise must be >= 0"):
+        SaliencyResource(faithfulness_orders=-1).validated()

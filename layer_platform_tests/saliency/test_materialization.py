@@ -380,6 +380,25 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert set(recovery["planted_layer"]) == {"deep_fascia", "muscle"}
     status = _check_status(cohort.instance, "layer_ranking", "summary_non_empty")
     assert status == AssetCheckExecutionRecordStatus.SUCCEEDED
+    # faithfulness on the held-out scans, per mode, method and removal, shown beside the ranking
+    faithful = warehouse.query("SELECT * FROM method_faithfulness")
+    held = warehouse.query(
+        "SELECT input_mode, count(DISTINCT scan_id) AS n FROM layer_saliency"
+        " WHERE explained_by = 'held_out' GROUP BY ALL"
+    )
+    assert set(faithful["input_mode"]) == set(held["input_mode"]) and len(held)
+    assert set(faithful["method"]) <= set(TINY.methods) and set(faithful["variant"]) == {
+        "deletion",
+        "road",
+    }
+    ablation = faithful[faithful["method"] == DEFAULT_METHOD]
+    assert len(ablation) == 2 * len(held)
+    assert (ablation["n_scans"] == ablation["input_mode"].map(dict(held.values))).all()
+    assert faithful["mean_area"].between(-1, 1).all()
+    event = cohort.instance.get_latest_materialization_event(dg.AssetKey("layer_ranking"))
+    assert (
+        "| bmode | layer_ablation |" in event.asset_materialization.metadata["faithfulness"].value
+    )
     for table in SUMMARY_ASSETS:  # each table its own asset, with DuckDB's columns and rows
         _assert_table_metadata(cohort, table, table)
     _assert_table_metadata(cohort, "layer_saliency", "layer_saliency", "attribution_diagnostics")
@@ -469,6 +488,7 @@ def test_ranking_command_prints_every_mode(
     out = capsys.readouterr().out
     assert "layer-classifier-bmode v" in out and "layer-classifier-bmode_swe v" in out
     assert f"{DEFAULT_METHOD}*" in out and "integrated_gradients" in out
+    assert "    faithfulness on " in out and " held-out scans: deletion " in out
     assert main(["ranking", "--method", "layer_ablation"]) == 0
     assert "integrated_gradients" not in capsys.readouterr().out
 

@@ -6,7 +6,7 @@ the lineage show ``layer_ranking`` & co. rather than one opaque "summary".
 """
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import dagster as dg
@@ -15,6 +15,7 @@ import pandas as pd
 from layer_platform.attribution.batch import scan_config
 from layer_platform.attribution.champions import development_table
 from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
+from layer_platform.attribution.faithfulness_run import champion_faithfulness
 from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
     RandomizationOutcome,
@@ -32,6 +33,7 @@ from layer_platform.defs.assets.saliency_summary_checks import (
     summary_non_empty,
 )
 from layer_platform.defs.assets.summary_tables import (
+    FAITHFULNESS,
     RANDOMIZATION,
     RANKING,
     RECOVERY,
@@ -50,6 +52,7 @@ from layer_platform.statistics import (
     RankingSpec,
     cohort_tables,
     driver_recovery_rows,
+    faithfulness_markdown,
     markdown_table,
     planted_drivers,
     results_markdown,
@@ -120,6 +123,20 @@ def _settings(saliency: SaliencyResource) -> RandomizationSettings:
     )
 
 
+def _config_for(
+    saliency: SaliencyResource, warehouse: Warehouse, paths: LayerPaths, tracking: Tracking
+) -> Callable[[str], ScanConfig]:
+    """Per mode, the reported run's attribution settings of a held-out scan (``scan_config``
+    with the frozen reference over the champion's development controls)."""
+
+    def config_for(mode: str) -> ScanConfig:
+        cohort = saliency.baseline == "cohort"
+        table = development_table(warehouse, paths, tracking, mode) if cohort else None
+        return partial(scan_config, saliency.attribution_config, saliency.baseline, table, mode)
+
+    return config_for
+
+
 def _randomization(
     frame: pd.DataFrame,
     versions: dict[str, str],
@@ -132,12 +149,6 @@ def _randomization(
     reported run attributed it (``scan_config``)."""
     if frame.empty:
         return RandomizationOutcome()
-
-    def config_for(mode: str) -> ScanConfig:
-        cohort = saliency.baseline == "cohort"
-        table = development_table(warehouse, paths, tracking, mode) if cohort else None
-        return partial(scan_config, saliency.attribution_config, saliency.baseline, table, mode)
-
     with saliency.threads():
         return champion_randomization(
             frame,
@@ -146,7 +157,29 @@ def _randomization(
             warehouse=warehouse,
             paths=paths,
             settings=_settings(saliency),
-            config_for=config_for,
+            config_for=_config_for(saliency, warehouse, paths, tracking),
+        )
+
+
+def _faithfulness(
+    frame: pd.DataFrame,
+    saliency: SaliencyResource,
+    warehouse: Warehouse,
+    tracking: Tracking,
+    paths: LayerPaths,
+) -> pd.DataFrame:
+    """``method_faithfulness`` over the champions' held-out scans (empty without any)."""
+    if frame.empty or saliency.faithfulness_orders == 0:
+        return pd.DataFrame()
+    with saliency.threads():
+        return champion_faithfulness(
+            frame,
+            tracking=tracking,
+            warehouse=warehouse,
+            paths=paths,
+            settings=saliency.faithfulness_settings(),
+            config_for=_config_for(saliency, warehouse, paths, tracking),
+            n_boot=saliency.n_boot,
         )
 
 
@@ -154,8 +187,8 @@ def _randomization(
 #: per-scan ``layer_saliency`` rows.
 DERIVED_FROM: dict[str, str] = {RECOVERY: RANKING}
 #: Tables written only on some runs: driver recovery needs a simulated cohort's ground truth,
-#: the randomization check needs champion rows.
-SOMETIMES_WRITTEN = frozenset({RECOVERY, RANDOMIZATION})
+#: the randomization check needs champion rows, faithfulness held-out scans.
+SOMETIMES_WRITTEN = frozenset({RECOVERY, RANDOMIZATION, FAITHFULNESS})
 
 
 def _spec(table: str) -> dg.AssetSpec:
@@ -180,14 +213,15 @@ def _spec(table: str) -> dg.AssetSpec:
 def saliency_summary(
     context: dg.AssetExecutionContext, storage: StorageResource, saliency: SaliencyResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Cohort statistics of the champion rows of ``layer_saliency``, read with SQL only.
+    """Cohort statistics of the champion rows of ``layer_saliency``, read with SQL.
 
     Per input mode, method, subgroup (all, MP, control, MP_correct) and layer: subject-level
     bootstrap CIs (``layer_summary``); the ranking by each method's score with the "does any
     layer stand out" verdict (``layer_ranking``); non-muscle vs muscle, paired by subject
     (``layer_comparison``); the Friedman test (``layer_friedman``); on a simulated cohort,
-    where the planted drivers landed (``driver_recovery``); and the model-randomization check
-    of each champion (``randomization_checks``). Each table materializes as its own asset.
+    where the planted drivers landed (``driver_recovery``); the model-randomization check of
+    each champion (``randomization_checks``); each method's faithfulness on the held-out scans
+    (``method_faithfulness``). Each table materializes as its own asset.
     """
     saliency = saliency.validated()
     paths = storage.paths
@@ -224,6 +258,7 @@ def saliency_summary(
     )
     tables = cohort_tables(frame, spec, n_boot=saliency.n_boot)
     ranking = tables[RANKING]
+    tables[FAITHFULNESS] = _faithfulness(frame, saliency, warehouse, tracking, paths)
     now = utc_now()
     writes = []  # one transaction: the cohort tables never describe two different runs
     for name, table in tables.items():
@@ -235,7 +270,7 @@ def saliency_summary(
             )
         writes.append(Replacement(name, table, key=None))
     models = dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()})
-    metadata: dict[str, dict] = {name: {"models": models} for name in tables}
+    metadata: dict[str, dict] = {n: {"models": models} for n in tables if n != FAITHFULNESS}
     metadata[RANKING]["classifier_skill"] = dg.MetadataValue.json(
         {mode: str(found) for mode, found in found_skills.items()}
     )
@@ -256,6 +291,10 @@ def saliency_summary(
         checks.append(randomization_not_run())
     else:
         metadata[RANKING] |= _ranking_metadata(ranking, tables, frame, versions, saliency)
+        if not tables[FAITHFULNESS].empty:  # beside the ranking, and on its own asset
+            shown = dg.MetadataValue.md(faithfulness_markdown(tables[FAITHFULNESS]))
+            metadata[RANKING]["faithfulness"] = shown
+            metadata[FAITHFULNESS] = {"models": models, "faithfulness": shown}
         checks.append(model_randomization(outcome, _settings(saliency)))
         metadata[RANDOMIZATION] = {"models": models}
     # one catalog read for every table written, after the last write

@@ -13,5 +13,7 @@ RANKING = "layer_ranking"
 RECOVERY = "driver_recovery"
 #: The model-randomization sanity check of each champion (computed once per champion).
 RANDOMIZATION = "randomization_checks"
+#: Each method's layer-deletion faithfulness on the held-out scans (shown beside the ranking).
+FAITHFULNESS = "method_faithfulness"
 #: Every table asset of the step.
-SUMMARY_ASSETS: tuple[str, ...] = (*SUMMARY_TABLES, RECOVERY, RANDOMIZATION)
+SUMMARY_ASSETS: tuple[str, ...] = (*SUMMARY_TABLES, RECOVERY, RANDOMIZATION, FAITHFULNESS)

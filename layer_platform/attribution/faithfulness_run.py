@@ -1,0 +1,138 @@
+"""``method_faithfulness``: how faithful each champion's methods are on its held-out scans.
+
+Only test scans (``explained_by = held_out``): the whole ensemble explained them and trained on
+none of them, so the model whose output is deleted is the model that was explained. Each scan is
+removed against the reference its rows were computed with (``batch.scan_config``: the frozen
+reference over the champion's development controls), and each method is ordered by the score
+``layer_ranking`` ranks it by (``saliency_names.score_column``). The per-scan areas
+(``faithfulness``) are summarized per input mode, method and removal with a subject-level
+bootstrap CI, the unit ``layer_ranking`` uses, so the two tables read side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from layer_platform.attribution.ablation import layer_fill
+from layer_platform.attribution.core import mp_logit
+from layer_platform.attribution.faithfulness import FaithfulnessSettings, scan_faithfulness
+from layer_platform.attribution.randomization_run import ScanConfig
+from layer_platform.classification.modes import mode_input, no_signal_channels
+from layer_platform.compute import select_device
+from layer_platform.imaging.preprocess import load_preprocessed
+from layer_platform.io import read_label_map
+from layer_platform.saliency_names import HELD_OUT, score_column
+from layer_platform.settings import LayerPaths
+from layer_platform.statistics.bootstrap import bootstrap_mean_ci
+from layer_platform.tracking.mlflow_registry import Tracking, load_champion_classifier
+from layer_platform.warehouse.store import Warehouse
+
+#: The columns of one scan's result (``held_out_faithfulness``).
+SCAN_COLUMNS = ("input_mode", "method", "variant", "scan_id", "subject_id", "area")
+
+
+def _scores(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per method, layer key to the scan's ranking score."""
+    return {
+        method: dict(zip(found["layer"], found[score_column(method)].astype(float), strict=True))
+        for method, found in rows.groupby("method")
+    }
+
+
+def held_out_faithfulness(
+    frame: pd.DataFrame,
+    *,
+    tracking: Tracking,
+    warehouse: Warehouse,
+    paths: LayerPaths,
+    settings: FaithfulnessSettings,
+    config_for: Callable[[str], ScanConfig],
+) -> pd.DataFrame:
+    """One row per held-out scan, input mode, method and removal (``SCAN_COLUMNS``) of the
+    champion rows in ``frame``; empty without held-out rows."""
+    if frame.empty:
+        return pd.DataFrame(columns=list(SCAN_COLUMNS))
+    held = frame[frame["explained_by"] == HELD_OUT]
+    if held.empty:
+        return pd.DataFrame(columns=list(SCAN_COLUMNS))
+    device = select_device("auto")
+    label_paths = dict(
+        warehouse.query("SELECT scan_id, path FROM segmentations").itertuples(index=False)
+    )
+    found = []
+    for mode, mode_rows in held.groupby("input_mode"):
+        model, _ = load_champion_classifier(tracking, str(mode))
+        config_of = config_for(str(mode))
+        for (scan_id, subject_id), rows in mode_rows.groupby(["scan_id", "subject_id"]):
+            stored = load_preprocessed(paths.artifacts / "preprocessed" / str(scan_id))
+            x = mode_input(str(mode), stored)
+            if x is None:
+                continue
+            labels = read_label_map(label_paths[scan_id])
+            config = config_of(x, labels)
+            inputs = torch.as_tensor(x[None], device=device)
+            _, _, _, fill = layer_fill("faithfulness", inputs, None, labels, config)
+            results = scan_faithfulness(
+                mp_logit(model),
+                inputs,
+                labels,
+                fill,
+                _scores(rows),
+                replace(settings, batch=config.perturbations_per_eval),
+                no_signal_channels=no_signal_channels(str(mode)),
+            )
+            found += [(mode, r.method, r.variant, scan_id, subject_id, r.area) for r in results]
+    return pd.DataFrame(found, columns=list(SCAN_COLUMNS))
+
+
+def faithfulness_table(
+    per_scan: pd.DataFrame, settings: FaithfulnessSettings, *, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Per input mode, method and removal: the mean area over subjects (each subject's scans
+    averaged first) with its subject-bootstrap CI, and the share of scans above random."""
+    rows = []
+    for (mode, method, variant), group in per_scan.groupby(["input_mode", "method", "variant"]):
+        ci = bootstrap_mean_ci(group["area"], group["subject_id"], n_boot=n_boot, seed=seed)
+        rows.append(
+            {
+                "input_mode": mode,
+                "method": method,
+                "variant": variant,
+                "n_scans": int(group["scan_id"].nunique()),
+                "n_subjects": ci.n_subjects,
+                "mean_area": ci.mean,
+                "ci_low": ci.ci_low,
+                "ci_high": ci.ci_high,
+                "share_above_random": float(np.mean(group["area"] > 0)),
+                "protocol": settings.protocol(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def champion_faithfulness(
+    frame: pd.DataFrame,
+    *,
+    tracking: Tracking,
+    warehouse: Warehouse,
+    paths: LayerPaths,
+    settings: FaithfulnessSettings,
+    config_for: Callable[[str], ScanConfig],
+    n_boot: int = 2000,
+) -> pd.DataFrame:
+    """The ``method_faithfulness`` rows of the champion rows in ``frame`` (without the model
+    columns the summary adds): ``held_out_faithfulness`` summarized by ``faithfulness_table``."""
+    per_scan = held_out_faithfulness(
+        frame,
+        tracking=tracking,
+        warehouse=warehouse,
+        paths=paths,
+        settings=settings,
+        config_for=config_for,
+    )
+    return faithfulness_table(per_scan, settings, n_boot=n_boot)
