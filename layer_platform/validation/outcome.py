@@ -14,7 +14,7 @@ import pandas as pd
 from layer_platform.statistics.recovery import MODE_MODALITIES
 from layer_platform.timestamps import utc_now
 from layer_platform.validation.matrix import Matrix, Scenario
-from layer_platform.warehouse.queries import classifier_skill
+from layer_platform.warehouse.queries import classifier_skills
 from layer_platform.warehouse.store import Warehouse
 
 #: One row per mode and method of the cohort's ranking (rank 1 first per group).
@@ -50,19 +50,15 @@ def outcome_rows(
     """``validation_matrix`` rows of one cohort run to its end (every ranked mode and method),
     its saliency computed with ``reference_matching``."""
     ranked = warehouse.query(RANKED)
-    skills = {
-        (mode, version): classifier_skill(warehouse, mode, version)
-        for mode, version in ranked[["input_mode", "model_version"]]
-        .drop_duplicates()
-        .itertuples(index=False)
-    }
+    versions = ranked[["input_mode", "model_version"]].drop_duplicates()
+    skills, _ = classifier_skills(warehouse, dict(versions.itertuples(index=False)))
     now, records = utc_now(), []
     for row in ranked.itertuples(index=False):
         planted = planted_for(scenario, row.input_mode)
         layers = list(row.layers)
         standing = list(row.standing_out) if isinstance(row.standing_out, list | tuple) else []
         standout = standing[0] if standing else None
-        skill = skills[(row.input_mode, row.model_version)]
+        skill = skills.get(row.input_mode)
         ranks = [layers.index(layer) + 1 for layer in planted if layer in layers]
         records.append(
             {

@@ -120,22 +120,21 @@ def _out_of_fold(warehouse: Warehouse, mode: str, version: str) -> pd.DataFrame 
     return found if found["is_mp"].nunique() == 2 else None
 
 
-def classifier_skill(warehouse: Warehouse, mode: str, version: str) -> SkillTest | None:
-    """The permutation test of this champion's out-of-fold AUC; None without out-of-fold
-    predictions of both classes."""
-    if (found := _out_of_fold(warehouse, mode, version)) is None:
-        return None
-    return permutation_skill(found["probability"], found["is_mp"], found["subject_id"])
-
-
-def site_skill(warehouse: Warehouse, mode: str, version: str) -> SiteSkill | None:
-    """The same predictions' skill within the scans' sites (``confounding``); None without
-    out-of-fold predictions of both classes."""
-    if (found := _out_of_fold(warehouse, mode, version)) is None:
-        return None
-    return within_site_skill(
-        found["probability"], found["is_mp"], found["subject_id"], found["site"]
-    )
+def classifier_skills(
+    warehouse: Warehouse, versions: dict[str, str]
+) -> tuple[dict[str, SkillTest], dict[str, SiteSkill]]:
+    """Per mode whose champion has out-of-fold predictions of both classes: the permutation
+    test of its out-of-fold AUC, and the same predictions' skill within the scans' sites
+    (``statistics.confounding``)."""
+    skills, within_sites = {}, {}
+    for mode, version in versions.items():
+        if (found := _out_of_fold(warehouse, mode, version)) is None:
+            continue
+        skills[mode] = permutation_skill(found["probability"], found["is_mp"], found["subject_id"])
+        within_sites[mode] = within_site_skill(
+            found["probability"], found["is_mp"], found["subject_id"], found["site"]
+        )
+    return skills, within_sites
 
 
 def cached_randomization(

@@ -63,9 +63,8 @@ from layer_platform.tracking.mlflow_registry import Tracking, champion
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import (
     champion_rows,
-    classifier_skill,
+    classifier_skills,
     data_randomization_passed,
-    site_skill,
 )
 from layer_platform.warehouse.schema import DESCRIPTIONS
 from layer_platform.warehouse.store import Replacement, Warehouse
@@ -233,11 +232,7 @@ def saliency_summary(
         if (found := champion(tracking, registered_name(mode))) is not None
     }
     frame = champion_rows(warehouse, versions)
-    found_skills = {mode: classifier_skill(warehouse, mode, v) for mode, v in versions.items()}
-    skills = {mode: skill for mode, skill in found_skills.items() if skill is not None}
-    site_skills = {
-        mode: found for mode in skills if (found := site_skill(warehouse, mode, versions[mode]))
-    }
+    skills, site_skills = classifier_skills(warehouse, versions)
     no_skill = sorted(m for m in versions if m not in skills or not skills[m].beats_chance)
     if no_skill:
         context.log.warning(f"no layer finding for {no_skill}: classifier at chance or untested")
@@ -272,10 +267,10 @@ def saliency_summary(
     models = dg.MetadataValue.json({m: f"v{v}" for m, v in versions.items()})
     metadata: dict[str, dict] = {n: {"models": models} for n in tables if n != FAITHFULNESS}
     metadata[RANKING]["classifier_skill"] = dg.MetadataValue.json(
-        {mode: str(found) for mode, found in found_skills.items()}
-    )
-    metadata[RANKING]["classifier_skill_within_sites"] = dg.MetadataValue.json(
-        {mode: str(found) for mode, found in site_skills.items()}
+        {
+            m: {"overall": str(skills.get(m)), "within_sites": str(site_skills.get(m))}
+            for m in versions
+        }
     )
     if (found := _recovery(ranking, versions, paths, now)) is not None:
         cohort, drivers, recovery = found
