@@ -141,7 +141,11 @@ TABLES: dict[str, str] = {
             ablation_delta_bmode DOUBLE,
             ablation_delta_swe DOUBLE,
             joint_ablation_delta DOUBLE,
-            swe_coverage DOUBLE
+            swe_coverage DOUBLE,
+            mean_saliency_eroded DOUBLE,
+            mean_saliency_dilated DOUBLE,
+            ablation_delta_eroded DOUBLE,
+            ablation_delta_dilated DOUBLE
         )""",
     "attribution_diagnostics": """
         CREATE TABLE IF NOT EXISTS attribution_diagnostics (
@@ -332,7 +336,11 @@ DESCRIPTIONS: dict[str, str] = {
 UPGRADES: dict[str, tuple[str, ...]] = {
     # Verdict gates (#16): how often a layer ranks first, the Holm-adjusted p of a verdict,
     # both means of the paper's comparison, and how the randomization check ran.
-    "layer_ranking": ("ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS p_rank1 DOUBLE",),
+    "layer_ranking": (
+        "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS p_rank1 DOUBLE",
+        # Whether the verdict survives every layer eroded and dilated by one voxel (#17).
+        "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS boundary_sensitivity VARCHAR",
+    ),
     "layer_friedman": ("ALTER TABLE layer_friedman ADD COLUMN IF NOT EXISTS holm_p DOUBLE",),
     "layer_comparison": (
         "ALTER TABLE layer_comparison ADD COLUMN IF NOT EXISTS non_muscle_mean DOUBLE",
@@ -363,6 +371,12 @@ UPGRADES: dict[str, tuple[str, ...]] = {
         # The fraction of the layer's voxels with an SWE measurement (#16 item 8); the SWE
         # aggregates count those voxels only. NULL for bmode and before.
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS swe_coverage DOUBLE",
+        # The score with every layer eroded or dilated by one voxel (#17, boundary
+        # sensitivity); NULL before, and for layer Shapley.
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS mean_saliency_eroded DOUBLE",
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS mean_saliency_dilated DOUBLE",
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_eroded DOUBLE",
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_dilated DOUBLE",
     ),
 }
 
