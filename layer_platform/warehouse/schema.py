@@ -291,7 +291,8 @@ TABLES: dict[str, str] = {
             correct BOOLEAN NOT NULL,
             model_version VARCHAR NOT NULL,
             seconds DOUBLE NOT NULL,
-            computed_at TIMESTAMP NOT NULL
+            computed_at TIMESTAMP NOT NULL,
+            boundary_sensitivity VARCHAR
         )""",
 }
 
@@ -349,6 +350,10 @@ UPGRADES: dict[str, tuple[str, ...]] = {
     "randomization_checks": (
         "ALTER TABLE randomization_checks ADD COLUMN IF NOT EXISTS protocol VARCHAR",
         "ALTER TABLE randomization_checks ADD COLUMN IF NOT EXISTS cascade VARCHAR",
+    ),
+    # The verdict's boundary sensitivity (#17), NULL on rows stored before it.
+    "validation_matrix": (
+        "ALTER TABLE validation_matrix ADD COLUMN IF NOT EXISTS boundary_sensitivity VARCHAR",
     ),
     # Quarantine rows name their stage (``ingestion``, ``preprocessing``, ...) since #18.
     "quarantine": (
