@@ -223,8 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--annotated-fraction",
         type=float,
-        default=0.4,
-        help="fraction of scans shipped with reference layers",
+        default=SimulationConfig.annotated_fraction,
+        help=(
+            "fraction of scans shipped with reference layers; the others are explained in the"
+            f" platform's own segmentation (default {SimulationConfig.annotated_fraction:g})"
+        ),
     )
     for name, text in SCENARIO_HELP.items():
         default = getattr(SimulationConfig, name)

@@ -43,6 +43,9 @@ CHANNEL_DELTA_COLUMNS: dict[str, str] = {
 JOINT_ABLATION_COLUMN = "joint_ablation_delta"
 #: Per-layer fraction of voxels with an SWE measurement, in SWE modes (NULL for ``bmode``).
 SWE_COVERAGE_COLUMN = "swe_coverage"
+#: The one-voxel boundary perturbations of every layer (``attribution.boundary``): each layer's
+#: voxels eroded by one voxel, or dilated by one voxel into the neighbouring tissue.
+BOUNDARIES: tuple[str, ...] = ("eroded", "dilated")
 #: Input modes with no always-measured channel (SWE alone): their voxel-map aggregates count
 #: the layer's SWE-measured voxels only, ``swe_coverage`` of it (``attribution.scan_profile``).
 #: In ``bmode_swe`` every voxel has B-mode, so every voxel counts.
@@ -56,6 +59,24 @@ SUMMARIZED_COLUMNS: tuple[str, ...] = (*LAYER_VALUE_COLUMNS[1:], *CHANNEL_DELTA_
 def score_column(method: str) -> str:
     """The per-layer figure a method is ranked by."""
     return "ablation_delta" if method in LAYER_VALUE_METHODS else "mean_saliency"
+
+
+def boundary_column(method: str, boundary: str) -> str:
+    """The ``layer_saliency`` column of a method's score under a boundary perturbation
+    (``mean_saliency_eroded``, ``ablation_delta_dilated``, ...)."""
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}; got {boundary!r}")
+    return f"{score_column(method)}_{boundary}"
+
+
+#: ``layer_saliency`` columns of the boundary sensitivity analysis: the score columns with every
+#: layer eroded or dilated by one voxel (map methods: ``mean_saliency_*``; layer ablation:
+#: ``ablation_delta_*``; NULL for layer Shapley, whose 64 coalitions are not re-run).
+BOUNDARY_COLUMNS: tuple[str, ...] = tuple(
+    f"{score}_{boundary}"
+    for score in ("mean_saliency", "ablation_delta")
+    for boundary in BOUNDARIES
+)
 
 
 def comparison_column(method: str) -> str:

@@ -9,7 +9,9 @@ Two further questions are answered from the same fill, in batched extra passes (
 which modality of a multi-channel input carries a layer's evidence (each layer ablated in one
 channel at a time, ``channel_deltas``), and how much all non-muscle tissue carries together
 (``joint_non_muscle_delta``: layers 1..5 replaced at once), which one-at-a-time removal misses
-when a max-pooling head finds the same evidence in two layers.
+when a max-pooling head finds the same evidence in two layers. The same passes ablate every
+layer eroded and dilated by one voxel (``attribution.boundary``): does a layer's delta hinge on
+the voxels at its boundary, where a segmenter errs?
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from captum.attr import FeatureAblation
 from torch import Tensor, nn
 
 from layer_platform.attribution.baselines import resolve_baseline
+from layer_platform.attribution.boundary import boundary_masks
 from layer_platform.attribution.core import (
     AttributionConfig,
     AttributionResult,
@@ -30,6 +33,7 @@ from layer_platform.attribution.core import (
     to_numpy,
 )
 from layer_platform.labels import TISSUE_LAYERS, Layer
+from layer_platform.saliency_names import BOUNDARIES
 
 
 def layer_fill(
@@ -87,7 +91,11 @@ def _extra_deltas(
     present: list[Layer],
     config: AttributionConfig,
 ) -> dict[str, object]:
-    """The joint non-muscle ablation and, for C > 1, each (layer, channel) ablation."""
+    """The joint non-muscle ablation, for C > 1 each (layer, channel) ablation, and each present
+    layer eroded and dilated by one voxel (``boundary_deltas``: boundary to layer key to delta,
+    NaN for a layer absent, or eroded away). Every ablation takes the same fill: a replaced
+    voxel looks like a control's voxel of the layer it was segmented as, so a perturbed mask
+    changes only which voxels are replaced together."""
     tissue = torch.as_tensor(labels, device=inputs.device)
     n_channels = inputs.shape[1]
     masks: list[Tensor] = []
@@ -101,6 +109,14 @@ def _extra_deltas(
         mask = torch.zeros(inputs.shape[1:], dtype=torch.bool, device=inputs.device)
         mask[c] = tissue == layer
         masks.append(mask)
+    perturbed = [
+        (boundary, layer, mask)
+        for boundary in BOUNDARIES
+        for layer, mask in boundary_masks(labels, boundary).items()
+        if layer in present and mask.any()
+    ]
+    shape = inputs.shape[1:]
+    masks += [torch.as_tensor(m, device=inputs.device).expand(shape) for *_, m in perturbed]
     if not masks:
         return {}
     deltas = fill_deltas(forward, inputs, fill, masks, max(1, config.perturbations_per_eval))
@@ -111,9 +127,13 @@ def _extra_deltas(
         by_channel = [
             {layer.key: float("nan") for layer in TISSUE_LAYERS} for _ in range(n_channels)
         ]
-        for (c, layer), delta in zip(pairs, deltas, strict=True):
+        for (c, layer), delta in zip(pairs, deltas[: len(pairs)], strict=True):
             by_channel[c][layer.key] = delta
         extras["channel_deltas"] = tuple(by_channel)
+    boundary_deltas = {b: {layer.key: float("nan") for layer in TISSUE_LAYERS} for b in BOUNDARIES}
+    for (boundary, layer, _), delta in zip(perturbed, deltas[len(pairs) :], strict=True):
+        boundary_deltas[boundary][layer.key] = delta
+    extras["boundary_deltas"] = boundary_deltas
     return extras
 
 
@@ -137,7 +157,9 @@ def layer_ablation(
     ``joint_muscle_delta`` (muscle's layer delta), when muscle and other tissue are present
     (2 samples: f(x) and the joint fill); for ``C > 1`` channels ``channel_deltas``, one
     ``layer_deltas``-like map per channel with only that channel of the layer replaced
-    (``C x`` present layers more samples); neither with ``config.ablation_extras`` off.
+    (``C x`` present layers more samples); ``boundary_deltas``, each present layer's delta with
+    its mask eroded or dilated by one voxel (``attribution.boundary``: up to 12 samples more);
+    none of these with ``config.ablation_extras`` off.
     """
     labels, present, background, fill = layer_fill(
         "layer_ablation", inputs, baseline, layers_map, config

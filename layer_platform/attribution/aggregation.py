@@ -42,6 +42,10 @@ class LayerRow:
         ablation_delta: ``logit(original) - logit(layer ablated)`` for layer ablation, else None.
         swe_coverage: the fraction of the layer's voxels with an SWE measurement (0..1) when
             the input has SWE, else None; NaN when the layer is absent.
+        mean_saliency_eroded, mean_saliency_dilated, ablation_delta_eroded,
+            ablation_delta_dilated: the method's score with every layer eroded or dilated by
+            one voxel (``attribution.boundary``, filled by ``scan_profile.profile_scan``);
+            None where not computed (the other kind of method, layer Shapley).
 
     With a ``measured`` mask (see ``aggregate_layers``), ``mean_saliency``, ``saliency_share``
     and ``enrichment`` count the layer's measured voxels only, and ``enrichment`` divides by the
@@ -58,6 +62,10 @@ class LayerRow:
     enrichment: float
     ablation_delta: float | None
     swe_coverage: float | None = None
+    mean_saliency_eroded: float | None = None
+    mean_saliency_dilated: float | None = None
+    ablation_delta_eroded: float | None = None
+    ablation_delta_dilated: float | None = None
 
 
 def measured_channels(x: np.ndarray, no_signal_channels: Sequence[int]) -> np.ndarray:
@@ -107,10 +115,7 @@ def aggregate_layers(
     counted = tissue if measured is None else tissue & _mask(measured, labels.shape, "measured")
 
     values = magnitude[counted]
-    scale = 0.0
-    if values.size:  # else nothing in tissue was measured: every aggregate is NaN
-        scale = float(np.percentile(values, percentile)) or float(values.max())
-    normalised = np.clip(values / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(values)
+    normalised = normalise(values, percentile)
     total = float(values.sum())
     n_counted_tissue = values.size
 
@@ -145,6 +150,16 @@ def aggregate_layers(
             )
         )
     return rows
+
+
+def normalise(values: np.ndarray, percentile: float = NORMALISATION_PERCENTILE) -> np.ndarray:
+    """The counted tissue's ``|attribution|`` ``values`` on the ``mean_saliency`` scale: divided
+    by their ``percentile`` (their maximum when that is 0) and clipped to [0, 1]; all 0 when
+    every value is 0 or there is none (nothing in tissue measured: every aggregate is NaN)."""
+    scale = 0.0
+    if values.size:
+        scale = float(np.percentile(values, percentile)) or float(values.max())
+    return np.clip(values / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(values)
 
 
 def _per_label(labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

@@ -41,6 +41,7 @@ from layer_platform.io import read_label_map
 from layer_platform.labels import Layer
 from layer_platform.locations import Location
 from layer_platform.saliency_names import (
+    BOUNDARY_COLUMNS,
     CHANNEL_DELTA_COLUMNS,
     JOINT_ABLATION_COLUMN,
     LAYER_VALUE_COLUMNS,
@@ -134,7 +135,12 @@ def rows_problem(rows: list[dict], n_maps: int) -> str | None:
     if len(rows) != 6 * n_maps:
         return "rows_complete"
     for row in rows:  # NaN is documented where a map is all zero; infinity never is
-        columns = (*LAYER_VALUE_COLUMNS, *CHANNEL_DELTA_COLUMNS.values(), JOINT_ABLATION_COLUMN)
+        columns = (
+            *LAYER_VALUE_COLUMNS,
+            *CHANNEL_DELTA_COLUMNS.values(),
+            JOINT_ABLATION_COLUMN,
+            *BOUNDARY_COLUMNS,
+        )
         values = [row[c] for c in columns if row.get(c) is not None]
         if row["volume_fraction"] is None or np.isnan(row["volume_fraction"]):
             return "finite_values"

@@ -49,8 +49,10 @@ class AttributionConfig:
             (``scan_profile.REFERENCE_MATCHINGS``: ``flat`` or ``mean_shift``).
         ablation_extras: layer ablation also replaces all non-muscle tissue at once and, with
             several channels, each (layer, channel) pair (the paper's comparison and the
-            modality split: up to twice its passes in ``bmode_swe``). Off where only the layer
-            profile is read (the model-randomization cascade): the layer deltas are the same.
+            modality split: up to twice its passes in ``bmode_swe``), and each layer eroded and
+            dilated by one voxel (the boundary sensitivity, ``attribution.boundary``: 12 more
+            samples). Off where only the layer profile is read (the model-randomization
+            cascade): the layer deltas are the same.
     """
 
     baseline: str = "layer_mean"

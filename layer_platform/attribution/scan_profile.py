@@ -39,6 +39,11 @@ voxel map that was aggregated, its six ``LayerRow`` s and diagnostics. Conventio
   is signed and the input has one channel; 0 on voxels that do not count), so
   ``aggregate_layers(voxel_map, labels, measured=...)`` with the counted voxels reproduces the
   rows.
+* **Boundary sensitivity.** Each row also carries the method's score with every layer eroded
+  and dilated by one voxel (``attribution.boundary``): map methods re-aggregate the same map
+  (``mean_saliency_eroded``, ``mean_saliency_dilated``), layer ablation ablates the perturbed
+  masks in its extra passes (``ablation_delta_eroded``, ``ablation_delta_dilated``); layer
+  Shapley leaves them None (64 coalitions twice more is not worth a caveat).
 * **Layer ablation** (and **layer Shapley**, ``shapley``) gives one number per layer,
   ``ablation_delta``; its ``mean_saliency``,
   ``saliency_share`` and ``enrichment`` are NaN (NULL in DuckDB), because painting a layer's
@@ -66,6 +71,7 @@ from layer_platform.attribution.aggregation import (
     measured_channels,
 )
 from layer_platform.attribution.baselines import resolve_baseline
+from layer_platform.attribution.boundary import boundary_masks, boundary_scores
 from layer_platform.attribution.core import (
     AttributionConfig,
     AttributionResult,
@@ -77,7 +83,7 @@ from layer_platform.attribution.integrated_gradients import integrate
 from layer_platform.attribution.registry import METHODS, attribute
 from layer_platform.attribution.sanity import completeness_error
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
-from layer_platform.saliency_names import LAYER_VALUE_METHODS, PLATFORM_METHODS
+from layer_platform.saliency_names import BOUNDARIES, LAYER_VALUE_METHODS, PLATFORM_METHODS
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,6 +192,7 @@ def profile_scan(
     measured = measured_channels(to_numpy(inputs[0]), no_signal_channels)
     counted = measured.any(axis=0)
     swe_measured = measured[list(no_signal_channels)].any(axis=0) if no_signal_channels else None
+    masks = {boundary: boundary_masks(labels, boundary) for boundary in BOUNDARIES}
     profiles: dict[str, MethodProfile] = {}
     for method in methods:
         started = time.perf_counter()
@@ -205,6 +212,15 @@ def profile_scan(
         if method in LAYER_VALUE_METHODS:
             nan = float("nan")
             rows = [replace(r, mean_saliency=nan, saliency_share=nan, enrichment=nan) for r in rows]
+        perturbed = boundary_scores(
+            method,
+            voxel_map,
+            labels,
+            masks,
+            counted=counted,
+            ablated=result.extras.get("boundary_deltas"),
+        )
+        rows = [replace(r, **{c: v[r.layer] for c, v in perturbed.items()}) for r in rows]
         diagnostics = _diagnostics(result)
         diagnostics["seconds"] = time.perf_counter() - started
         channel_deltas = tuple(result.extras.get("channel_deltas", ()))

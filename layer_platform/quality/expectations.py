@@ -194,6 +194,17 @@ UNNORMALIZED_METHODS: tuple[str, ...] = LAYER_VALUE_METHODS
 SALIENCY_KEY = ["scan_id", "input_mode", "method", "layer", "model_version"]
 
 
+#: ``layer_saliency`` columns that are fractions or [0, 1]-scaled means.
+_UNIT_COLUMNS = (
+    "saliency_share",
+    "volume_fraction",
+    "mean_saliency",
+    "swe_coverage",
+    "mean_saliency_eroded",
+    "mean_saliency_dilated",
+)
+
+
 def validate_layer_saliency(
     frame: pd.DataFrame,
     *,
@@ -204,10 +215,11 @@ def validate_layer_saliency(
 
     Checks: the table's columns; ``model_version`` (and the key columns) present; one row per
     scan × input_mode × method × layer × model_version; ``saliency_share``, ``volume_fraction``,
-    ``mean_saliency`` and ``swe_coverage`` in [0, 1] (nulls allowed except for
-    ``volume_fraction``); and, per scan × input_mode × method × model_version of an attribution
-    method, shares summing to 1 within ``share_tolerance`` (a map that is zero in tissue has
-    all-null shares and is exempt; a layer without a measured voxel has a null share).
+    ``mean_saliency`` (also eroded and dilated) and ``swe_coverage`` in [0, 1] (nulls allowed
+    except for ``volume_fraction``); and, per scan × input_mode × method × model_version of an
+    attribution method, shares summing to 1 within ``share_tolerance`` (a map that is zero in
+    tissue has all-null shares and is exempt; a layer without a measured voxel has a null
+    share).
 
     Returns two outcomes, ``layer_saliency`` (row-level) and ``layer_saliency_shares`` (per
     map): report each as an asset check's metadata (``outcome.markdown()``).
@@ -222,9 +234,7 @@ def validate_layer_saliency(
             *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in SALIENCY_KEY),
             gxe.ExpectCompoundColumnsToBeUnique(column_list=SALIENCY_KEY),
             gxe.ExpectColumnValuesToNotBeNull(column="volume_fraction"),
-            *_between(
-                ["saliency_share", "volume_fraction", "mean_saliency", "swe_coverage"], 0.0, 1.0
-            ),
+            *_between(_UNIT_COLUMNS, 0.0, 1.0),
         ],
     )
     attributed = frame[~frame["method"].isin(list(unnormalized_methods))]

@@ -21,14 +21,17 @@ import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.saliency_names import (
+    BOUNDARIES,
     JOINT_ABLATION_COLUMN,
     LAYER_VALUE_METHODS,
     OUT_OF_SAMPLE,
     SUMMARIZED_COLUMNS,
     UNLABELLED,
+    boundary_column,
     comparison_column,
     score_column,
 )
+from layer_platform.statistics.boundary import with_boundary_sensitivity
 from layer_platform.statistics.comparisons import (
     joint_ablation_means,
     non_muscle_vs_muscle,
@@ -168,24 +171,31 @@ _LAYER_STATISTICS = ("n_scans", "n_subjects", "mean", "median", "ci_low", "ci_hi
 _SUMMARY_COLUMNS = [*_BLOCK_KEY, "layer", "layer_index", *_LAYER_STATISTICS, "rank"]
 
 
-def method_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def method_tables(
+    rows: pd.DataFrame, column_of: Callable[[str], str] = score_column
+) -> dict[str, pd.DataFrame]:
     """Per method with finite scores in ``rows`` (one mode's), its long table of the score
-    ``score_column`` names: what the verdict's layer tests (gate 4) read."""
+    ``column_of`` names (``score_column``: what the verdict's layer tests, gate 4, read)."""
     return {
         str(method): table
         for method, method_rows in rows.groupby("method", sort=True)
-        if not (table := _long(method_rows, score_column(str(method)))).empty
+        if not (table := _long(method_rows, column_of(str(method)))).empty
     }
 
 
 def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple, Verdict]:
-    """Per (mode, method), the verdict on subgroup ``name``; Holm's family is the mode's
-    methods."""
+    """Per (mode, method), the verdict on subgroup ``name`` with its boundary sensitivity;
+    Holm's family is the mode's methods."""
     found = {}
     for mode, rows in frame.groupby("input_mode", sort=True):
-        tables = method_tables(subgroup(rows, name))
-        for method, decided in family_verdicts(tables, str(mode), evidence).items():
-            found[(str(mode), method)] = decided
+        part = subgroup(rows, name)
+        decided = family_verdicts(method_tables(part), str(mode), evidence)
+        perturbed = {
+            b: method_tables(part, lambda method, b=b: boundary_column(method, b))
+            for b in BOUNDARIES
+        }
+        for method, verdict in with_boundary_sensitivity(decided, perturbed).items():
+            found[(str(mode), method)] = verdict
     return found
 
 
@@ -206,12 +216,15 @@ def ranking_rows(
     """``layer_ranking``: per input mode and method, the six layers by ``score``.
 
     Columns: ``input_mode, method, is_default_method, layer, rank, score, ci_low, ci_high,
-    n_subjects, subgroup, stands_out, verdict, p_rank1, confounded_by_site``. ``stands_out`` is
-    true for at most one layer per mode and method; ``verdict`` repeats the mode and method's
-    statement (``verdicts``: it starts with ``NO_STANDOUT`` unless every gate passes).
-    ``p_rank1``: the share of subject-bootstrap resamples in which the layer has the highest
-    score (sums to 1 per mode and method). ``confounded_by_site``: the mode's classifier beats
-    chance but not within sites (``confounding``), so nothing stands out.
+    n_subjects, subgroup, stands_out, verdict, p_rank1, confounded_by_site,
+    boundary_sensitivity``. ``stands_out`` is true for at most one layer per mode and method;
+    ``verdict`` repeats the mode and method's statement (``verdicts``: it starts with
+    ``NO_STANDOUT`` unless every gate passes). ``p_rank1``: the share of subject-bootstrap
+    resamples in which the layer has the highest score (sums to 1 per mode and method).
+    ``confounded_by_site``: the mode's classifier beats chance but not within sites
+    (``confounding``), so nothing stands out. ``boundary_sensitivity``: whether the verdict
+    survives every layer eroded and dilated by one voxel (``statistics.boundary``; a failure is
+    in the verdict too).
     """
     verdicts = _verdicts(frame, spec.group, spec.evidence)
     records = []
@@ -241,6 +254,7 @@ def ranking_rows(
                     "verdict": decided.statement,
                     "p_rank1": float(first[layer]),
                     "confounded_by_site": spec.evidence.confounded_by_site(mode),
+                    "boundary_sensitivity": decided.boundary_sensitivity,
                 }
             )
     return pd.DataFrame.from_records(records, columns=_RANKING_COLUMNS)
@@ -261,6 +275,7 @@ _RANKING_COLUMNS = [
     "verdict",
     "p_rank1",
     "confounded_by_site",
+    "boundary_sensitivity",
 ]
 
 

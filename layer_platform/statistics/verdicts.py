@@ -73,6 +73,9 @@ class Verdict:
     n_subjects: int
     #: The largest Holm-adjusted p of the top layer's paired tests (NaN without a test).
     holm_p: float = float("nan")
+    #: Whether the verdict survives every layer eroded and dilated by one voxel
+    #: (``statistics.boundary``); None until that check ran.
+    boundary_sensitivity: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ RANKED = """
            list(r.layer ORDER BY r.rank) AS layers,
            list(r.layer ORDER BY r.rank) FILTER (WHERE r.stands_out) AS standing_out,
            any_value(m.value) AS heldout_auc,
-           coalesce(bool_or(r.confounded_by_site), false) AS confounded_by_site
+           coalesce(bool_or(r.confounded_by_site), false) AS confounded_by_site,
+           any_value(r.boundary_sensitivity) AS boundary_sensitivity
     FROM layer_ranking r
     LEFT JOIN (SELECT input_mode, model_version, value FROM model_metrics
                WHERE fold = 'test' AND metric = 'heldout_auc') m
@@ -85,6 +86,7 @@ def outcome_rows(
                 "model_version": row.model_version,
                 "seconds": seconds,
                 "computed_at": now,
+                "boundary_sensitivity": row.boundary_sensitivity,
             }
         )
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
@@ -121,6 +123,7 @@ COLUMNS = [
     "model_version",
     "seconds",
     "computed_at",
+    "boundary_sensitivity",
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from layer_platform.warehouse.upgrades import UPGRADES
+
 TABLES: dict[str, str] = {
     "scans": """
         CREATE TABLE IF NOT EXISTS scans (
@@ -141,7 +143,11 @@ TABLES: dict[str, str] = {
             ablation_delta_bmode DOUBLE,
             ablation_delta_swe DOUBLE,
             joint_ablation_delta DOUBLE,
-            swe_coverage DOUBLE
+            swe_coverage DOUBLE,
+            mean_saliency_eroded DOUBLE,
+            mean_saliency_dilated DOUBLE,
+            ablation_delta_eroded DOUBLE,
+            ablation_delta_dilated DOUBLE
         )""",
     "attribution_diagnostics": """
         CREATE TABLE IF NOT EXISTS attribution_diagnostics (
@@ -304,7 +310,8 @@ TABLES: dict[str, str] = {
             correct BOOLEAN NOT NULL,
             model_version VARCHAR NOT NULL,
             seconds DOUBLE NOT NULL,
-            computed_at TIMESTAMP NOT NULL
+            computed_at TIMESTAMP NOT NULL,
+            boundary_sensitivity VARCHAR
         )""",
 }
 
@@ -345,53 +352,6 @@ DESCRIPTIONS: dict[str, str] = {
     "validation_matrix": "Validation matrices only (their own DuckDB file): per simulated cohort,"
     " input mode and method, the planted layers, where they ranked, what stood out and whether"
     " that was right.",
-}
-
-#: Statements that bring a table created by an older version up to its contract above (run
-#: after each ``CREATE TABLE IF NOT EXISTS``; each is idempotent).
-UPGRADES: dict[str, tuple[str, ...]] = {
-    # Verdict gates (#16): how often a layer ranks first, the Holm-adjusted p of a verdict,
-    # both means of the paper's comparison, and how the randomization check ran.
-    # ... and (#17) whether the classifier's skill failed to hold within sites.
-    "layer_ranking": (
-        "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS p_rank1 DOUBLE",
-        "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS confounded_by_site BOOLEAN",
-    ),
-    "layer_friedman": ("ALTER TABLE layer_friedman ADD COLUMN IF NOT EXISTS holm_p DOUBLE",),
-    "layer_comparison": (
-        "ALTER TABLE layer_comparison ADD COLUMN IF NOT EXISTS non_muscle_mean DOUBLE",
-        "ALTER TABLE layer_comparison ADD COLUMN IF NOT EXISTS muscle_mean DOUBLE",
-    ),
-    "randomization_checks": (
-        "ALTER TABLE randomization_checks ADD COLUMN IF NOT EXISTS protocol VARCHAR",
-        "ALTER TABLE randomization_checks ADD COLUMN IF NOT EXISTS cascade VARCHAR",
-    ),
-    # Quarantine rows name their stage (``ingestion``, ``preprocessing``, ...) since #18.
-    "quarantine": (
-        "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS stage VARCHAR",
-        "UPDATE quarantine SET stage = 'ingestion' WHERE stage IS NULL",
-    ),
-    # Which network explained the row (out_of_fold, held_out, unlabelled, unverified) and the
-    # SHA-256 of the frozen reference it used, since #16. Older rows keep NULL: they came from
-    # the whole ensemble, in sample for development scans, so no headline statistic reads them.
-    "layer_saliency": (
-        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS explained_by VARCHAR",
-        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS reference_sha256 VARCHAR",
-        # Layer ablation per modality in two-channel modes (#16 item 5): the layer's delta
-        # with only the B-mode (or only the SWE) channel replaced; NULL elsewhere and before.
-        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_bmode DOUBLE",
-        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_swe DOUBLE",
-        # The joint ablation of the paper's comparison (#16 item 7): every non-muscle layer
-        # replaced at once (rows 1..5), or muscle (row 6); NULL before and for maps.
-        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS joint_ablation_delta DOUBLE",
-        # The fraction of the layer's voxels with an SWE measurement (#16 item 8); the SWE
-        # aggregates count those voxels only. NULL for bmode and before.
-        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS swe_coverage DOUBLE",
-    ),
-    # Whether the classifier's skill failed to hold within sites (#17), NULL before.
-    "validation_matrix": (
-        "ALTER TABLE validation_matrix ADD COLUMN IF NOT EXISTS confounded_by_site BOOLEAN",
-    ),
 }
 
 

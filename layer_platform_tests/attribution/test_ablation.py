@@ -61,12 +61,14 @@ def test_background_is_never_ablated():
     assert result.extras["layer_deltas"]["muscle"] == pytest.approx(24.0)
 
 
-def test_seven_samples_in_two_forward_passes_and_the_joint_ablation_in_one_more():
-    """Captum's 1 + 6 samples, then f(x) and the joint non-muscle fill in one batch."""
+def test_seven_samples_in_two_forward_passes_and_the_extras_in_two_more():
+    """Captum's 1 + 6 samples, then f(x), the joint non-muscle fill and the boundary masks
+    (six dilated layers; one-voxel-thick layers erode away, only muscle keeps voxels) in
+    batches of six."""
     labels = six_layer_map()
     model = VoxelLinear(torch.ones(1, *labels.shape))
     attribute("layer_ablation", model, two_everywhere(labels), layers_map=labels, config=COHORT)
-    assert (model.calls, model.samples) == (3, 9)
+    assert (model.calls, model.samples) == (4, 7 + 2 + 6 + 1)
 
 
 def test_without_extras_the_same_layer_deltas_in_the_seven_samples_alone():
@@ -92,7 +94,9 @@ def test_absent_layer_has_nan_delta_and_costs_no_pass():
     )
     assert math.isnan(result.extras["layer_deltas"]["deep_fascia"])
     assert result.extras["layer_deltas"]["dermis"] == pytest.approx(6 * 1.5)
-    assert model.samples == 6 + 2  # five layers + f(x); f(x) + the joint non-muscle fill
+    # five layers + f(x); f(x) + the joint non-muscle fill + five dilated layers + eroded muscle
+    assert model.samples == 6 + 2 + 5 + 1
+    assert math.isnan(result.extras["boundary_deltas"]["dilated"]["deep_fascia"])
     rows = aggregate_layers(result.map, labels, ablation_deltas=result.extras["layer_deltas"])
     assert rows[0].ablation_delta == pytest.approx(9.0)
     assert math.isnan(rows[4].ablation_delta)
@@ -174,8 +178,8 @@ def test_each_layer_and_channel_is_ablated_alone_and_names_the_modality():
     assert swe == pytest.approx({**dict.fromkeys(swe, 0.0), "deep_fascia": 12.0})
     assert result.extras["layer_deltas"]["deep_fascia"] == pytest.approx(12.0)
     assert result.extras["joint_non_muscle_delta"] == pytest.approx(12.0)
-    assert model.samples == 7 + 1 + 1 + 12
-    assert model.calls == 2 + 3  # 14 extra samples in batches of 6
+    assert model.samples == 7 + 1 + 1 + 12 + 6 + 1  # + six dilated layers, eroded muscle
+    assert model.calls == 2 + 4  # 21 extra samples in batches of 6
 
 
 def test_a_layer_absent_from_the_scan_has_nan_channel_deltas():

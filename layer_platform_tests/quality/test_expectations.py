@@ -92,6 +92,10 @@ def saliency_frame() -> pd.DataFrame:
                             "ablation_delta_swe": None,
                             "joint_ablation_delta": None,
                             "swe_coverage": 0.5 if mode == "swe" else None,
+                            "mean_saliency_eroded": 0.1,
+                            "mean_saliency_dilated": 0.3,
+                            "ablation_delta_eroded": None,
+                            "ablation_delta_dilated": None,
                             "computed_at": NOW,
                         }
                     )
@@ -182,6 +186,7 @@ def test_a_layer_without_measured_swe_has_a_null_share_and_the_rest_sum_to_one()
         ("volume_fraction", None, "expect_column_values_to_not_be_null(volume_fraction) failed"),
         ("mean_saliency", 2.0, "(mean_saliency) failed"),
         ("swe_coverage", 1.2, "(swe_coverage) failed"),
+        ("mean_saliency_dilated", 1.5, "(mean_saliency_dilated) failed"),
         ("model_version", None, "expect_column_values_to_not_be_null(model_version) failed"),
     ],
 )

@@ -334,6 +334,14 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert coverage.loc["bmode", "n"] == 0
     found = coverage.loc["bmode_swe"]
     assert found["n"] == found["present"] > 0 and 0 <= found["low"] <= found["high"] <= 1
+    # boundary sensitivity (#17): maps re-aggregated, layer ablation's perturbed masks ablated
+    boundary = warehouse.query(
+        "SELECT method, count(mean_saliency_dilated) AS maps, count(ablation_delta_dilated)"
+        " AS ablated FROM layer_saliency GROUP BY ALL"
+    ).set_index("method")
+    assert boundary.loc[DEFAULT_METHOD, "ablated"] > 0 == boundary.loc[DEFAULT_METHOD, "maps"]
+    maps = boundary.drop(index=DEFAULT_METHOD)
+    assert (maps["maps"] > 0).all() and (maps["ablated"] == 0).all()
     shares = warehouse.query(
         "SELECT sum(saliency_share) AS s FROM layer_saliency"
         " WHERE method <> 'layer_ablation' GROUP BY scan_id, input_mode, method"
@@ -407,6 +415,7 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     # gates: 4 subjects cannot show skill by permutation (best p 1/6), so nothing stands out
     assert not ranking["stands_out"].any()
     assert ranking["verdict"].str.startswith("no layer stands out: the classifier").all()
+    assert (ranking["boundary_sensitivity"] == "not applicable").all(), "no claim to test"
     sums = ranking.groupby(["input_mode", "method"])["p_rank1"].sum()
     assert np.allclose(sums, 1.0)
     comparison = warehouse.query("SELECT * FROM layer_comparison WHERE subgroup = 'all'")

@@ -99,6 +99,16 @@ def test_simulator_scenario_keys_reach_the_cohort_and_its_fingerprint(tmp_path: 
         )
 
 
+def test_annotated_fraction_reaches_the_cohort_and_its_fingerprint(tmp_path: Path) -> None:
+    """Realistic segmentations: most scans unannotated, explained in the platform's own."""
+    text = MATRIX.replace("folds = 3", "folds = 3\nannotated_fraction = 0.1")
+    matrix = load_matrix(write(tmp_path, text))
+    assert all(s.simulation().annotated_fraction == 0.1 for s in matrix.scenarios)
+    plain = load_matrix(write(tmp_path, MATRIX))
+    assert plain.scenarios[0].simulation().annotated_fraction == 0.4
+    assert matrix.fingerprint(matrix.scenarios[0]) != plain.fingerprint(plain.scenarios[0])
+
+
 def test_scenario_keys_at_their_defaults_keep_the_fingerprint_of_results_stored_before_them() -> (
     None
 ):

@@ -89,7 +89,9 @@ def test_export_writes_every_table_as_parquet_through_the_cli(
 
 def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: Path) -> None:
     """#16: rows written before ``explained_by``, ``reference_sha256``, the per-modality and
-    the joint ablation columns and ``swe_coverage`` keep NULL there."""
+    the joint ablation columns and ``swe_coverage`` (and #17's boundary columns) keep NULL
+    there."""
+    from layer_platform.saliency_names import BOUNDARY_COLUMNS
     from layer_platform.warehouse.schema import TABLES
 
     new = TABLES["layer_saliency"]
@@ -111,10 +113,11 @@ def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: P
         "ablation_delta_swe",
         "joint_ablation_delta",
         "swe_coverage",
+        *BOUNDARY_COLUMNS,
     ]
     rows = warehouse.query(f"SELECT scan_id, {', '.join(new_columns)} FROM layer_saliency")
     assert rows.astype(object).where(rows.notna(), None).to_dict("records") == [
         {"scan_id": "s1", **dict.fromkeys(new_columns)}
     ]
     columns = warehouse.query("DESCRIBE layer_saliency")["column_name"].tolist()
-    assert columns[-4:] == new_columns[2:]
+    assert columns[-8:] == new_columns[2:]
