@@ -97,6 +97,9 @@ class SaliencySettings:
     make_config: Callable[..., AttributionConfig]
     preview_methods: Sequence[str]
     completeness_tolerance: float
+    #: ``SaliencyResource.attribution_settings()``, stored on every row: rows computed under
+    #: other settings are stale and get recomputed.
+    attribution_settings: str
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,7 @@ def _attribute_mode(
                 "model_name": champ.name,
                 "explained_by": explainer.explained_by,
                 "reference_sha256": reference_sha256,
+                "attribution_settings": settings.attribution_settings,
                 **asdict(row),
                 **modality_deltas(mode, profile, row.layer),
                 **joint_delta(profile, row.layer),

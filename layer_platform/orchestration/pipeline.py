@@ -8,6 +8,7 @@ import dagster as dg
 
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.definitions import build_definitions
+from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.orchestration.launcher import CodeLocation, InstanceLauncher
 from layer_platform.orchestration.runner import StageReport, open_instance, run_job
 from layer_platform.orchestration.stages import STAGES
@@ -76,6 +77,7 @@ def _run_stages(
     warehouse = Warehouse(paths.warehouse)
     tracking = Tracking.for_paths(paths)
     reports: list[StageReport] = []
+    saliency = defs.resources.get("saliency", SaliencyResource())
 
     def pending(job: str) -> list[str] | None:
         if job == "preprocess_scans":
@@ -105,7 +107,7 @@ def _run_stages(
                 if (found := champion(tracking, registered_name(mode))) is not None
             }
             if job == "compute_saliency":
-                return pending_saliency(warehouse, versions)
+                return pending_saliency(warehouse, versions, saliency.attribution_settings())
             return None if summary_pending(warehouse, versions) else []
         return None
 

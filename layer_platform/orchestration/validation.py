@@ -57,8 +57,8 @@ def matrix_definitions(
     paths: LayerPaths, matrix: Matrix, scenario: Scenario, matching: str | None = None
 ) -> dg.Definitions:
     """The platform's definitions with the matrix's training and attribution settings, the
-    cohort reference entering with ``matching`` (default: the matrix's first). A matching other
-    than the first recomputes the saliency rows the first left (``keep_current`` off)."""
+    cohort reference entering with ``matching`` (default: the matrix's first). Another matching
+    is another attribution setting, so the rows of the last one are stale and recomputed."""
     settings = matrix.settings
     epochs = {
         k: v
@@ -74,7 +74,6 @@ def matrix_definitions(
             **saliency.model_dump(),
             "methods": list(settings.methods),
             "reference_matching": matching or settings.reference_matching[0],
-            "keep_current": matching in (None, settings.reference_matching[0]),
         }
     ).validated()
     base = build_definitions(paths=paths)

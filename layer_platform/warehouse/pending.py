@@ -41,17 +41,21 @@ PENDING_SEGMENTATION = f"""
 """
 
 #: Per mode with a champion (``$mode``, ``$version``): scans whose rows for that version are
-#: missing or older than their segmentation, and QC-failed scans that still have such rows.
-#: SWE modes only concern scans with valid SWE (``swe_valid_fraction > 0``).
+#: missing, older than their segmentation or computed under other attribution settings
+#: (``$settings``), and QC-failed scans that still have such rows. SWE modes only concern scans
+#: with valid SWE (``swe_valid_fraction > 0``).
 PENDING_SALIENCY = f"""
     WITH done AS (
-        SELECT scan_id, min(computed_at) AS computed_at FROM layer_saliency
+        SELECT scan_id, min(computed_at) AS computed_at,
+               bool_and(coalesce(attribution_settings = $settings, false)) AS current_settings
+        FROM layer_saliency
         WHERE input_mode = $mode AND model_version = $version GROUP BY scan_id
     )
     SELECT g.scan_id FROM segmentations g JOIN preprocessing p USING (scan_id)
     LEFT JOIN done d USING (scan_id)
     WHERE ($mode = 'bmode' OR coalesce(p.swe_valid_fraction, 0) > 0)
-      AND ((g.qc_passed AND (d.scan_id IS NULL OR d.computed_at < g.computed_at)
+      AND ((g.qc_passed
+            AND (d.scan_id IS NULL OR d.computed_at < g.computed_at OR NOT d.current_settings)
             AND {_not_quarantined("saliency", "g.scan_id", "g.computed_at")})
            OR (NOT g.qc_passed AND d.scan_id IS NOT NULL))
 """
@@ -73,17 +77,20 @@ NO_SALIENCY_WORK = """
 """
 
 
-def pending_saliency(warehouse: Warehouse, versions: dict[str, str]) -> list[str]:
-    """Scans ``compute_saliency`` must (re)run for the champion ``versions`` (mode → version),
-    plus, when there is any, the scans it would pass over without work (see
-    ``NO_SALIENCY_WORK``), so the stage stays one batched run."""
+def pending_saliency(warehouse: Warehouse, versions: dict[str, str], settings: str) -> list[str]:
+    """Scans ``compute_saliency`` must (re)run for the champion ``versions`` (mode → version)
+    under the attribution ``settings`` (``SaliencyResource.attribution_settings()``), plus,
+    when there is any, the scans it would pass over without work (see ``NO_SALIENCY_WORK``), so
+    the stage stays one batched run."""
     if not versions or not warehouse.table_exists("segmentations"):
         return []
     first = not warehouse.table_exists("layer_saliency")
     pending: set[str] = set()
     for mode, version in versions.items():
         sql = PENDING_SALIENCY_FIRST if first else PENDING_SALIENCY
-        params = {"mode": mode} if first else {"mode": mode, "version": version}
+        params = (
+            {"mode": mode} if first else {"mode": mode, "version": version, "settings": settings}
+        )
         pending |= set(warehouse.query(sql, params)["scan_id"])
     if pending:
         idle = warehouse.query(NO_SALIENCY_WORK, {"bmode": "bmode" in versions})["scan_id"]
@@ -92,27 +99,39 @@ def pending_saliency(warehouse: Warehouse, versions: dict[str, str]) -> list[str
 
 
 #: Of the given scans, those whose rows of one champion (``$mode``, ``$version``) are up to
-#: date: newer than the scan's QC-passed segmentation (``PENDING_SALIENCY``'s "done") and
-#: covering every configured method.
+#: date: newer than the scan's QC-passed segmentation (``PENDING_SALIENCY``'s "done"),
+#: computed under the current attribution settings and covering every configured method.
 CURRENT_SALIENCY = """
     SELECT l.scan_id FROM layer_saliency l JOIN segmentations g USING (scan_id)
     WHERE l.scan_id IN (SELECT unnest($scans)) AND l.input_mode = $mode
       AND l.model_version = $version AND g.qc_passed
     GROUP BY l.scan_id, g.computed_at
     HAVING min(l.computed_at) >= g.computed_at AND list_has_all(list(l.method), $methods)
+       AND bool_and(coalesce(l.attribution_settings = $settings, false))
 """
 
 
 def current_saliency(
-    warehouse: Warehouse, versions: dict[str, str], scan_ids: list[str], methods: list[str]
+    warehouse: Warehouse,
+    versions: dict[str, str],
+    scan_ids: list[str],
+    methods: list[str],
+    settings: str,
 ) -> dict[str, set[str]]:
-    """Scan → the modes whose champion rows are up to date for every method in ``methods``:
-    what a re-run keeps of a scan an interruption left half done."""
+    """Scan → the modes whose champion rows are up to date for every method in ``methods``
+    and computed under the attribution ``settings``: what a re-run keeps of a scan an
+    interruption left half done."""
     if not warehouse.table_exists("layer_saliency") or not scan_ids:
         return {}
     current: dict[str, set[str]] = {}
     for mode, version in versions.items():
-        params = {"scans": scan_ids, "mode": mode, "version": version, "methods": methods}
+        params = {
+            "scans": scan_ids,
+            "mode": mode,
+            "version": version,
+            "methods": methods,
+            "settings": settings,
+        }
         for scan_id in warehouse.query(CURRENT_SALIENCY, params)["scan_id"]:
             current.setdefault(scan_id, set()).add(mode)
     return current

@@ -147,7 +147,8 @@ TABLES: dict[str, str] = {
             mean_saliency_eroded DOUBLE,
             mean_saliency_dilated DOUBLE,
             ablation_delta_eroded DOUBLE,
-            ablation_delta_dilated DOUBLE
+            ablation_delta_dilated DOUBLE,
+            attribution_settings VARCHAR
         )""",
     "attribution_diagnostics": """
         CREATE TABLE IF NOT EXISTS attribution_diagnostics (

@@ -57,5 +57,8 @@ UPGRADES: dict[str, tuple[str, ...]] = {
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS mean_saliency_dilated DOUBLE",
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_eroded DOUBLE",
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS ablation_delta_dilated DOUBLE",
+        # The attribution settings the row was computed under (baseline, reference matching,
+        # IG steps, occlusion box); NULL before, which counts as stale.
+        "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS attribution_settings VARCHAR",
     ),
 }

@@ -96,6 +96,7 @@ def saliency_frame() -> pd.DataFrame:
                             "mean_saliency_dilated": 0.3,
                             "ablation_delta_eroded": None,
                             "ablation_delta_dilated": None,
+                            "attribution_settings": "baseline=cohort matching=flat",
                             "computed_at": NOW,
                         }
                     )

@@ -112,6 +112,7 @@ def pending_scans(paths: LayerPaths, job: str) -> list[str]:
         pending_saliency,
     )
     from layer_platform.warehouse.store import Warehouse
+    from layer_platform_tests.saliency.test_materialization import TINY
 
     warehouse = Warehouse(paths.warehouse)
     if job == "preprocess_scans":
@@ -119,7 +120,7 @@ def pending_scans(paths: LayerPaths, job: str) -> list[str]:
     if job == "segment_scans":
         version = champion(Tracking.for_paths(paths), SEGMENTER).version
         return list(warehouse.query(PENDING_SEGMENTATION, [version])["scan_id"])
-    return pending_saliency(warehouse, champion_versions(paths))
+    return pending_saliency(warehouse, champion_versions(paths), TINY.attribution_settings())
 
 
 def run_stage(paths: LayerPaths, job: str) -> int:

@@ -53,7 +53,7 @@ from layer_platform.tracking.mlflow_registry import (
 )
 from layer_platform.tracking.names import registered_name
 from layer_platform.tracking.reference_store import REFERENCE_TAG, TRAINED_SCANS_ARTIFACT
-from layer_platform.warehouse.pending import pending_saliency, summary_pending
+from layer_platform.warehouse.pending import current_saliency, pending_saliency, summary_pending
 from layer_platform.warehouse.store import Replacement, Warehouse
 from layer_platform_tests.dagster_internals import AssetCheckExecutionRecordStatus
 from layer_platform_tests.docs.markdown import (
@@ -68,6 +68,7 @@ from layer_platform_tests.docs.markdown import (
 MODES = ("bmode", "bmode_swe")
 WAREHOUSE_REFERENCE = DOCS / "reference" / "warehouse.md"
 TINY = SaliencyResource.smoke()
+SETTINGS = TINY.attribution_settings()
 #: The champions' split: with these 4 subjects, some are test and some development subjects.
 SPLIT = SplitScheme(n_folds=2, test_fraction=0.25, seed=6)
 #: What the registered champions are (``SmallCNN3D``'s defaults) and, retrained, the least
@@ -246,7 +247,7 @@ def _check_status(instance: dg.DagsterInstance, asset: str, check: str):
 @pytest.mark.slow
 def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) -> None:
     warehouse, keys = cohort.warehouse, cohort.keys
-    assert pending_saliency(warehouse, cohort.versions) == keys
+    assert pending_saliency(warehouse, cohort.versions, SETTINGS) == keys
 
     first = run_job(cohort.defs, cohort.instance, "compute_saliency", partition_keys=keys)
     assert not first.failed and len(first.runs) == 1, "one batched run for every scan"
@@ -259,7 +260,11 @@ def test_saliency_rows_are_idempotent_complete_and_summarized(cohort: Cohort) ->
     assert n_rows == 6 * len(TINY.methods) * (len(keys) + with_swe)
     counts = warehouse.query(COUNT_PER_SCAN_MODE_METHOD)
     assert (counts["n"] == 6).all() and (counts["layers"] == 6).all()
-    assert pending_saliency(warehouse, cohort.versions) == []
+    assert pending_saliency(warehouse, cohort.versions, SETTINGS) == []
+    # rows computed under other attribution settings are stale: recomputed, never kept
+    assert pending_saliency(warehouse, cohort.versions, "ig_steps=99") == keys
+    assert current_saliency(warehouse, cohort.versions, keys, list(TINY.methods), SETTINGS)
+    assert not current_saliency(warehouse, cohort.versions, keys, list(TINY.methods), "ig_steps=99")
     references = _explained_out_of_sample(cohort)
 
     stamps = warehouse.query(STAMPS)
@@ -523,7 +528,7 @@ def test_failed_qc_and_a_new_champion(cohort: Cohort) -> None:
     mine = _count(warehouse, f"scan_id = '{failing}'")
     with duckdb.connect(str(cohort.paths.warehouse)) as con:
         con.execute("UPDATE segmentations SET qc_passed = false WHERE scan_id = ?", [failing])
-    assert pending_saliency(warehouse, cohort.versions) == [failing]
+    assert pending_saliency(warehouse, cohort.versions, SETTINGS) == [failing]
     assert not run_job(
         cohort.defs, cohort.instance, "compute_saliency", partition_keys=[failing]
     ).failed
@@ -536,7 +541,7 @@ def test_failed_qc_and_a_new_champion(cohort: Cohort) -> None:
     old = cohort.versions["bmode"]
     new = register_classifier(cohort.paths, "bmode", seed=42)
     versions = {**cohort.versions, "bmode": new}
-    pending = pending_saliency(warehouse, versions)
+    pending = pending_saliency(warehouse, versions, SETTINGS)
     # every QC-passed scan needs rows for the new bmode champion; the QC-failed one rides
     # along without work, so the keys stay one contiguous batch
     assert pending == keys

@@ -114,10 +114,11 @@ def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: P
         "joint_ablation_delta",
         "swe_coverage",
         *BOUNDARY_COLUMNS,
+        "attribution_settings",
     ]
     rows = warehouse.query(f"SELECT scan_id, {', '.join(new_columns)} FROM layer_saliency")
     assert rows.astype(object).where(rows.notna(), None).to_dict("records") == [
         {"scan_id": "s1", **dict.fromkeys(new_columns)}
     ]
     columns = warehouse.query("DESCRIBE layer_saliency")["column_name"].tolist()
-    assert columns[-8:] == new_columns[2:]
+    assert columns[-9:] == new_columns[2:]

@@ -163,12 +163,15 @@ def layer_saliency(
         make_config=saliency.attribution_config,
         preview_methods=list(saliency.preview_methods()),
         completeness_tolerance=saliency.completeness_tolerance,
+        attribution_settings=saliency.attribution_settings(),
     )
     previews = set(list(todo)[: saliency.preview_limit])
     device = select_device("auto")
     versions = {mode: champ.version for mode, champ in models.items()}
     current = (
-        current_saliency(warehouse, versions, list(todo), list(saliency.methods))
+        current_saliency(
+            warehouse, versions, list(todo), list(saliency.methods), settings.attribution_settings
+        )
         if saliency.keep_current
         else {}
     )
