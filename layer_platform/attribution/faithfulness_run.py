@@ -115,6 +115,33 @@ def faithfulness_table(
     return pd.DataFrame(rows)
 
 
+#: A champion version's stored rows under the same protocol, computed after its held-out rows.
+STORED = """
+    SELECT * EXCLUDE (model_name, model_version, computed_at) FROM method_faithfulness
+    WHERE input_mode = $mode AND model_version = $version AND protocol = $protocol
+      AND computed_at >= $rows_at
+"""
+
+
+def _still_current(
+    warehouse: Warehouse, frame: pd.DataFrame, settings: FaithfulnessSettings
+) -> pd.DataFrame:
+    """The stored ``method_faithfulness`` rows of each mode whose held-out saliency rows have not
+    changed since they were computed (same champion version, protocol, methods and scan counts):
+    a summary re-run after an unlabelled arrival need not delete layers again."""
+    if not warehouse.table_exists("method_faithfulness"):
+        return pd.DataFrame()
+    kept = []
+    held = frame[frame["explained_by"] == HELD_OUT]
+    for (mode, version), rows in held.groupby(["input_mode", "model_version"]):
+        params = {"mode": mode, "version": version, "protocol": settings.protocol()}
+        stored = warehouse.query(STORED, params | {"rows_at": rows["computed_at"].max()})
+        expected = {m: {n} for m, n in rows.groupby("method")["scan_id"].nunique().items()}
+        if expected == {m: set(n) for m, n in stored.groupby("method")["n_scans"]}:
+            kept.append(stored)
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+
+
 def champion_faithfulness(
     frame: pd.DataFrame,
     *,
@@ -126,13 +153,17 @@ def champion_faithfulness(
     n_boot: int = 2000,
 ) -> pd.DataFrame:
     """The ``method_faithfulness`` rows of the champion rows in ``frame`` (without the model
-    columns the summary adds): ``held_out_faithfulness`` summarized by ``faithfulness_table``."""
+    columns the summary adds): ``held_out_faithfulness`` summarized by ``faithfulness_table``,
+    for the modes whose stored rows are not still current."""
+    kept = _still_current(warehouse, frame, settings)
+    done = set(kept["input_mode"]) if not kept.empty else set()
     per_scan = held_out_faithfulness(
-        frame,
+        frame[~frame["input_mode"].isin(done)],
         tracking=tracking,
         warehouse=warehouse,
         paths=paths,
         settings=settings,
         config_for=config_for,
     )
-    return faithfulness_table(per_scan, settings, n_boot=n_boot)
+    fresh = faithfulness_table(per_scan, settings, n_boot=n_boot)
+    return pd.concat([t for t in (kept, fresh) if not t.empty], ignore_index=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,9 +18,10 @@ from layer_platform.attribution.faithfulness import (
     road_impute,
     scan_faithfulness,
 )
-from layer_platform.attribution.faithfulness_run import faithfulness_table
+from layer_platform.attribution.faithfulness_run import _still_current, faithfulness_table
 from layer_platform.labels import TISSUE_LAYERS, Layer
 from layer_platform.statistics import faithfulness_markdown, format_ranking
+from layer_platform.warehouse.store import Warehouse
 from layer_platform_tests.attribution.toys import VoxelLinear, six_layer_map
 
 #: Scores whose order puts deep fascia first (a layer value), and last (a map score).
@@ -176,3 +179,50 @@ def test_table_averages_subjects_first_and_reads_beside_the_ranking() -> None:
     below = text[text.index("  layer_ablation: no layer stands out") + 1]
     assert below.startswith("    faithfulness on 3 held-out scans: deletion +0.350 (")
     assert ", road -0.050 (" in below  # subjects A (-0.2) and B (0.1)
+
+
+def test_stored_rows_are_reused_only_while_the_held_out_rows_are_unchanged(tmp_path: Path) -> None:
+    """A summary re-run reuses a mode's areas unless its held-out rows, champion version,
+    protocol or scan counts changed since they were computed."""
+    settings = FaithfulnessSettings()
+    at = pd.Timestamp("2026-01-02 00:00")
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    table = pd.DataFrame(
+        {
+            "input_mode": ["bmode", "swe"],
+            "method": ["layer_ablation"] * 2,
+            "variant": ["deletion"] * 2,
+            "n_scans": [2, 1],
+            "n_subjects": [2, 1],
+            "mean_area": [0.3, 0.1],
+            "ci_low": [0.1, 0.0],
+            "ci_high": [0.5, 0.2],
+            "share_above_random": [1.0, 1.0],
+            "protocol": [settings.protocol()] * 2,
+        }
+    )
+    warehouse.replace(
+        "method_faithfulness",
+        table.assign(model_name="m", model_version="1", computed_at=at),
+        key=None,
+    )
+    frame = pd.DataFrame(
+        {
+            "input_mode": ["bmode", "bmode", "swe"],
+            "model_version": ["1", "1", "1"],
+            "method": ["layer_ablation"] * 3,
+            "scan_id": ["a", "b", "a"],
+            "explained_by": ["held_out"] * 3,
+            "computed_at": [at - pd.Timedelta("1h")] * 3,
+        }
+    )
+    kept = _still_current(warehouse, frame, settings)
+    assert sorted(kept["input_mode"]) == ["bmode", "swe"]
+    assert kept["mean_area"].tolist() == table["mean_area"].tolist()
+    newer = frame.assign(computed_at=[at + pd.Timedelta("1h"), at, at])
+    assert _still_current(warehouse, newer, settings)["input_mode"].tolist() == ["swe"]
+    assert _still_current(warehouse, frame.assign(model_version="2"), settings).empty
+    other = FaithfulnessSettings(n_random_orders=settings.n_random_orders + 1)
+    assert _still_current(warehouse, frame, other).empty
+    grown = pd.concat([frame, frame.iloc[[2]].assign(scan_id="c")], ignore_index=True)
+    assert _still_current(warehouse, grown, settings)["input_mode"].tolist() == ["bmode"]
