@@ -29,6 +29,7 @@ from layer_platform.settings import LayerPaths
 from layer_platform.simulation import simulate_cohort
 from layer_platform.simulation.ground_truth import ground_truth_path
 from layer_platform.validation import Matrix, Scenario, outcome_rows
+from layer_platform.validation.feasibility import split_refusal
 from layer_platform.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,11 @@ def run_scenario(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
     """Simulate (once), run every stage, and read back the cohort's ``validation_matrix`` rows.
 
     Raises:
-        RuntimeError: a stage of the platform failed (named), or nothing was ranked.
+        RuntimeError: the split would be refused (before anything runs, naming a salt that
+            works), a stage of the platform failed (named), or nothing was ranked.
     """
+    if problem := split_refusal(scenario, ClassifierResource().test_fraction):
+        raise RuntimeError(problem)
     started = time.monotonic()
     paths = _cohort_home(out, matrix, scenario)
     if not ground_truth_path(paths.landing).exists():

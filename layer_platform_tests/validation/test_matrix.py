@@ -3,6 +3,7 @@ right (unit tests; ``test_validate.py`` runs a tiny matrix through the assets)."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from layer_platform.labels import Layer
 from layer_platform.validation import Scenario, load_matrix, rates
+from layer_platform.validation.feasibility import split_refusal
 from layer_platform.validation.matrix import Matrix
 from layer_platform.validation.outcome import _correct, planted_for
 
@@ -150,3 +152,13 @@ def test_rates_count_only_driver_rows_whose_classifier_beats_chance() -> None:
     assert (row["driver_rows"], row["recovered"], row["driver_rows_at_chance"]) == (1, 1, 1)
     assert (row["null_rows"], row["null_quiet"], row["null_quiet_rate"]) == (2, 1, 0.5)
     assert row["null_flagged"] == 1
+
+
+def test_a_split_the_platform_would_refuse_is_named_before_anything_runs() -> None:
+    """40 subjects of seed 75 leave fold 3 without an MP subject at salt 0; salt 1 works."""
+    refused = Scenario(name="null", seed=75, bmode_driver="none", swe_driver="none")
+    problem = split_refusal(refused, test_fraction=0.2)
+    assert problem is not None
+    assert "split_seed = 0 would be refused: fold 3 has no MP subject" in problem
+    assert "split_seed = 1 is the first salt that works" in problem
+    assert split_refusal(replace(refused, split_seed=1), test_fraction=0.2) is None
