@@ -31,6 +31,7 @@ from layer_platform.saliency_names import (
     comparison_column,
     score_column,
 )
+from layer_platform.statistics.anatomy import with_size_caveat
 from layer_platform.statistics.boundary import with_boundary_sensitivity
 from layer_platform.statistics.comparisons import (
     joint_ablation_means,
@@ -194,7 +195,8 @@ def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple,
             b: method_tables(part, lambda method, b=b: boundary_column(method, b))
             for b in BOUNDARIES
         }
-        for method, verdict in with_boundary_sensitivity(decided, perturbed).items():
+        checked = with_size_caveat(with_boundary_sensitivity(decided, perturbed), part)
+        for method, verdict in checked.items():
             found[(str(mode), method)] = verdict
     return found
 
@@ -224,7 +226,8 @@ def ranking_rows(
     ``confounded_by_site``: the mode's classifier beats chance but not within sites
     (``confounding``), so nothing stands out. ``boundary_sensitivity``: whether the verdict
     survives every layer eroded and dilated by one voxel (``statistics.boundary``; a failure is
-    in the verdict too).
+    in the verdict too). ``layer_size_differs``: layers whose size differs between MP and
+    control subjects (``statistics.anatomy``; a caveat in a finding's verdict).
     """
     verdicts = _verdicts(frame, spec.group, spec.evidence)
     records = []
@@ -255,6 +258,7 @@ def ranking_rows(
                     "p_rank1": float(first[layer]),
                     "confounded_by_site": spec.evidence.confounded_by_site(mode),
                     "boundary_sensitivity": decided.boundary_sensitivity,
+                    "layer_size_differs": decided.layer_size_differs,
                 }
             )
     return pd.DataFrame.from_records(records, columns=_RANKING_COLUMNS)
@@ -276,6 +280,7 @@ _RANKING_COLUMNS = [
     "p_rank1",
     "confounded_by_site",
     "boundary_sensitivity",
+    "layer_size_differs",
 ]
 
 

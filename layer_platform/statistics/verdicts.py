@@ -76,6 +76,9 @@ class Verdict:
     #: Whether the verdict survives every layer eroded and dilated by one voxel
     #: (``statistics.boundary``); None until that check ran.
     boundary_sensitivity: str | None = None
+    #: Layers whose size differs between MP and control subjects (``statistics.anatomy``),
+    #: comma-separated; None when none does or before that check ran.
+    layer_size_differs: str | None = None
 
 
 @dataclass(frozen=True)

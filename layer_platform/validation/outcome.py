@@ -25,7 +25,8 @@ RANKED = """
            list(r.layer ORDER BY r.rank) FILTER (WHERE r.stands_out) AS standing_out,
            any_value(m.value) AS heldout_auc,
            coalesce(bool_or(r.confounded_by_site), false) AS confounded_by_site,
-           any_value(r.boundary_sensitivity) AS boundary_sensitivity
+           any_value(r.boundary_sensitivity) AS boundary_sensitivity,
+           any_value(r.layer_size_differs) AS layer_size_differs
     FROM layer_ranking r
     LEFT JOIN (SELECT input_mode, model_version, value FROM model_metrics
                WHERE fold = 'test' AND metric = 'heldout_auc') m
@@ -87,6 +88,7 @@ def outcome_rows(
                 "seconds": seconds,
                 "computed_at": now,
                 "boundary_sensitivity": row.boundary_sensitivity,
+                "layer_size_differs": row.layer_size_differs,
             }
         )
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
@@ -124,6 +126,7 @@ COLUMNS = [
     "seconds",
     "computed_at",
     "boundary_sensitivity",
+    "layer_size_differs",
 ]
 
 

@@ -69,6 +69,8 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
             "skill_p",
             "heldout_auc",
             "confounded_by_site",
+            "boundary_sensitivity",
+            "layer_size_differs",
             "correct",
         ]
     ]

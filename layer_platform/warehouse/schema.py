@@ -312,7 +312,8 @@ TABLES: dict[str, str] = {
             model_version VARCHAR NOT NULL,
             seconds DOUBLE NOT NULL,
             computed_at TIMESTAMP NOT NULL,
-            boundary_sensitivity VARCHAR
+            boundary_sensitivity VARCHAR,
+            layer_size_differs VARCHAR
         )""",
 }
 

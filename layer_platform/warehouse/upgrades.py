@@ -14,6 +14,8 @@ UPGRADES: dict[str, tuple[str, ...]] = {
         # verdict survives every layer eroded and dilated by one voxel.
         "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS confounded_by_site BOOLEAN",
         "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS boundary_sensitivity VARCHAR",
+        # ... and which layers differ in size between MP and control subjects.
+        "ALTER TABLE layer_ranking ADD COLUMN IF NOT EXISTS layer_size_differs VARCHAR",
     ),
     "layer_friedman": ("ALTER TABLE layer_friedman ADD COLUMN IF NOT EXISTS holm_p DOUBLE",),
     "layer_comparison": (
@@ -29,6 +31,7 @@ UPGRADES: dict[str, tuple[str, ...]] = {
     "validation_matrix": (
         "ALTER TABLE validation_matrix ADD COLUMN IF NOT EXISTS confounded_by_site BOOLEAN",
         "ALTER TABLE validation_matrix ADD COLUMN IF NOT EXISTS boundary_sensitivity VARCHAR",
+        "ALTER TABLE validation_matrix ADD COLUMN IF NOT EXISTS layer_size_differs VARCHAR",
     ),
     # Quarantine rows name their stage (``ingestion``, ``preprocessing``, ...) since #18.
     "quarantine": (

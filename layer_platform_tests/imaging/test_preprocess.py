@@ -16,9 +16,9 @@ from layer_platform.imaging.preprocess import (
     PreprocessedScan,
     load_preprocessed,
     preprocess_scan,
-    resampled_shape,
     save_preprocessed,
 )
+from layer_platform.imaging.resample import resampled_shape
 from layer_platform.io import Volume, read_volume
 
 NATIVE = (0.5, 0.2, 1.0)

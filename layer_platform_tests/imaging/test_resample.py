@@ -8,7 +8,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import SpatialResample
 
-from layer_platform.imaging.preprocess import resample, resampled_shape
+from layer_platform.imaging.resample import resample, resampled_shape
 
 #: Native spacings of the simulator's devices and of exporters' odd grids, onto both presets'
 #: working spacings (down- and upsampling, ratios that put centres on ties and off them).
