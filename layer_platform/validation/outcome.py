@@ -58,7 +58,8 @@ def outcome_rows(
     for row in ranked.itertuples(index=False):
         planted = planted_for(scenario, row.input_mode)
         layers = list(row.layers)
-        standing = list(row.standing_out) if isinstance(row.standing_out, list | tuple) else []
+        # DuckDB hands a LIST back as a NumPy array (NULL: None), never as a Python list
+        standing = list(row.standing_out) if pd.api.types.is_list_like(row.standing_out) else []
         standout = standing[0] if standing else None
         skill = skills.get(row.input_mode)
         ranks = [layers.index(layer) + 1 for layer in planted if layer in layers]

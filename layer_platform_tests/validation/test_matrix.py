@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from layer_platform.labels import Layer
-from layer_platform.validation import Scenario, load_matrix, rates
+from layer_platform.labels import TISSUE_LAYERS, Layer
+from layer_platform.validation import Scenario, load_matrix, outcome_rows, rates
 from layer_platform.validation.feasibility import split_refusal
-from layer_platform.validation.matrix import Matrix
+from layer_platform.validation.matrix import Matrix, Settings
 from layer_platform.validation.outcome import _correct, planted_for
+from layer_platform.warehouse.store import Warehouse
 
 MATRIX = """
 [settings]
@@ -162,3 +163,39 @@ def test_a_split_the_platform_would_refuse_is_named_before_anything_runs() -> No
     assert "split_seed = 0 would be refused: fold 3 has no MP subject" in problem
     assert "split_seed = 1 is the first salt that works" in problem
     assert split_refusal(replace(refused, split_seed=1), test_fraction=0.2) is None
+
+
+def test_a_standing_out_layer_is_read_back_from_the_cohorts_ranking(tmp_path: Path) -> None:
+    """The rows come from DuckDB, whose LIST columns arrive as arrays: a finding must be read."""
+    scenario = Scenario(name="dermis", seed=1, bmode_driver="dermis", swe_driver="none")
+    matrix = Matrix(name="m", settings=Settings(), scenarios=(scenario,))
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.ensure_schema()  # every table, as a cohort's warehouse has them
+    layers = [layer.key for layer in TISSUE_LAYERS]
+    ranking = pd.DataFrame(
+        {
+            "input_mode": "bmode",
+            "method": "layer_ablation",
+            "is_default_method": True,
+            "layer": layers,
+            "rank": range(1, 7),
+            "n_subjects": 10,
+            "subgroup": "all",
+            "stands_out": [True, *[False] * 5],
+            "verdict": "dermis stands out",
+            "model_name": "layer-classifier-bmode",
+            "model_version": "1",
+            "computed_at": pd.Timestamp("2026-01-01"),
+        }
+    )
+    warehouse.replace("layer_ranking", ranking, key=None)
+    found = outcome_rows(matrix, scenario, warehouse, seconds=1.0).iloc[0]
+    assert (found["top_layer"], found["standout_layer"], found["planted_rank"]) == (
+        "dermis",
+        "dermis",
+        1,
+    )
+    assert found["correct"]
+    warehouse.replace("layer_ranking", ranking.assign(stands_out=False), key=None)
+    found = outcome_rows(matrix, scenario, warehouse, seconds=1.0).iloc[0]
+    assert pd.isna(found["standout_layer"]) and not found["correct"]
