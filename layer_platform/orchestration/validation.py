@@ -46,11 +46,13 @@ PROMOTION_FLOOR = 0.0
 @dataclass
 class MatrixRun:
     """What a ``run_matrix`` call did: the matrix's stored rows and the cohorts it ran,
-    skipped (stored and current) or could not finish (name -> reason)."""
+    skipped (stored and current), read again from their homes (``reread``) or could not finish
+    (name -> reason)."""
 
     rows: pd.DataFrame
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    reread: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -160,8 +162,23 @@ def _outcome(
     return rows
 
 
-def run_matrix(out: Path, matrix: Matrix, *, only: Sequence[str] = ()) -> MatrixRun:
-    """Run the matrix's cohorts (``only``: those names) that have no current stored rows."""
+def reread_scenario(out: Path, matrix: Matrix, scenario: Scenario, seconds: float) -> pd.DataFrame:
+    """A stored cohort's rows read again from its ``LAYER_HOME``, as they would have been stored
+    without a since-fixed error in reading them; ``seconds``: what its run took. Only for one
+    reference matching: a cohort's warehouse keeps the last matching's summary alone."""
+    if len(matrix.settings.reference_matching) > 1:
+        raise ValueError("re-reading needs a matrix with one reference_matching")
+    warehouse = Warehouse(LayerPaths.under(out / scenario.name).warehouse)
+    warehouse.ensure_schema()  # a home from an older version gains the newer columns (NULL)
+    matching = matrix.settings.reference_matching[0]
+    return outcome_rows(matrix, scenario, warehouse, seconds=seconds, reference_matching=matching)
+
+
+def run_matrix(
+    out: Path, matrix: Matrix, *, only: Sequence[str] = (), reread: bool = False
+) -> MatrixRun:
+    """Run the matrix's cohorts (``only``: those names) that have no current stored rows;
+    with ``reread``, read the stored ones again from their homes (``reread_scenario``)."""
     unknown = set(only) - {s.name for s in matrix.scenarios}
     if unknown:
         raise ValueError(f"no scenario named {sorted(unknown)} in {matrix.name}")
@@ -172,12 +189,17 @@ def run_matrix(out: Path, matrix: Matrix, *, only: Sequence[str] = ()) -> Matrix
     chosen = [s for s in matrix.scenarios if not only or s.name in only]
     outcome = MatrixRun(stored)
     for scenario in tqdm(chosen, desc=f"validate {matrix.name}", unit="cohort"):
-        if (scenario.name, matrix.fingerprint(scenario)) in current:
+        stored_now = (scenario.name, matrix.fingerprint(scenario)) in current
+        if stored_now and not reread:
             outcome.skipped.append(scenario.name)
             continue
         log.info("validation cohort %s (seed %d) starts", scenario.name, scenario.seed)
         try:
-            rows = run_scenario(out, matrix, scenario)
+            if stored_now:
+                seconds = stored.loc[stored["scenario"] == scenario.name, "seconds"].iloc[0]
+                rows = reread_scenario(out, matrix, scenario, float(seconds))
+            else:
+                rows = run_scenario(out, matrix, scenario)
         except Exception as exc:  # one cohort never stops the others
             outcome.failed[scenario.name] = f"{type(exc).__name__}: {exc}"
             log.exception("validation cohort %s failed", scenario.name)
@@ -189,6 +211,6 @@ def run_matrix(out: Path, matrix: Matrix, *, only: Sequence[str] = ()) -> Matrix
             keys=[scenario.name],
             scope={"matrix": matrix.name},
         )
-        outcome.ran.append(scenario.name)
+        (outcome.reread if stored_now else outcome.ran).append(scenario.name)
     outcome.rows = _stored(results, matrix)
     return outcome

@@ -24,7 +24,7 @@ RANKED = """
            list(r.layer ORDER BY r.rank) AS layers,
            list(r.layer ORDER BY r.rank) FILTER (WHERE r.stands_out) AS standing_out,
            any_value(m.value) AS heldout_auc,
-           coalesce(bool_or(r.confounded_by_site), false) AS confounded_by_site,
+           bool_or(r.confounded_by_site) AS confounded_by_site,
            any_value(r.boundary_sensitivity) AS boundary_sensitivity,
            any_value(r.layer_size_differs) AS layer_size_differs
     FROM layer_ranking r
@@ -83,7 +83,10 @@ def outcome_rows(
                 "oof_auc": None if skill is None else skill.auc,
                 "skill_p": None if skill is None else skill.p_value,
                 "beats_chance": skill is not None and skill.beats_chance,
-                "confounded_by_site": bool(row.confounded_by_site),
+                # NULL: a ranking written before the site gate existed
+                "confounded_by_site": None
+                if pd.isna(row.confounded_by_site)
+                else bool(row.confounded_by_site),
                 "correct": _correct(planted, layers[0], standout),
                 "model_version": row.model_version,
                 "seconds": seconds,

@@ -155,3 +155,28 @@ def test_one_failing_cohort_leaves_the_others_run_and_stored(
     assert list(second.failed) == ["swe-muscle"]
     with pytest.raises(ValueError, match="no scenario named"):
         run_matrix(tmp_path / "out", matrix, only=["absent"])
+
+    # --reread reads the stored cohorts again (keeping each run's seconds) and runs the rest
+    reread: list[tuple[str, float]] = []
+
+    def reread_scenario(out: Path, matrix: Matrix, scenario: Scenario, seconds: float):
+        reread.append((scenario.name, seconds))
+        return run_scenario(out, matrix, scenario).assign(top_layer="muscle")
+
+    monkeypatch.setattr(validation, "reread_scenario", reread_scenario)
+    third = run_matrix(tmp_path / "out", matrix, reread=True)
+    assert (third.reread, third.ran, list(third.failed)) == (
+        ["bmode-deep_fascia", "null"],
+        [],
+        ["swe-muscle"],
+    )
+    assert reread == [("bmode-deep_fascia", 1.0), ("null", 1.0)]
+    assert set(third.rows["top_layer"]) == {"muscle"} and len(third.rows) == 2
+
+
+def test_rereading_needs_one_reference_matching(tmp_path: Path) -> None:
+    matrix_file = tmp_path / "tiny.toml"
+    matrix_file.write_text(TINY)
+    matrix = load_matrix(matrix_file)
+    with pytest.raises(ValueError, match="one reference_matching"):
+        validation.reread_scenario(tmp_path, matrix, matrix.scenarios[0], 1.0)
