@@ -133,7 +133,8 @@ def _cmd_validate(args: argparse.Namespace, paths: LayerPaths) -> int:
     if not outcome.rows.empty:
         print(rates(outcome.rows).to_string(index=False))
     if args.report and not outcome.rows.empty:
-        command = f"layer-platform validate {args.matrix} --report {args.report}"
+        reread = " --reread" if args.reread else ""
+        command = f"layer-platform validate {args.matrix} --report {args.report}{reread}"
         machine = f"{os.cpu_count()} CPU cores ({platform.machine()})"
         args.report.write_text(render(matrix, outcome.rows, command=command, machine=machine))
         print(f"wrote {args.report}")
