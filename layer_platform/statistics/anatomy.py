@@ -29,8 +29,8 @@ MIN_SUBJECTS = 3
 def layers_differing_in_size(rows: pd.DataFrame, *, alpha: float = ALPHA) -> list[str]:
     """Layers whose share of the field of view differs between MP and control subjects
     (Holm-adjusted p < ``alpha``), in the rows' layer order; ``rows`` are one input mode's."""
-    if rows.empty:
-        return []
+    if rows.empty or "volume_fraction" not in rows:
+        return []  # nothing to compare (frames built without layer sizes)
     one_method = rows[rows["method"] == rows["method"].iloc[0]]
     shares = (
         one_method.groupby(["layer", "label", "subject_id"], sort=False)["volume_fraction"]
