@@ -67,7 +67,8 @@ from layer_platform_tests.docs.markdown import (
 #: Modes given a champion (``swe`` deliberately has none).
 MODES = ("bmode", "bmode_swe")
 WAREHOUSE_REFERENCE = DOCS / "reference" / "warehouse.md"
-TINY = SaliencyResource.smoke()
+#: Smoke settings, with the faithfulness report (one random order) that smoke runs skip.
+TINY = SaliencyResource(**{**SaliencyResource.smoke().model_dump(), "faithfulness_orders": 1})
 SETTINGS = TINY.attribution_settings()
 #: The champions' split: with these 4 subjects, some are test and some development subjects.
 SPLIT = SplitScheme(n_folds=2, test_fraction=0.25, seed=6)
