@@ -135,15 +135,23 @@ def run_scenario(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
     first, *others = matrix.settings.reference_matching
     _check(run_platform(paths, defs=matrix_definitions(paths, matrix, scenario)))
     found = [_outcome(matrix, scenario, warehouse, started, first)]
-    for matching in others:  # the same trained models, explained and summarized again
-        started = time.monotonic()
-        defs = matrix_definitions(paths, matrix, scenario, matching)
-        instance = open_instance(paths)
-        keys = list(warehouse.query("SELECT scan_id FROM scans ORDER BY scan_id")["scan_id"])
-        _check([run_job(defs, instance, "compute_saliency", partition_keys=keys)])
-        _check([run_job(defs, instance, "summarize_saliency")])
-        found.append(_outcome(matrix, scenario, warehouse, started, matching))
+    found += [explain_again(paths, matrix, scenario, matching) for matching in others]
     return pd.concat(found, ignore_index=True)
+
+
+def explain_again(
+    paths: LayerPaths, matrix: Matrix, scenario: Scenario, matching: str
+) -> pd.DataFrame:
+    """The cohort's trained models explained and summarized again with another reference
+    matching (its saliency rows are stale for it), and the rows that summary gives."""
+    started = time.monotonic()
+    warehouse = Warehouse(paths.warehouse)
+    defs = matrix_definitions(paths, matrix, scenario, matching)
+    instance = open_instance(paths)
+    keys = list(warehouse.query("SELECT scan_id FROM scans ORDER BY scan_id")["scan_id"])
+    _check([run_job(defs, instance, "compute_saliency", partition_keys=keys)])
+    _check([run_job(defs, instance, "summarize_saliency")])
+    return _outcome(matrix, scenario, warehouse, started, matching)
 
 
 def _check(reports: list[StageReport]) -> None:
