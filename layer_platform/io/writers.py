@@ -1,18 +1,20 @@
 """``write_volume``: a canonical Volume to any landing format, atomically.
 
-Files are written in a hidden temporary folder beside the target under their final names (so a
-detached ``.mhd``/``.nhdr`` names its data file correctly and each library picks its format from
-the extension), then moved into place with ``os.replace``, the header last. A sensor or reader
-listing the folder therefore never sees a half-written file.
+A file is written under a hidden temporary name beside the target that ends in the target's
+name (each library picks its format from the extension), then moved into place with
+``os.replace``. A detached ``.mhd``/``.nhdr`` and its data file are written in a hidden
+temporary folder under their final names (so the header names its data file correctly), then
+moved in, the header last. A sensor or reader listing the folder never sees a half-written file.
 
-A writer killed mid-way (``kill -9``, OOM) leaves only its hidden staging folder, named
-``.<file>.tmp.<pid>@<host>.<random>``; the next write of the same file removes such folders
+A writer killed mid-way (``kill -9``, OOM) leaves only its hidden staging file or folder, named
+``.<file>.tmp.<pid>@<host>.<random>[.<file>]``; the next write of the same file removes those
 whose process is gone, so crashes leave no debris behind for long.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -85,6 +87,8 @@ def _write_dicom(path: Path, array: np.ndarray, volume: Volume) -> None:
     write_dicom(path, array, volume.spacing, origin=volume.origin, direction=volume.direction)
 
 
+#: Formats whose header and voxel data are separate files.
+DETACHED = frozenset({"nhdr", "mhd"})
 _WRITERS: dict[str, Callable[[Path, np.ndarray, Volume], None]] = {
     "nii.gz": _write_nifti,
     "nii": _write_nifti,
@@ -124,14 +128,21 @@ def owner_alive(owner: str) -> bool:
 
 
 def remove_dead_staging(folder: Path, name: str) -> None:
-    """Remove staging folders for ``name`` left by writers that died before moving them."""
+    """Remove staging files and folders for ``name`` left by writers that died before moving
+    them into place."""
     prefix = staging_prefix(name)
     with os.scandir(folder) as entries:
-        leftovers = [e for e in entries if e.name.startswith(prefix) and e.is_dir()]
+        leftovers = [e for e in entries if e.name.startswith(prefix)]
     for entry in leftovers:
-        owner = entry.name[len(prefix) :].rsplit(".", 1)[0]
-        if not owner_alive(owner):
+        staged = entry.name[len(prefix) :]
+        if not entry.is_dir():
+            staged = staged.removesuffix(f".{name}")
+        if owner_alive(staged.rsplit(".", 1)[0]):
+            continue
+        if entry.is_dir():
             shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            Path(entry.path).unlink(missing_ok=True)
 
 
 def _write_staged(staging: Path, name: str, write: Callable[[Path], None]) -> list[Path]:
@@ -153,14 +164,23 @@ def write_volume(path: Location, volume: Volume) -> Location:
     fmt = volume_extension(path)
     if fmt is None:
         raise ValueError(f"{path.name}: unsupported extension; use one of {sorted(_WRITERS)}")
-    return write_atomically(path, lambda p: _WRITERS[fmt](p, _storage_array(volume.array), volume))
+    return write_atomically(
+        path,
+        lambda p: _WRITERS[fmt](p, _storage_array(volume.array), volume),
+        companions=fmt in DETACHED,
+    )
 
 
-def write_atomically(path: Location, write: Callable[[Path], None]) -> Location:
-    """Run ``write`` on a staging path named like ``path``, then move its files into place.
+def write_atomically(
+    path: Location, write: Callable[[Path], None], *, companions: bool = False
+) -> Location:
+    """Run ``write`` on a staging path named like ``path``, then move what it wrote into place.
 
-    A remote ``path`` (object storage, see ``locations``) is written locally, then uploaded
-    one whole object per file, header last.
+    ``companions``: ``write`` also writes files beside its target (a detached header's data),
+    so it is staged in a folder, whose files move in header last. Otherwise a staging file
+    suffices, which saves creating and removing a folder per file (most of a small NIfTI's
+    write time on ext4). A remote ``path`` (object storage, see ``locations``) is written
+    locally, then uploaded one whole object per file, header last.
     """
     path = as_location(path)
     if is_remote(path):
@@ -170,6 +190,14 @@ def write_atomically(path: Location, write: Callable[[Path], None]) -> Location:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_staging(path.parent, path.name)
     prefix = f"{staging_prefix(path.name)}{process_owner()}."
+    if not companions:
+        staged = path.parent / f"{prefix}{secrets.token_hex(4)}.{path.name}"
+        try:
+            write(staged)
+            os.replace(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
+        return path
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     try:
         for written in _write_staged(staging, path.name, write):  # header last

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from layer_platform.io import Volume, read_volume, write_volume
+from layer_platform.io.writers import process_owner, staging_prefix
 
 SPACING = (0.5, 0.25, 1.0)
 
@@ -41,6 +42,23 @@ def test_detached_formats_replace_header_and_data(tmp_path: Path, ext: str) -> N
     path = write_volume(tmp_path / f"bmode.{ext}", second)
     assert len(list(tmp_path.iterdir())) == 2  # header and its data file, nothing else
     np.testing.assert_array_equal(read_volume(path).array, second.array)
+
+
+@pytest.mark.parametrize("ext", ["nii", "nhdr"])
+def test_a_dead_writers_staging_is_swept_and_a_live_ones_kept(tmp_path: Path, ext: str) -> None:
+    """A staging file (one-file formats) or folder (detached ones) of a writer killed
+    mid-way goes with the next write of the same file; another live writer's stays."""
+    name = f"bmode.{ext}"
+    dead = tmp_path / f"{staging_prefix(name)}999999999@{process_owner().split('@')[1]}.ab12"
+    live = tmp_path / f"{staging_prefix(name)}{process_owner()}.cd34"
+    dead_file, live_file = Path(f"{dead}.{name}"), Path(f"{live}.{name}")
+    dead.mkdir()
+    for path in (dead_file, live_file):
+        path.write_bytes(b"half")
+    path = write_volume(tmp_path / name, Volume(np.zeros((4, 6, 2), dtype=np.uint8), SPACING))
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == [live_file.name]
+    assert read_volume(path).shape == (4, 6, 2)
 
 
 def test_unsupported_extension(tmp_path: Path) -> None:
