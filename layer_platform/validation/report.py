@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from layer_platform.statistics.report import markdown_table
+from layer_platform.validation.decision import AT_CHANCE, judge, row_kinds
 from layer_platform.validation.matrix import Matrix
 from layer_platform.validation.outcome import rates
 
@@ -23,8 +24,9 @@ def _table(frame: pd.DataFrame) -> list[str]:
 
 
 def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -> str:
-    """Markdown for one matrix's rows: the rates per method, every cohort's outcome per mode
-    and method, and every miss of the default method with its verdict (the why)."""
+    """Markdown for one matrix's rows: the pre-registered decision, the rates per method, every
+    cohort's outcome per mode and method, and every miss of the default method with its
+    verdict (the why)."""
     done = frame["scenario"].unique()
     minutes = frame.groupby(["scenario", "reference_matching"])["seconds"].first().sum() / 60
     lines = [
@@ -43,9 +45,15 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
         " A row whose mode sees no driver is right when no layer stands out; `confounded_by_site`"
         " marks a classifier that beats chance but not within sites (no layer is then reported).",
         "",
-        "## Rates per method",
+        "## Decision (the pre-registered rule, default method)",
+        "",
+        "Recovery counts driver rows whose classifier beats chance; quiet nulls count the rows"
+        " of null cohorts; flagged confounding counts the rows of site-confounded nulls, which"
+        " pass when no layer is reported or it carries `confounded_by_site`.",
         "",
     ]
+    lines += _table(judge(matrix, frame))
+    lines += ["", "## Rates per method", ""]
     summary = rates(frame)
     summary["method"] = [
         f"**{m}** (default)" if d else m
@@ -75,15 +83,23 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
         ]
     ]
     lines += _table(shown)
-    misses = frame[frame["is_default_method"] & ~frame["correct"]]
+    default = frame[frame["is_default_method"].astype(bool)]
+    kinds = row_kinds(matrix, default)
+    misses = default[~default["correct"].astype(bool)]
     lines += ["", "## Misses of the default method, with the verdict that says why", ""]
-    if misses.empty:
-        lines.append("None.")
-    for row in misses.sort_values(["scenario", "input_mode", "reference_matching"]).itertuples(
-        index=False
-    ):
-        lines.append(
-            f"- `{row.scenario}` {row.input_mode}, {row.reference_matching} reference (planted"
-            f" {row.planted}, first {row.top_layer}): {row.verdict}"
-        )
+    lines += _misses(misses[kinds[misses.index] != AT_CHANCE])
+    lines += ["", "## Driver rows not counted: the classifier did not beat chance", ""]
+    lines += _misses(misses[kinds[misses.index] == AT_CHANCE])
     return "\n".join(lines) + "\n"
+
+
+def _misses(rows: pd.DataFrame) -> list[str]:
+    if rows.empty:
+        return ["None."]
+    ordered = rows.sort_values(["scenario", "input_mode", "reference_matching"])
+    return [
+        f"- `{row.scenario}` {row.input_mode}, {row.reference_matching} reference (planted"
+        f" {row.planted}, first {row.top_layer}, out-of-fold AUC {_number(row.oof_auc)}):"
+        f" {row.verdict}"
+        for row in ordered.itertuples(index=False)
+    ]
