@@ -46,13 +46,14 @@ PROMOTION_FLOOR = 0.0
 @dataclass
 class MatrixRun:
     """What a ``run_matrix`` call did: the matrix's stored rows and the cohorts it ran,
-    skipped (stored and current), read again from their homes (``reread``) or could not finish
-    (name -> reason)."""
+    skipped (stored and current), read again from their homes (``reread``), left unrun
+    (``pending``: ``stored_only``) or could not finish (name -> reason)."""
 
     rows: pd.DataFrame
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     reread: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -183,10 +184,16 @@ def reread_scenario(out: Path, matrix: Matrix, scenario: Scenario, seconds: floa
 
 
 def run_matrix(
-    out: Path, matrix: Matrix, *, only: Sequence[str] = (), reread: bool = False
+    out: Path,
+    matrix: Matrix,
+    *,
+    only: Sequence[str] = (),
+    reread: bool = False,
+    stored_only: bool = False,
 ) -> MatrixRun:
     """Run the matrix's cohorts (``only``: those names) that have no current stored rows;
-    with ``reread``, read the stored ones again from their homes (``reread_scenario``)."""
+    with ``reread``, read the stored ones again from their homes (``reread_scenario``); with
+    ``stored_only``, run none (the page of a matrix stopped part-way)."""
     unknown = set(only) - {s.name for s in matrix.scenarios}
     if unknown:
         raise ValueError(f"no scenario named {sorted(unknown)} in {matrix.name}")
@@ -200,6 +207,9 @@ def run_matrix(
         stored_now = (scenario.name, matrix.fingerprint(scenario)) in current
         if stored_now and not reread:
             outcome.skipped.append(scenario.name)
+            continue
+        if not stored_now and stored_only:
+            outcome.pending.append(scenario.name)
             continue
         log.info("validation cohort %s (seed %d) starts", scenario.name, scenario.seed)
         try:

@@ -45,6 +45,11 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
         " A row whose mode sees no driver is right when no layer stands out; `confounded_by_site`"
         " marks a classifier that beats chance but not within sites (no layer is then reported).",
         "",
+    ]
+    if pending := [s.name for s in matrix.scenarios if s.name not in set(done)]:
+        names = ", ".join(f"`{name}`" for name in pending)
+        lines += [f"No result stored yet (not run, or failed): {names}.", ""]
+    lines += [
         "## Decision (the pre-registered rule, default method)",
         "",
         "Recovery counts driver rows whose classifier beats chance; quiet nulls count the rows"

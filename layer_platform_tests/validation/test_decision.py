@@ -80,3 +80,8 @@ def test_the_page_shows_the_decision_and_keeps_rows_at_chance_apart_from_misses(
     assert "`drv` swe, flat reference (planted muscle" in at_chance
     assert "`drv` swe, flat reference (planted muscle" not in misses
     assert "`null-site` swe" in misses and "`drv` bmode_swe" in misses
+    assert "No result stored yet" not in page
+
+    part = render(MATRIX, FRAME[FRAME["scenario"] != "null"], command="c", machine="m")
+    assert "2 of 3 cohorts run" in part
+    assert "No result stored yet (not run, or failed): `null`." in part

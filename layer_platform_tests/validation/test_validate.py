@@ -176,6 +176,16 @@ def test_one_failing_cohort_leaves_the_others_run_and_stored(
     with pytest.raises(ValueError, match="no scenario named"):
         run_matrix(tmp_path / "out", matrix, only=["absent"])
 
+    # --stored runs nothing: the stored cohorts are reported, the failed one is pending
+    def must_not_run(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
+        raise AssertionError(f"{scenario.name} ran")
+
+    monkeypatch.setattr(validation, "run_scenario", must_not_run)
+    stored = run_matrix(tmp_path / "out", matrix, stored_only=True)
+    assert (stored.ran, stored.pending, list(stored.failed)) == ([], ["swe-muscle"], [])
+    assert sorted(stored.rows["scenario"]) == ["bmode-deep_fascia", "null"]
+    monkeypatch.setattr(validation, "run_scenario", run_scenario)
+
     # --reread reads the stored cohorts again (keeping each run's seconds) and runs the rest
     reread: list[tuple[str, float]] = []
 
