@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layer_platform.validation.matrix import Matrix
+from layer_platform.validation.matrix import Matrix, Scenario
 
 RECOVERY_TARGET = 0.90
 QUIET_TARGET = 0.95
@@ -27,10 +27,14 @@ QUIET_TARGET = 0.95
 DRIVER, AT_CHANCE, NULL, UNSEEN = "driver", "driver at chance", "null", "no driver in view"
 
 
+def _null_cohorts(matrix: Matrix) -> list[Scenario]:
+    return [s for s in matrix.scenarios if not any(s.planted.values())]
+
+
 def row_kinds(matrix: Matrix, frame: pd.DataFrame) -> pd.Series:
     """Each row's kind: a counted driver row, a driver row at chance, a null cohort's row,
     or a driver cohort's mode that sees no driver."""
-    nulls = {s.name for s in matrix.scenarios if not any(s.planted.values())}
+    nulls = {s.name for s in _null_cohorts(matrix)}
     sees = frame["planted"] != "none"
     kinds = pd.Series(UNSEEN, index=frame.index)
     kinds[frame["scenario"].isin(nulls)] = NULL
@@ -41,9 +45,7 @@ def row_kinds(matrix: Matrix, frame: pd.DataFrame) -> pd.Series:
 
 def site_confounded_nulls(matrix: Matrix) -> set[str]:
     """Null cohorts whose sites differ between MP and controls."""
-    return {
-        s.name for s in matrix.scenarios if not any(s.planted.values()) and s.site_confounding > 0
-    }
+    return {s.name for s in _null_cohorts(matrix) if s.site_confounding > 0}
 
 
 def _flag_kept(rows: pd.DataFrame) -> pd.Series:
