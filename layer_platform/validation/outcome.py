@@ -136,13 +136,15 @@ COLUMNS = [
 
 def rates(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method and reference matching: driver rows that beat chance and were recovered
-    (top-1 and standing out), null rows with no finding, and the same counts as rates (NaN
-    where no row counts); ``null_flagged``: null rows whose classifier's skill was the site's
-    (``confounded_by_site``, which also keeps them quiet)."""
+    (top-1 and standing out), those whose planted layer merely ranks first (``top1``: what a
+    method without the gates' checks can be compared on), null rows with no finding, and the
+    same counts as rates (NaN where no row counts); ``null_flagged``: null rows whose
+    classifier's skill was the site's (``confounded_by_site``, which also keeps them quiet)."""
     records = []
     for (method, matching), rows in frame.groupby(["method", "reference_matching"], sort=True):
         drivers = rows[(rows["planted"] != "none") & rows["beats_chance"]]
         nulls = rows[rows["planted"] == "none"]
+        first = drivers["planted_rank"] == 1
         records.append(
             {
                 "method": method,
@@ -151,6 +153,8 @@ def rates(frame: pd.DataFrame) -> pd.DataFrame:
                 "driver_rows": len(drivers),
                 "recovered": int(drivers["correct"].sum()),
                 "recovery_rate": drivers["correct"].mean() if len(drivers) else float("nan"),
+                "top1": int(first.sum()),
+                "top1_rate": first.mean() if len(drivers) else float("nan"),
                 "driver_rows_at_chance": int(
                     ((rows["planted"] != "none") & ~rows["beats_chance"]).sum()
                 ),

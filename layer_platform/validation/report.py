@@ -58,7 +58,16 @@ def render(matrix: Matrix, frame: pd.DataFrame, *, command: str, machine: str) -
         "",
     ]
     lines += _table(judge(matrix, frame))
-    lines += ["", "## Rates per method", ""]
+    lines += [
+        "",
+        "## Rates per method",
+        "",
+        "`top1`: counted driver rows whose planted layer ranks first, standing out or not. A"
+        " method without the model-randomization check (it runs for the default method unless"
+        " the saliency resource's `randomization_methods` names others) never stands out: its"
+        " recovery is 0 and its nulls are quiet by construction, so `top1` is what compares it.",
+        "",
+    ]
     summary = rates(frame)
     summary["method"] = [
         f"**{m}** (default)" if d else m

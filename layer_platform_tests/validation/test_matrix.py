@@ -147,10 +147,12 @@ def test_rates_count_only_driver_rows_whose_classifier_beats_chance() -> None:
             # an older row has no flag (NULL)
             "confounded_by_site": [False, None, True, False],
             "correct": [True, False, True, False],
+            "planted_rank": pd.array([1, 1, None, None], dtype="Int64"),
         }
     )
     row = rates(frame).iloc[0]
     assert (row["driver_rows"], row["recovered"], row["driver_rows_at_chance"]) == (1, 1, 1)
+    assert (row["top1"], row["top1_rate"]) == (1, 1.0)  # the row at chance is not counted
     assert (row["null_rows"], row["null_quiet"], row["null_quiet_rate"]) == (2, 1, 0.5)
     assert row["null_flagged"] == 1
 
