@@ -94,8 +94,11 @@ def _frames(stack: str) -> list[tuple[str, str]]:
     return out
 
 
-def _summarize_stacks(lines: Iterable[str]) -> tuple[int, Counter, Counter, Counter]:
-    """Samples inside the profiled call; inclusive and self counts per frame, and per name."""
+def _summarize_stacks(
+    lines: Iterable[str], marker: str | None = "_profiled_call"
+) -> tuple[int, Counter, Counter, Counter]:
+    """Samples inside the profiled call (below the ``marker`` frame; every sample when None);
+    inclusive and self counts per frame, and per name."""
     total = 0
     inclusive: Counter = Counter()
     own: Counter = Counter()
@@ -106,9 +109,10 @@ def _summarize_stacks(lines: Iterable[str]) -> tuple[int, Counter, Counter, Coun
             continue
         frames = _frames(stack)
         names = [func for func, _ in frames]
-        if "_profiled_call" not in names:
-            continue
-        frames = frames[names.index("_profiled_call") + 1 :]
+        if marker is not None:
+            if marker not in names:
+                continue
+            frames = frames[names.index(marker) + 1 :]
         n = int(count)
         total += n
         for label in {label for _, label in frames}:
@@ -150,6 +154,59 @@ def _table(title: str, counts: Counter, total: int) -> list[str]:
     return [*rows, ""]
 
 
+def _py_spy_summary(
+    ctx: Context, path: Path, title: str, seconds: float, raw: Path, marker: str | None
+) -> Profile:
+    """Write the summary of py-spy's ``raw`` stacks (then removed) to ``path``."""
+    lines = raw.read_text().splitlines() if raw.is_file() else []
+    raw.unlink(missing_ok=True)
+    total, inclusive, own, by_name = _summarize_stacks(lines, marker)
+    total = max(total, 1)
+    path.write_text(
+        "\n".join(
+            [
+                f"# py-spy: {title} ({seconds:.2f} s, {total} samples at {RATE} Hz, "
+                "waiting included)",
+                "",
+                "Inclusive: share of the call's samples with the frame on the stack; "
+                "self: share with the frame on top.",
+                "",
+                *_table("Inclusive", inclusive, total),
+                *_table("Self", own, total),
+                *_table(
+                    "Inclusive, the project's own frames",
+                    Counter({k: v for k, v in inclusive.items() if _ours(k)}),
+                    total,
+                ),
+            ]
+        )
+    )
+    shares = {func: n / total for func, n in by_name.items()}
+    return Profile("py-spy", seconds, shares, ctx.relative(path))
+
+
+def spied(command: Sequence[str], raw: Path) -> list[str]:
+    """``command`` under ``py-spy record`` (raw stacks to ``raw``, waiting included; without
+    pausing the process to sample it, so a timed child is not slowed), for a child process whose
+    own run is the profiled call; ``command`` as it is without py-spy."""
+    exe = _py_spy()
+    if exe is None:
+        return list(command)
+    return [exe, "record", "--idle", "--nonblocking", "-r", str(RATE), "-f", "raw",
+            "-o", str(raw), "--", *command]  # fmt: skip
+
+
+def process_profile(
+    ctx: Context, name: str, title: str, raw: Path, seconds: float, *, marker: str
+) -> Profile:
+    """The summary (``profiles/<name>``) of the child process ``spied`` ran for ``seconds``,
+    over the samples below the ``marker`` frame (say the main thread's root, so that waiting
+    helper threads such as tqdm's monitor do not count); no link when py-spy left no stacks."""
+    if not raw.is_file():
+        return Profile("none", seconds)
+    return _py_spy_summary(ctx, ctx.profile_path(name), title, seconds, raw, marker)
+
+
 def profile_call(
     ctx: Context, name: str, title: str, fn: Callable[[], object], *, fallback: bool = True
 ) -> Profile:
@@ -164,31 +221,7 @@ def profile_call(
         raw = path.with_suffix(".raw")
         seconds = _with_py_spy(exe, fn, raw)
         if seconds is not None:
-            lines = raw.read_text().splitlines() if raw.is_file() else []
-            raw.unlink(missing_ok=True)
-            total, inclusive, own, by_name = _summarize_stacks(lines)
-            total = max(total, 1)
-            path.write_text(
-                "\n".join(
-                    [
-                        f"# py-spy: {title} ({seconds:.2f} s, {total} samples at {RATE} Hz, "
-                        "waiting included)",
-                        "",
-                        "Inclusive: share of the call's samples with the frame on the stack; "
-                        "self: share with the frame on top.",
-                        "",
-                        *_table("Inclusive", inclusive, total),
-                        *_table("Self", own, total),
-                        *_table(
-                            "Inclusive, the project's own frames",
-                            Counter({k: v for k, v in inclusive.items() if _ours(k)}),
-                            total,
-                        ),
-                    ]
-                )
-            )
-            shares = {func: n / total for func, n in by_name.items()}
-            return Profile("py-spy", seconds, shares, ctx.relative(path))
+            return _py_spy_summary(ctx, path, title, seconds, raw, "_profiled_call")
     if not fallback:
         started = time.perf_counter()
         fn()
