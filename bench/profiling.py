@@ -94,11 +94,9 @@ def _frames(stack: str) -> list[tuple[str, str]]:
     return out
 
 
-def _summarize_stacks(
-    lines: Iterable[str], marker: str | None = "_profiled_call"
-) -> tuple[int, Counter, Counter, Counter]:
-    """Samples inside the profiled call (below the ``marker`` frame; every sample when None);
-    inclusive and self counts per frame, and per name."""
+def _summarize_stacks(lines: Iterable[str], marker: str) -> tuple[int, Counter, Counter, Counter]:
+    """Samples inside the profiled call (below the ``marker`` frame); inclusive and self counts
+    per frame, and per name."""
     total = 0
     inclusive: Counter = Counter()
     own: Counter = Counter()
@@ -109,10 +107,9 @@ def _summarize_stacks(
             continue
         frames = _frames(stack)
         names = [func for func, _ in frames]
-        if marker is not None:
-            if marker not in names:
-                continue
-            frames = frames[names.index(marker) + 1 :]
+        if marker not in names:
+            continue
+        frames = frames[names.index(marker) + 1 :]
         n = int(count)
         total += n
         for label in {label for _, label in frames}:
@@ -155,7 +152,7 @@ def _table(title: str, counts: Counter, total: int) -> list[str]:
 
 
 def _py_spy_summary(
-    ctx: Context, path: Path, title: str, seconds: float, raw: Path, marker: str | None
+    ctx: Context, path: Path, title: str, seconds: float, raw: Path, marker: str
 ) -> Profile:
     """Write the summary of py-spy's ``raw`` stacks (then removed) to ``path``."""
     lines = raw.read_text().splitlines() if raw.is_file() else []
