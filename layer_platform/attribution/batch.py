@@ -300,7 +300,7 @@ def _attribute_mode(
     now = utc_now()
     tic = time.perf_counter()
     reference = references.get(mode)
-    table = None if reference is None else reference.table_for(explainer.fold)
+    table = None if reference is None else reference.table_for(explainer.member)
     config = scan_config(settings.make_config, settings.baseline, table, mode, x, labels)
     reference_sha256 = (
         reference.sha256 if settings.baseline == "cohort" and table is not None else None

@@ -3,17 +3,18 @@ built once from the controls it trained on)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
-import numpy as np
-
-from layer_platform.attribution.batch import Champion
+from layer_platform.attribution.batch import Champion, scan_config
 from layer_platform.attribution.cohort_reference import (
     Control,
     FrozenReference,
     parse_reference,
     reference_document,
 )
+from layer_platform.attribution.core import AttributionConfig
+from layer_platform.attribution.randomization_run import ConfigFor, ScanConfig
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.splits import SplitScheme
 from layer_platform.compute import select_device
@@ -42,14 +43,29 @@ def load_champions(tracking: Tracking, modes: Sequence[str]) -> dict[str, Champi
     return loaded
 
 
-def development_table(
-    warehouse: Warehouse, paths: LayerPaths, tracking: Tracking, mode: str
-) -> np.ndarray | None:
-    """``mode``'s champion's frozen reference over all its development controls (what a test
-    or unlabelled scan is explained against); None without one."""
-    champions = load_champions(tracking, [mode])
-    reference = champion_references(warehouse, paths, tracking, champions).get(mode)
-    return None if reference is None else reference.table_for(None)
+def reference_configs(
+    make_config: Callable[..., AttributionConfig],
+    baseline: str,
+    warehouse: Warehouse,
+    paths: LayerPaths,
+    tracking: Tracking,
+) -> ConfigFor:
+    """Per mode and explaining member, the reported run's attribution settings of a scan
+    (``batch.scan_config`` with the frozen reference over the controls that network trained
+    on): what the summary's checks re-attribute with. Each champion's reference is read once."""
+    references: dict[str, FrozenReference | None] = {}
+
+    def config_for(mode: str, member: int | None) -> ScanConfig:
+        table = None
+        if baseline == "cohort":
+            if mode not in references:
+                champions = load_champions(tracking, [mode])
+                references.update(champion_references(warehouse, paths, tracking, champions))
+            reference = references.get(mode)
+            table = None if reference is None else reference.table_for(member)
+        return partial(scan_config, make_config, baseline, table, mode)
+
+    return config_for
 
 
 def champion_references(

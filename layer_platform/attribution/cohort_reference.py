@@ -1,14 +1,15 @@
 """The frozen ``cohort`` reference: the champion's training controls' mean input per layer.
 
-Layer ablation asks "what if this layer looked like a control's?". The controls answering it
-are the ones the champion trained on, never a test control and never the explained scan: the
+Layer ablation asks "what if this layer looked like a control's?". The controls answering it are
+the ones the champion trained on, never a test control and never the explained scan: the
 reference of a development scan explained by fold member ``k`` holds that member's own training
 controls (development controls outside fold ``k``), so the scan's own fold, itself included, is
-left out; a test or unlabelled scan, explained by the whole ensemble, gets every development
-control the champion trained on. The document is built once per champion version, stored with
-it (``tracking.reference_store``) and read back unchanged until the champion changes: rows
-computed against different references are never pooled unknowingly, each names its
-reference's SHA-256 (``layer_saliency.reference_sha256``).
+left out; a test scan explained by member ``k`` gets the same table, and an unlabelled scan,
+explained by the whole ensemble, gets every development control the champion trained on. The
+document is built once per champion version, stored with it (``tracking.reference_store``) and
+read back unchanged until the champion changes: rows computed against different references are
+never pooled unknowingly, each names its reference's SHA-256
+(``layer_saliency.reference_sha256``).
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ class FrozenReference:
     tables: dict[str, np.ndarray]
     sha256: str
 
-    def table_for(self, fold: int | None) -> np.ndarray | None:
-        """The table for a scan of development fold ``fold`` (None: test or unlabelled)."""
-        return self.tables.get(DEVELOPMENT if fold is None else f"fold_{fold}")
+    def table_for(self, member: int | None) -> np.ndarray | None:
+        """The table of the controls fold-ensemble member ``member`` trained on (``fold_k``
+        leaves out fold ``k``), for the scans it explains; None: the whole champion's, over
+        every development control."""
+        return self.tables.get(DEVELOPMENT if member is None else f"fold_{member}")
 
 
 def reference_document(

@@ -33,6 +33,7 @@ from layer_platform.classification.data import Item
 from layer_platform.classification.network import FoldEnsemble
 from layer_platform.classification.splits import SplitRow, SplitScheme, SubjectSplit, subject_labels
 from layer_platform.errors import ScanError
+from layer_platform.saliency_names import OUT_OF_FOLD
 from layer_platform.statistics.gates import ALPHA
 from layer_platform.statistics.ranking import method_tables
 from layer_platform.statistics.verdicts import layer_family
@@ -118,7 +119,7 @@ def explain_out_of_fold(
     for scan in scans:
         item = scan.item
         explainer = choose_explainer(model, scheme, item.subject_id, item.label)
-        if explainer is None or explainer.fold is None:
+        if explainer is None or explainer.explained_by != OUT_OF_FOLD:
             continue
         try:
             profiles = profile_scan(

@@ -1,9 +1,10 @@
 """``method_faithfulness``: how faithful each champion's methods are on its held-out scans.
 
-Only test scans (``explained_by = held_out``): the whole ensemble explained them and trained on
-none of them, so the model whose output is deleted is the model that was explained. Each scan is
+Only test scans (``explained_by = held_out``), each through the network that explained it (the
+fold-ensemble member its subject's hash names, ``explainer.choose_explainer``), which trained on
+none of them: the model whose output is deleted is the model that was explained. Each scan is
 removed against the reference its rows were computed with (``batch.scan_config``: the frozen
-reference over the champion's development controls), and each method is ordered by the score
+reference over the controls that network trained on), and each method is ordered by the score
 ``layer_ranking`` ranks it by (``saliency_names.score_column``). The per-scan areas
 (``faithfulness``) are summarized per input mode, method and removal with a subject-level
 bootstrap CI, the unit ``layer_ranking`` uses, so the two tables read side by side.
@@ -11,7 +12,6 @@ bootstrap CI, the unit ``layer_ranking`` uses, so the two tables read side by si
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -19,17 +19,18 @@ import pandas as pd
 import torch
 
 from layer_platform.attribution.ablation import layer_fill
+from layer_platform.attribution.champions import load_champions
 from layer_platform.attribution.core import mp_logit
+from layer_platform.attribution.explainer import choose_explainer
 from layer_platform.attribution.faithfulness import FaithfulnessSettings, scan_faithfulness
-from layer_platform.attribution.randomization_run import ScanConfig
+from layer_platform.attribution.randomization_run import ConfigFor
 from layer_platform.classification.modes import mode_input, no_signal_channels
-from layer_platform.compute import select_device
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
 from layer_platform.saliency_names import HELD_OUT, score_column
 from layer_platform.settings import LayerPaths
 from layer_platform.statistics.bootstrap import bootstrap_mean_ci
-from layer_platform.tracking.mlflow_registry import Tracking, load_champion_classifier
+from layer_platform.tracking.mlflow_registry import Tracking
 from layer_platform.warehouse.store import Warehouse
 
 #: The columns of one scan's result (``held_out_faithfulness``).
@@ -51,7 +52,7 @@ def held_out_faithfulness(
     warehouse: Warehouse,
     paths: LayerPaths,
     settings: FaithfulnessSettings,
-    config_for: Callable[[str], ScanConfig],
+    config_for: ConfigFor,
 ) -> pd.DataFrame:
     """One row per held-out scan, input mode, method and removal (``SCAN_COLUMNS``) of the
     champion rows in ``frame``; empty without held-out rows."""
@@ -60,25 +61,27 @@ def held_out_faithfulness(
     held = frame[frame["explained_by"] == HELD_OUT]
     if held.empty:
         return pd.DataFrame(columns=list(SCAN_COLUMNS))
-    device = select_device("auto")
     label_paths = dict(
         warehouse.query("SELECT scan_id, path FROM segmentations").itertuples(index=False)
     )
+    champions = load_champions(tracking, sorted(held["input_mode"].unique()))
     found = []
     for mode, mode_rows in held.groupby("input_mode"):
-        model, _ = load_champion_classifier(tracking, str(mode))
-        config_of = config_for(str(mode))
-        for (scan_id, subject_id), rows in mode_rows.groupby(["scan_id", "subject_id"]):
+        champ = champions[str(mode)]
+        device = next(champ.model.parameters()).device
+        keys = ["scan_id", "subject_id", "label"]
+        for (scan_id, subject_id, label), rows in mode_rows.groupby(keys):
+            explainer = choose_explainer(champ.model, champ.scheme, str(subject_id), str(label))
             stored = load_preprocessed(paths.artifacts / "preprocessed" / str(scan_id))
             x = mode_input(str(mode), stored)
-            if x is None:
+            if x is None or explainer is None:
                 continue
             labels = read_label_map(label_paths[scan_id])
-            config = config_of(x, labels)
+            config = config_for(str(mode), explainer.member)(x, labels)
             inputs = torch.as_tensor(x[None], device=device)
             _, _, _, fill = layer_fill("faithfulness", inputs, None, labels, config)
             results = scan_faithfulness(
-                mp_logit(model),
+                mp_logit(explainer.model),
                 inputs,
                 labels,
                 fill,
@@ -149,7 +152,7 @@ def champion_faithfulness(
     warehouse: Warehouse,
     paths: LayerPaths,
     settings: FaithfulnessSettings,
-    config_for: Callable[[str], ScanConfig],
+    config_for: ConfigFor,
     n_boot: int = 2000,
 ) -> pd.DataFrame:
     """The ``method_faithfulness`` rows of the champion rows in ``frame`` (without the model

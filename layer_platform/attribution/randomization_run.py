@@ -48,6 +48,9 @@ PROTOCOL = "cascade-v2"
 
 #: (input array (C, L, D, S), labels) -> the reported run's attribution config for that scan.
 ScanConfig = Callable[[np.ndarray, np.ndarray], AttributionConfig]
+#: (mode, explaining member: None for the whole champion) -> that network's ``ScanConfig``
+#: (its frozen reference is over the controls it trained on).
+ConfigFor = Callable[[str, int | None], ScanConfig]
 
 
 @dataclass(frozen=True)
@@ -155,12 +158,12 @@ def champion_randomization(
     warehouse: Warehouse,
     paths: LayerPaths,
     settings: RandomizationSettings,
-    config_for: Callable[[str], ScanConfig],
+    config_for: ConfigFor,
 ) -> RandomizationOutcome:
     """The check for every mode with champion rows in ``frame``, computed where the warehouse
     has no verdict for that version and these settings, and stored there.
 
-    ``config_for(mode)`` gives the reported run's per-scan attribution settings of a mode
+    ``config_for(mode, None)`` gives the reported run's per-scan attribution settings of a mode
     (called only when the check runs: building the cohort reference reads every control).
     """
     outcome = RandomizationOutcome()
@@ -178,7 +181,7 @@ def champion_randomization(
             continue
         model, _ = load_champion_classifier(tracking, mode)
         scans, configs = sampled_inputs(
-            mode, frame, warehouse, paths, settings.n_scans, config_for(mode)
+            mode, frame, warehouse, paths, settings.n_scans, config_for(mode, None)
         )
         computed = (
             randomize_mode(model, scans, settings, configs, no_signal_channels(mode))

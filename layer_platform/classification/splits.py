@@ -79,6 +79,12 @@ class SplitScheme:
         """The subject's development fold, or None for a test subject."""
         return assign_subject(subject_id, self.n_folds, self.test_fraction, self.seed)
 
+    def member_for(self, subject_id: str) -> int:
+        """The fold-ensemble member that explains a scan of this subject: its fold's for a
+        development subject; for a test subject, which no member trained on, the fold its
+        fold hash would give, so test scans spread evenly and stably over the members."""
+        return _fold(subject_id, self.n_folds, self.seed)
+
 
 @dataclass(frozen=True)
 class SubjectSplit:
@@ -170,6 +176,11 @@ def assign_subject(subject_id: str, n_folds: int, test_fraction: float, seed: in
         raise ValueError(f"holdout fraction must be in (0, 1); got {test_fraction}")
     if _unit(seed, "role", subject_id) < test_fraction:
         return None
+    return _fold(subject_id, n_folds, seed)
+
+
+def _fold(subject_id: str, n_folds: int, seed: int) -> int:
+    """``floor(K * second hash)``: independent of the role draw."""
     return min(int(_unit(seed, "fold", subject_id) * n_folds), n_folds - 1)
 
 

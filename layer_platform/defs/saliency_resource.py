@@ -11,6 +11,7 @@ import torch
 from pydantic import Field
 
 from layer_platform.attribution import BASELINE_KINDS, METHODS, AttributionConfig
+from layer_platform.attribution.explainer import EXPLAINER_RULE
 from layer_platform.attribution.faithfulness import FaithfulnessSettings
 from layer_platform.attribution.scan_profile import REFERENCE_MATCHINGS
 from layer_platform.compute import select_device
@@ -111,7 +112,7 @@ class SaliencyResource(dg.ConfigurableResource):
         stride = "x".join(map(str, self.occlusion_stride))
         return (
             f"baseline={self.baseline} matching={self.reference_matching}"
-            f" ig_steps={self.ig_steps} occlusion={window}/{stride}"
+            f" ig_steps={self.ig_steps} occlusion={window}/{stride} explainer={EXPLAINER_RULE}"
         )
 
     def faithfulness_settings(self) -> FaithfulnessSettings:

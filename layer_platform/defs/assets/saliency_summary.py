@@ -6,21 +6,18 @@ the lineage show ``layer_ranking`` & co. rather than one opaque "summary".
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
-from layer_platform.attribution.batch import scan_config
-from layer_platform.attribution.champions import development_table
+from layer_platform.attribution.champions import reference_configs
 from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.faithfulness_run import champion_faithfulness
 from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
     RandomizationOutcome,
     RandomizationSettings,
-    ScanConfig,
     champion_randomization,
 )
 from layer_platform.classification.modes import INPUT_MODES
@@ -122,20 +119,6 @@ def _settings(saliency: SaliencyResource) -> RandomizationSettings:
     )
 
 
-def _config_for(
-    saliency: SaliencyResource, warehouse: Warehouse, paths: LayerPaths, tracking: Tracking
-) -> Callable[[str], ScanConfig]:
-    """Per mode, the reported run's attribution settings of a held-out scan (``scan_config``
-    with the frozen reference over the champion's development controls)."""
-
-    def config_for(mode: str) -> ScanConfig:
-        cohort = saliency.baseline == "cohort"
-        table = development_table(warehouse, paths, tracking, mode) if cohort else None
-        return partial(scan_config, saliency.attribution_config, saliency.baseline, table, mode)
-
-    return config_for
-
-
 def _randomization(
     frame: pd.DataFrame,
     versions: dict[str, str],
@@ -156,7 +139,9 @@ def _randomization(
             warehouse=warehouse,
             paths=paths,
             settings=_settings(saliency),
-            config_for=_config_for(saliency, warehouse, paths, tracking),
+            config_for=reference_configs(
+                saliency.attribution_config, saliency.baseline, warehouse, paths, tracking
+            ),
         )
 
 
@@ -177,7 +162,9 @@ def _faithfulness(
             warehouse=warehouse,
             paths=paths,
             settings=saliency.faithfulness_settings(),
-            config_for=_config_for(saliency, warehouse, paths, tracking),
+            config_for=reference_configs(
+                saliency.attribution_config, saliency.baseline, warehouse, paths, tracking
+            ),
             n_boot=saliency.n_boot,
         )
 
