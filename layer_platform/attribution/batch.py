@@ -49,12 +49,6 @@ from layer_platform.saliency_names import (
 from layer_platform.timestamps import utc_now
 from layer_platform.warehouse.store import Replacement
 
-#: (input array (C, L, D, S), labels) -> the reported run's attribution config for that scan.
-ScanConfig = Callable[[np.ndarray, np.ndarray], AttributionConfig]
-#: (mode, explaining member: None for the whole champion) -> that network's ``ScanConfig``
-#: (its frozen reference is over the controls it trained on).
-ConfigFor = Callable[[str, int | None], ScanConfig]
-
 
 def scan_config(
     make_config: Callable[..., AttributionConfig],

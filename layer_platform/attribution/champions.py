@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
-from layer_platform.attribution.batch import Champion, ConfigFor, ScanConfig, scan_config
+from layer_platform.attribution.batch import Champion, scan_config
 from layer_platform.attribution.cohort_reference import (
     Control,
     FrozenReference,
@@ -14,6 +14,7 @@ from layer_platform.attribution.cohort_reference import (
     reference_document,
 )
 from layer_platform.attribution.core import AttributionConfig
+from layer_platform.attribution.randomization_run import ConfigFor, ScanConfig
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.splits import SplitScheme
 from layer_platform.compute import select_device

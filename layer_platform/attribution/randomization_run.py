@@ -1,11 +1,9 @@
 """The model-randomization check of the champions (Adebayo et al. 2018), run once per version.
 
 The check is a gate of every finding (``statistics.verdicts``), so it explains what was
-reported: each sampled scan is explained by the network that explained it in the reported run
-(its fold member, or the champion for an unlabelled scan: ``explainer.choose_explainer``) with
-that run's own configuration (``scan_config``: the same reference volume, IG steps, occlusion
-box), and each network is randomized as a cascade from the top (``sanity.cascade_steps``); the
-verdict is the fully random step's. Sample size rule:
+reported: each sampled scan gets the reported run's own configuration (``scan_config``: the
+same reference volume, IG steps, occlusion box), and the model is randomized as a cascade from
+the top (``sanity.cascade_steps``); the verdict is the fully random step's. Sample size rule:
 the layer correlation runs over 6 x n profile values, whose rank correlation between unrelated
 profiles has a standard deviation of about 1/sqrt(6n - 1); ``MIN_DECISIVE_SCANS`` (8 scans of
 distinct subjects: 48 values, SD 0.15) puts the bar 0.8 over 5 SDs above such profiles. A
@@ -17,17 +15,14 @@ a refresh after new scans reuses it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from layer_platform.attribution.batch import Champion, ConfigFor
-from layer_platform.attribution.champions import load_champions
 from layer_platform.attribution.core import AttributionConfig
-from layer_platform.attribution.explainer import choose_explainer
 from layer_platform.attribution.sanity import (
     cascade_steps,
     depth_levels,
@@ -35,12 +30,13 @@ from layer_platform.attribution.sanity import (
 )
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.network import last_conv_block
+from layer_platform.compute import select_device
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
 from layer_platform.settings import LayerPaths
 from layer_platform.statistics.sampling import sample_scans
 from layer_platform.timestamps import utc_now
-from layer_platform.tracking.mlflow_registry import Tracking
+from layer_platform.tracking.mlflow_registry import Tracking, load_champion_classifier
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import cached_randomization
 from layer_platform.warehouse.store import Warehouse
@@ -48,7 +44,13 @@ from layer_platform.warehouse.store import Warehouse
 #: Scans of distinct subjects the check needs to decide (see the module).
 MIN_DECISIVE_SCANS = 8
 #: Version of how the check runs; stored verdicts of another protocol are recomputed.
-PROTOCOL = "cascade-v3"
+PROTOCOL = "cascade-v2"
+
+#: (input array (C, L, D, S), labels) -> the reported run's attribution config for that scan.
+ScanConfig = Callable[[np.ndarray, np.ndarray], AttributionConfig]
+#: (mode, explaining member: None for the whole champion) -> that network's ``ScanConfig``
+#: (its frozen reference is over the controls it trained on).
+ConfigFor = Callable[[str, int | None], ScanConfig]
 
 
 @dataclass(frozen=True)
@@ -86,26 +88,26 @@ class RandomizationOutcome:
 
 
 def randomize_mode(
-    models: Sequence[torch.nn.Module],
+    model: torch.nn.Module,
     scans: list[tuple[torch.Tensor, np.ndarray]],
     settings: RandomizationSettings,
     configs: Sequence[AttributionConfig],
     no_signal_channels: Sequence[int] = (),
 ) -> dict[str, dict]:
-    """Each method's randomization outcome on ``scans`` (input, labels), each with the network
-    that explained it and its config; ``cascade`` holds the layer rho per cascade step as JSON.
-    Layer ablation skips its joint and per-channel passes here: the check reads the layer
-    profile only. ``no_signal_channels``: the mode's encoded-SWE channels, whose unmeasured
-    voxels the profiles leave out as the reported run's aggregates do."""
+    """Each method's randomization outcome for one model on ``scans`` (input, labels), each
+    with its config; ``cascade`` holds the layer rho per cascade step as JSON. Layer ablation
+    skips its joint and per-channel passes here: the check reads the layer profile only.
+    ``no_signal_channels``: the mode's encoded-SWE channels, whose unmeasured voxels the
+    profiles leave out as the reported run's aggregates do."""
     configs = [replace(config, ablation_extras=False) for config in configs]
     outcomes = {}
-    steps = cascade_steps(len(depth_levels(models[0])))
+    steps = cascade_steps(len(depth_levels(model)))
     for method in settings.methods:
         report = model_randomization_check(
             method,
-            models,
+            model,
             scans,
-            target_layer=last_conv_block(models[0]),
+            target_layer=last_conv_block(model),
             config=configs,
             cascading=steps,
             bar=settings.bar,
@@ -124,49 +126,28 @@ def randomize_mode(
     return outcomes
 
 
-@dataclass
-class SampledScans:
-    """The check's scans of one mode: (input on the device, labels), the network that explained
-    each in the reported run (``explainer.choose_explainer``) and its attribution config."""
-
-    scans: list[tuple[torch.Tensor, np.ndarray]] = field(default_factory=list)
-    models: list[torch.nn.Module] = field(default_factory=list)
-    configs: list[AttributionConfig] = field(default_factory=list)
-
-
 def sampled_inputs(
     mode: str,
     frame: pd.DataFrame,
     warehouse: Warehouse,
     paths: LayerPaths,
     n_scans: int,
-    champ: Champion,
-    config_for: ConfigFor,
-) -> SampledScans:
-    """A deterministic sample of ``mode``'s scans, each with its explainer and config."""
+    config_of: ScanConfig,
+) -> tuple[list[tuple[torch.Tensor, np.ndarray]], list[AttributionConfig]]:
+    """(input on the device, labels) of a deterministic sample of ``mode``'s scans, and each
+    scan's config."""
+    device = select_device("auto")
     paths_by_scan = dict(
         warehouse.query("SELECT scan_id, path FROM segmentations").itertuples(index=False)
     )
-    rows = frame[frame["input_mode"] == mode]
-    who = rows.drop_duplicates("scan_id").set_index("scan_id")
-    device = next(champ.model.parameters()).device
-    sampled = SampledScans()
-    for scan_id in sample_scans(rows, n_scans):
-        label = who.at[scan_id, "label"]
-        explainer = choose_explainer(
-            champ.model,
-            champ.scheme,
-            str(who.at[scan_id, "subject_id"]),
-            None if pd.isna(label) else str(label),
-        )
+    scans, configs = [], []
+    for scan_id in sample_scans(frame[frame["input_mode"] == mode], n_scans):
         x = mode_input(mode, load_preprocessed(paths.artifacts / "preprocessed" / scan_id))
-        if x is None or explainer is None:
-            continue
-        labels = read_label_map(paths_by_scan[scan_id])
-        sampled.scans.append((torch.as_tensor(x[None], device=device), labels))
-        sampled.models.append(explainer.model)
-        sampled.configs.append(config_for(mode, explainer.member)(x, labels))
-    return sampled
+        if x is not None:
+            labels = read_label_map(paths_by_scan[scan_id])
+            scans.append((torch.as_tensor(x[None], device=device), labels))
+            configs.append(config_of(x, labels))
+    return scans, configs
 
 
 def champion_randomization(
@@ -182,7 +163,7 @@ def champion_randomization(
     """The check for every mode with champion rows in ``frame``, computed where the warehouse
     has no verdict for that version and these settings, and stored there.
 
-    ``config_for(mode, member)`` gives the reported run's attribution settings of a scan
+    ``config_for(mode, None)`` gives the reported run's per-scan attribution settings of a mode
     (called only when the check runs: building the cohort reference reads every control).
     """
     outcome = RandomizationOutcome()
@@ -198,13 +179,13 @@ def champion_randomization(
             outcome.reused.append(mode)
             outcome.results.update({f"{mode}/{m}": known[m] for m in settings.methods})
             continue
-        champ = load_champions(tracking, [mode])[mode]
-        sample = sampled_inputs(mode, frame, warehouse, paths, settings.n_scans, champ, config_for)
+        model, _ = load_champion_classifier(tracking, mode)
+        scans, configs = sampled_inputs(
+            mode, frame, warehouse, paths, settings.n_scans, config_for(mode, None)
+        )
         computed = (
-            randomize_mode(
-                sample.models, sample.scans, settings, sample.configs, no_signal_channels(mode)
-            )
-            if sample.scans
+            randomize_mode(model, scans, settings, configs, no_signal_channels(mode))
+            if scans
             else {}
         )
         rows = [

@@ -168,7 +168,7 @@ class RandomizationReport:
 
 def model_randomization_check(
     method: str | AttributionMethod,
-    model: nn.Module | Sequence[nn.Module],
+    model: nn.Module,
     scans: Sequence[tuple[Tensor, np.ndarray]],
     *,
     target_layer: nn.Module | None = None,
@@ -197,10 +197,8 @@ def model_randomization_check(
     weighted module and scan, so costly for deep nets) to show where the maps stop depending on
     the weights, or, as a sequence, the top ``n`` modules for each ``n`` in it (e.g.
     ``cascade_steps``); otherwise the whole model is re-initialised at once. The verdict uses
-    the last step. ``model`` and ``config`` are one for every scan or one per scan (the network
-    that explained it in the reported run, and its reference); models of one architecture, each
-    re-initialised with the same seed. ``target_layer`` (Grad-CAM, a submodule of the first
-    model) is found in each model and copy by its module name.
+    the last step. ``config`` is one config for every scan or one per scan (the reported run's
+    per-scan reference). ``target_layer`` (Grad-CAM) is found in each copy by its module name.
     ``no_signal_channels`` (encoded SWE) restricts profiles and voxel correlations to measured
     voxels, as the reported run's aggregates are (``scan_profile.profile_scan``).
     """
@@ -215,19 +213,18 @@ def model_randomization_check(
     counted = [
         m.any(axis=0) & (labels > 0) for m, (_, labels) in zip(measured, checked, strict=True)
     ]
-    models = list(model) if isinstance(model, Sequence) else [model] * len(checked)
+    layer_name = _module_name(model, target_layer)
     configs = list(config) if isinstance(config, Sequence) else [config] * len(checked)
-    if not len(models) == len(configs) == len(checked):
-        raise ValueError(f"got {len(models)} models, {len(configs)} configs, {len(checked)} scans")
-    layer_name = _module_name(models[0], target_layer)
+    if len(configs) != len(checked):
+        raise ValueError(f"got {len(configs)} configs for {len(checked)} scans")
 
     names: set[str] = set()
 
-    def run(nets: list[nn.Module]) -> list[np.ndarray]:
-        """Each scan's aggregated map (measured channels only) under its net."""
+    def run(net: nn.Module) -> list[np.ndarray]:
+        """Each scan's aggregated map (measured channels only) under ``net``."""
+        layer = None if layer_name is None else net.get_submodule(layer_name)
         maps = []
-        for net, (x, labels), c, m in zip(nets, checked, configs, measured, strict=True):
-            layer = None if layer_name is None else net.get_submodule(layer_name)
+        for (x, labels), c, m in zip(checked, configs, measured, strict=True):
             result = attribute(method, net, x, layers_map=labels, target_layer=layer, config=c)
             names.add(result.method)
             maps.append(counted_map(result, m))
@@ -241,16 +238,15 @@ def model_randomization_check(
             ]
         )
 
-    trained = run(models)
-    n_modules = len(depth_levels(models[0]))
+    trained = run(model)
+    n_modules = len(depth_levels(model))
     steps = []
     if isinstance(cascading, Sequence):
         tops = list(cascading)
     else:
         tops = list(range(1, n_modules + 1)) if cascading else [n_modules]
     for top in tops:
-        copies = {id(m): randomize_model(m, top=top, seed=seed) for m in models}
-        randomized = run([copies[id(m)] for m in models])
+        randomized = run(randomize_model(model, top=top, seed=seed))
         voxel_rhos = [
             _spearman(np.abs(a[c]), np.abs(b[c]))
             for a, b, c in zip(trained, randomized, counted, strict=True)

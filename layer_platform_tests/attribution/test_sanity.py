@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 
 import numpy as np
@@ -20,7 +19,7 @@ from layer_platform.attribution import (
     randomize_model,
 )
 from layer_platform.attribution.randomization_run import RandomizationOutcome
-from layer_platform.attribution.sanity import cascade_steps, depth_levels
+from layer_platform.attribution.sanity import cascade_steps
 from layer_platform.statistics import Evidence, RankingSpec, ranking_rows
 from layer_platform.statistics.skill import SkillTest
 from layer_platform_tests.attribution.toys import TinyConvNet
@@ -144,24 +143,8 @@ def test_cascade_steps_with_per_scan_configs(trained):
         "integrated_gradients", model, scans, config=configs, cascading=cascade_steps(1)
     )
     assert [s.n_randomized for s in report.steps] == [1] and report.passed
-    with pytest.raises(ValueError, match="3 configs"):
+    with pytest.raises(ValueError, match="configs for"):
         model_randomization_check("saliency", model, scans, config=configs[:3])
-
-
-def test_per_scan_models_are_each_explained_and_randomized_alike(trained):
-    """One network per scan (the fold member that explained it): copies of one network give
-    exactly the single network's report, each copy re-initialised with the same seed."""
-    model, scans = trained
-    steps = cascade_steps(len(depth_levels(model)))
-    alone = model_randomization_check("saliency", model, scans, cascading=steps)
-    copies = [model, copy.deepcopy(model)] * (len(scans) // 2)
-    each = model_randomization_check("saliency", copies, scans, cascading=steps)
-    assert each == alone
-    other = randomize_model(model, seed=5)  # another network explains every second scan
-    mixed = [model, other] * (len(scans) // 2)
-    assert model_randomization_check("saliency", mixed, scans, cascading=steps) != alone
-    with pytest.raises(ValueError, match="1 models"):
-        model_randomization_check("saliency", copies[:1], scans)
 
 
 def test_a_random_model_that_still_ranks_a_layer_gets_no_finding(trained):
@@ -196,6 +179,7 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding(trained):
 
 
 def test_a_fold_ensemble_cascade_randomizes_every_member_at_the_same_depth():
+    from layer_platform.attribution.sanity import depth_levels
     from layer_platform.classification.network import FoldEnsemble, SmallCNN3D
 
     torch.manual_seed(0)
