@@ -16,6 +16,7 @@ from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDO
 from layer_platform.attribution.faithfulness_run import champion_faithfulness
 from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
+    ConfigFor,
     RandomizationOutcome,
     RandomizationSettings,
     champion_randomization,
@@ -126,6 +127,7 @@ def _randomization(
     warehouse: Warehouse,
     tracking: Tracking,
     paths: LayerPaths,
+    config_for: ConfigFor,
 ) -> RandomizationOutcome:
     """The model-randomization check of every champion, each scan attributed exactly as the
     reported run attributed it (``scan_config``)."""
@@ -139,9 +141,7 @@ def _randomization(
             warehouse=warehouse,
             paths=paths,
             settings=_settings(saliency),
-            config_for=reference_configs(
-                saliency.attribution_config, saliency.baseline, warehouse, paths, tracking
-            ),
+            config_for=config_for,
         )
 
 
@@ -151,6 +151,7 @@ def _faithfulness(
     warehouse: Warehouse,
     tracking: Tracking,
     paths: LayerPaths,
+    config_for: ConfigFor,
 ) -> pd.DataFrame:
     """``method_faithfulness`` over the champions' held-out scans (empty without any)."""
     if frame.empty or saliency.faithfulness_orders == 0:
@@ -162,9 +163,7 @@ def _faithfulness(
             warehouse=warehouse,
             paths=paths,
             settings=saliency.faithfulness_settings(),
-            config_for=reference_configs(
-                saliency.attribution_config, saliency.baseline, warehouse, paths, tracking
-            ),
+            config_for=config_for,
             n_boot=saliency.n_boot,
         )
 
@@ -224,7 +223,11 @@ def saliency_summary(
     if no_skill:
         context.log.warning(f"no layer finding for {no_skill}: classifier at chance or untested")
     # the randomization check is a gate of every verdict, so it runs before the tables
-    outcome = _randomization(frame, versions, saliency, warehouse, tracking, paths)
+    # both checks re-attribute as the reported run did; each champion's reference is read once
+    config_for = reference_configs(
+        saliency.attribution_config, saliency.baseline, warehouse, paths, tracking
+    )
+    outcome = _randomization(frame, versions, saliency, warehouse, tracking, paths, config_for)
     spec = RankingSpec(
         default_method=saliency.default_method,
         evidence=Evidence(
@@ -240,7 +243,7 @@ def saliency_summary(
     )
     tables = cohort_tables(frame, spec, n_boot=saliency.n_boot)
     ranking = tables[RANKING]
-    tables[FAITHFULNESS] = _faithfulness(frame, saliency, warehouse, tracking, paths)
+    tables[FAITHFULNESS] = _faithfulness(frame, saliency, warehouse, tracking, paths, config_for)
     now = utc_now()
     writes = []  # one transaction: the cohort tables never describe two different runs
     for name, table in tables.items():
