@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+_log = logging.getLogger(__name__)
+_Trained = TypeVar("_Trained")
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -143,3 +149,16 @@ def training_precision(device: torch.device, mixed: bool = True) -> Precision:
     if device.type == "cpu" and cpu_has_bf16():
         return Precision(device, torch.bfloat16)
     return Precision(device, None)
+
+
+def train_with_fallback(train: Callable[[Precision], _Trained], precision: Precision) -> _Trained:
+    """``train(precision)``, and once more from the start in float32 when a mixed-precision run
+    raises ``FloatingPointError`` (its loss or weights turned non-finite): the fast path never
+    costs a model. A float32 run's divergence is raised as is."""
+    try:
+        return train(precision)
+    except FloatingPointError as error:
+        if precision.dtype is None:
+            raise
+        _log.warning("%s; training again in float32", error)
+        return train(replace(precision, dtype=None))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -25,11 +25,11 @@ from layer_platform.compute import (
     deterministic_on,
     seed_everything,
     select_device,
+    train_with_fallback,
     training_precision,
 )
 
 _PREDICT_BATCH = 16
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,13 +167,9 @@ def train_classifier(
     model.
     """
     precision = precision or training_precision(select_device(config.device), config.amp)
-    try:
-        return _train(train_items, val_items, config, on_epoch_end, precision)
-    except FloatingPointError as error:
-        if precision.dtype is None:
-            raise
-        _log.warning("%s; training again in float32", error)
-        return _train(train_items, val_items, config, on_epoch_end, replace(precision, dtype=None))
+    return train_with_fallback(
+        partial(_train, train_items, val_items, config, on_epoch_end), precision
+    )
 
 
 def _train(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -12,7 +13,13 @@ from monai.losses import DiceCELoss
 from torch import nn
 from tqdm import tqdm
 
-from layer_platform.compute import seed_everything, select_device, training_precision
+from layer_platform.compute import (
+    Precision,
+    seed_everything,
+    select_device,
+    train_with_fallback,
+    training_precision,
+)
 from layer_platform.labels import Layer
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.segmentation.inference import segment_volume
@@ -42,9 +49,13 @@ class EpochReport:
 
 @dataclass(frozen=True)
 class TrainedSegmenter:
+    """The trained network, its epochs, and the arithmetic it trained in (``float32`` after a
+    mixed-precision run diverged)."""
+
     model: nn.Module
     device: torch.device
     history: tuple[EpochReport, ...]
+    precision: str = "float32"
 
     @property
     def val_dice(self) -> dict[Layer, float]:
@@ -79,13 +90,30 @@ def train_segmenter(
     on_epoch_end: Callable[[EpochReport], None] | None = None,
     progress: bool = False,
 ) -> TrainedSegmenter:
-    """Whole-volume training; validation Dice after every epoch, the last epoch's model kept."""
+    """Whole-volume training; validation Dice after every epoch, the last epoch's model kept.
+
+    A mixed-precision run whose loss turns non-finite is trained again from the start in
+    float32 (``compute.train_with_fallback``).
+    """
     if not train or not val:
         raise ValueError("need at least one annotated training and one validation scan")
+    precision = training_precision(select_device(config.device), config.amp)
+    return train_with_fallback(
+        partial(_train, train, val, config, on_epoch_end, progress), precision
+    )
+
+
+def _train(
+    train: Sequence[Example],
+    val: Sequence[Example],
+    config: SegmenterConfig,
+    on_epoch_end: Callable[[EpochReport], None] | None,
+    progress: bool,
+    precision: Precision,
+) -> TrainedSegmenter:
     seed_everything(config.seed)
-    device = select_device(config.device)
+    device = precision.device
     generator = torch.Generator().manual_seed(config.seed)
-    precision = training_precision(device, config.amp)
     model = precision.model(build_segmenter(config))
     scaler = precision.grad_scaler()
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=True)
@@ -106,6 +134,10 @@ def train_segmenter(
             with precision.autocast():
                 logits = model(precision.batch(x))
             loss = loss_fn(logits.float(), y.to(device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"segmenter training in {precision.name} diverged at epoch {epoch}"
+                )
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
@@ -120,4 +152,4 @@ def train_segmenter(
         history.append(report)
         if on_epoch_end is not None:
             on_epoch_end(report)
-    return TrainedSegmenter(model.eval(), device, tuple(history))
+    return TrainedSegmenter(model.eval(), device, tuple(history), precision.name)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from monai.losses import DiceCELoss
 
+from layer_platform.compute import Precision
+from layer_platform.segmentation import training
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.segmentation.inference import segment_volume
 from layer_platform.segmentation.network import build_segmenter
@@ -30,6 +33,31 @@ def test_training_reduces_the_loss_and_reports_dice() -> None:
     losses = [report.train_loss for report in trained.history]
     assert losses[-1] < losses[0]
     assert set(trained.val_dice) and all(0 <= v <= 1 for v in trained.val_dice.values())
+
+
+def test_a_diverging_mixed_precision_run_is_trained_again_in_float32(monkeypatch) -> None:
+    class DivergesOnce(DiceCELoss):
+        calls = 0
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            DivergesOnce.calls += 1
+            self.diverges = DivergesOnce.calls == 1
+
+        def forward(self, logits, target):
+            loss = super().forward(logits, target)
+            return loss * float("nan") if self.diverges else loss
+
+    monkeypatch.setattr(training, "DiceCELoss", DivergesOnce)
+    monkeypatch.setattr(
+        training, "training_precision", lambda device, mixed: Precision(device, torch.bfloat16)
+    )
+    rng = np.random.default_rng(0)
+    train = [slab_example(rng) for _ in range(2)]
+    trained = train_segmenter(train, [slab_example(rng)], SegmenterConfig(epochs=2, device="cpu"))
+    assert trained.precision == "float32"
+    assert [report.epoch for report in trained.history] == [0, 1]
+    assert all(np.isfinite(report.train_loss) for report in trained.history)
 
 
 def test_segment_volume_shapes_and_sliding_window() -> None:
