@@ -55,10 +55,11 @@ class Target:
             return "not measured"
         if self.met(value, ratio):
             return "met"
+        missed = f"missed: {self.on} {subject:.3g}, target {self.op} {self.bound:g}"
+        if self.bound == 0 or subject == 0:  # no factor between a count and zero
+            return missed
         factor = self.bound / subject if self.op in (">=", ">") else subject / self.bound
-        return (
-            f"missed: {self.on} {subject:.3g}, target {self.op} {self.bound:g} ({factor:.2g}x off)"
-        )
+        return f"{missed} ({factor:.2g}x off)"
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from bench.scales import Shape
 from layer_platform.classification.data import Item, Scan
 from layer_platform.classification.modes import eligible_scans, make_items, uses_swe
@@ -49,13 +51,23 @@ def simulated_scans(shape: Shape, count: int, seed: int) -> list[PreprocessedSca
 def classifier_items(config: SimulationConfig, shape: Shape, mode: str) -> list[Item]:
     """A simulated cohort's ``mode`` items on the ``shape`` grid, both sides of every subject
     (scans without SWE drop out of the SWE modes, as in the platform)."""
+    return labelled_items(config, shape, mode)[0]
+
+
+def labelled_items(
+    config: SimulationConfig, shape: Shape, mode: str
+) -> tuple[list[Item], dict[str, np.ndarray]]:
+    """``classifier_items``, and each scan's six-layer label map on the grid by scan id (what
+    attribution aggregates in)."""
     grid = preprocess_config(shape)
-    scans = []
+    scans, layers = [], {}
     for subject in range(config.n_subjects):
         for side in SIDES:
             sim = simulate_scan(config, subject, side)
-            prep = preprocess_scan(sim.bmode, sim.swe if uses_swe(mode) else None, None, grid)
+            swe = sim.swe if uses_swe(mode) else None
+            prep = preprocess_scan(sim.bmode, swe, sim.layers, grid)
             plan = sim.plan
+            layers[plan.scan_id] = prep.layers
             scans.append(
                 Scan(
                     plan.scan_id,
@@ -66,7 +78,7 @@ def classifier_items(config: SimulationConfig, shape: Shape, mode: str) -> list[
                     prep.swe_valid,
                 )
             )
-    return make_items(eligible_scans(scans, mode)[0], mode)
+    return make_items(eligible_scans(scans, mode)[0], mode), layers
 
 
 def early_stopping_split(items: Sequence[Item]) -> tuple[list[Item], list[Item]]:

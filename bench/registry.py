@@ -37,6 +37,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(9, "resume", "Re-run after a kill at 50 % vs an uninterrupted saliency batch"),
     Benchmark(10, "precision", "Classifier training precision: speed and external-cohort AUC"),
     Benchmark(11, "schedule", "Classifier learning-rate schedule: training time and external AUC"),
+    Benchmark(12, "attribution_precision", "Attribution in the training precision vs float32"),
 )
 
 

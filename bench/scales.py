@@ -71,6 +71,8 @@ class Scale:
         precision_subjects: subjects in each of benchmark 10's two simulated cohorts (the
             demo's 40: two scans each, one fifth of the development cohort validates).
         precision_max_epochs: caps benchmark 10's training (None: the classifier's defaults).
+            Benchmark 12 trains its classifiers on cohorts of the same size and cap.
+        attribution_precision_scans: external scans benchmark 12 explains in each precision.
         schedule_cohorts: development/external cohort pairs of benchmark 11 (of
             ``precision_subjects`` subjects each).
         schedule_max_epochs: caps benchmark 11's training (None: each schedule's own).
@@ -92,6 +94,7 @@ class Scale:
     cohort_scans: int
     precision_subjects: int
     precision_max_epochs: int | None
+    attribution_precision_scans: int
     schedule_cohorts: int
     schedule_max_epochs: int | None
 
@@ -118,6 +121,7 @@ DEFAULT = Scale(
     cohort_scans=16,
     precision_subjects=40,
     precision_max_epochs=None,
+    attribution_precision_scans=8,
     schedule_cohorts=2,
     schedule_max_epochs=None,
 )
@@ -140,6 +144,7 @@ SCALES: dict[str, Scale] = {
         cohort_scans=4,
         precision_subjects=10,
         precision_max_epochs=2,
+        attribution_precision_scans=2,
         schedule_cohorts=1,
         schedule_max_epochs=2,
     ),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from layer_platform.errors import ScanError
@@ -161,5 +162,9 @@ def check_label_map(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def to_numpy(tensor: Tensor) -> np.ndarray:
-    """Detach a result tensor onto the host."""
-    return tensor.detach().cpu().numpy()
+    """Detach a result tensor onto the host; a half-precision one (a model under autocast) as
+    float32, which NumPy can hold."""
+    tensor = tensor.detach()
+    if tensor.dtype in (torch.bfloat16, torch.float16):
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
