@@ -150,6 +150,8 @@ def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
     best_fwd, _ = _sweep(ctx, forward, inputs, grid, backward=False)
 
     def config(batch: int = 1, perturbations: int = 1) -> AttributionConfig:
+        # Layer ablation's 7 passes only: its extra passes (boundary masks, the joint
+        # non-muscle fill) are more samples of the same kind, not part of the 7-pass floor.
         return AttributionConfig(
             baseline=BASELINE,
             ig_steps=steps,
@@ -157,6 +159,7 @@ def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
             occlusion_window=(lateral, band, sweep),
             occlusion_stride=(lateral, band, sweep),
             perturbations_per_eval=perturbations,
+            ablation_extras=False,
         )
 
     outputs: dict[str, object] = {}
