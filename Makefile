@@ -33,7 +33,7 @@ demo: install
 test: install
 	$(BIN)/ruff check layer_platform layer_platform_tests
 	$(BIN)/dg check defs
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
 
 lint: install
 	$(BIN)/ruff check layer_platform layer_platform_tests

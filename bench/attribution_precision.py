@@ -111,17 +111,21 @@ def run(ctx: Context) -> list[Result]:
         return [
             not_run(BENCHMARK, f"{BENCHMARK}/{cohort}/{mode}/{method}/{what}", unit=unit,
                     target=target, reason=reason)
-            for cohort in COHORTS
-            for mode in MODES
+            for cohort, mode in _conditions(ctx)
             for method in methods
             for what, unit, target in (("map_correlation", "r", AGREES),
                                        ("layer_order_changes", "pairs", NONE))
         ]  # fmt: skip
     results: list[Result] = []
-    for cohort, effects in COHORTS.items():
-        for mode in MODES:
-            results += _run_mode(ctx, cohort, effects, mode, methods, low)
+    for cohort, mode in _conditions(ctx):
+        results += _run_mode(ctx, cohort, COHORTS[cohort], mode, methods, low)
     return results
+
+
+def _conditions(ctx: Context) -> tuple[tuple[str, str], ...]:
+    """The (cohort kind, mode) pairs of this scale: all of them unless the scale names some."""
+    every = tuple((cohort, mode) for cohort in COHORTS for mode in MODES)
+    return ctx.scale.attribution_precision_conditions or every
 
 
 def _run_mode(

@@ -73,6 +73,8 @@ class Scale:
         precision_max_epochs: caps benchmark 10's training (None: the classifier's defaults).
             Benchmark 12 trains its classifiers on cohorts of the same size and cap.
         attribution_precision_scans: external scans benchmark 12 explains in each precision.
+        attribution_precision_conditions: benchmark 12's (cohort kind, input mode) pairs (None:
+            every kind of ``attribution_precision.COHORTS`` with every mode).
         schedule_cohorts: development/external cohort pairs of benchmark 11 (of
             ``precision_subjects`` subjects each).
         schedule_max_epochs: caps benchmark 11's training (None: each schedule's own).
@@ -95,6 +97,7 @@ class Scale:
     precision_subjects: int
     precision_max_epochs: int | None
     attribution_precision_scans: int
+    attribution_precision_conditions: tuple[tuple[str, str], ...] | None
     schedule_cohorts: int
     schedule_max_epochs: int | None
 
@@ -122,6 +125,7 @@ DEFAULT = Scale(
     precision_subjects=40,
     precision_max_epochs=None,
     attribution_precision_scans=8,
+    attribution_precision_conditions=None,
     schedule_cohorts=2,
     schedule_max_epochs=None,
 )
@@ -145,6 +149,7 @@ SCALES: dict[str, Scale] = {
         precision_subjects=10,
         precision_max_epochs=2,
         attribution_precision_scans=2,
+        attribution_precision_conditions=(("half_effect", "bmode_swe"),),
         schedule_cohorts=1,
         schedule_max_epochs=2,
     ),
