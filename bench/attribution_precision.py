@@ -28,6 +28,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import combinations
+from math import comb
 
 import numpy as np
 import torch
@@ -42,13 +43,22 @@ from layer_platform.classification.network import last_conv_block
 from layer_platform.classification.training import train_classifier
 from layer_platform.compute import Precision, training_precision
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.simulation.config import SimulationConfig
 
 BENCHMARK = "attribution_precision"
 AGREES = Target("value", ">=", 0.99)
 #: Layer pairs reordered, or scans failing an audit they passed in float32: none.
 NONE = Target("value", "<=", 0)
+#: Each method's rows (what, unit, target); Integrated Gradients adds the completeness row.
+_ROWS = (
+    ("map_correlation", "r", AGREES),
+    ("layer_order_changes", "pairs", NONE),
+    ("completeness_failures_added", "scans", NONE),
+)
 MODES = ("bmode", "swe", "bmode_swe")
+#: Pairs of tissue layers whose order a ranking fixes.
+LAYER_PAIRS = comb(len(TISSUE_LAYERS), 2)
 _DEFAULT = SimulationConfig()
 #: The simulator's default drivers, and the same drivers at half their effect (the smaller
 #: effect size of the validation matrix): how much signal a model finds sets how far its maps
@@ -113,8 +123,7 @@ def run(ctx: Context) -> list[Result]:
                     target=target, reason=reason)
             for cohort, mode in _conditions(ctx)
             for method in methods
-            for what, unit, target in (("map_correlation", "r", AGREES),
-                                       ("layer_order_changes", "pairs", NONE))
+            for what, unit, target in _ROWS[: 3 if method == "integrated_gradients" else 2]
         ]  # fmt: skip
     results: list[Result] = []
     for cohort, mode in _conditions(ctx):
@@ -214,7 +223,7 @@ def _agreement_rows(
     changes = (
         order_changes(layer_scores([a for a, _ in both]), layer_scores([b for _, b in both]))
         if both
-        else 15
+        else LAYER_PAIRS
     )
     return [
         measured(
@@ -239,8 +248,8 @@ def _agreement_rows(
             ratio_means="",
             target=NONE,
             notes=f"{setting} Layer pairs ordered differently by the cohort means of the "
-            f"method's layer score, of 15 (over the scans whose {low} map is finite; all 15 "
-            f"when none is).",
+            f"method's layer score, of {LAYER_PAIRS} (over the scans whose {low} map is "
+            f"finite; all when none is).",
         ),
     ]
 
