@@ -113,6 +113,17 @@ def map_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def comparable(
+    maps: dict[str, list[MethodProfile | None]],
+) -> tuple[dict[str, list[MethodProfile | None]], int]:
+    """The scans whose float32 map is finite (a scan without one has nothing to agree with; the
+    platform quarantines it), and how many were left out."""
+    kept = [i for i, profile in enumerate(maps["float32"]) if profile is not None]
+    return {name: [profiles[i] for i in kept] for name, profiles in maps.items()}, len(
+        maps["float32"]
+    ) - len(kept)
+
+
 def run(ctx: Context) -> list[Result]:
     methods = SaliencyResource().methods
     low = training_precision(ctx.device)
@@ -123,12 +134,17 @@ def run(ctx: Context) -> list[Result]:
                     target=target, reason=reason)
             for cohort, mode in _conditions(ctx)
             for method in methods
-            for what, unit, target in _ROWS[: 3 if method == "integrated_gradients" else 2]
+            for what, unit, target in _rows(method)
         ]  # fmt: skip
     results: list[Result] = []
     for cohort, mode in _conditions(ctx):
         results += _run_mode(ctx, cohort, COHORTS[cohort], mode, methods, low)
     return results
+
+
+def _rows(method: str) -> tuple[tuple[str, str, Target], ...]:
+    """The rows a method reports: Integrated Gradients adds its completeness audit."""
+    return _ROWS[: 3 if method == "integrated_gradients" else 2]
 
 
 def _conditions(ctx: Context) -> tuple[tuple[str, str], ...]:
@@ -164,8 +180,8 @@ def _run_mode(
     channels = no_signal_channels(mode)
 
     def explain(network: nn.Module, method: str) -> list[MethodProfile | None]:
-        """Each scan's profile; None where the low-precision map is not finite (which
-        ``aggregate_layers`` refuses with a ValueError), never so in float32."""
+        """Each scan's profile; None where the map is not finite (``aggregate_layers`` refuses
+        it with a ValueError, and the platform quarantines the scan), in either precision."""
         target = last_conv_block(getattr(network, "model", network))
         profiles: list[MethodProfile | None] = []
         for x, y in scans:
@@ -175,8 +191,6 @@ def _run_mode(
                                  no_signal_channels=channels)[method]
                 )  # fmt: skip
             except ValueError:
-                if network is model:
-                    raise
                 profiles.append(None)
         return profiles
 
@@ -199,6 +213,16 @@ def _run_mode(
             f"rounds)."
         )
         prefix = f"{BENCHMARK}/{cohort}/{mode}/{method}"
+        maps, left_out = comparable(maps)
+        if left_out:
+            setting += f" {left_out} scans left out: their float32 map is not finite."
+        if not maps["float32"]:
+            results += [
+                not_run(BENCHMARK, f"{prefix}/{what}", unit=unit, target=target,
+                        reason=f"no scan's float32 map is finite. {setting}")
+                for what, unit, target in _rows(method)
+            ]  # fmt: skip
+            continue
         speedup = seconds["float32"] / seconds[low.name]
         results += _agreement_rows(prefix, setting, low.name, maps["float32"], maps[low.name],
                                    speedup)  # fmt: skip
@@ -211,13 +235,13 @@ def _agreement_rows(
     prefix: str,
     setting: str,
     low: str,
-    exact: list[MethodProfile | None],
+    exact: list[MethodProfile],
     fast: list[MethodProfile | None],
     speedup: float,
 ) -> list[Result]:
     """The map-correlation and layer-order rows of one method (a non-finite low-precision map
     agrees with nothing: r = 0, and it leaves the layer order)."""
-    pairs = [(a, b) for a, b in zip(exact, fast, strict=True) if a is not None]
+    pairs = list(zip(exact, fast, strict=True))
     rs = [0.0 if b is None else map_correlation(a.voxel_map, b.voxel_map) for a, b in pairs]
     both = [(a, b) for a, b in pairs if b is not None]
     changes = (

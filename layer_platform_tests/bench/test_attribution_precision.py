@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.attribution_precision import Autocast, map_correlation, order_changes
+from bench.attribution_precision import Autocast, comparable, map_correlation, order_changes
 from layer_platform.classification.network import SmallCNN3D
 from layer_platform.compute import Precision
 
@@ -39,3 +39,13 @@ def test_autocast_wrapper_returns_float32_logits_close_to_the_model_and_leaves_i
     assert torch.allclose(low, before, atol=0.05)
     assert model(x).equal(before)  # the wrapper works on a copy
     assert next(model.parameters()).is_contiguous()
+
+
+def test_a_scan_without_a_finite_float32_map_leaves_the_comparison_in_both_precisions() -> None:
+    a, b, c = object(), object(), object()  # stand-ins for profiles: only identity matters here
+    maps = {"float32": [a, None, b], "bfloat16": [c, a, None]}
+    kept, left_out = comparable(maps)  # type: ignore[arg-type]
+    assert kept == {"float32": [a, b], "bfloat16": [c, None]}
+    assert left_out == 1
+    none, left_out = comparable({"float32": [None], "bfloat16": [a]})  # type: ignore[list-item]
+    assert none == {"float32": [], "bfloat16": []} and left_out == 1
