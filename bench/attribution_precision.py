@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from bench.core import Context, Result, Target, fmt_s, interleaved, measured, not_run
 from bench.data import early_stopping_split, labelled_items
+from layer_platform.attribution.aggregation import NonFiniteMap
 from layer_platform.attribution.scan_profile import MethodProfile, profile_scan
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import no_signal_channels
@@ -181,7 +182,7 @@ def _run_mode(
 
     def explain(network: nn.Module, method: str) -> list[MethodProfile | None]:
         """Each scan's profile; None where the map is not finite (``aggregate_layers`` refuses
-        it with a ValueError, and the platform quarantines the scan), in either precision."""
+        it, and the platform quarantines the scan), in either precision."""
         target = last_conv_block(getattr(network, "model", network))
         profiles: list[MethodProfile | None] = []
         for x, y in scans:
@@ -190,7 +191,7 @@ def _run_mode(
                     profile_scan(network, x, y, [method], attribution, target_layer=target,
                                  no_signal_channels=channels)[method]
                 )  # fmt: skip
-            except ValueError:
+            except NonFiniteMap:
                 profiles.append(None)
         return profiles
 

@@ -9,6 +9,7 @@ from layer_platform.attribution.ablation import layer_ablation
 from layer_platform.attribution.aggregation import (
     NORMALISATION_PERCENTILE,
     LayerRow,
+    NonFiniteMap,
     aggregate_layers,
 )
 from layer_platform.attribution.baselines import BASELINE_KINDS, make_baseline, resolve_baseline
@@ -57,6 +58,7 @@ __all__ = [
     "LayerRow",
     "LogitFn",
     "MethodProfile",
+    "NonFiniteMap",
     "RandomizationReport",
     "RandomizationStep",
     "aggregate_layers",

@@ -23,6 +23,12 @@ from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS, Layer
 NORMALISATION_PERCENTILE: float = 99.5
 
 
+class NonFiniteMap(ValueError):
+    """An attribution map with NaN or infinite values (a model's gradient overflowed, say):
+    no layer can be summed from it, and the saliency stage quarantines the scan under its
+    ``finite_values`` check."""
+
+
 @dataclass(frozen=True)
 class LayerRow:
     """One layer's share of one scan's attribution.
@@ -107,7 +113,7 @@ def aggregate_layers(
     magnitude = np.abs(np.asarray(attribution, dtype=np.float64))
     labels = check_label_map(labels, magnitude.shape)
     if not np.isfinite(magnitude).all():
-        raise ValueError("attribution map contains NaN or infinite values")
+        raise NonFiniteMap("attribution map contains NaN or infinite values")
     tissue = labels > Layer.BACKGROUND
     n_tissue = int(tissue.sum())
     if n_tissue == 0:

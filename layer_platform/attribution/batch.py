@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from layer_platform.attribution.aggregation import NonFiniteMap
 from layer_platform.attribution.cohort_reference import FrozenReference
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.explainer import Explainer, choose_explainer
@@ -296,7 +297,7 @@ def _attribute_mode(
     device: torch.device,
 ) -> _ModeResult:
     """Every configured method's map and layer rows for one mode; refuses the scan
-    (``ScanCheckFailed``) when the rows are incomplete or not finite."""
+    (``ScanCheckFailed``) when a map or the rows are not finite, or the rows incomplete."""
     now = utc_now()
     tic = time.perf_counter()
     reference = references.get(mode)
@@ -305,15 +306,18 @@ def _attribute_mode(
     reference_sha256 = (
         reference.sha256 if settings.baseline == "cohort" and table is not None else None
     )
-    profiles = profile_scan(
-        explainer.model,
-        torch.as_tensor(x[None], device=device),
-        labels,
-        settings.methods,
-        config,
-        target_layer=explainer.target_layer,
-        no_signal_channels=no_signal_channels(mode),
-    )
+    try:
+        profiles = profile_scan(
+            explainer.model,
+            torch.as_tensor(x[None], device=device),
+            labels,
+            settings.methods,
+            config,
+            target_layer=explainer.target_layer,
+            no_signal_channels=no_signal_channels(mode),
+        )
+    except NonFiniteMap:
+        raise ScanCheckFailed("finite_values") from None
     seconds = time.perf_counter() - tic
     ids = {"scan_id": scan.scan_id, "input_mode": mode, "model_version": champ.version}
     rows: list[dict] = []

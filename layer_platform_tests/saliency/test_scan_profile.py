@@ -11,6 +11,7 @@ import torch
 from layer_platform.attribution import (
     PLATFORM_METHODS,
     AttributionConfig,
+    NonFiniteMap,
     aggregate_layers,
     cohort_fill_volume,
     control_layer_means,
@@ -114,6 +115,22 @@ def test_unknown_method_is_refused_before_any_work():
     with pytest.raises(ValueError, match="unknown attribution method"):
         profile_scan(model, torch.ones(1, 1, *labels.shape), labels, ["saliency", "lime"])
     assert model.calls == 0
+
+
+class SqrtSum(torch.nn.Module):
+    """A logit whose gradient is infinite where a voxel is 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sqrt().flatten(1).sum(1)
+
+
+def test_a_map_with_an_infinite_gradient_is_refused_as_not_finite():
+    labels = six_layer_map()
+    x = torch.ones(1, 1, *labels.shape)
+    assert np.isfinite(profile_scan(SqrtSum(), x, labels, ["saliency"])["saliency"].voxel_map).all()
+    x[0, 0, 0, 0, 0] = 0.0
+    with pytest.raises(NonFiniteMap):
+        profile_scan(SqrtSum(), x, labels, ["saliency"])
 
 
 def test_control_layer_means_by_hand_and_no_signal_voxels_left_out():
