@@ -1,7 +1,9 @@
 """Great Expectations 1.x suites for the warehouse tables, run in an ephemeral context.
 
 ``dagster-ge`` pins GX < 1.0, so the platform calls GX 1.x directly and turns each validation
-into plain outcomes that the Dagster layer reports as asset checks.
+into plain outcomes that the Dagster layer reports as asset checks. GX is imported on first use
+(``_gx``): it takes about 2 s, which only the runs that validate should pay, not every process
+that loads the definitions (code servers, the daemon, each launched run).
 """
 
 from __future__ import annotations
@@ -10,18 +12,18 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-# GX logs closures it skips at import time, at INFO: raise its level before importing it.
-logging.getLogger("great_expectations").setLevel(logging.WARNING)
+import pandas as pd
 
-import great_expectations as gx  # noqa: E402
-import great_expectations.expectations as gxe  # noqa: E402
-import pandas as pd  # noqa: E402
-from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+from layer_platform.labels import PAIN_LABELS
+from layer_platform.saliency_names import LAYER_VALUE_METHODS
+from layer_platform.warehouse.schema import TABLES
 
-from layer_platform.labels import PAIN_LABELS  # noqa: E402
-from layer_platform.saliency_names import LAYER_VALUE_METHODS  # noqa: E402
-from layer_platform.warehouse.schema import TABLES  # noqa: E402
+if TYPE_CHECKING:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,22 @@ class SuiteOutcome:
 
 
 @cache
+def _gx() -> ModuleType:
+    """``great_expectations.expectations``, GX imported on first use (its logger raised to
+    WARNING first: GX logs, at INFO, the closures it skips at import time)."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations.expectations as expectations
+
+    return expectations
+
+
+@cache
 def _context() -> gx.data_context.AbstractDataContext:
-    context = gx.get_context(mode="ephemeral")
+    _gx()
+    from great_expectations import get_context
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
 
@@ -111,17 +127,20 @@ def _table_columns(table: str) -> list[str]:
 
 def validate_scans(scans: pd.DataFrame) -> list[SuiteOutcome]:
     """The manifest's contract: schema, unique ids, allowed labels, one label per subject."""
+    expect = _gx()
     table = validate_frame(
         "scans",
         scans,
         [
-            gxe.ExpectTableColumnsToMatchSet(column_set=_table_columns("scans"), exact_match=True),
-            gxe.ExpectColumnValuesToNotBeNull(column="scan_id"),
-            gxe.ExpectColumnValuesToBeUnique(column="scan_id"),
-            gxe.ExpectColumnValuesToNotBeNull(column="subject_id"),
-            gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(PAIN_LABELS)),
+            expect.ExpectTableColumnsToMatchSet(
+                column_set=_table_columns("scans"), exact_match=True
+            ),
+            expect.ExpectColumnValuesToNotBeNull(column="scan_id"),
+            expect.ExpectColumnValuesToBeUnique(column="scan_id"),
+            expect.ExpectColumnValuesToNotBeNull(column="subject_id"),
+            expect.ExpectColumnValuesToBeInSet(column="label", value_set=list(PAIN_LABELS)),
             *(
-                gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True)
+                expect.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True)
                 for column in ("spacing_lateral_mm", "spacing_depth_mm", "spacing_sweep_mm")
             ),
         ],
@@ -135,15 +154,16 @@ def validate_scans(scans: pd.DataFrame) -> list[SuiteOutcome]:
     subjects = validate_frame(
         "subject_labels",
         per_subject,
-        [gxe.ExpectColumnValuesToBeBetween(column="n_labels", min_value=1, max_value=1)],
+        [expect.ExpectColumnValuesToBeBetween(column="n_labels", min_value=1, max_value=1)],
     )
     return [table, subjects]
 
 
 def _between(columns: Sequence[str], low: float, high: float) -> list[gxe.Expectation]:
     """Values in [low, high]; nulls (and NaN) are left to the not-null expectations."""
+    expect = _gx()
     return [
-        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
+        expect.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
         for column in columns
     ]
 
@@ -156,31 +176,32 @@ def validate_segmentation_qc(qc: pd.DataFrame, segmentations: pd.DataFrame) -> l
     """The segmentation tables' contract (``segmentation_qc`` per scan × layer, ``segmentations``
     per scan): Dice in [0, 1] or null, finite non-negative thickness and volume, order fraction
     in [0, 1], one row per scan × layer and one summary row per scan."""
+    expect = _gx()
     per_layer = validate_frame(
         "segmentation_qc",
         qc,
         [
-            gxe.ExpectTableColumnsToMatchSet(
+            expect.ExpectTableColumnsToMatchSet(
                 column_set=_table_columns("segmentation_qc"), exact_match=True
             ),
-            gxe.ExpectColumnValuesToNotBeNull(column="scan_id"),
-            gxe.ExpectCompoundColumnsToBeUnique(column_list=["scan_id", "layer_index"]),
-            gxe.ExpectColumnValuesToBeBetween(column="layer_index", min_value=1, max_value=6),
+            expect.ExpectColumnValuesToNotBeNull(column="scan_id"),
+            expect.ExpectCompoundColumnsToBeUnique(column_list=["scan_id", "layer_index"]),
+            expect.ExpectColumnValuesToBeBetween(column="layer_index", min_value=1, max_value=6),
             *_between(["dice"], 0.0, 1.0),
             *_between(["thickness_mean_mm", "thickness_sd_mm"], 0.0, MAX_THICKNESS_MM),
             *_between(["volume_ml"], 0.0, 1e6),
-            gxe.ExpectColumnValuesToBeBetween(column="n_voxels", min_value=0),
+            expect.ExpectColumnValuesToBeBetween(column="n_voxels", min_value=0),
         ],
     )
     per_scan = validate_frame(
         "segmentations",
         segmentations,
         [
-            gxe.ExpectColumnValuesToNotBeNull(column="scan_id"),
-            gxe.ExpectColumnValuesToBeUnique(column="scan_id"),
-            gxe.ExpectColumnValuesToNotBeNull(column="model_version"),
+            expect.ExpectColumnValuesToNotBeNull(column="scan_id"),
+            expect.ExpectColumnValuesToBeUnique(column="scan_id"),
+            expect.ExpectColumnValuesToNotBeNull(column="model_version"),
             *_between(["order_ok_fraction", "raw_order_ok_fraction"], 0.0, 1.0),
-            gxe.ExpectColumnValuesToBeInSet(
+            expect.ExpectColumnValuesToBeInSet(
                 column="segmentation_source", value_set=["reference", "model"]
             ),
         ],
@@ -224,16 +245,17 @@ def validate_layer_saliency(
     Returns two outcomes, ``layer_saliency`` (row-level) and ``layer_saliency_shares`` (per
     map): report each as an asset check's metadata (``outcome.markdown()``).
     """
+    expect = _gx()
     rows = validate_frame(
         "layer_saliency",
         frame,
         [
-            gxe.ExpectTableColumnsToMatchSet(
+            expect.ExpectTableColumnsToMatchSet(
                 column_set=_table_columns("layer_saliency"), exact_match=True
             ),
-            *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in SALIENCY_KEY),
-            gxe.ExpectCompoundColumnsToBeUnique(column_list=SALIENCY_KEY),
-            gxe.ExpectColumnValuesToNotBeNull(column="volume_fraction"),
+            *(expect.ExpectColumnValuesToNotBeNull(column=column) for column in SALIENCY_KEY),
+            expect.ExpectCompoundColumnsToBeUnique(column_list=SALIENCY_KEY),
+            expect.ExpectColumnValuesToNotBeNull(column="volume_fraction"),
             *_between(_UNIT_COLUMNS, 0.0, 1.0),
         ],
     )

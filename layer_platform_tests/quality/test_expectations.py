@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -225,3 +227,11 @@ def test_duplicate_saliency_rows_fail_and_versions_may_coexist() -> None:
 def test_unknown_columns_fail_the_schema_expectation() -> None:
     rows, _ = validate_layer_saliency(saliency_frame().assign(extra=1))
     assert "expect_table_columns_to_match_set failed" in rows.describe_failures()
+
+
+def test_loading_the_definitions_does_not_import_great_expectations() -> None:
+    """GX (~2 s) is for the runs that validate, not every process that loads the definitions."""
+    probe = (
+        "import sys, layer_platform.defs.definitions; sys.exit('great_expectations' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
