@@ -1,4 +1,4 @@
-"""``layer-platform validate`` on a tiny matrix, two cohorts through the real assets (1-epoch
+"""``layer-platform validate`` on a tiny 3-cohort matrix, through the real assets (1-epoch
 models, smoke attribution settings): what it stores agrees with each cohort's own ranking, the
 page is generated from it, and a second call runs nothing."""
 
@@ -63,10 +63,6 @@ PLANTED = {
     "swe-muscle": {"bmode": "none", "swe": "muscle", "bmode_swe": "muscle"},
     "null": {"bmode": "none", "swe": "none", "bmode_swe": "none"},
 }
-#: What the real run materializes: the matrix without its ``null`` cohort (each cohort costs a
-#: whole pipeline; ``bmode-deep_fascia``'s SWE mode already stands for a mode with no driver).
-RUN_SCENARIOS = ("bmode-deep_fascia", "swe-muscle")
-RUN = TINY.rsplit("[[scenario]]", 1)[0]
 RANKING = """
     SELECT input_mode, method, list(layer ORDER BY rank)[1] AS top_layer,
            any_value(layer) FILTER (WHERE stands_out) AS standout_layer
@@ -79,17 +75,17 @@ def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     matrix_file, out, report = tmp_path / "tiny.toml", tmp_path / "out", tmp_path / "tiny.md"
-    matrix_file.write_text(RUN)
+    matrix_file.write_text(TINY)
     args = ["validate", str(matrix_file), "--out", str(out), "--report", str(report)]
     assert main(args) == 0, capsys.readouterr().out
-    assert "ran 2, already stored 0, failed 0" in capsys.readouterr().out
+    assert "ran 3, already stored 0, failed 0" in capsys.readouterr().out
 
     rows = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
     assert list(rows.columns) == COLUMNS
     keys = ["scenario", "input_mode", "method", "reference_matching"]
     assert sorted(rows[keys].itertuples(index=False, name=None)) == sorted(
         (s, m, method, matching)
-        for s in RUN_SCENARIOS
+        for s in PLANTED
         for m in INPUT_MODES
         for method in METHODS
         for matching in (MATCHING,)
@@ -107,7 +103,7 @@ def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
     assert "**layer_ablation** (default)" in page
 
     assert main(args) == 0
-    assert "ran 0, already stored 2, failed 0" in capsys.readouterr().out
+    assert "ran 0, already stored 3, failed 0" in capsys.readouterr().out
     again = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
     pd.testing.assert_frame_equal(
         rows.sort_values(keys, ignore_index=True), again.sort_values(keys, ignore_index=True)
