@@ -120,9 +120,8 @@ def comparable(
     """The scans whose float32 map is finite (a scan without one has nothing to agree with; the
     platform quarantines it), and how many were left out."""
     kept = [i for i, profile in enumerate(maps["float32"]) if profile is not None]
-    return {name: [profiles[i] for i in kept] for name, profiles in maps.items()}, len(
-        maps["float32"]
-    ) - len(kept)
+    left_out = len(maps["float32"]) - len(kept)
+    return {name: [profiles[i] for i in kept] for name, profiles in maps.items()}, left_out
 
 
 def run(ctx: Context) -> list[Result]:

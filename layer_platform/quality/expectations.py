@@ -2,8 +2,8 @@
 
 ``dagster-ge`` pins GX < 1.0, so the platform calls GX 1.x directly and turns each validation
 into plain outcomes that the Dagster layer reports as asset checks. GX is imported on first use
-(``_gx``): it takes about 2 s, which only the runs that validate should pay, not every process
-that loads the definitions (code servers, the daemon, each launched run).
+(``_gx_expectations``): it takes about 2 s, which only the runs that validate should pay, not
+every process that loads the definitions (code servers, the daemon, each launched run).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class SuiteOutcome:
 
 
 @cache
-def _gx() -> ModuleType:
+def _gx_expectations() -> ModuleType:
     """``great_expectations.expectations``, GX imported on first use (its logger raised to
     WARNING first: GX logs, at INFO, the closures it skips at import time)."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -75,7 +75,7 @@ def _gx() -> ModuleType:
 
 @cache
 def _context() -> gx.data_context.AbstractDataContext:
-    _gx()
+    _gx_expectations()  # imports GX with its logger quieted
     from great_expectations import get_context
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -127,7 +127,7 @@ def _table_columns(table: str) -> list[str]:
 
 def validate_scans(scans: pd.DataFrame) -> list[SuiteOutcome]:
     """The manifest's contract: schema, unique ids, allowed labels, one label per subject."""
-    expect = _gx()
+    expect = _gx_expectations()
     table = validate_frame(
         "scans",
         scans,
@@ -161,7 +161,7 @@ def validate_scans(scans: pd.DataFrame) -> list[SuiteOutcome]:
 
 def _between(columns: Sequence[str], low: float, high: float) -> list[gxe.Expectation]:
     """Values in [low, high]; nulls (and NaN) are left to the not-null expectations."""
-    expect = _gx()
+    expect = _gx_expectations()
     return [
         expect.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
         for column in columns
@@ -176,7 +176,7 @@ def validate_segmentation_qc(qc: pd.DataFrame, segmentations: pd.DataFrame) -> l
     """The segmentation tables' contract (``segmentation_qc`` per scan × layer, ``segmentations``
     per scan): Dice in [0, 1] or null, finite non-negative thickness and volume, order fraction
     in [0, 1], one row per scan × layer and one summary row per scan."""
-    expect = _gx()
+    expect = _gx_expectations()
     per_layer = validate_frame(
         "segmentation_qc",
         qc,
@@ -245,7 +245,7 @@ def validate_layer_saliency(
     Returns two outcomes, ``layer_saliency`` (row-level) and ``layer_saliency_shares`` (per
     map): report each as an asset check's metadata (``outcome.markdown()``).
     """
-    expect = _gx()
+    expect = _gx_expectations()
     rows = validate_frame(
         "layer_saliency",
         frame,
