@@ -31,6 +31,10 @@ SHARED_FIXTURE_MODULES = {
 }
 
 
+#: What a ``slow`` test without ``seconds`` is taken to cost when groups are ordered.
+SLOW_SECONDS = 30.0
+
+
 def group_of(nodeid: str) -> str:
     """The group one xdist worker takes whole: a shared fixture's family, else the module."""
     module = nodeid.split("::")[0]
@@ -68,11 +72,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     return GroupScheduling(config, log)
 
 
+def slow_seconds(item: pytest.Item) -> float:
+    """What a ``slow`` test declares it takes under ``make test`` (``slow(seconds=N)``, fixture
+    set-up included), else ``SLOW_SECONDS``; 0 for a test that is not slow."""
+    marker = item.get_closest_marker("slow")
+    return 0.0 if marker is None else float(marker.kwargs.get("seconds", SLOW_SECONDS))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order the groups: those holding slow tests first, a shared fixture's family first among
-    them. A stable sort keeps each group's tests together and in file order, so a plain
-    ``pytest`` run builds every module fixture once too; ``make test`` keeps this order with
-    ``--no-loadscope-reorder`` (xdist would hand out the groups with most tests first).
+    """Order the groups heaviest first (the ``slow`` seconds their tests declare): two workers
+    then finish together instead of one running a four-minute test while the other idles (the
+    longest-job-first rule). A stable sort keeps each group's tests together and in file order,
+    so a plain ``pytest`` run builds every module fixture once too; ``make test`` keeps this
+    order with ``--no-loadscope-reorder`` (xdist would hand out the groups with most tests
+    first).
 
     A test that uses a shared fixture outside its family is refused: it would build it again.
     """
@@ -83,12 +96,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(
                     f"{item.nodeid} uses {fixture}: add its module to SHARED_FIXTURE_MODULES"
                 )
-    slow = {groups[item] for item in items if item.get_closest_marker("slow")}
+    cost: dict[str, float] = {}
+    for item in items:
+        cost[groups[item]] = cost.get(groups[item], 0.0) + slow_seconds(item)
     first = {group: index for index, group in enumerate(dict.fromkeys(groups.values()))}
     items.sort(
         key=lambda item: (
-            groups[item] not in slow,
-            groups[item] not in SHARED_FIXTURE_MODULES,  # the costliest groups, by construction
+            -cost[groups[item]],
+            groups[item] not in SHARED_FIXTURE_MODULES,  # a shared fixture's family: costly
             first[groups[item]],
         )
     )

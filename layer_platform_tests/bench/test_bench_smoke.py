@@ -40,7 +40,7 @@ NUMBERS = ("value", "baseline", "ratio")
 NOT_IN_SMOKE = {"incremental", "resume"}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=130)
 def test_tiny_bench_writes_a_complete_report(tmp_path: Path) -> None:
     out, latest = tmp_path / "results", tmp_path / "latest"
     smoke = ",".join(b.key for b in BENCHMARKS if b.key not in NOT_IN_SMOKE)

@@ -41,7 +41,7 @@ def _materializations(instance: dg.DagsterInstance, asset: str) -> Counter[str]:
     return Counter(record.partition_key for record in records)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=90)
 def test_concurrent_range_runs_write_what_one_run_writes_and_failures_are_reported(
     tmp_path: Path,
 ) -> None:

@@ -136,7 +136,7 @@ def tail(log: Path, n: int = 60) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=220)
 def test_arrivals_reach_duckdb_on_their_own(living: Living, tmp_path: Path) -> None:
     paths, instance, warehouse = living.paths, living.instance, living.warehouse
     before = {p.name for p in paths.landing.iterdir() if p.is_dir()}

@@ -50,7 +50,7 @@ def table(paths: LayerPaths, name: str) -> pd.DataFrame:
     return frame.drop(columns=times)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=210)
 def test_two_runs_from_scratch_give_identical_layer_saliency(from_scratch: FromScratch) -> None:
     first, second = from_scratch.homes
     saliency = table(first, "layer_saliency")

@@ -217,7 +217,7 @@ def _expand_all_groups(driver, attempts: int = 3) -> None:
                 raise
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=70)
 def test_asset_graph_and_asset_pages_render(
     webserver: str, browser, layer_paths: LayerPaths, tmp_path: Path
 ) -> None:

@@ -70,7 +70,7 @@ RANKING = """
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=270)
 def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
