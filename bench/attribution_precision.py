@@ -130,21 +130,25 @@ def run(ctx: Context) -> list[Result]:
     if low.dtype is None:
         reason = f"{ctx.device.type} has no fast low-precision units: training runs in float32"
         return [
-            not_run(BENCHMARK, f"{BENCHMARK}/{cohort}/{mode}/{method}/{what}", unit=unit,
-                    target=target, reason=reason)
+            row
             for cohort, mode in _conditions(ctx)
             for method in methods
-            for what, unit, target in _rows(method)
-        ]  # fmt: skip
+            for row in _not_run(f"{BENCHMARK}/{cohort}/{mode}/{method}", method, reason)
+        ]
     results: list[Result] = []
     for cohort, mode in _conditions(ctx):
         results += _run_mode(ctx, cohort, COHORTS[cohort], mode, methods, low)
     return results
 
 
-def _rows(method: str) -> tuple[tuple[str, str, Target], ...]:
-    """The rows a method reports: Integrated Gradients adds its completeness audit."""
-    return _ROWS[: 3 if method == "integrated_gradients" else 2]
+def _not_run(prefix: str, method: str, reason: str) -> list[Result]:
+    """The rows ``method`` reports (Integrated Gradients adds its completeness audit), each
+    not run for ``reason``."""
+    rows = _ROWS[: 3 if method == "integrated_gradients" else 2]
+    return [
+        not_run(BENCHMARK, f"{prefix}/{what}", unit=unit, target=target, reason=reason)
+        for what, unit, target in rows
+    ]
 
 
 def _conditions(ctx: Context) -> tuple[tuple[str, str], ...]:
@@ -217,11 +221,7 @@ def _run_mode(
         if left_out:
             setting += f" {left_out} scans left out: their float32 map is not finite."
         if not maps["float32"]:
-            results += [
-                not_run(BENCHMARK, f"{prefix}/{what}", unit=unit, target=target,
-                        reason=f"no scan's float32 map is finite. {setting}")
-                for what, unit, target in _rows(method)
-            ]  # fmt: skip
+            results += _not_run(prefix, method, f"no scan's float32 map is finite. {setting}")
             continue
         speedup = seconds["float32"] / seconds[low.name]
         results += _agreement_rows(prefix, setting, low.name, maps["float32"], maps[low.name],
