@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from monai.transforms import BorderPad, SpatialCrop
 
 from layer_platform.errors import ScanError
 from layer_platform.imaging.grid import GridTransform, crop_pad_plan
@@ -205,6 +203,14 @@ class PreprocessedScan:
         }
 
 
+def _check_8bit(low: float, high: float) -> None:
+    if low < 0 or high > 255:
+        raise ScanError(
+            f"intensity 'fixed' expects 8-bit B-mode grey levels (0..255); this scan spans "
+            f"{low:g}..{high:g}: export 8-bit or use intensity 'percentile'"
+        )
+
+
 def normalise_bmode(array: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """B-mode grey levels → float32 in [0, 1] as ``config.intensity`` says.
 
@@ -212,16 +218,17 @@ def normalise_bmode(array: np.ndarray, config: PreprocessConfig) -> np.ndarray:
         ScanError: non-finite voxels; no contrast between the percentiles; ``"fixed"`` on
             values outside 0..255 (not an 8-bit display image).
     """
-    values = np.asarray(array, dtype=np.float64)
+    stored = np.asarray(array)
+    if config.intensity == "fixed" and np.issubdtype(stored.dtype, np.integer):
+        # Integers are finite and their range is checked as stored; float32 division by 255 is
+        # what float64 division rounded to float32 gives, at a fifth of the cost.
+        _check_8bit(float(stored.min()), float(stored.max()))
+        return stored.astype(np.float32) / np.float32(255.0)
+    values = stored.astype(np.float64, copy=False)
     if not np.isfinite(values).all():
         raise ScanError("B-mode has NaN or infinite voxels: re-export the scan")
     if config.intensity == "fixed":
-        low, high = float(values.min()), float(values.max())
-        if low < 0 or high > 255:
-            raise ScanError(
-                f"intensity 'fixed' expects 8-bit B-mode grey levels (0..255); this scan spans "
-                f"{low:g}..{high:g}: export 8-bit or use intensity 'percentile'"
-            )
+        _check_8bit(float(values.min()), float(values.max()))
         return (values / 255.0).astype(np.float32)
     low, high = np.percentile(values, config.percentiles)
     if not high > low:
@@ -232,11 +239,16 @@ def normalise_bmode(array: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 
 
 def crop_or_pad(channels: np.ndarray, shape: Shape) -> np.ndarray:
-    """``(C, L, D, S)`` → ``(C, *shape)`` as ``grid.crop_pad_plan`` says (depth: deep end only)."""
+    """``(C, L, D, S)`` → ``(C, *shape)`` as ``grid.crop_pad_plan`` says (depth: deep end only),
+    zeros beyond the scan.
+
+    A slice and ``np.pad``: MONAI's ``SpatialCrop`` and ``BorderPad`` give the same array
+    through a ``MetaTensor`` that cost a sixth of preprocessing a scan.
+    """
     starts, ends, borders = crop_pad_plan(channels.shape[1:], shape)
-    cropped = SpatialCrop(roi_start=starts, roi_end=ends)(torch.as_tensor(channels))
-    padded = BorderPad(spatial_border=borders, mode="constant", value=0)(cropped)
-    return torch.as_tensor(padded).numpy()
+    cropped = channels[(slice(None), *(slice(a, b) for a, b in zip(starts, ends, strict=True)))]
+    pads = [(0, 0), *zip(borders[0::2], borders[1::2], strict=True)]
+    return np.pad(cropped, pads, mode="constant", constant_values=0)
 
 
 def _mm(extent: Triple) -> str:
@@ -263,12 +275,11 @@ def _swe_channels(swe: Volume, spacing: Triple, shape: Shape) -> np.ndarray:
     next to a no-signal region averages only measured neighbours instead of being dragged
     towards 0 kPa.
     """
-    kpa = np.asarray(swe.array, dtype=np.float64)
+    kpa = np.asarray(swe.array, dtype=np.float32)  # the channel is stored as float32 anyway
     valid = np.isfinite(kpa) & (kpa > 0)
-    stacked = np.stack([np.where(valid, kpa, 0.0), valid.astype(np.float64)])
+    stacked = np.stack([np.where(valid, kpa, np.float32(0.0)), valid.astype(np.float32)])
     summed, weight = resample(stacked, swe.spacing, spacing, shape, "bilinear")
-    valid_out = resample(valid[None].astype(np.float32), swe.spacing, spacing, shape, "nearest")
-    valid_out = valid_out[0] > 0.5
+    valid_out = resample(valid[None], swe.spacing, spacing, shape, "nearest")[0]
     # The nearest valid SWE voxel carries a bilinear weight > 0 wherever valid_out holds.
     values = np.where(valid_out, summed / np.where(valid_out, weight, 1.0), 0.0)
     return np.stack([values, valid_out]).astype(np.float32)
@@ -323,8 +334,11 @@ def preprocess_scan(
     )
 
 
-def save_preprocessed(scan: PreprocessedScan, folder: Location) -> dict[str, Location]:
-    """Write ``scan`` as NIfTI files (and its transform) in ``folder``, each atomically.
+def save_preprocessed(
+    scan: PreprocessedScan, folder: Location, *, staged: bool = False
+) -> dict[str, Location]:
+    """Write ``scan`` as NIfTI files (and its transform) in ``folder``, each atomically unless
+    ``folder`` is ``staged`` (``io.writers.write_atomically``).
 
     Returns the NIfTI paths by role. Files of roles the scan lacks are removed, so a re-run
     without SWE leaves no stale map.
@@ -332,12 +346,12 @@ def save_preprocessed(scan: PreprocessedScan, folder: Location) -> dict[str, Loc
     folder = as_location(folder)
     make_folder(folder)
     written = {
-        role: write_volume(folder / FILES[role], scan.volume(array))
+        role: write_volume(folder / FILES[role], scan.volume(array), staged=staged)
         for role, array in scan.arrays().items()
     }
     if scan.grid is not None:
         text = scan.grid.to_json()
-        write_atomically(folder / TRANSFORM_FILE, lambda path: path.write_text(text))
+        write_atomically(folder / TRANSFORM_FILE, lambda path: path.write_text(text), staged=staged)
     else:
         (folder / TRANSFORM_FILE).unlink(missing_ok=True)
     for role in FILES.keys() - written.keys():

@@ -70,7 +70,7 @@ def prepare_landed_scan(
 def publish_preprocessed(result: PreprocessedScan, out_dir: Location) -> None:
     """Write the scan's files into a staging folder and swap it in as a whole (object storage:
     one whole object per file, in place)."""
-    publish_folder(out_dir, lambda folder: save_preprocessed(result, folder))
+    publish_folder(out_dir, lambda folder: save_preprocessed(result, folder, staged=True))
 
 
 def preprocess_landed_scan(

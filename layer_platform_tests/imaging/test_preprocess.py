@@ -7,14 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from monai.transforms import BorderPad, SpatialCrop
 
 from layer_platform.errors import ScanError
+from layer_platform.imaging.grid import crop_pad_plan
 from layer_platform.imaging.preprocess import (
     FILES,
     TRANSFORM_FILE,
     PreprocessConfig,
     PreprocessedScan,
+    crop_or_pad,
     load_preprocessed,
+    normalise_bmode,
     preprocess_scan,
     save_preprocessed,
 )
@@ -34,6 +39,21 @@ def bmode(shape=(10, 30, 4), spacing=NATIVE, seed=0) -> Volume:
     array = np.random.default_rng(seed).integers(40, 200, shape).astype(np.uint8)
     array[:, 0, :] = 255
     return Volume(array, spacing)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16])
+def test_fixed_intensity_of_integer_grey_is_the_float_path(dtype):
+    """Integer grey levels take a float32 shortcut: same values as the float64 path, same
+    refusal of values beyond 0..255."""
+    config = fixed(NATIVE, (10, 30, 4))
+    grey = bmode().array.astype(dtype)
+    ours = normalise_bmode(grey, config)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, normalise_bmode(grey.astype(np.float64), config))
+    if dtype is not np.uint8:
+        grey[0, 0, 0] = 256
+        with pytest.raises(ScanError, match=r"0\.\.255"):
+            normalise_bmode(grey, config)
 
 
 def test_resampling_gives_expected_shape_and_physical_extent():
@@ -68,6 +88,21 @@ def test_skin_row_stays_at_depth_zero(target_depth):
         assert out.bmode[:, 30:, :].max() == 0.0
     else:  # cropped at the deep end only: the marker row is gone
         assert out.bmode[:, -1, :].min() > 0.0
+
+
+@pytest.mark.parametrize(
+    "shape", [(5, 9, 2), (9, 4, 7), (6, 6, 6)], ids=["mixed", "mixed-2", "same"]
+)
+def test_crop_or_pad_is_monais_crop_then_border_pad(shape):
+    """The slice-and-pad gives what MONAI's transforms give for the same plan, channels alike."""
+    channels = np.random.default_rng(1).random((3, 6, 6, 6)).astype(np.float32)
+    starts, ends, borders = crop_pad_plan(channels.shape[1:], shape)
+    cropped = SpatialCrop(roi_start=starts, roi_end=ends)(torch.as_tensor(channels))
+    theirs = BorderPad(spatial_border=borders, mode="constant", value=0)(cropped)
+
+    ours = crop_or_pad(channels, shape)
+    assert ours.shape == (3, *shape)
+    np.testing.assert_array_equal(ours, torch.as_tensor(theirs).numpy())
 
 
 def test_lateral_and_sweep_are_centred():
@@ -219,7 +254,8 @@ def assert_same(a: PreprocessedScan, b: PreprocessedScan) -> None:
             np.testing.assert_array_equal(left, right)
 
 
-def test_save_and_load_round_trip(tmp_path: Path):
+@pytest.mark.parametrize("staged", [False, True], ids=["atomic-files", "staged-folder"])
+def test_save_and_load_round_trip(tmp_path: Path, staged: bool):
     labels = Volume(
         np.repeat(np.arange(7, dtype=np.uint8), 5)[None, :30, None].repeat(10, 0).repeat(4, 2),
         NATIVE,
@@ -227,7 +263,7 @@ def test_save_and_load_round_trip(tmp_path: Path):
     scan = preprocess_scan(
         bmode(), swe_on_coarse_grid(), labels, PreprocessConfig((1.0, 0.4, 2.0), (6, 16, 3))
     )
-    written = save_preprocessed(scan, tmp_path / "scan-1")
+    written = save_preprocessed(scan, tmp_path / "scan-1", staged=staged)
     assert {p.name for p in written.values()} == set(FILES.values())
     files = sorted(p.name for p in (tmp_path / "scan-1").iterdir())
     assert files == sorted([*FILES.values(), TRANSFORM_FILE])

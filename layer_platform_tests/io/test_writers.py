@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 
 from layer_platform.io import Volume, read_volume, write_volume
+from layer_platform.io.volume import LPS_RAS_FLIP
 from layer_platform.io.writers import process_owner, staging_prefix
 
 SPACING = (0.5, 0.25, 1.0)
@@ -23,6 +26,33 @@ def test_stored_dtype(tmp_path: Path, ext: str, dtype: type, stored: type) -> No
     volume = read_volume(write_volume(tmp_path / f"layers.{ext}", Volume(labels, SPACING)))
     assert volume.array.dtype == stored
     np.testing.assert_array_equal(volume.array, labels.astype(stored))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int16])
+@pytest.mark.parametrize("ext", ["nii", "nii.gz"])
+def test_nifti_bytes_are_those_nibabel_saves_for_the_image(
+    tmp_path: Path, ext: str, dtype: type
+) -> None:
+    """The header written directly is the header ``nib.save`` derives for the same image."""
+    rng = np.random.default_rng(0)
+    volume = Volume(
+        (rng.random((5, 7, 3)) * 100).astype(dtype),
+        SPACING,
+        origin=(-4.0, 12.5, 3.0),
+        direction=((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
+    )
+    ours = write_volume(tmp_path / f"ours.{ext}", volume)
+    affine = LPS_RAS_FLIP @ volume.affine
+    image = nib.Nifti1Image(volume.array, affine)
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
+    image.header.set_xyzt_units("mm")
+    nib.save(image, theirs := tmp_path / f"theirs.{ext}")
+
+    def content(path: Path) -> bytes:
+        return gzip.decompress(path.read_bytes()) if ext == "nii.gz" else path.read_bytes()
+
+    assert content(Path(ours)) == content(theirs)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path: Path) -> None:
