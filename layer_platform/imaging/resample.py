@@ -40,7 +40,11 @@ def resample(
     if mode not in ("bilinear", "nearest"):
         raise ValueError(f"unknown resampling mode {mode!r}; use 'bilinear' or 'nearest'")
     out = np.asarray(channels)
-    for axis, (source, target, n) in enumerate(zip(spacing, target_spacing, shape, strict=True)):
+    # The axis that shrinks most goes first and the one that grows most last, so the passes
+    # before the last work on the smallest arrays (the result is the same in any order).
+    axes = sorted(range(3), key=lambda a: shape[a] / out.shape[a + 1])
+    for axis in axes:
+        source, target, n = spacing[axis], target_spacing[axis], shape[axis]
         size = out.shape[axis + 1]
         centres = _source_centres(size, n, target / source)
         if mode == "nearest":
@@ -54,5 +58,6 @@ def resample(
             .astype(out.dtype)
             .reshape([-1 if d == axis + 1 else 1 for d in range(out.ndim)])
         )
-        out = np.take(out, low, axis + 1) * (1 - weight) + np.take(out, high, axis + 1) * weight
+        below = np.take(out, low, axis + 1)
+        out = below + (np.take(out, high, axis + 1) - below) * weight  # lerp: 3 passes, not 4
     return out

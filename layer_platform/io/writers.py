@@ -27,7 +27,7 @@ import nrrd
 import numpy as np
 import SimpleITK as sitk
 from nibabel.openers import ImageOpener
-from nibabel.volumeutils import array_to_file
+from nibabel.volumeutils import seek_tell
 
 from layer_platform.io.dicom import write_dicom
 from layer_platform.io.formats import volume_extension
@@ -68,7 +68,8 @@ def _write_nifti(path: Path, array: np.ndarray, volume: Volume) -> None:
     header.set_xyzt_units("mm")
     with ImageOpener(path, "wb") as file:
         header.write_to(file)
-        array_to_file(array, file, array.dtype, offset=header.get_data_offset(), order="F")
+        seek_tell(file, header.get_data_offset(), write0=True)
+        file.write(np.asarray(array).tobytes(order="F"))  # one write, not nibabel's chunks
 
 
 def _write_nrrd(path: Path, array: np.ndarray, volume: Volume) -> None:
@@ -198,18 +199,19 @@ def write_atomically(
     suffices, which saves creating and removing a folder per file (most of a small NIfTI's
     write time on ext4). A remote ``path`` (object storage, see ``locations``) is written
     locally, then uploaded one whole object per file, header last. ``staged``: ``path`` lies in
-    a local folder no reader sees until it is swapped in whole (``batching.publish_folder``),
-    so ``write`` writes it in place: staging each file again cost a sixth of preprocessing.
+    an existing local folder no reader sees until it is swapped in whole
+    (``batching.publish_folder``), so ``write`` writes it in place: staging each file again
+    cost a sixth of preprocessing.
     """
     path = as_location(path)
     if is_remote(path):
         with tempfile.TemporaryDirectory(prefix="layer-write-") as staging:
             publish(_write_staged(Path(staging), path.name, write), path.parent)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     if staged:
         write(path)
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_staging(path.parent, path.name)
     prefix = f"{staging_prefix(path.name)}{process_owner()}."
     if not companions:
