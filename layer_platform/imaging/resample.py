@@ -17,19 +17,27 @@ def resampled_shape(extent_mm: Triple, spacing: Triple) -> Shape:
     return tuple(max(1, round(e / s)) for e, s in zip(extent_mm, spacing, strict=True))  # type: ignore[return-value]
 
 
-def _source_centres(n_source: int, n_destination: int, ratio: float) -> np.ndarray:
-    """Where each destination voxel centre lies on the source axis, in source voxel indices
-    (``ratio`` = destination / source spacing; both grids start at the same corner)."""
-    return (np.arange(n_destination) + 0.5) * ratio - 0.5
+def _source_centres(first: int, n_destination: int, ratio: float) -> np.ndarray:
+    """Where destination voxels ``first`` … ``first + n_destination - 1`` have their centres on
+    the source axis, in source voxel indices (``ratio`` = destination / source spacing; both
+    grids start at the same corner)."""
+    return (np.arange(first, first + n_destination) + 0.5) * ratio - 0.5
 
 
 def resample(
-    channels: np.ndarray, spacing: Triple, target_spacing: Triple, shape: Shape, mode: str
+    channels: np.ndarray,
+    spacing: Triple,
+    target_spacing: Triple,
+    shape: Shape,
+    mode: str,
+    first: Shape = (0, 0, 0),
 ) -> np.ndarray:
     """Resample ``(C, L, D, S)`` from ``spacing`` onto a ``target_spacing`` grid of ``shape``.
 
     Both grids start at the same corner; destination voxels outside the source's field of view
-    take the nearest edge value (the crop/pad step decides what lies beyond the scan).
+    take the nearest edge value (the crop/pad step decides what lies beyond the scan). ``first``
+    is the destination voxel the result starts at: a crop window is resampled alone, without
+    the voxels the crop would throw away.
     ``bilinear`` is trilinear interpolation and ``nearest`` takes the voxel whose centre is
     nearest (ties to even), the values MONAI's ``SpatialResample`` gives with border padding
     (``layer_platform_tests/imaging`` compares them). The grids are axis-aligned, so each axis
@@ -46,7 +54,7 @@ def resample(
     for axis in axes:
         source, target, n = spacing[axis], target_spacing[axis], shape[axis]
         size = out.shape[axis + 1]
-        centres = _source_centres(size, n, target / source)
+        centres = _source_centres(first[axis], n, target / source)
         if mode == "nearest":
             out = np.take(out, np.clip(np.rint(centres), 0, size - 1).astype(np.intp), axis + 1)
             continue

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from monai.transforms import BorderPad, SpatialCrop
 
 from layer_platform.errors import ScanError
-from layer_platform.imaging.grid import crop_pad_plan
 from layer_platform.imaging.preprocess import (
     FILES,
     TRANSFORM_FILE,
     PreprocessConfig,
     PreprocessedScan,
-    crop_or_pad,
     load_preprocessed,
     normalise_bmode,
     preprocess_scan,
@@ -88,21 +84,6 @@ def test_skin_row_stays_at_depth_zero(target_depth):
         assert out.bmode[:, 30:, :].max() == 0.0
     else:  # cropped at the deep end only: the marker row is gone
         assert out.bmode[:, -1, :].min() > 0.0
-
-
-@pytest.mark.parametrize(
-    "shape", [(5, 9, 2), (9, 4, 7), (6, 6, 6)], ids=["mixed", "mixed-2", "same"]
-)
-def test_crop_or_pad_is_monais_crop_then_border_pad(shape):
-    """The slice-and-pad gives what MONAI's transforms give for the same plan, channels alike."""
-    channels = np.random.default_rng(1).random((3, 6, 6, 6)).astype(np.float32)
-    starts, ends, borders = crop_pad_plan(channels.shape[1:], shape)
-    cropped = SpatialCrop(roi_start=starts, roi_end=ends)(torch.as_tensor(channels))
-    theirs = BorderPad(spatial_border=borders, mode="constant", value=0)(cropped)
-
-    ours = crop_or_pad(channels, shape)
-    assert ours.shape == (3, *shape)
-    np.testing.assert_array_equal(ours, torch.as_tensor(theirs).numpy())
 
 
 def test_lateral_and_sweep_are_centred():

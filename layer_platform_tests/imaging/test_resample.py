@@ -65,6 +65,18 @@ def test_nearest_labels_are_monais_but_for_exact_ties(spacing, target) -> None:
     np.testing.assert_array_equal(ours[0][clear], theirs[0][clear])
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_a_window_is_the_same_voxels_of_the_whole_grid(mode: str) -> None:
+    """``first`` shifts the destination window: resampling it alone gives the voxels a crop of
+    the whole destination grid keeps, on growing and shrinking axes alike."""
+    image = np.random.default_rng(2).random((2, 9, 12, 5)).astype(np.float32)
+    spacing, target = (0.5, 0.2, 1.0), (0.7, 0.15, 0.5)
+    whole = resample(image, spacing, target, (6, 16, 10), mode)
+    window = resample(image, spacing, target, (3, 10, 4), mode, first=(2, 5, 3))
+    # Equal up to rounding: the axes may be taken in another order (smallest arrays first).
+    np.testing.assert_allclose(window, whole[:, 2:5, 5:15, 3:7], rtol=0, atol=1e-6)
+
+
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown resampling mode 'cubic'"):
         resample(np.zeros((1, 2, 2, 2)), (1, 1, 1), (1, 1, 1), (2, 2, 2), "cubic")
