@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -88,9 +89,10 @@ class GridTransform:
             shift,  # type: ignore[arg-type]
         )
 
-    @property
+    @cached_property
     def working_origin(self) -> Triple:
-        """LPS mm of working voxel (0, 0, 0)'s centre."""
+        """LPS mm of working voxel (0, 0, 0)'s centre (computed once: every file of a scan
+        asks)."""
         offset_mm = (np.asarray(self.shift) + 0.5) * self.working_spacing
         offset_mm -= 0.5 * np.asarray(self.native_spacing)
         origin = np.asarray(self.native_origin) + np.asarray(self.native_direction) @ offset_mm
