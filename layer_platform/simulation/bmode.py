@@ -83,7 +83,7 @@ NOISE_FLOOR_DB = -58.0
 
 
 def _lookup(labels: np.ndarray, per_layer: dict[Layer, float]) -> np.ndarray:
-    table = np.zeros(len(Layer), dtype=np.float32)
+    table = np.zeros(len(Layer))
     for layer, value in per_layer.items():
         table[layer] = value
     return table[labels]
@@ -99,7 +99,7 @@ def _reflectivity_db(
 ) -> np.ndarray:
     """Tissue reflectivity before the beam: layer level, mottle, septa, laminae, perimysium."""
     depth = grid.axes_mm()[1][None, :, None]
-    db = np.zeros(grid.shape, dtype=np.float32)
+    db = np.zeros(grid.shape)
     for layer, texture in TEXTURES.items():
         mottle = FourierField.draw(rng, texture.mottle_mm).on_grid(grid)
         value = texture.level_db + tone_db[layer - 1] + texture.mottle_db * mottle
@@ -131,7 +131,8 @@ def _speckle(rng: np.random.Generator, grid: Grid) -> np.ndarray:
     """Rayleigh amplitude with unit mean power, correlated over the speckle grain."""
     sigma = [mm / s for mm, s in zip(SPECKLE_MM, grid.spacing, strict=True)]
     real, imag = (
-        gaussian_filter(rng.standard_normal(grid.shape, dtype=np.float32), sigma) for _ in range(2)
+        gaussian_filter(rng.standard_normal(grid.shape, dtype=np.float32).astype(np.float64), sigma)
+        for _ in range(2)
     )
     magnitude = np.hypot(real, imag)
     return magnitude / np.sqrt(np.mean(magnitude**2))
@@ -180,7 +181,7 @@ def render_bmode(
     echo *= _speckle(rng, grid)
     gain_db = rng.uniform(*GAIN_DB) + device.gain_offset_db
     echo *= 10 ** ((gain_db - _attenuation_db(grid, labels, rng.uniform(*ATTENUATION_SCALE))) / 20)
-    noise = 10 ** (NOISE_FLOOR_DB / 20) * rng.rayleigh(np.sqrt(0.5), grid.shape).astype(np.float32)
+    noise = 10 ** (NOISE_FLOOR_DB / 20) * rng.rayleigh(np.sqrt(0.5), grid.shape)
     level_db = 20 * np.log10(np.hypot(echo, noise))
     grey = 255 * (level_db + device.dynamic_range_db) / device.dynamic_range_db
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)

@@ -85,16 +85,15 @@ class FourierField:
         """Evaluate on the outer product of three coordinate vectors (mm).
 
         Each mode factorises into per-axis complex exponentials, so the sum over modes is one
-        matrix product instead of a cosine per mode per voxel.
+        matrix product instead of a cosine per mode per voxel. Double precision throughout:
+        BLAS picks its kernel (and so its order of summation) by CPU, and numpy its vector
+        functions, so in single precision a seed rendered a cohort whose last bits, and a few
+        8-bit B-mode voxels, changed from one machine to the next.
         """
         k = self.wavevectors
-
-        def waves(phase: np.ndarray) -> np.ndarray:  # single precision: ample for smooth fields
-            return np.exp(1j * phase.astype(np.float32))
-
-        along_lateral = waves(np.outer(k[:, 0], lateral) + self.phases[:, None])
-        along_depth = waves(np.outer(k[:, 1], depth))
-        along_sweep = waves(np.outer(k[:, 2], sweep))
+        along_lateral = np.exp(1j * (np.outer(k[:, 0], lateral) + self.phases[:, None]))
+        along_depth = np.exp(1j * np.outer(k[:, 1], depth))
+        along_sweep = np.exp(1j * np.outer(k[:, 2], sweep))
         plane = (along_lateral[:, :, None] * along_depth[:, None, :]).reshape(len(k), -1)
-        values = (plane.T @ along_sweep).real * np.float32(math.sqrt(2.0 / len(k)))
+        values = (plane.T @ along_sweep).real * math.sqrt(2.0 / len(k))
         return values.reshape(len(lateral), len(depth), len(sweep))
