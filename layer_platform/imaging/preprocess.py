@@ -2,10 +2,10 @@
 
 Steps, in order: normalise the B-mode intensities on the native grid; resample B-mode, SWE and
 reference layers onto one destination grid (``resample``: trilinear for images, nearest for
-labels, as MONAI's ``SpatialResample`` would, but separably per axis); then crop or pad all of
-them together to ``target_shape``. Crop and pad are anchored at the skin along depth (depth
-index 0 stays the transducer surface, so a layer's depth means the same thing in every scan)
-and centred laterally and along the sweep.
+labels, as MONAI's ``SpatialResample`` would, but separably per axis), cropped or padded to
+``target_shape`` (only the window the crop keeps is resampled; padding is zeros). Crop and pad
+are anchored at the skin along depth (depth index 0 stays the transducer surface, so a layer's
+depth means the same thing in every scan) and centred laterally and along the sweep.
 
 Grids follow the simulator's convention: voxel ``n`` covers ``[n, n + 1) * spacing`` mm, so the
 B-mode and a coarser SWE grid over the same field of view start at the same corner (0 mm).
