@@ -49,7 +49,7 @@ def resample(
         raise ValueError(f"unknown resampling mode {mode!r}; use 'bilinear' or 'nearest'")
     out = np.asarray(channels)
     # The axis that shrinks most goes first and the one that grows most last, so the passes
-    # before the last work on the smallest arrays (the result is the same in any order).
+    # before the last work on the smallest arrays (any order gives the same up to rounding).
     axes = sorted(range(3), key=lambda a: shape[a] / out.shape[a + 1])
     for axis in axes:
         source, target, n = spacing[axis], target_spacing[axis], shape[axis]
