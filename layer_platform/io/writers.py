@@ -72,9 +72,8 @@ def _write_nifti(path: Path, array: np.ndarray, volume: Volume) -> None:
     """sform and qform (code 1, scanner) both hold the RAS affine: every viewer agrees.
 
     The header is built and written directly, the bytes ``nib.save`` of an image writes
-    (``layer_platform_tests/io`` compares them) in a third of its time: saving an image
-    re-derives its header first, which was a quarter of preprocessing
-    (``docs/results/benchmarks.md``).
+    (``layer_platform_tests/io`` compares them) in under half its time (0.72 against 1.58 ms
+    for a working-grid volume): saving an image re-derives its header first.
     """
     affine = np.ascontiguousarray(LPS_RAS_FLIP @ volume.affine, dtype=np.float64)
     header = _nifti_geometry(affine.tobytes()).copy()
@@ -215,7 +214,7 @@ def write_atomically(
     locally, then uploaded one whole object per file, header last. ``staged``: ``path`` lies in
     an existing local folder no reader sees until it is swapped in whole
     (``batching.publish_folder``), so ``write`` writes it in place: staging each file again
-    cost a sixth of preprocessing.
+    cost 0.6-1 ms of a scan's 12-14 ms of preprocessing.
     """
     path = as_location(path)
     if is_remote(path):
