@@ -135,6 +135,17 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def module_name(model: nn.Module, module: nn.Module | None) -> str | None:
+    """The name of ``module`` inside ``model`` (None for None): how a layer is found again in a
+    copy of the model (a randomized one, or ``inference_network``'s)."""
+    if module is None:
+        return None
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name
+    raise ValueError("target_layer is not a submodule of model")
+
+
 def check_inputs(inputs: Tensor) -> None:
     """Attribution explains one scan at a time: ``(1, C, L, D, S)``."""
     if inputs.ndim != 5 or inputs.shape[0] != 1:

@@ -12,6 +12,7 @@ from layer_platform.attribution.core import (
     AttributionResult,
     check_inputs,
     evaluating,
+    module_name,
     mp_logit,
 )
 from layer_platform.attribution.gradcam import gradcam
@@ -19,6 +20,7 @@ from layer_platform.attribution.integrated_gradients import integrated_gradients
 from layer_platform.attribution.occlusion import occlusion
 from layer_platform.attribution.saliency import saliency
 from layer_platform.attribution.shapley import layer_shapley
+from layer_platform.classification.inference import inference_network
 
 METHODS: dict[str, AttributionMethod] = {
     "integrated_gradients": integrated_gradients,
@@ -54,17 +56,21 @@ def attribute(
 ) -> AttributionResult:
     """Attribute the MP logit of ``model`` on one scan ``(1, C, L, D, S)`` with ``method``.
 
-    The model is evaluated in eval mode (its mode is restored afterwards); ``baseline``
-    overrides ``config.baseline``; ``layers_map`` ``(L, D, S)`` is needed by the
-    anatomy-aware baselines and by layer ablation; ``target_layer`` by Grad-CAM.
+    The method runs on ``inference_network(model)``: the model in eval mode with its batch
+    norms folded into their convolutions (the same function up to rounding, and cheaper per
+    pass); ``model``'s own mode and weights are left as they were. ``baseline`` overrides
+    ``config.baseline``; ``layers_map`` ``(L, D, S)`` is needed by the anatomy-aware baselines
+    and by layer ablation; ``target_layer`` (a module of ``model``) by Grad-CAM.
     """
     check_inputs(inputs)
-    with evaluating(model):
+    network = inference_network(model)
+    name = module_name(model, target_layer)
+    with evaluating(network):
         return get_method(method)(
-            mp_logit(model),
+            mp_logit(network),
             inputs,
             baseline=baseline,
             layers_map=layers_map,
-            target_layer=target_layer,
+            target_layer=None if name is None else network.get_submodule(name),
             config=config or AttributionConfig(),
         )
