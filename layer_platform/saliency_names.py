@@ -89,8 +89,9 @@ def comparison_column(method: str) -> str:
 
 
 #: ``layer_saliency.explained_by``: which model explained a scan (``attribution.explainer``).
-#: A labelled development scan by the fold member that did not train on it; a test scan, and
-#: an unlabelled one, by the ensemble; ``unverified`` where the champion records no split.
+#: A labelled scan by one fold member that did not train on it (a development scan's own fold,
+#: a test scan's hashed member); an unlabelled one by the ensemble; ``unverified`` where the
+#: champion records no split.
 OUT_OF_FOLD = "out_of_fold"
 HELD_OUT = "held_out"
 UNLABELLED = "unlabelled"
