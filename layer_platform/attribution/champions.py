@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
-import numpy as np
-
 from layer_platform.attribution.batch import Champion, scan_config
 from layer_platform.attribution.cohort_reference import (
     Control,
@@ -16,6 +14,7 @@ from layer_platform.attribution.cohort_reference import (
     reference_document,
 )
 from layer_platform.attribution.core import AttributionConfig
+from layer_platform.attribution.randomization_run import ConfigFor, ScanConfig
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.splits import SplitScheme
 from layer_platform.compute import select_device
@@ -28,12 +27,6 @@ from layer_platform.tracking.names import registered_name
 from layer_platform.tracking.reference_store import stored_reference
 from layer_platform.warehouse.queries import CONTROL_SCANS
 from layer_platform.warehouse.store import Warehouse
-
-#: (input array (C, L, D, S), labels) -> the reported run's attribution config for that scan.
-ScanConfig = Callable[[np.ndarray, np.ndarray], AttributionConfig]
-#: (mode, explaining member: None for the whole champion) -> that network's ``ScanConfig``
-#: (its frozen reference is over the controls it trained on).
-ConfigFor = Callable[[str, int | None], ScanConfig]
 
 
 def load_champions(tracking: Tracking, modes: Sequence[str]) -> dict[str, Champion]:

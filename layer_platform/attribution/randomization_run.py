@@ -1,33 +1,28 @@
 """The model-randomization check of the champions (Adebayo et al. 2018), run once per version.
 
 The check is a gate of every finding (``statistics.verdicts``), so it explains what was
-reported: the sampled scans are out-of-sample rows (the ones a verdict reads), each explained
-by the network that explained it in the reported run (``explainer.choose_explainer``: the
-fold-ensemble member that never trained on it) with that run's own configuration
-(``scan_config``: the same reference volume over that member's controls, IG steps, occlusion
-box), and each network is randomized as a cascade from the top (``sanity.cascade_steps``); the
-verdict is the fully random step's. Sample size rule: the layer correlation runs over 6 x n
-profile values, whose rank correlation between unrelated profiles has a standard deviation of
-about 1/sqrt(6n - 1); ``MIN_DECISIVE_SCANS`` (8 scans of distinct subjects: 48 values, SD 0.15)
-puts the bar 0.8 over 5 SDs above such profiles. A cohort with fewer subjects uses them all. A
-verdict belongs to a champion version and the check's settings (``protocol``), so it is
-computed once and kept in ``randomization_checks``; a refresh after new scans reuses it.
+reported: each sampled scan gets the reported run's own configuration (``scan_config``: the
+same reference volume, IG steps, occlusion box), and the model is randomized as a cascade from
+the top (``sanity.cascade_steps``); the verdict is the fully random step's. Sample size rule:
+the layer correlation runs over 6 x n profile values, whose rank correlation between unrelated
+profiles has a standard deviation of about 1/sqrt(6n - 1); ``MIN_DECISIVE_SCANS`` (8 scans of
+distinct subjects: 48 values, SD 0.15) puts the bar 0.8 over 5 SDs above such profiles. A
+cohort with fewer subjects uses them all. A verdict belongs to a champion version and the
+check's settings (``protocol``), so it is computed once and kept in ``randomization_checks``;
+a refresh after new scans reuses it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from layer_platform.attribution.batch import Champion
-from layer_platform.attribution.champions import ConfigFor, load_champions
 from layer_platform.attribution.core import AttributionConfig
-from layer_platform.attribution.explainer import choose_explainer
 from layer_platform.attribution.sanity import (
     cascade_steps,
     depth_levels,
@@ -35,13 +30,13 @@ from layer_platform.attribution.sanity import (
 )
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.network import last_conv_block
+from layer_platform.compute import select_device
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
-from layer_platform.saliency_names import OUT_OF_SAMPLE
 from layer_platform.settings import LayerPaths
 from layer_platform.statistics.sampling import sample_scans
 from layer_platform.timestamps import utc_now
-from layer_platform.tracking.mlflow_registry import Tracking
+from layer_platform.tracking.mlflow_registry import Tracking, load_champion_classifier
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import cached_randomization
 from layer_platform.warehouse.store import Warehouse
@@ -49,7 +44,13 @@ from layer_platform.warehouse.store import Warehouse
 #: Scans of distinct subjects the check needs to decide (see the module).
 MIN_DECISIVE_SCANS = 8
 #: Version of how the check runs; stored verdicts of another protocol are recomputed.
-PROTOCOL = "cascade-v3"
+PROTOCOL = "cascade-v2"
+
+#: (input array (C, L, D, S), labels) -> the reported run's attribution config for that scan.
+ScanConfig = Callable[[np.ndarray, np.ndarray], AttributionConfig]
+#: (mode, explaining member: None for the whole champion) -> that network's ``ScanConfig``
+#: (its frozen reference is over the controls it trained on).
+ConfigFor = Callable[[str, int | None], ScanConfig]
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,6 @@ class RandomizationSettings:
     bar: float
     n_scans: int
     protocol: str = PROTOCOL
-
-
-@dataclass(frozen=True)
-class SampledScan:
-    """One scan of the check: its input ``(1, C, L, D, S)`` on the device, its labels, the
-    reported run's config for it, and the network that explained it."""
-
-    inputs: torch.Tensor
-    labels: np.ndarray
-    config: AttributionConfig
-    network: torch.nn.Module
 
 
 @dataclass
@@ -98,26 +88,26 @@ class RandomizationOutcome:
 
 
 def randomize_mode(
-    sampled: Sequence[SampledScan],
+    model: torch.nn.Module,
+    scans: list[tuple[torch.Tensor, np.ndarray]],
     settings: RandomizationSettings,
+    configs: Sequence[AttributionConfig],
     no_signal_channels: Sequence[int] = (),
 ) -> dict[str, dict]:
-    """Each method's randomization outcome on ``sampled`` (each scan with its explaining
-    network and config); ``cascade`` holds the layer rho per cascade step as JSON. Layer
-    ablation skips its joint and per-channel passes here: the check reads the layer profile
-    only. ``no_signal_channels``: the mode's encoded-SWE channels, whose unmeasured voxels the
+    """Each method's randomization outcome for one model on ``scans`` (input, labels), each
+    with its config; ``cascade`` holds the layer rho per cascade step as JSON. Layer ablation
+    skips its joint and per-channel passes here: the check reads the layer profile only.
+    ``no_signal_channels``: the mode's encoded-SWE channels, whose unmeasured voxels the
     profiles leave out as the reported run's aggregates do."""
-    networks = [scan.network for scan in sampled]
-    configs = [replace(scan.config, ablation_extras=False) for scan in sampled]
-    scans = [(scan.inputs, scan.labels) for scan in sampled]
+    configs = [replace(config, ablation_extras=False) for config in configs]
     outcomes = {}
-    steps = cascade_steps(len(depth_levels(networks[0])))
+    steps = cascade_steps(len(depth_levels(model)))
     for method in settings.methods:
         report = model_randomization_check(
             method,
-            networks,
+            model,
             scans,
-            target_layer=last_conv_block(networks[0]),
+            target_layer=last_conv_block(model),
             config=configs,
             cascading=steps,
             bar=settings.bar,
@@ -136,43 +126,28 @@ def randomize_mode(
     return outcomes
 
 
-def out_of_sample(frame: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """``mode``'s rows explained out of sample: the rows a verdict reads, and the check samples."""
-    rows = frame[frame["input_mode"] == mode]
-    if "explained_by" not in rows.columns:
-        return rows.iloc[0:0]
-    return rows[rows["explained_by"].isin(OUT_OF_SAMPLE)]
-
-
 def sampled_inputs(
-    rows: pd.DataFrame,
-    champ: Champion,
+    mode: str,
+    frame: pd.DataFrame,
     warehouse: Warehouse,
     paths: LayerPaths,
     n_scans: int,
-    config_for: ConfigFor,
-) -> list[SampledScan]:
-    """A deterministic sample of ``rows`` (one mode's out-of-sample rows), each scan on the
-    device with the network that explained it and that network's config."""
-    mode = str(rows["input_mode"].iloc[0])
-    device = next(champ.model.parameters()).device
+    config_of: ScanConfig,
+) -> tuple[list[tuple[torch.Tensor, np.ndarray]], list[AttributionConfig]]:
+    """(input on the device, labels) of a deterministic sample of ``mode``'s scans, and each
+    scan's config."""
+    device = select_device("auto")
     paths_by_scan = dict(
         warehouse.query("SELECT scan_id, path FROM segmentations").itertuples(index=False)
     )
-    by_scan = rows.drop_duplicates("scan_id").set_index("scan_id")
-    sampled = []
-    for scan_id in sample_scans(rows, n_scans):
-        row = by_scan.loc[scan_id]
-        label = None if pd.isna(row["label"]) else str(row["label"])
-        explainer = choose_explainer(champ.model, champ.scheme, str(row["subject_id"]), label)
+    scans, configs = [], []
+    for scan_id in sample_scans(frame[frame["input_mode"] == mode], n_scans):
         x = mode_input(mode, load_preprocessed(paths.artifacts / "preprocessed" / scan_id))
-        if x is None or explainer is None:
-            continue
-        labels = read_label_map(paths_by_scan[scan_id])
-        config = config_for(mode, explainer.member)(x, labels)
-        inputs = torch.as_tensor(x[None], device=device)
-        sampled.append(SampledScan(inputs, labels, config, explainer.model))
-    return sampled
+        if x is not None:
+            labels = read_label_map(paths_by_scan[scan_id])
+            scans.append((torch.as_tensor(x[None], device=device), labels))
+            configs.append(config_of(x, labels))
+    return scans, configs
 
 
 def champion_randomization(
@@ -185,17 +160,16 @@ def champion_randomization(
     settings: RandomizationSettings,
     config_for: ConfigFor,
 ) -> RandomizationOutcome:
-    """The check for every mode with out-of-sample champion rows in ``frame``, computed where
-    the warehouse has no verdict for that version and these settings, and stored there.
+    """The check for every mode with champion rows in ``frame``, computed where the warehouse
+    has no verdict for that version and these settings, and stored there.
 
-    ``config_for(mode, member)`` gives the reported run's per-scan attribution settings of a
-    mode's explaining network (called only when the check runs: building the cohort reference
-    reads every control).
+    ``config_for(mode, None)`` gives the reported run's per-scan attribution settings of a mode
+    (called only when the check runs: building the cohort reference reads every control).
     """
     outcome = RandomizationOutcome()
     stored = {"bar": settings.bar, "n_scans": settings.n_scans, "protocol": settings.protocol}
     for mode, version in versions.items():
-        rows = out_of_sample(frame, mode)
+        rows = frame[frame["input_mode"] == mode]
         if rows.empty:
             continue
         if settings.n_scans < min(MIN_DECISIVE_SCANS, rows["subject_id"].nunique()):
@@ -205,9 +179,15 @@ def champion_randomization(
             outcome.reused.append(mode)
             outcome.results.update({f"{mode}/{m}": known[m] for m in settings.methods})
             continue
-        champ = load_champions(tracking, [mode])[mode]
-        sampled = sampled_inputs(rows, champ, warehouse, paths, settings.n_scans, config_for)
-        computed = randomize_mode(sampled, settings, no_signal_channels(mode)) if sampled else {}
+        model, _ = load_champion_classifier(tracking, mode)
+        scans, configs = sampled_inputs(
+            mode, frame, warehouse, paths, settings.n_scans, config_for(mode, None)
+        )
+        computed = (
+            randomize_mode(model, scans, settings, configs, no_signal_channels(mode))
+            if scans
+            else {}
+        )
         rows = [
             {
                 "input_mode": mode,

@@ -28,7 +28,6 @@ from layer_platform.attribution.core import (
     AttributionMethod,
     AttributionResult,
     check_label_map,
-    module_name,
 )
 from layer_platform.attribution.registry import attribute
 
@@ -169,7 +168,7 @@ class RandomizationReport:
 
 def model_randomization_check(
     method: str | AttributionMethod,
-    model: nn.Module | Sequence[nn.Module],
+    model: nn.Module,
     scans: Sequence[tuple[Tensor, np.ndarray]],
     *,
     target_layer: nn.Module | None = None,
@@ -198,12 +197,8 @@ def model_randomization_check(
     weighted module and scan, so costly for deep nets) to show where the maps stop depending on
     the weights, or, as a sequence, the top ``n`` modules for each ``n`` in it (e.g.
     ``cascade_steps``); otherwise the whole model is re-initialised at once. The verdict uses
-    the last step. ``model`` is one network for every scan or one per scan (the network that
-    explained it: a fold-ensemble member, ``attribution.explainer``), each randomized on its
-    own with the same seed; per-scan networks share one architecture, and ``target_layer``
-    (Grad-CAM, a module of the first) is found in each network and copy by its module name.
-    ``config`` is one config for every scan or one per scan (the reported run's per-scan
-    reference).
+    the last step. ``config`` is one config for every scan or one per scan (the reported run's
+    per-scan reference). ``target_layer`` (Grad-CAM) is found in each copy by its module name.
     ``no_signal_channels`` (encoded SWE) restricts profiles and voxel correlations to measured
     voxels, as the reported run's aggregates are (``scan_profile.profile_scan``).
     """
@@ -218,24 +213,18 @@ def model_randomization_check(
     counted = [
         m.any(axis=0) & (labels > 0) for m, (_, labels) in zip(measured, checked, strict=True)
     ]
-    networks = [model] * len(checked) if isinstance(model, nn.Module) else list(model)
+    layer_name = _module_name(model, target_layer)
     configs = list(config) if isinstance(config, Sequence) else [config] * len(checked)
-    for given, what in ((networks, "networks"), (configs, "configs")):
-        if len(given) != len(checked):
-            raise ValueError(f"got {len(given)} {what} for {len(checked)} scans")
-    layer_name = module_name(networks[0], target_layer)
-    distinct = list({id(net): net for net in networks}.values())
-    n_modules = len(depth_levels(distinct[0]))
-    if any(len(depth_levels(net)) != n_modules for net in distinct):
-        raise ValueError("the per-scan networks must share one architecture")
+    if len(configs) != len(checked):
+        raise ValueError(f"got {len(configs)} configs for {len(checked)} scans")
 
     names: set[str] = set()
 
-    def run(nets: Sequence[nn.Module]) -> list[np.ndarray]:
-        """Each scan's aggregated map (measured channels only) under its network."""
+    def run(net: nn.Module) -> list[np.ndarray]:
+        """Each scan's aggregated map (measured channels only) under ``net``."""
+        layer = None if layer_name is None else net.get_submodule(layer_name)
         maps = []
-        for net, (x, labels), c, m in zip(nets, checked, configs, measured, strict=True):
-            layer = None if layer_name is None else net.get_submodule(layer_name)
+        for (x, labels), c, m in zip(checked, configs, measured, strict=True):
             result = attribute(method, net, x, layers_map=labels, target_layer=layer, config=c)
             names.add(result.method)
             maps.append(counted_map(result, m))
@@ -249,15 +238,15 @@ def model_randomization_check(
             ]
         )
 
-    trained = run(networks)
+    trained = run(model)
+    n_modules = len(depth_levels(model))
     steps = []
     if isinstance(cascading, Sequence):
         tops = list(cascading)
     else:
         tops = list(range(1, n_modules + 1)) if cascading else [n_modules]
     for top in tops:
-        copies = {id(net): randomize_model(net, top=top, seed=seed) for net in distinct}
-        randomized = run([copies[id(net)] for net in networks])
+        randomized = run(randomize_model(model, top=top, seed=seed))
         voxel_rhos = [
             _spearman(np.abs(a[c]), np.abs(b[c]))
             for a, b, c in zip(trained, randomized, counted, strict=True)
@@ -270,6 +259,15 @@ def model_randomization_check(
             )
         )
     return RandomizationReport(method=names.pop(), profile=profile, bar=bar, steps=tuple(steps))
+
+
+def _module_name(model: nn.Module, target_layer: nn.Module | None) -> str | None:
+    if target_layer is None:
+        return None
+    for name, module in model.named_modules():
+        if module is target_layer:
+            return name
+    raise ValueError("target_layer is not a submodule of model")
 
 
 def _profile(

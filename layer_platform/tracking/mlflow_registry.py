@@ -26,6 +26,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
+from layer_platform.compute import select_device
 from layer_platform.settings import LayerPaths
 from layer_platform.tracking.model_files import (
     ARCHITECTURE_FILE,
@@ -35,6 +36,7 @@ from layer_platform.tracking.model_files import (
     read_model,
     write_model,
 )
+from layer_platform.tracking.names import registered_name
 
 CHAMPION = "champion"
 for noisy in ("mlflow", "alembic"):
@@ -248,6 +250,12 @@ def load_champion(tracking: Tracking, name: str) -> tuple[torch.nn.Module, Model
     if version is None:
         raise LookupError(f"no {CHAMPION!r} version of registered model {name!r} yet")
     return load_version(tracking, version), version
+
+
+def load_champion_classifier(tracking: Tracking, mode: str) -> tuple[torch.nn.Module, str]:
+    """``mode``'s champion classifier in eval mode on the device, and its version."""
+    model, version = load_champion(tracking, registered_name(mode))
+    return model.to(select_device("auto")).eval(), str(version.version)
 
 
 class ChildRuns:

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from layer_platform.attribution.champions import ConfigFor, reference_configs
+from layer_platform.attribution.champions import reference_configs
 from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.faithfulness_run import champion_faithfulness
 from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
+    ConfigFor,
     RandomizationOutcome,
     RandomizationSettings,
     champion_randomization,
