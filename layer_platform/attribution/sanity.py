@@ -28,6 +28,7 @@ from layer_platform.attribution.core import (
     AttributionMethod,
     AttributionResult,
     check_label_map,
+    module_name,
 )
 from layer_platform.attribution.registry import attribute
 
@@ -213,7 +214,7 @@ def model_randomization_check(
     counted = [
         m.any(axis=0) & (labels > 0) for m, (_, labels) in zip(measured, checked, strict=True)
     ]
-    layer_name = _module_name(model, target_layer)
+    layer_name = module_name(model, target_layer)
     configs = list(config) if isinstance(config, Sequence) else [config] * len(checked)
     if len(configs) != len(checked):
         raise ValueError(f"got {len(configs)} configs for {len(checked)} scans")
@@ -259,15 +260,6 @@ def model_randomization_check(
             )
         )
     return RandomizationReport(method=names.pop(), profile=profile, bar=bar, steps=tuple(steps))
-
-
-def _module_name(model: nn.Module, target_layer: nn.Module | None) -> str | None:
-    if target_layer is None:
-        return None
-    for name, module in model.named_modules():
-        if module is target_layer:
-            return name
-    raise ValueError("target_layer is not a submodule of model")
 
 
 def _profile(
