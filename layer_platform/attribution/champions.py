@@ -15,6 +15,7 @@ from layer_platform.attribution.cohort_reference import (
 )
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.randomization_run import ConfigFor, ScanConfig
+from layer_platform.classification.inference import inference_network
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.classification.splits import SplitScheme
 from layer_platform.compute import select_device
@@ -30,7 +31,9 @@ from layer_platform.warehouse.store import Warehouse
 
 
 def load_champions(tracking: Tracking, modes: Sequence[str]) -> dict[str, Champion]:
-    """Per mode with a champion: the model in eval mode on the device, and its split."""
+    """Per mode with a champion: the model on the device, in eval mode with its batch norms
+    folded once here (``inference_network``: every scan's attribution then runs on it without a
+    copy per call), and its split."""
     loaded = {}
     for mode in modes:
         name = registered_name(mode)
@@ -39,7 +42,8 @@ def load_champions(tracking: Tracking, modes: Sequence[str]) -> dict[str, Champi
         model, version = load_champion(tracking, name)
         scheme = SplitScheme.from_tag(version.tags.get(SPLIT_TAG))
         device = select_device("auto")
-        loaded[mode] = Champion(model.to(device).eval(), name, str(version.version), scheme)
+        network = inference_network(model.to(device).eval())
+        loaded[mode] = Champion(network, name, str(version.version), scheme)
     return loaded
 
 

@@ -24,7 +24,6 @@ from layer_platform.attribution.core import mp_logit
 from layer_platform.attribution.explainer import choose_explainer
 from layer_platform.attribution.faithfulness import FaithfulnessSettings, scan_faithfulness
 from layer_platform.attribution.randomization_run import ConfigFor
-from layer_platform.classification.inference import inference_network
 from layer_platform.classification.modes import mode_input, no_signal_channels
 from layer_platform.imaging.preprocess import load_preprocessed
 from layer_platform.io import read_label_map
@@ -82,7 +81,7 @@ def held_out_faithfulness(
             inputs = torch.as_tensor(x[None], device=device)
             _, _, _, fill = layer_fill("faithfulness", inputs, None, labels, config)
             results = scan_faithfulness(
-                mp_logit(inference_network(explainer.model)),
+                mp_logit(explainer.model),
                 inputs,
                 labels,
                 fill,
