@@ -44,10 +44,19 @@ def group_of(nodeid: str) -> str:
     return module
 
 
+#: The working grid the suite's pipelines run on unless ``LAYER_PRESET`` names another
+#: (``LAYER_PRESET=cpu make test`` runs them on the CPU grid): every stage, a quarter of the
+#: voxels (``PreprocessConfig.smoke``).
+TEST_PRESET = "smoke"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """In an xdist worker, torch (here and in every process the tests start) takes its share of
+    """The suite's working grid (``TEST_PRESET``), for every process the tests start too.
+
+    In an xdist worker, torch (here and in every process the tests start) takes its share of
     the cores: two workers each running two-thread kernels on two cores spend their time
     waiting on each other's threads."""
+    os.environ.setdefault("LAYER_PRESET", TEST_PRESET)
     workers = getattr(config, "workerinput", {}).get("workercount")
     if workers:
         import torch

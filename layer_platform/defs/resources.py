@@ -85,7 +85,8 @@ def settings_for(config_class: type[C], resource: dg.ConfigurableResource) -> C:
 
 
 class PreprocessingResource(dg.ConfigurableResource):
-    """Working grid and intensity handling; ``preset`` is ``cpu`` (default) or ``gpu``."""
+    """Working grid and intensity handling; ``preset`` is ``cpu`` (default), ``gpu`` or
+    ``smoke`` (``PreprocessConfig.preset``)."""
 
     preset: str = "cpu"
     intensity: str | None = None

@@ -41,6 +41,8 @@ Shape = tuple[int, int, int]
 
 #: B-mode normalisations ``PreprocessConfig.intensity`` accepts.
 INTENSITY_MODES: tuple[str, ...] = ("percentile", "fixed")
+#: Named working grids (``PreprocessConfig.preset``; ``LAYER_PRESET``).
+PRESETS: tuple[str, ...] = ("cpu", "gpu", "smoke")
 #: Normalised B-mode above this counts as tissue: padding is exactly 0 and the scanner's
 #: electronic noise floor sits a few grey levels above it, while every tissue is brighter.
 TISSUE_FLOOR = 0.02
@@ -124,6 +126,23 @@ class PreprocessConfig:
         ~10 mm. 74k voxels per channel: a small 3D CNN trains on ~80 scans in minutes on 2 cores.
         """
         return cls(target_spacing=(1.0, 0.25, 1.5), target_shape=(32, 144, 16))
+
+    @classmethod
+    def smoke(cls) -> PreprocessConfig:
+        """16 x 144 x 8 voxels of 2.0 x 0.25 x 3.0 mm: the CPU grid's field of view and depth
+        (every layer keeps its voxels across its thickness) at a quarter of its voxels.
+
+        For smoke runs and the test suite, where every stage must run but nothing is reported;
+        the network's passes, which dominate a tiny cohort's run, scale with the voxels.
+        """
+        return cls(target_spacing=(2.0, 0.25, 3.0), target_shape=(16, 144, 8))
+
+    @classmethod
+    def preset(cls, name: str) -> PreprocessConfig:
+        """The working grid called ``name`` (``PRESETS``), the error naming the choices."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
+        return getattr(cls, name)()
 
     @classmethod
     def gpu(cls) -> PreprocessConfig:

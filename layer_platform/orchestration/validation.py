@@ -21,7 +21,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from layer_platform.defs.definitions import build_definitions
-from layer_platform.defs.resources import ClassifierResource, SegmenterResource
+from layer_platform.defs.resources import (
+    ClassifierResource,
+    PreprocessingResource,
+    SegmenterResource,
+)
 from layer_platform.defs.saliency_resource import SaliencyResource
 from layer_platform.orchestration.pipeline import run_platform
 from layer_platform.orchestration.runner import StageReport, open_instance, run_job
@@ -81,6 +85,9 @@ def matrix_definitions(
         }
     ).validated()
     base = build_definitions(paths=paths)
+    grid = base.resources["preprocessing"]
+    if settings.smoke:
+        grid = PreprocessingResource(**{**grid.model_dump(), "preset": "smoke"})
     return dg.Definitions(
         assets=base.assets,
         asset_checks=base.asset_checks,
@@ -95,6 +102,7 @@ def matrix_definitions(
             ),
             "segmenter": SegmenterResource(**segmenter),
             "saliency": saliency,
+            "preprocessing": grid,
         },
     )
 

@@ -106,7 +106,8 @@ class Settings:
     max_epochs: int | None = None
     #: Segmenter epochs (None: ``SegmenterConfig``'s).
     segmenter_epochs: int | None = None
-    #: ``SaliencyResource.smoke()`` instead of the default attribution settings (tests only).
+    #: ``SaliencyResource.smoke()`` instead of the default attribution settings, on the smoke
+    #: working grid (``PreprocessConfig.smoke``): the least work that runs every stage (tests).
     smoke: bool = False
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ import pytest
 from layer_platform.errors import ScanError
 from layer_platform.imaging.preprocess import (
     FILES,
+    PRESETS,
     TRANSFORM_FILE,
     PreprocessConfig,
     PreprocessedScan,
@@ -200,13 +201,19 @@ def test_config_validation_says_what_to_do(kwargs, message):
         PreprocessConfig(**args)
 
 
-@pytest.mark.parametrize("preset", [PreprocessConfig.cpu(), PreprocessConfig.gpu()])
-def test_presets_resolve_fascia_and_cover_the_field_of_view(preset):
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_resolve_fascia_and_cover_the_field_of_view(name):
+    preset = PreprocessConfig.preset(name)
     lateral, depth, sweep = (
         n * s for n, s in zip(preset.target_shape, preset.target_spacing, strict=True)
     )
     assert 0.5 / preset.target_spacing[1] >= 2  # the thinnest superficial fascia
     assert lateral >= 32 and depth >= 35 and sweep >= 24  # the simulator's field of view
+
+
+def test_an_unknown_preset_names_the_known_ones():
+    with pytest.raises(ValueError, match="cpu, gpu, smoke"):
+        PreprocessConfig.preset("GPU")
 
 
 def test_stats_report_grid_intensity_swe_and_tissue():

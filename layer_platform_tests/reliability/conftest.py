@@ -40,11 +40,13 @@ CHILD_THREADS = "1"
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The child's environment: this one, minus anything that would point it elsewhere."""
+    """The child's environment: this one (the suite's working grid too), minus anything that
+    would point it elsewhere."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("LAYER_", "DAGSTER_HOME", "MLFLOW_")) or k == "LAYER_DAGSTER_YAML"
+        if not k.startswith(("LAYER_", "DAGSTER_HOME", "MLFLOW_"))
+        or k in ("LAYER_DAGSTER_YAML", "LAYER_PRESET")
     }
     env.update(OMP_NUM_THREADS=CHILD_THREADS, MKL_NUM_THREADS=CHILD_THREADS, **extra)
     return env

@@ -112,7 +112,8 @@ def register_classifier(
 
     torch.manual_seed(seed)
     model = FoldEnsemble([SmallCNN3D(n_channels(mode), TINY_CLASSIFIER.channels) for _ in range(2)])
-    example = np.zeros((1, n_channels(mode), *PreprocessConfig.cpu().target_shape), np.float32)
+    grid = PreprocessConfig.preset(os.environ["LAYER_PRESET"]).target_shape  # the suite's
+    example = np.zeros((1, n_channels(mode), *grid), np.float32)
     tracking = Tracking.for_paths(paths)
     tags = {DATA_VERSION_TAG: trained_on} if trained_on else None
     scans = Warehouse(paths.warehouse).query("SELECT scan_id FROM scans")["scan_id"]

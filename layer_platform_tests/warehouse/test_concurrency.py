@@ -151,7 +151,12 @@ def test_eight_writer_processes_and_a_reader_loop(tmp_path: Path) -> None:
     # a reader query answered while the writers wrote (a count of queries would depend on speed)
     assert any(writing < t < written for t in loop.finished_at), reader_summary
     expected = N_WRITERS * WRITES_PER_WRITER
-    assert count_rows(Warehouse(path)) == (expected * LAYERS_PER_SCAN, expected)
+    stored = Warehouse(path).query("SELECT scan_id, count(*) AS n FROM segmentation_qc GROUP BY 1")
+    # which scans went missing (or doubled) says whose write was lost, should it ever happen
+    wrong = {f"w{w}-s{i}" for w in range(N_WRITERS) for i in range(WRITES_PER_WRITER)} ^ set(
+        stored.loc[stored["n"] == LAYERS_PER_SCAN, "scan_id"]
+    )
+    assert count_rows(Warehouse(path)) == (expected * LAYERS_PER_SCAN, expected), sorted(wrong)
     assert all(0 <= n <= expected * LAYERS_PER_SCAN for n in loop.counts)
 
 

@@ -18,7 +18,7 @@ STAGE = "preprocessing"
 
 
 def preprocess_config(resource: PreprocessingResource) -> PreprocessConfig:
-    base = PreprocessConfig.gpu() if resource.preset == "gpu" else PreprocessConfig.cpu()
+    base = PreprocessConfig.preset(resource.preset)
     return replace(base, intensity=resource.intensity) if resource.intensity else base
 
 
