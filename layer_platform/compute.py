@@ -151,6 +151,21 @@ def training_precision(device: torch.device, mixed: bool = True) -> Precision:
     return Precision(device, None)
 
 
+def require_finite_weights(model: nn.Module, what: str) -> None:
+    """Raise ``FloatingPointError`` naming the first parameter or buffer of ``model`` holding a
+    NaN or an infinity (``what``: which training, at which epoch).
+
+    A finite loss and finite outputs do not prove finite weights. A kernel tap that only ever
+    meets zero padding (a dimension pooled down to one voxel) never reaches an output, yet a
+    bfloat16 backward pass on the CPU was seen to write NaN there; the model then predicts
+    finite probabilities in training and NaN once attribution runs it on a batch that takes
+    another kernel path.
+    """
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise FloatingPointError(f"{what} made the weights non-finite ({name})")
+
+
 def train_with_fallback(train: Callable[[Precision], _Trained], precision: Precision) -> _Trained:
     """``train(precision)``, and once more from the start in float32 when a mixed-precision run
     raises ``FloatingPointError`` (its loss or weights turned non-finite): the fast path never

@@ -23,6 +23,7 @@ from layer_platform.classification.network import build_classifier, check_input_
 from layer_platform.compute import (
     Precision,
     deterministic_on,
+    require_finite_weights,
     seed_everything,
     select_device,
     train_with_fallback,
@@ -241,6 +242,7 @@ def _train(
             raise FloatingPointError(
                 f"training in {precision.name} diverged at epoch {epoch}; try a lower lr"
             )
+        require_finite_weights(model, f"training in {precision.name} at epoch {epoch}")
 
         val_loss = val_auc = math.nan
         if x_val is None:  # refit: every epoch is the latest, the last one is kept

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from layer_platform.compute import (
     Precision,
+    require_finite_weights,
     seed_everything,
     select_device,
     train_with_fallback,
@@ -143,6 +144,7 @@ def _train(
             scaler.update()
             losses.append(float(loss.detach()))
         schedule.step()
+        require_finite_weights(model, f"segmenter training in {precision.name} at epoch {epoch}")
         report = EpochReport(
             epoch,
             float(np.mean(losses)),

@@ -11,7 +11,12 @@ import torch
 from layer_platform.classification.modes import make_items
 from layer_platform.classification.network import build_classifier
 from layer_platform.classification.training import predict_proba, train_classifier
-from layer_platform.compute import Precision, cpu_has_bf16, training_precision
+from layer_platform.compute import (
+    Precision,
+    cpu_has_bf16,
+    require_finite_weights,
+    training_precision,
+)
 from layer_platform_tests.classification.synthetic import (
     TINY_CONFIG,
     one_torch_thread,
@@ -94,3 +99,35 @@ def test_a_mixed_precision_run_that_diverges_is_trained_again_in_float32(monkeyp
     with pytest.raises(FloatingPointError, match="float32 diverged"):
         monkeypatch.setattr(training, "train_one_epoch", lambda *args: float("nan"))
         train_classifier(train, val, config, precision=Precision(CPU, None))
+
+
+def test_a_mixed_precision_run_that_leaves_a_nan_weight_is_trained_again(monkeypatch) -> None:
+    """A NaN in a weight that no output reads (a tap that only meets padding) leaves the loss
+    and the predictions finite; the weights are checked too, and the run is trained again."""
+    from layer_platform.classification import training
+
+    real_epoch = training.train_one_epoch
+
+    def nan_tap_in_bf16(model, loader, loss_fn, optimizer, precision, *rest):
+        loss = real_epoch(model, loader, loss_fn, optimizer, precision, *rest)
+        if precision.dtype is not None:
+            with torch.no_grad():
+                next(p for p in model.parameters() if p.dim() == 5).view(-1)[0] = float("nan")
+        return loss
+
+    monkeypatch.setattr(training, "train_one_epoch", nan_tap_in_bf16)
+    items = make_items(synthetic_scans(n_subjects=8), "bmode")
+    train = [item for item in items if int(item.subject_id[3:]) < 6]
+    config = dataclasses.replace(TINY_CONFIG, min_epochs=1, max_epochs=1)
+    with one_torch_thread():
+        trained = train_classifier(train, None, config, precision=Precision(CPU, torch.bfloat16))
+    assert trained.precision == "float32"
+    assert all(bool(torch.isfinite(p).all()) for p in trained.model.parameters())
+
+
+def test_non_finite_weights_are_named() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    require_finite_weights(model, "a check")
+    model[1].running_var[0] = float("inf")
+    with pytest.raises(FloatingPointError, match=r"a check .* \(1\.running_var\)"):
+        require_finite_weights(model, "a check")
