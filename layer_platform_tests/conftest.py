@@ -45,8 +45,8 @@ def group_of(nodeid: str) -> str:
 
 
 #: The working grid the suite's pipelines run on unless ``LAYER_PRESET`` names another
-#: (``LAYER_PRESET=cpu make test`` runs them on the CPU grid): every stage, a quarter of the
-#: voxels (``PreprocessConfig.smoke``).
+#: (``LAYER_PRESET=cpu make test`` runs them on the CPU grid): every stage, half the voxels
+#: (``PreprocessConfig.smoke``).
 TEST_PRESET = "smoke"
 
 
