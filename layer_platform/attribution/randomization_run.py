@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from layer_platform.attribution.aggregation import NonFiniteMap
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.sanity import (
     cascade_steps,
@@ -73,6 +74,9 @@ class RandomizationOutcome:
     reused: list[str] = field(default_factory=list)
     #: Modes whose sample was smaller than the rule asks (``MIN_DECISIVE_SCANS``).
     undecided: list[str] = field(default_factory=list)
+    #: Modes whose check could not run: a sampled scan's map was not finite (their verdicts
+    #: read "not run", as for a mode without a check; the summary goes on).
+    non_finite: list[str] = field(default_factory=list)
 
     def flagged(self) -> list[str]:
         return [name for name, outcome in self.results.items() if not outcome["passed"]]
@@ -183,11 +187,15 @@ def champion_randomization(
         scans, configs = sampled_inputs(
             mode, frame, warehouse, paths, settings.n_scans, config_for(mode, None)
         )
-        computed = (
-            randomize_mode(model, scans, settings, configs, no_signal_channels(mode))
-            if scans
-            else {}
-        )
+        try:
+            computed = (
+                randomize_mode(model, scans, settings, configs, no_signal_channels(mode))
+                if scans
+                else {}
+            )
+        except NonFiniteMap:
+            outcome.non_finite.append(mode)
+            computed = {}
         rows = [
             {
                 "input_mode": mode,

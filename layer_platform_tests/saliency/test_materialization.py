@@ -25,8 +25,10 @@ import pandas as pd
 import pytest
 
 from bench.incremental import FileReads
-from layer_platform.attribution import DEFAULT_METHOD
-from layer_platform.attribution.randomization_run import PROTOCOL
+from layer_platform.attribution import DEFAULT_METHOD, randomization_run
+from layer_platform.attribution.aggregation import NonFiniteMap
+from layer_platform.attribution.champions import reference_configs
+from layer_platform.attribution.randomization_run import PROTOCOL, RandomizationSettings
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import n_channels
 from layer_platform.classification.network import FoldEnsemble, SmallCNN3D
@@ -54,6 +56,7 @@ from layer_platform.tracking.mlflow_registry import (
 from layer_platform.tracking.names import registered_name
 from layer_platform.tracking.reference_store import REFERENCE_TAG, TRAINED_SCANS_ARTIFACT
 from layer_platform.warehouse.pending import current_saliency, pending_saliency, summary_pending
+from layer_platform.warehouse.queries import champion_rows
 from layer_platform.warehouse.store import Replacement, Warehouse
 from layer_platform_tests.dagster_internals import AssetCheckExecutionRecordStatus
 from layer_platform_tests.docs.markdown import (
@@ -623,3 +626,38 @@ def test_sanity_checks_each_champion_version_once(
     assert "swe" in lines[-1] and "not run: no champion" in lines[-1]
     assert warehouse.query(query)["computed_at"].tolist() == stored["computed_at"].tolist()
     assert main(["sanity", "--methods", "no_such_method"]) == 2
+
+
+def test_a_mode_whose_randomized_maps_are_not_finite_reads_not_run(
+    cohort: Cohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A non-finite map while one mode's sample is re-attributed leaves that mode's check not
+    run (its verdicts read so); the other modes are checked, and nothing is raised."""
+    _ensure_summary(cohort)
+    paths = _second_instance(cohort, tmp_path / "home")
+    warehouse = Warehouse(paths.warehouse)
+    tracking = Tracking.for_paths(cohort.paths)
+    real, calls = randomization_run.randomize_mode, []
+
+    def first_mode_not_finite(*args: object, **kwargs: object) -> dict:
+        calls.append(1)
+        if len(calls) == 1:
+            raise NonFiniteMap("attribution map contains NaN or infinite values")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(randomization_run, "randomize_mode", first_mode_not_finite)
+    outcome = randomization_run.champion_randomization(
+        champion_rows(warehouse, cohort.versions),
+        cohort.versions,
+        tracking=tracking,
+        warehouse=warehouse,
+        paths=paths,
+        # a protocol no stored verdict has: every mode is computed here, none reused
+        settings=RandomizationSettings([TINY.default_method], 0.8, 2, protocol="non-finite"),
+        config_for=reference_configs(
+            TINY.attribution_config, TINY.baseline, warehouse, paths, tracking
+        ),
+    )
+    first, *others = list(cohort.versions)
+    assert outcome.non_finite == [first] and others
+    assert set(outcome.results) == {f"{mode}/{TINY.default_method}" for mode in others}

@@ -57,12 +57,13 @@ def model_randomization(
     outcome: RandomizationOutcome, settings: RandomizationSettings
 ) -> dg.AssetCheckResult:
     """Warns for every mode and method whose profile barely changes with random weights, and
-    for modes whose sample was too small to decide (their verdicts read "not run")."""
+    for modes whose sample was too small to decide or whose sampled maps were not finite
+    (their verdicts read "not run")."""
     flagged = outcome.flagged()
     return dg.AssetCheckResult(
         asset_key=RANDOMIZATION,
         check_name="model_randomization",
-        passed=not flagged and not outcome.undecided,
+        passed=not flagged and not outcome.undecided and not outcome.non_finite,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "bar": settings.bar,
@@ -70,6 +71,7 @@ def model_randomization(
             "correlations": dg.MetadataValue.json(outcome.results),
             "n_scans_per_mode": settings.n_scans,
             "undecided_modes": dg.MetadataValue.json(outcome.undecided),
+            "non_finite_modes": dg.MetadataValue.json(outcome.non_finite),
             "min_decisive_scans": MIN_DECISIVE_SCANS,
             "reused_for_modes": dg.MetadataValue.json(outcome.reused),
         },
