@@ -2,8 +2,9 @@
 
 ``from_scratch`` runs ``layer-platform run`` (every stage, tiny settings: the segmenter and the
 classifiers really train) twice from empty ``LAYER_HOME``s over the same simulated landing
-zone, in two processes with different ``PYTHONHASHSEED``s, so an unseeded generator or an
-iteration over a set or dict that leaks into the numbers would show. Every column is compared
+zone on the CPU grid, in two processes with different ``PYTHONHASHSEED``s (``conftest.GRID``
+says why not on the suite's smoke grid), so an unseeded generator or an iteration over a set or
+dict that leaks into the numbers would show. Every column is compared
 except the materialization timestamps, with **no tolerance**: the values are bit-identical.
 
 The one condition is the **same torch CPU thread count** in both runs (the fixture gives each
