@@ -157,9 +157,8 @@ def require_finite_weights(model: nn.Module, what: str) -> None:
 
     A finite loss and finite outputs do not prove finite weights. A kernel tap that only ever
     meets zero padding (a dimension pooled down to one voxel) never reaches an output, yet a
-    bfloat16 backward pass on the CPU was seen to write NaN there; the model then predicts
-    finite probabilities in training and NaN once attribution runs it on a batch that takes
-    another kernel path.
+    bfloat16 backward pass on the CPU was seen to write NaN there: that model's predictions in
+    training were finite probabilities, and its attribution maps NaN.
     """
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
