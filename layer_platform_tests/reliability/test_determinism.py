@@ -4,8 +4,8 @@
 classifiers really train) twice from empty ``LAYER_HOME``s over the same simulated landing
 zone on the CPU grid, in two processes with different ``PYTHONHASHSEED``s (``conftest.GRID``
 says why not on the suite's smoke grid), so an unseeded generator or an iteration over a set or
-dict that leaks into the numbers would show. Every column is compared
-except the materialization timestamps, with **no tolerance**: the values are bit-identical.
+dict that leaks into the numbers would show. Every column is compared except the
+materialization timestamps, with **no tolerance**: the values are bit-identical.
 
 The one condition is the **same torch CPU thread count** in both runs (the fixture gives each
 child one thread). torch splits float reductions (convolution gradients above all) by thread
