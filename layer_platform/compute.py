@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import random
@@ -155,20 +156,65 @@ def require_finite_weights(model: nn.Module, what: str) -> None:
     """Raise ``FloatingPointError`` naming the first parameter or buffer of ``model`` holding a
     NaN or an infinity (``what``: which training, at which epoch).
 
-    A finite loss and finite outputs do not prove finite weights. A kernel tap that only ever
-    meets zero padding (a dimension pooled down to one voxel) never reaches an output, yet a
-    bfloat16 backward pass on the CPU was seen to write NaN there: that model's predictions in
-    training were finite probabilities, and its attribution maps NaN.
+    A finite loss and finite outputs do not prove finite weights: a bfloat16 backward pass on
+    the CPU was seen to write NaN into a kernel (the fault ``require_repeatable_gradients``
+    describes); that model's predictions in training were finite probabilities, and its
+    attribution maps NaN.
     """
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise FloatingPointError(f"{what} made the weights non-finite ({name})")
 
 
+#: torch 2.13's oneDNN bfloat16 ``Conv3d`` weight gradient on the CPU does not repeat where the
+#: kernel spans the first spatial axis and the input has at most this many voxels along it.
+SHALLOW_BF16_CONV_VOXELS = 2
+
+
+def require_repeatable_gradients(
+    model: nn.Module, precision: Precision, batch: Tensor, what: str
+) -> None:
+    """Raise ``FloatingPointError`` when, in CPU bfloat16, one of ``model``'s 3D convolutions
+    would take an input as shallow as ``SHALLOW_BF16_CONV_VOXELS`` along its first spatial axis
+    (found by a float32 pass of one sample shaped like ``batch`` through a copy).
+
+    There, identical backward passes were measured to give weight gradients that differ by up
+    to 1e35 or NaN: the kernel reads memory it never wrote, so a seeded run neither repeats nor
+    can be trusted (kernel 3, strides 1 and 2, 1 to 128 channels; inputs of 3 to 8 voxels
+    along that axis, or of 2 along either other axis, repeated). A network's input shape
+    decides whether it happens: a 16-voxel lateral axis reaches 2 at the classifier's deepest
+    block, 32 does not. Repeating two passes did not detect it reliably: the stale memory
+    sometimes agreed.
+    """
+    if precision.dtype != torch.bfloat16 or precision.device.type != "cpu":
+        return
+    shallow: list[str] = []
+
+    def record(name: str) -> Callable[[nn.Conv3d, tuple[Tensor, ...]], None]:
+        def hook(conv: nn.Conv3d, inputs: tuple[Tensor, ...]) -> None:
+            if conv.kernel_size[0] > 1 and inputs[0].shape[2] <= SHALLOW_BF16_CONV_VOXELS:
+                shallow.append(name)
+
+        return hook
+
+    probe = copy.deepcopy(model).eval()
+    for name, module in probe.named_modules():
+        if isinstance(module, nn.Conv3d):
+            module.register_forward_pre_hook(record(name))
+    with torch.no_grad():
+        probe(torch.zeros_like(batch[:1], device=precision.device))
+    if shallow:
+        raise FloatingPointError(
+            f"{what}: {precision.name} weight gradients on this CPU do not repeat where a"
+            f" convolution's input is {SHALLOW_BF16_CONV_VOXELS} voxels or fewer along its"
+            f" first axis ({shallow[0]})"
+        )
+
+
 def train_with_fallback(train: Callable[[Precision], _Trained], precision: Precision) -> _Trained:
     """``train(precision)``, and once more from the start in float32 when a mixed-precision run
-    raises ``FloatingPointError`` (its loss or weights turned non-finite): the fast path never
-    costs a model. A float32 run's divergence is raised as is."""
+    raises ``FloatingPointError`` (its gradients do not repeat, or its loss or weights turned
+    non-finite): the fast path never costs a model. A float32 run's divergence is raised as is."""
     try:
         return train(precision)
     except FloatingPointError as error:

@@ -24,6 +24,7 @@ from layer_platform.compute import (
     Precision,
     deterministic_on,
     require_finite_weights,
+    require_repeatable_gradients,
     seed_everything,
     select_device,
     train_with_fallback,
@@ -197,6 +198,7 @@ def _train(
 
     in_channels = int(x_train.shape[1])
     model = precision.model(build_classifier(config, in_channels))
+    require_repeatable_gradients(model, precision, x_train[:2], f"training in {precision.name}")
     # pos_weight = n_control / n_MP: each class contributes equally to the loss.
     pos_weight = (len(y_train) - y_train.sum()) / y_train.sum()
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))

@@ -124,9 +124,10 @@ class PreprocessConfig:
     @classmethod
     def smoke(cls) -> PreprocessConfig:
         """16 x 144 x 16 voxels of 2.0 x 0.25 x 1.5 mm: the CPU grid at half its lateral
-        voxels (same field of view and depth), for smoke runs and tests. No axis is shorter than
-        16: the networks halve each axis three times, and an axis pooled to one voxel leaves
-        kernel taps that meet only padding (``compute.require_finite_weights``)."""
+        voxels (same field of view and depth), for smoke runs and tests. The networks halve
+        each axis three times, so 16 lateral voxels reach 2 at their deepest convolutions,
+        where bfloat16 weight gradients on the CPU do not repeat: training there runs in
+        float32 (``compute.require_repeatable_gradients``)."""
         return cls(target_spacing=(2.0, 0.25, 1.5), target_shape=(16, 144, 16))
 
     @classmethod

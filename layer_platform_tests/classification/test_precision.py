@@ -15,6 +15,7 @@ from layer_platform.compute import (
     Precision,
     cpu_has_bf16,
     require_finite_weights,
+    require_repeatable_gradients,
     training_precision,
 )
 from layer_platform_tests.classification.synthetic import (
@@ -131,3 +132,42 @@ def test_non_finite_weights_are_named() -> None:
     model[1].running_var[0] = float("inf")
     with pytest.raises(FloatingPointError, match=r"a check .* \(1\.running_var\)"):
         require_finite_weights(model, "a check")
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bfloat16 units")
+def test_bf16_training_repeats_where_a_convolution_meets_two_voxels() -> None:
+    """8 lateral voxels reach 2 at TINY_CONFIG's deepest block, where oneDNN's bfloat16 weight
+    gradient does not repeat: two seeded runs must still give the same model (in float32)."""
+    items = make_items(synthetic_scans(n_subjects=8, shape=(8, 24, 6)), "bmode")
+    config = dataclasses.replace(TINY_CONFIG, min_epochs=1, max_epochs=1)
+    with one_torch_thread():
+        runs = [
+            train_classifier(items, None, config, precision=Precision(CPU, torch.bfloat16))
+            for _ in range(2)
+        ]
+    assert [run.precision for run in runs] == ["float32", "float32"]
+    first, second = (run.model.state_dict() for run in runs)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def _convolutions() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv3d(1, 4, 3, padding=1, stride=2),
+        torch.nn.BatchNorm3d(4),
+        torch.nn.Conv3d(4, 4, (1, 3, 3), padding=(0, 1, 1)),
+        torch.nn.Conv3d(4, 4, 3, padding=1),
+    )
+
+
+def test_bf16_is_refused_where_a_convolution_meets_a_shallow_input() -> None:
+    """8 voxels deep reach 4 after the strided convolution; 4 reach 2, refused in CPU
+    bfloat16 only, naming the first such convolution (a kernel 1 deep is not one)."""
+    bf16, fp32 = Precision(CPU, torch.bfloat16), Precision(CPU, None)
+    model = _convolutions()
+    require_repeatable_gradients(model, bf16, torch.ones(2, 1, 8, 6, 6), "a check")
+    shallow = torch.ones(2, 1, 4, 6, 6)
+    with pytest.raises(FloatingPointError, match=r"a check: bfloat16 .* \(3\)"):
+        require_repeatable_gradients(model, bf16, shallow, "a check")
+    require_repeatable_gradients(model, fp32, shallow, "a check")
+    require_repeatable_gradients(model, Precision(torch.device("cuda"), torch.float16), shallow, "")
+    assert int(model[1].num_batches_tracked) == 0, "the model itself is untouched"

@@ -37,11 +37,6 @@ WORKER = "layer_platform_tests.reliability.worker"
 NO_TISSUE = "NOTISSUE-1"
 #: torch's CPU kernels may split reductions by thread count; both runs get the same one.
 CHILD_THREADS = "1"
-#: The grid of both runs from scratch: the product's CPU grid, whose tables are bit-identical
-#: between the two. On the suite's smoke grid (16 lateral voxels) torch's CPU convolutions
-#: were measured not to be: attribution values differed by ~1e-6 between the two processes,
-#: with identical models.
-GRID = "cpu"
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -125,9 +120,7 @@ def from_scratch(tmp_path_factory: pytest.TempPathFactory) -> FromScratch:
         log = root / f"{name}.log"
         homes.append(paths)
         logs.append(log)
-        children.append(
-            spawn("pipeline", paths.home, log, PYTHONHASHSEED=hash_seed, LAYER_PRESET=GRID)
-        )
+        children.append(spawn("pipeline", paths.home, log, PYTHONHASHSEED=hash_seed))
     try:
         for child, log in zip(children, logs, strict=True):
             assert child.wait(timeout=800) == 0, f"the platform run failed:\n{tail(log)}"

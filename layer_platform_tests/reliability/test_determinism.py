@@ -2,9 +2,10 @@
 
 ``from_scratch`` runs ``layer-platform run`` (every stage, tiny settings: the segmenter and the
 classifiers really train) twice from empty ``LAYER_HOME``s over the same simulated landing
-zone on the CPU grid, in two processes with different ``PYTHONHASHSEED``s (``conftest.GRID``
-says why not on the suite's smoke grid), so an unseeded generator or an iteration over a set or
-dict that leaks into the numbers would show. Every column is compared except the
+zone on the suite's grid, in two processes with different ``PYTHONHASHSEED``s, so an unseeded
+generator or an iteration over a set or dict that leaks into the numbers would show. On the
+smoke grid this test found bfloat16 training that did not repeat
+(``compute.require_repeatable_gradients``). Every column is compared except the
 materialization timestamps, with **no tolerance**: the values are bit-identical.
 
 The one condition is the **same torch CPU thread count** in both runs (the fixture gives each
