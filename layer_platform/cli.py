@@ -137,6 +137,8 @@ def _cmd_validate(args: argparse.Namespace, paths: LayerPaths) -> int:
         print(rates(outcome.rows).to_string(index=False))
     if args.report and not outcome.rows.empty:
         flags = "".join(f" --{flag}" for flag in ("reread", "stored") if getattr(args, flag))
+        if args.only:
+            flags += f" --only {' '.join(args.only)}"
         command = f"layer-platform validate {args.matrix} --report {args.report}{flags}"
         machine = f"{os.cpu_count()} CPU cores ({platform.machine()})"
         args.report.write_text(render(matrix, outcome.rows, command=command, machine=machine))

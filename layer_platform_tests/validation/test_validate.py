@@ -1,6 +1,6 @@
-"""``layer-platform validate`` on a tiny 3-cohort matrix, through the real assets (1-epoch
-models, smoke attribution settings): what it stores agrees with each cohort's own ranking, the
-page is generated from it, and a second call runs nothing."""
+"""``layer-platform validate`` on a tiny 3-cohort matrix, two of its cohorts (``--only``) through
+the real assets (1-epoch models, smoke attribution settings): what it stores agrees with each
+cohort's own ranking, the page is generated from it, and a second call runs nothing."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ split_seed = 10
 bmode_driver = "none"
 swe_driver = "none"
 """
+#: The cohorts run through the assets: a planted B-mode and a planted SWE driver, whose rows also
+#: hold modes with nothing planted (the null cohort adds no path of the matrix's own code).
+RUN = ("bmode-deep_fascia", "swe-muscle")
 PLANTED = {
     "bmode-deep_fascia": {"bmode": "deep_fascia", "swe": "none", "bmode_swe": "deep_fascia"},
     "swe-muscle": {"bmode": "none", "swe": "muscle", "bmode_swe": "muscle"},
@@ -77,15 +80,16 @@ def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
     matrix_file, out, report = tmp_path / "tiny.toml", tmp_path / "out", tmp_path / "tiny.md"
     matrix_file.write_text(TINY)
     args = ["validate", str(matrix_file), "--out", str(out), "--report", str(report)]
+    args += ["--only", *RUN]
     assert main(args) == 0, capsys.readouterr().out
-    assert "ran 3, already stored 0, failed 0" in capsys.readouterr().out
+    assert "ran 2, already stored 0, failed 0" in capsys.readouterr().out
 
     rows = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
     assert list(rows.columns) == COLUMNS
     keys = ["scenario", "input_mode", "method", "reference_matching"]
     assert sorted(rows[keys].itertuples(index=False, name=None)) == sorted(
         (s, m, method, matching)
-        for s in PLANTED
+        for s in RUN
         for m in INPUT_MODES
         for method in METHODS
         for matching in (MATCHING,)
@@ -98,12 +102,14 @@ def test_a_tiny_matrix_runs_through_the_assets_and_resumes(
     assert rows.loc[rows["planted"] == "none", "planted_rank"].isna().all()
 
     page = report.read_text()
-    assert "**Produced by:** `layer-platform validate" in page
+    (produced_by,) = [line for line in page.splitlines() if line.startswith("**Produced by:**")]
+    assert "`layer-platform validate" in produced_by
+    assert f"--only {' '.join(RUN)}`" in produced_by, "a page of some cohorts says which"
     assert page.count("| bmode-deep_fascia |") == len(INPUT_MODES) * len(METHODS)
     assert "**layer_ablation** (default)" in page
 
     assert main(args) == 0
-    assert "ran 0, already stored 3, failed 0" in capsys.readouterr().out
+    assert "ran 0, already stored 2, failed 0" in capsys.readouterr().out
     again = Warehouse(out / RESULTS_FILE).query("SELECT * FROM validation_matrix")
     pd.testing.assert_frame_equal(
         rows.sort_values(keys, ignore_index=True), again.sort_values(keys, ignore_index=True)
