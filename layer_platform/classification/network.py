@@ -131,7 +131,8 @@ class FoldEnsemble(nn.Module):
         What scores or explains a development scan of fold ``index``: the one member that never
         trained on it (``cross_validate`` builds the ensemble in fold order).
         """
-        net = SmallCNN3D(**self.member_hyperparameters[index])
+        with torch.device("meta"):  # both parts are replaced: draw no weights (nor the RNG)
+            net = SmallCNN3D(**self.member_hyperparameters[index])
         net.features = self.features.branches[index]
         net.head = self.heads[index]
         return net.train(self.training)

@@ -22,6 +22,10 @@ def test_a_member_is_its_fold_model_with_the_ensembles_weights() -> None:
         mean = torch.stack([ensemble.member(k)(x) for k in range(3)]).mean(0)
         assert torch.allclose(mean, ensemble(x), atol=1e-6)
     assert ensemble.member(1).head is ensemble.heads[1]
+    state = torch.random.get_rng_state()
+    member = ensemble.member(2)
+    assert torch.equal(torch.random.get_rng_state(), state), "taking a member draws nothing"
+    assert not any(t.is_meta for t in (*member.parameters(), *member.buffers()))
 
 
 def test_out_of_fold_auc_scores_each_fold_with_its_own_member_and_never_reads_test() -> None:
