@@ -38,6 +38,11 @@ def test_the_folded_network_computes_what_the_trained_one_does(members: int) -> 
     x = torch.randn(3, 2, 8, 16, 6)
     folded = inference_network(model)
     assert _batch_norms(model) and not _batch_norms(folded)
+    assert all(
+        conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+        for conv in folded.modules()
+        if isinstance(conv, nn.Conv3d)
+    ), "the folded network convolves channels-last"
     with torch.no_grad():
         expected = model.eval()(x)
         found = folded(x)
