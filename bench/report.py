@@ -118,6 +118,7 @@ def _markdown(results: list[Result], facts: dict[str, Any], scale: Scale, comman
         f"| warehouse cohorts (scans) | {', '.join(f'{n:,}' for n in scale.warehouse_scans)} |",
         f"| preprocessing N (and 2N) scans, grid | {scale.preprocess_scans}, "
         f"{scale.preprocess_grid} |",
+        f"| simulated cohort of benchmarks 2-4 and 8 (scans) | {scale.cohort_scans} |",
         f"| training grid, samples/epoch, timed epochs | {'x'.join(map(str, scale.training_shape))}"
         f", {scale.training_samples}, {scale.training_epochs} |",
         "",

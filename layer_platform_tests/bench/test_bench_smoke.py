@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.cli import main
 from bench.core import Target, not_run
 from bench.registry import BENCHMARKS
 
@@ -45,7 +46,7 @@ def test_tiny_bench_writes_a_complete_report(tmp_path: Path) -> None:
     out, latest = tmp_path / "results", tmp_path / "latest"
     smoke = ",".join(b.key for b in BENCHMARKS if b.key not in NOT_IN_SMOKE)
     command = ["-m", "bench", "--scale", "tiny", "--only", smoke, "--out", str(out)]
-    command += ["--publish", str(latest)]
+    command += ["--publish", str(latest), "--cohort-scans", "4"]
     done = subprocess.run(
         [sys.executable, *command],
         cwd=REPO_ROOT,
@@ -85,8 +86,17 @@ def test_tiny_bench_writes_a_complete_report(tmp_path: Path) -> None:
         assert fact in report
     for row in rows:
         assert f"`{row['name']}`" in report
+    assert "| simulated cohort of benchmarks 2-4 and 8 (scans) | 4 |" in report
+    assert any(row["name"].startswith("cohort_saliency/4_scans/") for row in rows)
     assert (latest / "report.json").read_text() == (out / "report.json").read_text()
     assert (latest / "report.md").is_file()
+
+
+def test_a_cohort_of_fewer_than_two_scans_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--scale", "tiny", "--cohort-scans", "1"])
+    assert exited.value.code == 2
+    assert "--cohort-scans must be >= 2" in capsys.readouterr().err
 
 
 def test_a_target_not_run_is_never_met() -> None:
