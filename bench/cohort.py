@@ -110,11 +110,17 @@ def definitions(paths: LayerPaths, ctx: Context, saliency: SaliencyResource) -> 
 
 
 def timed_job(
-    cohort: Cohort, job: str, keys: list[str] | None, *, record: bool = True
+    cohort: Cohort,
+    job: str,
+    keys: list[str] | None,
+    *,
+    record: bool = True,
+    defs: dg.Definitions | None = None,
 ) -> tuple[float, int]:
-    """Run ``job`` through the platform's runner; returns (wall seconds, runs launched)."""
+    """Run ``job`` through the platform's runner (with ``defs`` in place of the cohort's own
+    definitions when given); returns (wall seconds, runs launched)."""
     started = time.perf_counter()
-    report = run_job(cohort.defs, cohort.instance, job, partition_keys=keys)
+    report = run_job(defs or cohort.defs, cohort.instance, job, partition_keys=keys)
     seconds = time.perf_counter() - started
     if report.failed:
         raise RuntimeError(f"bench cohort: job {job!r} failed (runs {report.failed})")
@@ -158,6 +164,15 @@ def materialized(ctx: Context) -> Cohort:
     )
     ctx.shared[_KEY] = cohort
     return cohort
+
+
+def reattributing(ctx: Context, cohort: Cohort) -> dg.Definitions:
+    """The cohort's definitions with ``keep_current`` off: a re-run of ``compute_saliency``
+    attributes every mode anew, as the first run did (with it on, the re-run keeps the rows that
+    run wrote and does no model work, so a profile of it shows none)."""
+    saliency = cohort.saliency
+    fields = {name: getattr(saliency, name) for name in type(saliency).model_fields}
+    return definitions(cohort.paths, ctx, type(saliency)(**{**fields, "keep_current": False}))
 
 
 def attributed(ctx: Context) -> Cohort:

@@ -13,7 +13,7 @@ projection is linear in this run's wall time.
 
 from __future__ import annotations
 
-from bench.cohort import attributed, preset, timed_job
+from bench.cohort import attributed, preset, reattributing, timed_job
 from bench.core import Context, Result, Target, measured
 from bench.profiling import profile_call
 
@@ -80,11 +80,12 @@ def run(ctx: Context) -> list[Result]:
     )
     if not row.met:
         keys = cohort.keys[:PROFILED_SCANS]
+        anew = reattributing(ctx, cohort)
         profile = profile_call(
             ctx,
             f"cohort_saliency_{n}_scans.txt",
             f"compute_saliency re-run over {len(keys)} scans",
-            lambda: timed_job(cohort, "compute_saliency", keys, record=False),
+            lambda: timed_job(cohort, "compute_saliency", keys, record=False, defs=anew),
         )
         row.profile = profile.link
         row.notes += (
