@@ -14,6 +14,30 @@ from layer_platform.attribution.core import (
     to_numpy,
 )
 
+#: Depth of the default occluding band (layers are depth-stratified sheets: depth is the axis
+#: that matters, and the box spans the full width and sweep).
+BAND_MM = 2.0
+
+
+def depth_bands(
+    shape: tuple[int, int, int], spacing: tuple[float, float, float], band_mm: float = BAND_MM
+) -> tuple[int, int, int]:
+    """The occluding box (and stride) that cuts a grid into full-width, full-sweep depth bands
+    about ``band_mm`` deep, in voxels (lateral, depth, sweep).
+
+    The band's depth is the divisor of the grid's depth nearest ``band_mm / spacing``: boxes of
+    a stride that does not divide the depth would leave its last voxels in no box. So the bands
+    keep one physical meaning on every grid (8 voxels = 2 mm on the CPU grid, 22 = 2.2 mm on
+    the GPU grid), where one voxel count would not.
+    """
+    if band_mm <= 0:
+        raise ValueError(f"band_mm must be > 0, got {band_mm}")
+    lateral, depth, sweep = shape
+    wanted = band_mm / spacing[1]
+    divisors = [d for d in range(1, depth + 1) if depth % d == 0]
+    band = min(divisors, key=lambda d: (abs(d - wanted), d))
+    return lateral, band, sweep
+
 
 def occlusion(
     forward: LogitFn,

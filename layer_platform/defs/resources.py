@@ -13,6 +13,7 @@ import pydantic
 
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.imaging.preprocess import PreprocessConfig
 from layer_platform.locations import as_location
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.settings import LayerPaths
@@ -102,17 +103,18 @@ def build_resources(
     ``paths`` pins the storage locations (tests, the CLI); otherwise they come from ``env``.
     """
     env = os.environ if env is None else env
+    preset = env.get("LAYER_PRESET", "cpu")
     return {
         "storage": StorageResource.from_paths(paths or LayerPaths.from_env(env)),
         "preprocessing": PreprocessingResource(
-            preset=env.get("LAYER_PRESET", "cpu"), intensity=env.get("LAYER_INTENSITY") or None
+            preset=preset, intensity=env.get("LAYER_INTENSITY") or None
         ),
         "classifier": ClassifierResource(
             n_folds=int(env.get("LAYER_CV_FOLDS", 5)),
             promotion_floor=float(env.get("LAYER_PROMOTION_FLOOR", 0.5)),
         ),
         "segmenter": SegmenterResource(),
-        "saliency": SaliencyResource(),
+        "saliency": SaliencyResource.for_grid(PreprocessConfig.preset(preset)),
     }
 
 

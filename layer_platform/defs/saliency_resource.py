@@ -13,8 +13,10 @@ from pydantic import Field
 from layer_platform.attribution import BASELINE_KINDS, METHODS, AttributionConfig
 from layer_platform.attribution.explainer import EXPLAINER_RULE
 from layer_platform.attribution.faithfulness import FaithfulnessSettings
+from layer_platform.attribution.occlusion import depth_bands
 from layer_platform.attribution.scan_profile import REFERENCE_MATCHINGS
 from layer_platform.compute import select_device
+from layer_platform.imaging.preprocess import PreprocessConfig
 from layer_platform.saliency_names import ABLATION_METHOD, DEFAULT_METHOD, PLATFORM_METHODS
 from layer_platform.statistics import SUBGROUPS
 
@@ -25,7 +27,8 @@ class SaliencyResource(dg.ConfigurableResource):
     Defaults are sized for the CPU grid (32 x 144 x 16) on two cores: Integrated Gradients uses
     16 Gauss-Legendre steps (its completeness is checked per scan), occlusion slides full-width,
     full-sweep depth bands of 8 voxels (2 mm: layers are depth-stratified, so depth is the axis
-    that matters), and batch sizes follow the device (:meth:`batch_sizes`).
+    that matters), and batch sizes follow the device (:meth:`batch_sizes`). :meth:`for_grid`
+    sizes the bands for another working grid (``build_resources`` does, from ``LAYER_PRESET``).
     """
 
     #: Methods computed per scan and mode (registry names).
@@ -78,6 +81,14 @@ class SaliencyResource(dg.ConfigurableResource):
     #: interruption finishes a half-done scan. False recomputes them (after a change to the
     #: attribution code, which leaves the rows looking current).
     keep_current: bool = True
+
+    @classmethod
+    def for_grid(cls, grid: PreprocessConfig) -> SaliencyResource:
+        """The defaults, with the occlusion bands of ``grid``: the same voxel counts on another
+        grid are other boxes (on the GPU grid, 528 boxes 0.8 mm deep instead of 18 bands of
+        2 mm, at 29x the passes)."""
+        band = list(depth_bands(grid.target_shape, grid.target_spacing))
+        return cls(occlusion_window=band, occlusion_stride=band)
 
     @classmethod
     def smoke(cls, torch_threads: int = 1) -> SaliencyResource:

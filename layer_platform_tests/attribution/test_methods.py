@@ -14,6 +14,7 @@ from layer_platform.attribution import (
     completeness_error,
     passes_completeness,
 )
+from layer_platform.attribution.occlusion import depth_bands
 from layer_platform_tests.attribution.toys import TinyConvNet, VoxelLinear, six_layer_map
 
 ZEROS = AttributionConfig(baseline="zeros")
@@ -184,3 +185,29 @@ def test_occlusion_window_is_clipped_to_a_small_scan(linear):
     with torch.no_grad():
         total = float(model(x)) - 0.3
     np.testing.assert_allclose(result.map, np.full((4, 7, 2), total), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing", "band"),
+    [
+        ((32, 144, 16), (1.0, 0.25, 1.5), 8),  # the CPU grid: 18 bands of 2 mm
+        ((128, 352, 48), (0.25, 0.1, 0.5), 22),  # the GPU grid: 20 voxels would not tile 352
+        ((16, 143, 8), (2.0, 0.25, 1.5), 11),  # 143 = 11 x 13
+    ],
+)
+def test_depth_bands_tile_the_depth_full_width_and_sweep(shape, spacing, band):
+    window = depth_bands(shape, spacing)
+    assert window == (shape[0], band, shape[2])
+    assert shape[1] % window[1] == 0
+
+
+def test_depth_bands_cover_every_voxel_once(linear):
+    model, x = linear  # a 4 x 7 x 2 scan
+    window = depth_bands((4, 7, 2), (1.0, 0.5, 1.0), band_mm=3.5)  # 7 voxels: one band
+    config = AttributionConfig(baseline="zeros", occlusion_window=window, occlusion_stride=window)
+    result = attribute("occlusion", model, x, config=config)
+    with torch.no_grad():
+        total = float(model(x)) - 0.3
+    np.testing.assert_allclose(result.map, np.full((4, 7, 2), total), rtol=1e-4)
+    with pytest.raises(ValueError, match="band_mm must be > 0"):
+        depth_bands((4, 7, 2), (1.0, 0.5, 1.0), band_mm=0)

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from layer_platform.attribution import ABLATION_METHOD, DEFAULT_METHOD
+from layer_platform.defs.resources import build_resources
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.imaging.preprocess import PreprocessConfig
 
 
 def test_the_default_method_is_computed_and_headlines() -> None:
@@ -57,3 +59,12 @@ def test_faithfulness_settings_reach_the_deletion_and_are_checked() -> None:
     assert "random_orders=7" in settings.protocol()
     with pytest.raises(ValueError, match="faithfulness_orders and road_noise must be >= 0"):
         SaliencyResource(faithfulness_orders=-1).validated()
+
+
+def test_occlusion_bands_follow_the_working_grid() -> None:
+    assert SaliencyResource.for_grid(PreprocessConfig.cpu()).attribution_settings() == (
+        SaliencyResource().attribution_settings()  # the CPU grid's bands are the defaults
+    )
+    gpu = SaliencyResource.for_grid(PreprocessConfig.gpu())
+    assert gpu.occlusion_window == gpu.occlusion_stride == [128, 22, 48]
+    assert build_resources({"LAYER_PRESET": "gpu"})["saliency"].occlusion_window == [128, 22, 48]
