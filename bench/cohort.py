@@ -171,8 +171,9 @@ def reattributing(ctx: Context, cohort: Cohort) -> dg.Definitions:
     attributes every mode anew, as the first run did (with it on, the re-run keeps the rows that
     run wrote and does no model work, so a profile of it shows none)."""
     saliency = cohort.saliency
-    fields = {name: getattr(saliency, name) for name in type(saliency).model_fields}
-    return definitions(cohort.paths, ctx, type(saliency)(**{**fields, "keep_current": False}))
+    return definitions(
+        cohort.paths, ctx, type(saliency)(**{**saliency.model_dump(), "keep_current": False})
+    )
 
 
 def attributed(ctx: Context) -> Cohort:
