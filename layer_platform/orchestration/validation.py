@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,11 +62,17 @@ class MatrixRun:
 
 
 def matrix_definitions(
-    paths: LayerPaths, matrix: Matrix, scenario: Scenario, matching: str | None = None
+    paths: LayerPaths,
+    matrix: Matrix,
+    scenario: Scenario,
+    matching: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dg.Definitions:
-    """The platform's definitions with the matrix's training and attribution settings, the
-    cohort reference entering with ``matching`` (default: the matrix's first). Another matching
-    is another attribution setting, so the rows of the last one are stale and recomputed."""
+    """The platform's definitions (``env``: the environment, as ``build_definitions`` reads it:
+    the preset's grid and its occlusion bands) with the matrix's training and attribution
+    settings, the cohort reference entering with ``matching`` (default: the matrix's first).
+    Another matching is another attribution setting, so the rows of the last one are stale and
+    recomputed."""
     settings = matrix.settings
     epochs = {
         k: v
@@ -76,7 +82,8 @@ def matrix_definitions(
     if "max_epochs" in epochs:
         epochs["patience"] = min(epochs["max_epochs"], ClassifierResource().patience)
     segmenter = {"epochs": settings.segmenter_epochs} if settings.segmenter_epochs else {}
-    saliency = SaliencyResource.smoke() if settings.smoke else SaliencyResource()
+    base = build_definitions(env, paths=paths)
+    saliency = SaliencyResource.smoke() if settings.smoke else base.resources["saliency"]
     saliency = SaliencyResource(
         **{
             **saliency.model_dump(),
@@ -84,7 +91,6 @@ def matrix_definitions(
             "reference_matching": matching or settings.reference_matching[0],
         }
     ).validated()
-    base = build_definitions(paths=paths)
     grid = base.resources["preprocessing"]
     if settings.smoke:
         grid = PreprocessingResource(**{**grid.model_dump(), "preset": "smoke"})

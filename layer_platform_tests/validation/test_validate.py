@@ -12,6 +12,7 @@ import pytest
 
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.cli import main
+from layer_platform.defs.definitions import build_definitions
 from layer_platform.orchestration import validation
 from layer_platform.orchestration.validation import RESULTS_FILE, run_matrix
 from layer_platform.settings import LayerPaths
@@ -217,3 +218,23 @@ def test_rereading_needs_one_reference_matching(tmp_path: Path) -> None:
     matrix = replace(matrix, settings=Settings(reference_matching=(MATCHING, OTHER_MATCHING)))
     with pytest.raises(ValueError, match="one reference_matching"):
         validation.reread_scenario(tmp_path, matrix, matrix.scenarios[0], 1.0)
+
+
+def test_a_full_scale_matrix_attributes_with_its_grids_occlusion_bands(tmp_path: Path) -> None:
+    """Outside smoke runs a cohort gets the saliency settings of the preset's grid (its
+    occlusion bands), with the matrix's methods and matching."""
+    matrix_file = tmp_path / "tiny.toml"
+    matrix_file.write_text(TINY.replace("smoke = true", "smoke = false"))
+    matrix = load_matrix(matrix_file)
+    paths = LayerPaths.under(tmp_path / "home")
+    bands = {}
+    for preset in ("cpu", "gpu"):
+        env = {"LAYER_PRESET": preset}
+        saliency = validation.matrix_definitions(
+            paths, matrix, matrix.scenarios[0], env=env
+        ).resources["saliency"]
+        expected = build_definitions(env, paths=paths).resources["saliency"]
+        assert saliency.occlusion_window == expected.occlusion_window
+        assert saliency.methods == list(METHODS) and saliency.reference_matching == MATCHING
+        bands[preset] = saliency.occlusion_window
+    assert bands["cpu"] != bands["gpu"]
