@@ -11,9 +11,9 @@ one simulated, preprocessed scan:
   vs its floor ``n_steps x per-sample forward+backward`` (target <= 1.25x) and vs a naive loop
   over the steps, one volume per forward+backward (target >= 3x faster). The loop computes the
   same attribution (checked).
-* **Occlusion** (full-width, full-sweep depth bands, the platform's default window shape) with
-  the bands batched vs one band per forward, and vs its floor ``(bands + 1) x per-sample
-  forward``.
+* **Occlusion** (full-width, full-sweep depth bands about 2 mm deep, as the platform cuts them
+  on its grids: ``occlusion_band``) with the bands batched vs one band per forward, and vs its
+  floor ``(bands + 1) x per-sample forward``.
 * **Layer ablation**: the original and six ablated copies, the six in one batch, vs seven
   sequential forward passes (``perturbations_per_eval=1``), and vs ``7 x per-sample forward``.
 * **The network the methods run**: ``attribute`` explains ``inference_network(model)``, the
@@ -49,9 +49,11 @@ from layer_platform.attribution import (
     mp_logit,
     resolve_baseline,
 )
+from layer_platform.attribution.occlusion import depth_bands
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.inference import inference_network
 from layer_platform.classification.network import build_classifier
+from layer_platform.imaging.preprocess import PreprocessConfig
 
 BENCHMARK = "attribution"
 #: Reference of every method here.
@@ -175,6 +177,16 @@ def platform_batches(device: torch.device) -> tuple[int, int]:
     return SaliencyResource().batch_sizes(device)
 
 
+def occlusion_band(shape: tuple[int, int, int]) -> int:
+    """The depth in voxels of the platform's occlusion bands (``depth_bands``) on a grid of
+    ``shape`` over the CPU preset's field of view: 8 on the CPU grid, 22 on the GPU grid, as
+    ``SaliencyResource.for_grid`` cuts them."""
+    cpu = PreprocessConfig.cpu()
+    fov = [n * mm for n, mm in zip(cpu.target_shape, cpu.target_spacing, strict=True)]
+    spacing = tuple(mm / n for mm, n in zip(fov, shape, strict=True))
+    return depth_bands(shape, spacing)[1]
+
+
 def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
     ctx.log(f"  attribution at {grid.label}")
     scan = simulated_scans(grid.shape, 1, ctx.seed)[0]
@@ -186,7 +198,7 @@ def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
     trained = mp_logit(model)
     contiguous = mp_logit(inference_network(model).to(memory_format=torch.contiguous_format))
     lateral, depth, sweep = grid.shape
-    band = min(ctx.scale.occlusion_depth, depth)
+    band = occlusion_band(grid.shape)
     n_bands = (depth - band) // band + 1
     n_layers = len(np.unique(labels[labels > 0]))
     steps = ctx.scale.ig_steps

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bench.attribution import occlusion_band
 from bench.core import Result
 from bench.registry import BENCHMARKS
 from bench.scales import Scale
@@ -114,7 +115,9 @@ def _markdown(results: list[Result], facts: dict[str, Any], scale: Scale, comman
         )
         + " |",
         f"| Integrated Gradients steps | {scale.ig_steps} |",
-        f"| occlusion band depth (voxels) | {scale.occlusion_depth} |",
+        "| occlusion band depth (voxels, the platform's ~2-mm bands) | "
+        + "; ".join(f"{occlusion_band(g.shape)} at {g.label}" for g in scale.attribution_grids)
+        + " |",
         f"| warehouse cohorts (scans) | {', '.join(f'{n:,}' for n in scale.warehouse_scans)} |",
         f"| preprocessing N (and 2N) scans, grid | {scale.preprocess_scans}, "
         f"{scale.preprocess_grid} |",

@@ -53,9 +53,6 @@ class Scale:
         repeats: interleaved timed rounds per comparison (after one warm-up).
         attribution_grids: grids of benchmark 1.
         ig_steps: Integrated Gradients steps (the platform's ``SaliencyResource.ig_steps``).
-        occlusion_depth: depth of the occluding band in voxels; the band spans the full width
-            and sweep, as the platform's default occlusion window does (``[32, 8, 16]`` on the
-            CPU grid: 18 bands).
         warehouse_scans: synthetic cohorts of benchmark 5 (rows = scans x 3 modes x 5 methods
             x 6 layers: 4,000 scans = 360k rows, 100,000 scans = 9M rows).
         warehouse_repeats: timed rounds per query.
@@ -85,7 +82,6 @@ class Scale:
     repeats: int
     attribution_grids: tuple[AttributionGrid, ...]
     ig_steps: int
-    occlusion_depth: int
     warehouse_scans: tuple[int, ...]
     warehouse_repeats: int
     preprocess_scans: int
@@ -113,7 +109,6 @@ DEFAULT = Scale(
         AttributionGrid((64, 128, 128), (1, 2, 4), repeats=1, warmup=False, platform_setting=False),
     ),
     ig_steps=16,
-    occlusion_depth=8,
     warehouse_scans=(4_000, 100_000),
     warehouse_repeats=7,
     preprocess_scans=24,
