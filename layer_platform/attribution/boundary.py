@@ -22,32 +22,48 @@ ablation ablates each mask in extra batched passes (``ablation``); layer Shapley
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
-from scipy import ndimage
 
 from layer_platform.attribution.aggregation import NORMALISATION_PERCENTILE, normalise
 from layer_platform.labels import TISSUE_LAYERS, Layer
 from layer_platform.saliency_names import BOUNDARIES, LAYER_VALUE_METHODS, boundary_column
 
-#: One voxel along each axis (face neighbours), so "one voxel" is one voxel on every axis.
-_STRUCTURE = ndimage.generate_binary_structure(3, 1)
+
+def _face_neighbours(shape: tuple[int, ...]) -> Iterator[tuple[tuple[slice, ...], ...]]:
+    """``(here, there)`` index pairs: every voxel ``here`` with its face neighbour ``there``,
+    along each axis in both directions (a voxel at the volume's edge has no neighbour there)."""
+    for axis in range(len(shape)):
+        low = tuple(slice(None, -1) if a == axis else slice(None) for a in range(len(shape)))
+        high = tuple(slice(1, None) if a == axis else slice(None) for a in range(len(shape)))
+        yield low, high
+        yield high, low
 
 
 def boundary_masks(labels: np.ndarray, boundary: str) -> dict[Layer, np.ndarray]:
-    """Per tissue layer, its voxels ``eroded`` or ``dilated`` by one voxel (see the module)."""
+    """Per tissue layer, its voxels ``eroded`` or ``dilated`` by one voxel (6-connected, see the
+    module): the binary morphology of each layer with a face-neighbour cross, computed by
+    comparing shifted label maps (one pass over the neighbours for every layer's erosion), as
+    each layer's own ``scipy.ndimage`` erosion or dilation would be, at a fraction of the cost
+    on a paper-sized grid."""
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}; got {boundary!r}")
     labels = np.asarray(labels)
+    neighbours = list(_face_neighbours(labels.shape))
+    if boundary == "eroded":
+        interior = np.ones(labels.shape, dtype=bool)  # every face neighbour in the same layer
+        for here, there in neighbours:
+            interior[here] &= labels[here] == labels[there]
+        return {layer: (labels == layer) & interior for layer in TISSUE_LAYERS}
     tissue = labels > Layer.BACKGROUND
     masks = {}
     for layer in TISSUE_LAYERS:
         own = labels == layer
-        if boundary == "eroded":
-            masks[layer] = ndimage.binary_erosion(own, _STRUCTURE, border_value=1)
-        else:
-            masks[layer] = ndimage.binary_dilation(own, _STRUCTURE) & tissue
+        grown = own.copy()
+        for here, there in neighbours:
+            grown[here] |= own[there]
+        masks[layer] = grown & tissue
     return masks
 
 

@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from layer_platform.attribution import AttributionConfig, attribute
 from layer_platform.attribution.boundary import boundary_masks, boundary_mean_saliency
 from layer_platform.attribution.scan_profile import profile_scan
-from layer_platform.labels import Layer
+from layer_platform.labels import TISSUE_LAYERS, Layer
 from layer_platform_tests.attribution.toys import VoxelLinear
 
 #: Rows per layer of ``stacked``: three, so erosion keeps one row of a middle layer.
@@ -48,6 +49,24 @@ def test_erosion_keeps_each_layers_interior_and_leaves_the_volume_edge_alone():
         "muscle": [17, 18],
     }
     assert not np.logical_and(masks[Layer.DERMIS], masks[Layer.MUSCLE]).any()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_masks_are_each_layers_own_binary_erosion_and_dilation(seed: int):
+    """On random label maps (every voxel at a boundary somewhere), the masks are scipy's
+    6-connected morphology of each layer: erosion with the volume's edge counted inside,
+    dilation kept within tissue."""
+    labels = np.random.default_rng(seed).integers(0, 7, size=(5, 9, 4)).astype(np.uint8)
+    labels[:, 4:6] = Layer.DEEP_FAT  # and a slab with an interior
+    cross = ndimage.generate_binary_structure(3, 1)
+    eroded, dilated = boundary_masks(labels, "eroded"), boundary_masks(labels, "dilated")
+    for layer in TISSUE_LAYERS:
+        own = labels == layer
+        assert np.array_equal(eroded[layer], ndimage.binary_erosion(own, cross, border_value=1))
+        assert np.array_equal(
+            dilated[layer], ndimage.binary_dilation(own, cross) & (labels > Layer.BACKGROUND)
+        )
+    assert eroded[Layer.DEEP_FAT].any()
 
 
 def test_dilation_grows_each_layer_into_its_neighbours_but_never_into_background():
