@@ -31,38 +31,39 @@ from layer_platform.labels import TISSUE_LAYERS, Layer
 from layer_platform.saliency_names import BOUNDARIES, LAYER_VALUE_METHODS, boundary_column
 
 
-def _face_neighbours(shape: tuple[int, ...]) -> Iterator[tuple[tuple[slice, ...], ...]]:
-    """``(here, there)`` index pairs: every voxel ``here`` with its face neighbour ``there``,
-    along each axis in both directions (a voxel at the volume's edge has no neighbour there)."""
+def _face_pairs(shape: tuple[int, ...]) -> Iterator[tuple[tuple[slice, ...], ...]]:
+    """Per axis, ``(low, high)`` index pairs: ``low`` the voxels with a face neighbour one step
+    up that axis, ``high`` those neighbours (so ``high`` voxels have theirs in ``low``)."""
     for axis in range(len(shape)):
         low = tuple(slice(None, -1) if a == axis else slice(None) for a in range(len(shape)))
         high = tuple(slice(1, None) if a == axis else slice(None) for a in range(len(shape)))
         yield low, high
-        yield high, low
 
 
 def boundary_masks(labels: np.ndarray, boundary: str) -> dict[Layer, np.ndarray]:
     """Per tissue layer, its voxels ``eroded`` or ``dilated`` by one voxel (6-connected, see the
-    module): the binary morphology of each layer with a face-neighbour cross, computed by
-    comparing shifted label maps (one pass over the neighbours for every layer's erosion), as
-    each layer's own ``scipy.ndimage`` erosion or dilation would be, at a fraction of the cost
-    on a paper-sized grid."""
+    module): each layer's binary morphology with a face-neighbour cross (``scipy.ndimage``'s,
+    erosion with the volume's edge inside), computed by comparing the label map with its
+    face-shifted copies, so every layer's erosion takes one pass."""
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}; got {boundary!r}")
     labels = np.asarray(labels)
-    neighbours = list(_face_neighbours(labels.shape))
+    pairs = list(_face_pairs(labels.shape))
     if boundary == "eroded":
         interior = np.ones(labels.shape, dtype=bool)  # every face neighbour in the same layer
-        for here, there in neighbours:
-            interior[here] &= labels[here] == labels[there]
+        for low, high in pairs:
+            same = labels[low] == labels[high]
+            interior[low] &= same
+            interior[high] &= same
         return {layer: (labels == layer) & interior for layer in TISSUE_LAYERS}
     tissue = labels > Layer.BACKGROUND
     masks = {}
     for layer in TISSUE_LAYERS:
         own = labels == layer
         grown = own.copy()
-        for here, there in neighbours:
-            grown[here] |= own[there]
+        for low, high in pairs:
+            grown[low] |= own[high]
+            grown[high] |= own[low]
         masks[layer] = grown & tissue
     return masks
 
