@@ -30,8 +30,12 @@ per layer). A missed target gets a torch.profiler summary.
 
 from __future__ import annotations
 
+import cProfile
+import io
 import math
+import pstats
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -438,7 +442,17 @@ def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
     if not all(r.met for r in rows):
         path = ctx.profile_path(f"attribution_{grid.label}.txt")
         _profile(
-            ctx, path, model, inputs, labels, config, best_grad, best_fwd, steps, n_bands, grid
+            ctx,
+            path,
+            model,
+            inputs,
+            labels,
+            config,
+            best_grad,
+            best_fwd,
+            steps,
+            (n_bands, n_layers),
+            grid,
         )
         for r in rows:
             if not r.met:
@@ -563,6 +577,18 @@ def conv_flops(model: nn.Module, inputs: Tensor) -> float:
     return total[0]
 
 
+def _python_profile(fn: Callable[[], object], sync: Callable[[], None]) -> str:
+    """The 20 Python calls of ``fn`` with the most cumulative time (``cProfile``)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    fn()
+    sync()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).strip_dirs().sort_stats("cumulative").print_stats(20)
+    return text.getvalue().strip()
+
+
 def _profile(
     ctx: Context,
     path: Path,
@@ -573,15 +599,22 @@ def _profile(
     best_grad: int,
     best_fwd: int,
     steps: int,
-    n_bands: int,
+    counts: tuple[int, int],
     grid: AttributionGrid,
 ) -> None:
     """torch.profiler summaries of the batched calls and their baselines, one section each.
 
     The convolution rate counts each forward pass as the convolutions' FLOPs and each
     input-gradient pass as as many again (the data gradient; no weight gradients are needed).
+    Layer ablation is profiled as timed and with the extras the platform computes (boundary
+    masks, the joint fill), whose host-side work (masks, fills) a GPU does not hide: on CUDA
+    each section also lists the ops by CPU time, and the ablation with extras gets a cProfile
+    of its Python calls.
     """
     from torch.profiler import ProfilerActivity, profile
+
+    n_bands, n_layers = counts
+    with_extras = replace(config(perturbations=n_layers), ablation_extras=True)
 
     forward = mp_logit(model)
     ig_passes = 2 * steps + 2  # forward + input gradient per step, and the two end points
@@ -605,6 +638,14 @@ def _profile(
         "occlusion, perturbations_per_eval=1": (
             run("occlusion", config(perturbations=1)),
             n_bands + 1,
+        ),
+        f"layer_ablation, perturbations_per_eval={n_layers}": (
+            run("layer_ablation", config(perturbations=n_layers)),
+            n_layers + 1,
+        ),
+        "layer_ablation with the platform's extras (boundary masks, joint fill)": (
+            run("layer_ablation", with_extras),
+            n_layers + 1 + 1 + 2 * n_layers,
         ),
     }
     if grid.platform_setting:
@@ -642,5 +683,19 @@ def _profile(
             "```",
             "",
         ]
+        if ctx.on_cuda:
+            lines += [
+                "By self CPU time (host work between kernels):",
+                "```",
+                events.table(sort_by="self_cpu_time_total", row_limit=10),
+                "```",
+                "",
+            ]
+    lines += [
+        "## Python calls of layer ablation with extras (cProfile, cumulative)",
+        "```",
+        _python_profile(run("layer_ablation", with_extras), ctx.sync),
+        "```",
+    ]
     path.write_text("\n".join(lines))
     ctx.log(f"    profile → {path}")

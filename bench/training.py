@@ -5,11 +5,12 @@ default configs (``ClassifierConfig()``: ``SmallCNN3D``, batch 8; ``SegmenterCon
 UNet, batch 4), on ``select_device``'s device, the classifier in the platform's training
 precision (``training_precision``: bfloat16 on CPUs with bf16 units, float16 on CUDA).
 
-* **Classifier**: epochs of the platform's own loop (``train_one_epoch``) fed by the same
-  ``DataLoader`` as ``train_classifier``, vs the same loop fed batches already on the device
-  (the compute floor). The loader's ``next()`` time is the time spent waiting for data.
+* **Classifier**: epochs of the platform's own loop (``train_one_epoch``) fed by
+  ``train_classifier``'s loader (``training_loader``), vs the same loop fed batches already on
+  the device (the compute floor). The loader's ``next()`` time is the time spent waiting for data.
 * **Segmenter**: ``train_segmenter``'s step (indexing, augmentation, transfer, forward, Dice+CE,
-  backward, AdamW), with the data part timed, vs the same step on a batch already on the device.
+  backward, AdamW) on its training set as it keeps it (``compute.resident``: on a GPU where it
+  fits), with the data part timed, vs the same step on a batch already on the device.
 
 Targets: samples/s >= 0.9 x the floor, and <= 10% of the time waiting for data.
 """
@@ -23,7 +24,6 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from bench.core import Context, Result, Target, interleaved, measured
 from bench.data import simulated_scans
@@ -31,8 +31,8 @@ from bench.profiling import torch_profile
 from layer_platform.classification.augmentation import augment_batch
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.network import build_classifier
-from layer_platform.classification.training import train_one_epoch
-from layer_platform.compute import seed_everything, training_precision
+from layer_platform.classification.training import train_one_epoch, training_loader
+from layer_platform.compute import resident, seed_everything, training_precision
 from layer_platform.segmentation.config import SegmenterConfig
 from layer_platform.segmentation.network import build_segmenter
 from layer_platform.segmentation.training import augment_pair
@@ -147,15 +147,7 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     scaler = precision.grad_scaler()
-    loader = DataLoader(
-        TensorDataset(x, y),
-        batch_size=config.batch_size,
-        shuffle=True,
-        drop_last=n % config.batch_size == 1,
-        generator=torch.Generator().manual_seed(config.seed),
-        pin_memory=ctx.on_cuda,
-    )
-    timed = TimedLoader(loader, ctx.sync)
+    timed = TimedLoader(training_loader(x, y, config, device), ctx.sync)
     rng = torch.Generator(device=device).manual_seed(config.seed)
 
     def augment(xb: torch.Tensor) -> torch.Tensor:
@@ -187,8 +179,8 @@ def _classifier(ctx: Context, images: np.ndarray, shape: str) -> list[Result]:
         f"{n} samples per epoch, batch {config.batch_size}, {ctx.scale.training_epochs} timed "
         f"epochs each way after a warm-up, {precision.name} channels-last; the platform's "
         f"train_one_epoch fed by "
-        f"train_classifier's DataLoader (in-memory TensorDataset, num_workers=0, pin_memory on "
-        f"CUDA) vs the same loop over batches already on {device}."
+        f"train_classifier's loader (training_loader: in-memory TensorDataset, num_workers=0, "
+        f"kept on a GPU where it fits) vs the same loop over batches already on {device}."
     )
     return _rows(ctx, "classifier", shape, n * ctx.scale.training_epochs, fed, floor,
                  timed.waited, notes, profile)  # fmt: skip
@@ -203,8 +195,7 @@ def _segmenter(ctx: Context, images: np.ndarray, labels: np.ndarray, shape: str)
     model = build_segmenter(config).to(device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    x = torch.from_numpy(images)
-    y = torch.from_numpy(labels)
+    x, y = resident(device, torch.from_numpy(images), torch.from_numpy(labels))
     n = len(x)
     waited = [0.0]
 

@@ -25,6 +25,7 @@ from layer_platform.compute import (
     deterministic_on,
     require_finite_weights,
     require_repeatable_gradients,
+    resident,
     seed_everything,
     select_device,
     train_with_fallback,
@@ -147,6 +148,23 @@ def train_one_epoch(
     return total / seen
 
 
+def training_loader(
+    x: Tensor, y: Tensor, config: ClassifierConfig, device: torch.device
+) -> DataLoader:
+    """Shuffled batches of ``(x, y)`` in a seeded order, drawn on the GPU when the set fits
+    there (``compute.resident``), else from pinned host memory on CUDA."""
+    x, y = resident(device, x, y)
+    return DataLoader(
+        TensorDataset(x, y),
+        batch_size=config.batch_size,
+        shuffle=True,
+        # A lone last sample would make a batch-norm step from one scan's statistics.
+        drop_last=len(y) % config.batch_size == 1,
+        generator=torch.Generator().manual_seed(config.seed),
+        pin_memory=device.type == "cuda" and x.device.type == "cpu",
+    )
+
+
 def train_classifier(
     train_items: Sequence[Item],
     val_items: Sequence[Item] | None,
@@ -206,16 +224,7 @@ def _train(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     scaler = precision.grad_scaler()
-    on_cuda = device.type == "cuda"
-    loader = DataLoader(
-        TensorDataset(x_train, y_train),
-        batch_size=config.batch_size,
-        shuffle=True,
-        # A lone last sample would make a batch-norm step from one scan's statistics.
-        drop_last=len(y_train) % config.batch_size == 1,
-        generator=torch.Generator().manual_seed(config.seed),
-        pin_memory=on_cuda,
-    )
+    loader = training_loader(x_train, y_train, config, device)
     scheduler = (
         torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=config.max_epochs * len(loader)

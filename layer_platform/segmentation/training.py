@@ -17,6 +17,7 @@ from layer_platform.compute import (
     Precision,
     require_finite_weights,
     require_repeatable_gradients,
+    resident,
     seed_everything,
     select_device,
     train_with_fallback,
@@ -123,6 +124,7 @@ def _train(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
     images = torch.from_numpy(np.stack([img for img, _ in train])[:, None]).float()
     labels = torch.from_numpy(np.stack([lab for _, lab in train])[:, None].astype(np.int64))
+    images, labels = resident(device, images, labels)
     require_repeatable_gradients(model, precision, images[:2], "segmenter training")
     history = []
     for epoch in tqdm(range(config.epochs), desc="segmenter", unit="epoch", disable=not progress):
