@@ -35,6 +35,7 @@ from layer_platform.defs.resources import (
     SegmenterResource,
 )
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.imaging.preprocess import PreprocessConfig
 from layer_platform.orchestration.runner import open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import SimulationConfig, simulate_cohort
@@ -72,10 +73,12 @@ class Cohort:
 
 
 def saliency_resource(ctx: Context) -> SaliencyResource:
-    """The platform's defaults (on the bench's thread count); minimal work at the tiny scale."""
+    """The platform's settings for the cohort's grid (``SaliencyResource.for_grid``: its
+    occlusion bands), on the bench's thread count; minimal work at the tiny scale."""
     if ctx.scale.name == "tiny":
         return SaliencyResource.smoke(ctx.threads)
-    return SaliencyResource(torch_threads=ctx.threads)
+    grid = SaliencyResource.for_grid(PreprocessConfig.preset(preset(ctx)))
+    return SaliencyResource(**{**grid.model_dump(), "torch_threads": ctx.threads})
 
 
 def preset(ctx: Context) -> str:

@@ -1,4 +1,5 @@
-"""The bench cohort's profiled re-run of ``compute_saliency`` must redo the model work."""
+"""The bench cohort attributes as the platform does on its grid, and its profiled re-run of
+``compute_saliency`` redoes the model work."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
+import pytest
 import torch
 
-from bench.cohort import reattributing
+from bench.cohort import preset, reattributing, saliency_resource
 from bench.core import Context
 from bench.scales import SCALES
 from layer_platform.defs.saliency_resource import SaliencyResource
+from layer_platform.imaging.preprocess import PreprocessConfig
 from layer_platform.settings import LayerPaths
 
 
@@ -29,3 +32,13 @@ def test_the_profiled_rerun_attributes_every_mode_anew(tmp_path: Path) -> None:
     assert rerun.keep_current is False
     kept = {name for name in type(saliency).model_fields if name != "keep_current"}
     assert {n: getattr(rerun, n) for n in kept} == {n: getattr(saliency, n) for n in kept}
+
+
+@pytest.mark.parametrize("scale", ["default", "paper"])
+def test_the_cohort_occludes_the_bands_of_its_grid(tmp_path: Path, scale: str) -> None:
+    ctx = Context(SCALES[scale], torch.device("cpu"), 3, tmp_path / "results", tmp_path)
+    platform = SaliencyResource.for_grid(PreprocessConfig.preset(preset(ctx)))
+    bench = saliency_resource(ctx)
+    assert bench.occlusion_window == platform.occlusion_window
+    assert bench.occlusion_stride == platform.occlusion_stride
+    assert bench.torch_threads == 3
