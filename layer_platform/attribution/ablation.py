@@ -30,6 +30,7 @@ from layer_platform.attribution.core import (
     AttributionResult,
     LogitFn,
     check_label_map,
+    present_layers,
     to_numpy,
 )
 from layer_platform.labels import TISSUE_LAYERS, Layer
@@ -49,7 +50,7 @@ def layer_fill(
     if layers_map is None:
         raise ValueError(f"{method} needs the scan's layers_map (the six-layer labels)")
     labels = check_label_map(layers_map, tuple(inputs.shape[2:]))
-    present = [Layer(int(k)) for k in np.unique(labels) if k != Layer.BACKGROUND]
+    present = present_layers(labels)
     if not present:
         raise ValueError(f"{method} needs at least one tissue layer in layers_map")
     background = torch.as_tensor(labels == Layer.BACKGROUND, device=inputs.device)

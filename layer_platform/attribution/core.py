@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from layer_platform.errors import ScanError
-from layer_platform.labels import MAX_LABEL
+from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS, Layer
 
 #: The model reduced to what attribution explains: a batch ``(N, C, L, D, S)`` to N MP logits.
 LogitFn = Callable[[Tensor], Tensor]
@@ -170,6 +170,16 @@ def check_label_map(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
             f"label map values must lie in 0..{MAX_LABEL}; got {labels.min()}..{labels.max()}"
         )
     return labels.astype(np.int64, copy=False)
+
+
+def present_layers(labels: np.ndarray) -> list[Layer]:
+    """The tissue layers in ``labels`` (as ``check_label_map`` returns it), in label order.
+
+    A count per label: ``np.unique`` hashes every voxel, 56 ms of a 260-ms layer ablation at
+    the GPU grid (bench 1's profile on one H200).
+    """
+    counts = np.bincount(labels.ravel(), minlength=MAX_LABEL + 1)
+    return [layer for layer in TISSUE_LAYERS if counts[layer]]
 
 
 def to_numpy(tensor: Tensor) -> np.ndarray:

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from layer_platform.attribution.ablation import masked_logits
-from layer_platform.attribution.core import LogitFn, check_label_map
+from layer_platform.attribution.core import LogitFn, check_label_map, present_layers
 from layer_platform.labels import Layer
 from layer_platform.saliency_names import LAYER_VALUE_METHODS
 
@@ -195,7 +195,7 @@ def scan_faithfulness(
     """
     settings = settings or FaithfulnessSettings()
     labels = check_label_map(labels, tuple(inputs.shape[2:]))
-    present = [Layer(int(k)) for k in np.unique(labels) if k != Layer.BACKGROUND]
+    present = present_layers(labels)
     if len(present) < 2:
         return []  # one layer has a single order: nothing to compare
     rng = np.random.default_rng(settings.seed)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from layer_platform.attribution import AttributionConfig, aggregate_layers, attribute
+from layer_platform.attribution.core import present_layers
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform_tests.attribution.toys import (
     LayerInteraction,
@@ -191,3 +192,12 @@ def test_a_layer_absent_from_the_scan_has_nan_channel_deltas():
     for channel in result.extras["channel_deltas"]:
         assert math.isnan(channel["deep_fascia"])
         assert channel["dermis"] == pytest.approx(6 * 2.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_present_layers_are_the_labels_found_in_the_map(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    absent = rng.choice(np.arange(1, 7), size=seed + 1, replace=False)
+    labels = rng.choice(np.setdiff1d(np.arange(7), absent), size=(6, 9, 4))
+    expected = [int(k) for k in np.unique(labels) if k != 0]
+    assert [int(layer) for layer in present_layers(labels)] == expected
