@@ -125,10 +125,11 @@ def aggregate_layers(
     total = float(values.sum())
     n_counted_tissue = values.size
 
+    counted_labels = labels[counted]
     n_voxels = _per_label(labels)
-    n_counted = _per_label(labels[counted])
-    layer_sums = _per_label(labels[counted], values)
-    normalised_sums = _per_label(labels[counted], normalised)
+    n_counted = _per_label(counted_labels)
+    layer_sums = _per_label(counted_labels, values)
+    normalised_sums = _per_label(counted_labels, normalised)
     n_swe = None
     if swe_measured is not None:
         n_swe = _per_label(labels[_mask(swe_measured, labels.shape, "swe_measured")])

@@ -80,12 +80,26 @@ def boundary_mean_saliency(
     ``aggregate_layers`` scales it (the percentile of the as-segmented counted tissue), so only
     the grouping of voxels changes. ``counted`` (None: every voxel) restricts the voxels as
     ``aggregate_layers``' ``measured`` does; NaN for a mask without a counted voxel."""
+    return _mask_means(*_normalised_tissue(attribution, labels, counted, percentile), masks)
+
+
+def _normalised_tissue(
+    attribution: np.ndarray, labels: np.ndarray, counted: np.ndarray | None, percentile: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The counted tissue voxels, and ``|attribution|`` on the ``mean_saliency`` scale there
+    (0 elsewhere): what every perturbed mask of one map is averaged over."""
     magnitude = np.abs(np.asarray(attribution, dtype=np.float64))
     inside = np.asarray(labels) > Layer.BACKGROUND
     if counted is not None:
         inside &= counted
     normalised = np.zeros(magnitude.shape)
     normalised[inside] = normalise(magnitude[inside], percentile)
+    return normalised, inside
+
+
+def _mask_means(
+    normalised: np.ndarray, inside: np.ndarray, masks: Mapping[Layer, np.ndarray]
+) -> dict[str, float]:
     found = {}
     for layer, mask in masks.items():
         voxels = mask & inside
@@ -109,9 +123,5 @@ def boundary_scores(
     if method in LAYER_VALUE_METHODS:
         found = ablated or {}
         return {boundary_column(method, b): dict(found[b]) for b in BOUNDARIES if b in found}
-    return {
-        boundary_column(method, b): boundary_mean_saliency(
-            voxel_map, labels, masks[b], counted=counted
-        )
-        for b in BOUNDARIES
-    }
+    tissue = _normalised_tissue(voxel_map, labels, counted, NORMALISATION_PERCENTILE)
+    return {boundary_column(method, b): _mask_means(*tissue, masks[b]) for b in BOUNDARIES}

@@ -30,6 +30,9 @@ METHODS: dict[str, AttributionMethod] = {
     "layer_ablation": layer_ablation,
     "layer_shapley": layer_shapley,
 }
+#: Methods that compare the scan with a reference (``baselines.resolve_baseline``); the others
+#: take none.
+USES_REFERENCE = frozenset({"integrated_gradients", "occlusion", "layer_ablation", "layer_shapley"})
 
 
 def get_method(method: str | AttributionMethod) -> AttributionMethod:

@@ -80,7 +80,7 @@ from layer_platform.attribution.core import (
     to_numpy,
 )
 from layer_platform.attribution.integrated_gradients import integrate
-from layer_platform.attribution.registry import METHODS, attribute
+from layer_platform.attribution.registry import METHODS, USES_REFERENCE, attribute
 from layer_platform.attribution.sanity import completeness_error
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
 from layer_platform.saliency_names import BOUNDARIES, LAYER_VALUE_METHODS, PLATFORM_METHODS
@@ -193,6 +193,12 @@ def profile_scan(
     counted = measured.any(axis=0)
     swe_measured = measured[list(no_signal_channels)].any(axis=0) if no_signal_channels else None
     masks = {boundary: boundary_masks(labels, boundary) for boundary in BOUNDARIES}
+    # One reference for every method that takes one: the same volume, built once per scan.
+    reference = (
+        resolve_baseline(None, inputs, labels, config)
+        if USES_REFERENCE.intersection(methods)
+        else None
+    )
     profiles: dict[str, MethodProfile] = {}
     for method in methods:
         started = time.perf_counter()
@@ -200,6 +206,7 @@ def profile_scan(
             integrated_gradients_by_channel if method == "integrated_gradients" else method,
             model,
             inputs,
+            baseline=reference,
             layers_map=labels,
             target_layer=target_layer,
             config=config,

@@ -13,6 +13,7 @@ from layer_platform.attribution import (
     AttributionConfig,
     NonFiniteMap,
     aggregate_layers,
+    attribute,
     cohort_fill_volume,
     control_layer_means,
     profile_scan,
@@ -92,6 +93,34 @@ def test_every_platform_method_gives_six_rows_and_map_shares_sum_to_one():
             )
             shares = [r.saliency_share for r in profile.rows]
             assert np.isnan(shares).all() or sum(shares) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("baseline", ["layer_mean", "blur"])
+def test_the_reference_built_once_is_the_one_each_method_builds(baseline: str) -> None:
+    labels = six_layer_map()
+    x = torch.randn(1, 2, *labels.shape, generator=torch.Generator().manual_seed(1)) + 1
+    model = TinyConvNet(in_channels=2)
+    config = AttributionConfig(
+        baseline=baseline, ig_steps=4, occlusion_window=(2, 2, 2), occlusion_stride=(2, 2, 2)
+    )
+    methods = ["occlusion", "layer_ablation"]
+    profiles = profile_scan(model, x, labels, methods, config)
+    for method in methods:
+        alone = attribute(method, model, x, layers_map=labels, config=config)
+        np.testing.assert_array_equal(profiles[method].voxel_map, alone.map.astype(np.float32))
+    ig = profile_scan(model, x, labels, ["integrated_gradients"], config)["integrated_gradients"]
+    alone = attribute("integrated_gradients", model, x, layers_map=labels, config=config)
+    assert ig.diagnostics["baseline_logit"] == alone.extras["baseline_logit"]
+
+
+def test_methods_without_a_reference_need_none_to_be_buildable() -> None:
+    labels = six_layer_map()
+    model = TinyConvNet(in_channels=1)
+    unbuildable = AttributionConfig(baseline="cohort")  # no cohort_fill
+    x = torch.ones(1, 1, *labels.shape)
+    assert set(profile_scan(model, x, labels, ["saliency"], unbuildable)) == {"saliency"}
+    with pytest.raises(ValueError, match="cohort_fill"):
+        profile_scan(model, x, labels, ["occlusion"], unbuildable)
 
 
 def test_layer_ablation_keeps_only_the_delta():
