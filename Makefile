@@ -9,8 +9,8 @@ SEED     ?= 7
 # Bench scale: tiny (smoke), default (this CPU, ~35 min) or paper (one GPU).
 SCALE    ?= default
 # Test processes (pytest-xdist): much of the suite waits on subprocesses, daemons and disks, so
-# a 2-core machine runs it fastest in three (pytest 12.4 min against 15.0 min in two);
-# `make test TEST_WORKERS=0` runs it in this process.
+# a 2-core machine runs it faster in three: pytest took 12.4 and 13.9 min in two runs with three
+# processes, 15.0 with two. `make test TEST_WORKERS=0` runs it in this process.
 TEST_WORKERS ?= 3
 
 .PHONY: install demo test lint dev bench clean
