@@ -53,6 +53,7 @@ from layer_platform.attribution import (
     mp_logit,
     resolve_baseline,
 )
+from layer_platform.attribution.core import present_layers
 from layer_platform.attribution.occlusion import depth_bands
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.inference import inference_network
@@ -208,7 +209,7 @@ def _run_grid(ctx: Context, grid: AttributionGrid) -> list[Result]:
     lateral, depth, sweep = grid.shape
     band = occlusion_band(grid.shape)
     n_bands = (depth - band) // band + 1
-    n_layers = len(np.unique(labels[labels > 0]))
+    n_layers = len(present_layers(labels))
     steps = ctx.scale.ig_steps
     platform_ig, platform_perturbations = platform_batches(ctx.device)
 
