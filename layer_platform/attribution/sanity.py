@@ -31,6 +31,7 @@ from layer_platform.attribution.core import (
     module_name,
 )
 from layer_platform.attribution.registry import attribute
+from layer_platform.classification.inference import inference_network
 
 #: ``LayerRow`` fields that can serve as the layer profile compared by the randomisation check.
 PROFILE_FIELDS: tuple[str, ...] = ("saliency_share", "mean_saliency", "enrichment")
@@ -222,11 +223,13 @@ def model_randomization_check(
     names: set[str] = set()
 
     def run(net: nn.Module) -> list[np.ndarray]:
-        """Each scan's aggregated map (measured channels only) under ``net``."""
-        layer = None if layer_name is None else net.get_submodule(layer_name)
+        """Each scan's aggregated map (measured channels only) under ``net``, folded once for
+        all scans (``attribute`` would otherwise copy and fold it per scan)."""
+        network = inference_network(net)
+        layer = None if layer_name is None else network.get_submodule(layer_name)
         maps = []
         for (x, labels), c, m in zip(checked, configs, measured, strict=True):
-            result = attribute(method, net, x, layers_map=labels, target_layer=layer, config=c)
+            result = attribute(method, network, x, layers_map=labels, target_layer=layer, config=c)
             names.add(result.method)
             maps.append(counted_map(result, m))
         return maps

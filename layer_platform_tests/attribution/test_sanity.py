@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -230,3 +231,22 @@ def test_unmeasured_swe_voxels_never_enter_the_check(trained):
     assert not everywhere.passed and everywhere.steps[0].layer_correlation > 0.9
     assert measured.passed
     assert measured.steps[0].layer_correlation < everywhere.steps[0].layer_correlation - 0.3
+
+
+def test_each_network_of_the_cascade_is_folded_once_for_all_its_scans(monkeypatch):
+    """Folding copies the network (``inference_network``); per scan it cost the demo's check an
+    eighth of its time. The trained network and each cascade step are folded once."""
+    from layer_platform.classification import inference
+    from layer_platform.classification.network import SmallCNN3D
+
+    copies = []
+    deepcopy = inference.copy.deepcopy
+    counting = SimpleNamespace(deepcopy=lambda m: copies.append(m) or deepcopy(m))
+    monkeypatch.setattr(inference, "copy", counting)
+    torch.manual_seed(0)
+    model = SmallCNN3D(1, (2, 3)).eval()
+    scans = [(torch.randn(1, 1, *GRID), labels) for labels in LABEL_MAPS]
+    steps = cascade_steps(len(parameterised_modules(model)))
+    report = model_randomization_check("layer_ablation", model, scans, cascading=steps)
+    assert len(report.steps) == len(steps)
+    assert len(copies) == 1 + len(steps), "one fold per network, not one per scan"
