@@ -9,6 +9,11 @@ nothing but forward passes (and, for the gradient methods, backward passes that 
 gradient only): at the CPU grid, two samples per pass on one thread, a forward pass of the
 classifier took 26.7 ms per sample folded against 33.9 as trained; benchmark 1 measures it
 (``folded_network_vs_trained``).
+
+A block's activation then runs in place on the convolution's output, which nothing else reads
+(a convolution's backward needs its input, not its output): one allocation and one write of
+every activation fewer per block. On the demo cohort's model-randomization check (layer
+ablation through a five-member ensemble) that took a fifth off the time.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ def _foldable(model: nn.Module) -> list[str]:
 
 def inference_network(model: nn.Module) -> nn.Module:
     """An eval-mode, channels-last copy of ``model`` with every foldable batch norm folded into
-    its convolution and its parameters frozen; ``model`` itself when it has nothing to fold.
+    its convolution, its blocks' activations in place and its parameters frozen; ``model``
+    itself when it has nothing to fold.
     ``model`` is never changed, and submodule names are kept: a layer of ``model`` is found in
     the copy by name."""
     names = _foldable(model)
@@ -56,4 +62,8 @@ def inference_network(model: nn.Module) -> nn.Module:
         block = folded.get_submodule(name)
         block.conv = fuse_conv_bn_eval(block.conv, block.adn.N)
         block.adn.N = nn.Identity()
+    for block in folded.modules():
+        activation = getattr(getattr(block, "adn", None), "A", None)
+        if isinstance(block, Convolution) and hasattr(activation, "inplace"):
+            activation.inplace = True
     return folded.to(memory_format=torch.channels_last_3d)

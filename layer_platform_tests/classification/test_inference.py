@@ -43,6 +43,9 @@ def test_the_folded_network_computes_what_the_trained_one_does(members: int) -> 
         for conv in folded.modules()
         if isinstance(conv, nn.Conv3d)
     ), "the folded network convolves channels-last"
+    assert all(relu.inplace for relu in folded.modules() if isinstance(relu, nn.ReLU)), (
+        "the blocks' activations run in place on their convolution's output"
+    )
     with torch.no_grad():
         expected = model.eval()(x)
         found = folded(x)
@@ -62,6 +65,7 @@ def test_the_trained_network_is_left_as_it_was() -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     folded = inference_network(model)
     assert model.training and all(p.requires_grad for p in model.parameters())
+    assert not any(relu.inplace for relu in model.modules() if isinstance(relu, nn.ReLU))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert not folded.training and not any(p.requires_grad for p in folded.parameters())
     # the same names: a layer of the model is found in the copy
