@@ -7,14 +7,17 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+import torch
 
 from layer_platform.classification.data import Item
+from layer_platform.classification.inference import inference_network
 from layer_platform.classification.metrics import auc
 from layer_platform.classification.modes import make_items
 from layer_platform.classification.training import (
     EpochReport,
     TrainedClassifier,
     predict_proba,
+    stack_items,
     train_classifier,
 )
 from layer_platform_tests.classification.synthetic import (
@@ -59,6 +62,18 @@ def test_predict_proba_gives_finite_probabilities_in_item_order(cohort, trained)
     assert proba.dtype == np.float64
     assert np.all(np.isfinite(proba)) and np.all((proba >= 0) & (proba <= 1))
     np.testing.assert_allclose(proba[: len(val)], predict_proba(model.model, val, model.device))
+
+
+def test_predictions_come_from_the_network_attribution_explains(cohort, trained) -> None:
+    """Reported probabilities (and each epoch's validation) run through ``inference_network``,
+    the folded network the attribution methods explain, not the trained one: same function up
+    to rounding, and the one the maps are of."""
+    _, val = cohort
+    model = trained[0]
+    x, _ = stack_items(val)
+    with torch.no_grad():
+        expected = torch.sigmoid(inference_network(model.model)(x).reshape(-1)).double().numpy()
+    np.testing.assert_array_equal(predict_proba(model.model, val, model.device), expected)
 
 
 def test_best_epoch_weights_are_kept_and_every_epoch_is_reported(cohort, trained) -> None:
