@@ -52,7 +52,8 @@ BOUNDARIES: tuple[str, ...] = ("eroded", "dilated")
 MEASURED_ONLY_MODES: tuple[str, ...] = ("swe",)
 #: The values summarized per layer across the cohort in ``layer_summary`` (the layer's size is a
 #: property of the scan, not evidence of a method); the per-modality ablation deltas report
-#: which modality carries a layer's evidence and never enter a ranking or verdict.
+#: which modality carries a layer's evidence: they never rank layers, but a verdict's layer test
+#: also reads them (``statistics.verdicts``, gate 4).
 SUMMARIZED_COLUMNS: tuple[str, ...] = (*LAYER_VALUE_COLUMNS[1:], *CHANNEL_DELTA_COLUMNS.values())
 
 
@@ -71,12 +72,24 @@ def boundary_column(method: str, boundary: str) -> str:
 
 #: ``layer_saliency`` columns of the boundary sensitivity analysis: the score columns with every
 #: layer eroded or dilated by one voxel (map methods: ``mean_saliency_*``; layer ablation:
-#: ``ablation_delta_*``; NULL for layer Shapley, whose 64 coalitions are not re-run).
+#: ``ablation_delta_*``, and in a two-channel mode each modality's ``ablation_delta_bmode_*``,
+#: ``ablation_delta_swe_*``; NULL for layer Shapley, whose 64 coalitions are not re-run).
 BOUNDARY_COLUMNS: tuple[str, ...] = tuple(
     f"{score}_{boundary}"
-    for score in ("mean_saliency", "ablation_delta")
+    for score in ("mean_saliency", "ablation_delta", *CHANNEL_DELTA_COLUMNS.values())
     for boundary in BOUNDARIES
 )
+
+
+def channel_column(modality: str, boundary: str | None = None) -> str:
+    """The ``layer_saliency`` column of layer ablation's delta with only ``modality``'s channel
+    replaced, or that delta under a boundary perturbation (``ablation_delta_swe_dilated``)."""
+    column = CHANNEL_DELTA_COLUMNS[modality]
+    if boundary is None:
+        return column
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}; got {boundary!r}")
+    return f"{column}_{boundary}"
 
 
 def comparison_column(method: str) -> str:

@@ -94,9 +94,10 @@ def _extra_deltas(
 ) -> dict[str, object]:
     """The joint non-muscle ablation, for C > 1 each (layer, channel) ablation, and each present
     layer eroded and dilated by one voxel (``boundary_deltas``: boundary to layer key to delta,
-    NaN for a layer absent, or eroded away). Every ablation takes the same fill: a replaced
-    voxel looks like a control's voxel of the layer it was segmented as, so a perturbed mask
-    changes only which voxels are replaced together."""
+    NaN for a layer absent, or eroded away), for C > 1 also in each channel alone
+    (``channel_boundary_deltas``: boundary to one such map per channel). Every ablation takes
+    the same fill: a replaced voxel looks like a control's voxel of the layer it was segmented
+    as, so a perturbed mask changes only which voxels are replaced together."""
     tissue = torch.as_tensor(labels, device=inputs.device)
     n_channels = inputs.shape[1]
     masks: list[Tensor] = []
@@ -111,13 +112,18 @@ def _extra_deltas(
         mask[c] = tissue == layer
         masks.append(mask)
     perturbed = [
-        (boundary, layer, mask)
+        (boundary, layer, torch.as_tensor(mask, device=inputs.device))
         for boundary in BOUNDARIES
         for layer, mask in boundary_masks(labels, boundary).items()
         if layer in present and mask.any()
     ]
     shape = inputs.shape[1:]
-    masks += [torch.as_tensor(m, device=inputs.device).expand(shape) for *_, m in perturbed]
+    masks += [m.expand(shape) for *_, m in perturbed]
+    channel_perturbed = [(c, *p) for c in range(n_channels) for p in perturbed] if pairs else []
+    for c, _, _, voxels in channel_perturbed:
+        mask = torch.zeros(shape, dtype=torch.bool, device=inputs.device)
+        mask[c] = voxels
+        masks.append(mask)
     if not masks:
         return {}
     deltas = fill_deltas(forward, inputs, fill, masks, max(1, config.perturbations_per_eval))
@@ -125,17 +131,28 @@ def _extra_deltas(
     if joint:
         extras["joint_non_muscle_delta"] = deltas.pop(0)
     if pairs:
-        by_channel = [
-            {layer.key: float("nan") for layer in TISSUE_LAYERS} for _ in range(n_channels)
-        ]
+        by_channel = _per_layer(n_channels)
         for (c, layer), delta in zip(pairs, deltas[: len(pairs)], strict=True):
             by_channel[c][layer.key] = delta
         extras["channel_deltas"] = tuple(by_channel)
-    boundary_deltas = {b: {layer.key: float("nan") for layer in TISSUE_LAYERS} for b in BOUNDARIES}
-    for (boundary, layer, _), delta in zip(perturbed, deltas[len(pairs) :], strict=True):
+    deltas = deltas[len(pairs) :]
+    boundary_deltas = {b: _per_layer(1)[0] for b in BOUNDARIES}
+    for (boundary, layer, _), delta in zip(perturbed, deltas[: len(perturbed)], strict=True):
         boundary_deltas[boundary][layer.key] = delta
     extras["boundary_deltas"] = boundary_deltas
+    if channel_perturbed:
+        by_boundary = {b: _per_layer(n_channels) for b in BOUNDARIES}
+        for (c, boundary, layer, _), delta in zip(
+            channel_perturbed, deltas[len(perturbed) :], strict=True
+        ):
+            by_boundary[boundary][c][layer.key] = delta
+        extras["channel_boundary_deltas"] = {b: tuple(v) for b, v in by_boundary.items()}
     return extras
+
+
+def _per_layer(n: int) -> list[dict[str, float]]:
+    """``n`` maps of every layer key to NaN (a layer absent, or eroded away, keeps it)."""
+    return [{layer.key: float("nan") for layer in TISSUE_LAYERS} for _ in range(n)]
 
 
 def layer_ablation(
@@ -159,8 +176,10 @@ def layer_ablation(
     (2 samples: f(x) and the joint fill); for ``C > 1`` channels ``channel_deltas``, one
     ``layer_deltas``-like map per channel with only that channel of the layer replaced
     (``C x`` present layers more samples); ``boundary_deltas``, each present layer's delta with
-    its mask eroded or dilated by one voxel (``attribution.boundary``: up to 12 samples more);
-    none of these with ``config.ablation_extras`` off.
+    its mask eroded or dilated by one voxel (``attribution.boundary``: up to 12 samples more),
+    and for ``C > 1`` ``channel_boundary_deltas``, the same in each channel alone (``C x`` 12
+    more: the verdict's layer test reads each modality's ablation, and its boundary
+    sensitivity must too); none of these with ``config.ablation_extras`` off.
     """
     labels, present, background, fill = layer_fill(
         "layer_ablation", inputs, baseline, layers_map, config

@@ -112,16 +112,6 @@ class ScanToAttribute:
     path: str
 
 
-def modality_deltas(mode: str, profile: MethodProfile, layer: str) -> dict[str, float | None]:
-    """A row's ``CHANNEL_DELTA_COLUMNS``: the layer's delta with one modality's channel
-    replaced, where the method reported per-channel deltas (layer ablation, two channels)."""
-    found = dict(zip(channel_modalities(mode), profile.channel_deltas, strict=False))
-    return {
-        column: found[modality][layer] if modality in found else None
-        for modality, column in CHANNEL_DELTA_COLUMNS.items()
-    }
-
-
 def joint_delta(profile: MethodProfile, layer: str) -> dict[str, float | None]:
     """A row's ``JOINT_ABLATION_COLUMN``: the drop when its side of the paper's comparison
     (muscle, or all non-muscle tissue) is replaced at once, where the method reported it."""
@@ -335,7 +325,7 @@ def _attribute_mode(
                 "reference_sha256": reference_sha256,
                 "attribution_settings": settings.attribution_settings,
                 **asdict(row),
-                **modality_deltas(mode, profile, row.layer),
+                **profile.modality_deltas(channel_modalities(mode), row.layer),
                 **joint_delta(profile, row.layer),
                 "segmentation_source": scan.segmentation_source,
                 "computed_at": now,

@@ -35,7 +35,7 @@ from layer_platform.classification.splits import SplitRow, SplitScheme, SubjectS
 from layer_platform.errors import ScanError
 from layer_platform.saliency_names import OUT_OF_FOLD
 from layer_platform.statistics.gates import ALPHA
-from layer_platform.statistics.ranking import method_tables
+from layer_platform.statistics.ranking import method_views
 from layer_platform.statistics.verdicts import layer_family
 
 #: Version of how the check runs; stored results of another protocol are recomputed.
@@ -96,13 +96,15 @@ def train_permuted(
 @dataclass(frozen=True, eq=False)
 class ScanToExplain:
     """A development scan (its true label: it only picks the explainer) with its layer labels,
-    the reported run's attribution settings for it and its mode's ``no_signal_channels`` (so
-    its rows count measured voxels only, as the reported rows do)."""
+    the reported run's attribution settings for it, its mode's ``no_signal_channels`` (so its
+    rows count measured voxels only, as the reported rows do) and ``channel_modalities`` (so
+    they carry each modality's ablation, which the verdict's layer test reads)."""
 
     item: Item
     labels: np.ndarray
     config: AttributionConfig
     no_signal_channels: tuple[int, ...] = ()
+    modalities: tuple[str, ...] = ()
 
 
 def explain_out_of_fold(
@@ -136,7 +138,15 @@ def explain_out_of_fold(
             continue
         ids = {"scan_id": item.scan_id, "subject_id": item.subject_id}
         for method, profile in profiles.items():
-            records += [{**ids, "method": method, **asdict(row)} for row in profile.rows]
+            records += [
+                {
+                    **ids,
+                    "method": method,
+                    **asdict(row),
+                    **profile.modality_deltas(scan.modalities, row.layer),
+                }
+                for row in profile.rows
+            ]
     return pd.DataFrame.from_records(records)
 
 
@@ -163,7 +173,7 @@ def judge(
     its verdict; a method without one is absent (too few subjects: the check is not run)."""
     if rows.empty:
         return {}
-    family = layer_family(method_tables(rows[rows["method"].isin(methods)]))
+    family = layer_family(method_views(rows[rows["method"].isin(methods)]))
     verdicts = {}
     for method, found in family.tested.items():
         if found is not None:

@@ -29,7 +29,12 @@ from layer_platform.attribution.data_randomization import (
 from layer_platform.classification.cohort import load_scans
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.data import Item
-from layer_platform.classification.modes import eligible_scans, make_items, no_signal_channels
+from layer_platform.classification.modes import (
+    channel_modalities,
+    eligible_scans,
+    make_items,
+    no_signal_channels,
+)
 from layer_platform.classification.network import FoldEnsemble
 from layer_platform.classification.splits import SplitScheme
 from layer_platform.errors import ScanError
@@ -120,7 +125,9 @@ def _check_mode(
         except ScanError as error:  # one scan never stops the others (the run quarantined it)
             _log.warning(f"{item.scan_id} left out of the check ({type(error).__name__})")
             continue
-        scans.append(ScanToExplain(item, labels, config, no_signal_channels(mode)))
+        scans.append(
+            ScanToExplain(item, labels, config, no_signal_channels(mode), channel_modalities(mode))
+        )
     rows = explain_out_of_fold(model, scheme, scans, settings.methods)
     verdicts = judge(rows, settings.methods)
     return {

@@ -58,8 +58,8 @@ voxel map that was aggregated, its six ``LayerRow`` s and diagnostics. Conventio
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from torch import Tensor, nn
@@ -83,7 +83,13 @@ from layer_platform.attribution.integrated_gradients import integrate
 from layer_platform.attribution.registry import METHODS, USES_REFERENCE, attribute
 from layer_platform.attribution.sanity import completeness_error
 from layer_platform.labels import MAX_LABEL, TISSUE_LAYERS
-from layer_platform.saliency_names import BOUNDARIES, LAYER_VALUE_METHODS, PLATFORM_METHODS
+from layer_platform.saliency_names import (
+    BOUNDARIES,
+    CHANNEL_DELTA_COLUMNS,
+    LAYER_VALUE_METHODS,
+    PLATFORM_METHODS,
+    channel_column,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +109,8 @@ class MethodProfile:
             ``joint_muscle_delta``.
         channel_deltas: layer ablation of a multi-channel input only: per channel, layer key to
             the delta with only that channel of the layer replaced (empty otherwise).
+        channel_boundary_deltas: the same per boundary perturbation (``BOUNDARIES``) of every
+            layer (empty where ``channel_deltas`` is).
     """
 
     method: str
@@ -110,6 +118,24 @@ class MethodProfile:
     rows: tuple[LayerRow, ...]
     diagnostics: dict[str, float]
     channel_deltas: tuple[dict[str, float], ...] = ()
+    channel_boundary_deltas: Mapping[str, tuple[dict[str, float], ...]] = field(
+        default_factory=dict
+    )
+
+    def modality_deltas(self, modalities: Sequence[str], layer: str) -> dict[str, float | None]:
+        """A row's ``CHANNEL_DELTA_COLUMNS`` and their boundary columns for the input's
+        channels ``modalities``: the layer's delta with one modality's channel replaced, as
+        segmented and with every layer eroded or dilated by one voxel; None where the method
+        reported none (only layer ablation of two channels does)."""
+        sources = {None: self.channel_deltas, **self.channel_boundary_deltas}
+        found = {}
+        for boundary in (None, *BOUNDARIES):
+            by_modality = dict(zip(modalities, sources.get(boundary, ()), strict=False))
+            for modality in CHANNEL_DELTA_COLUMNS:
+                deltas = by_modality.get(modality)
+                column = channel_column(modality, boundary)
+                found[column] = None if deltas is None else deltas[layer]
+        return found
 
 
 def integrated_gradients_by_channel(
@@ -230,9 +256,13 @@ def profile_scan(
         rows = [replace(r, **{c: v[r.layer] for c, v in perturbed.items()}) for r in rows]
         diagnostics = _diagnostics(result)
         diagnostics["seconds"] = time.perf_counter() - started
-        channel_deltas = tuple(result.extras.get("channel_deltas", ()))
         profiles[method] = MethodProfile(
-            method, voxel_map, tuple(rows), diagnostics, channel_deltas
+            method,
+            voxel_map,
+            tuple(rows),
+            diagnostics,
+            tuple(result.extras.get("channel_deltas", ())),
+            dict(result.extras.get("channel_boundary_deltas", {})),
         )
     return profiles
 

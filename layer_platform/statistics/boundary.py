@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-import pandas as pd
-
 from layer_platform.saliency_names import BOUNDARIES
 from layer_platform.statistics.gates import ALPHA
-from layer_platform.statistics.verdicts import Verdict, layer_family
+from layer_platform.statistics.verdicts import MethodViews, Verdict, layer_family
 
 SURVIVES = "survives"
 NOT_APPLICABLE = "not applicable"
@@ -35,20 +33,21 @@ _UNDER = {"eroded": "erosion", "dilated": "dilation"}
 
 def with_boundary_sensitivity(
     verdicts: Mapping[str, Verdict],
-    tables: Mapping[str, Mapping[str, pd.DataFrame]],
+    views: Mapping[str, MethodViews],
     *,
     alpha: float = ALPHA,
 ) -> dict[str, Verdict]:
     """``verdicts`` (per method, of one mode and subgroup) with ``boundary_sensitivity`` set,
-    and a failing verdict's statement saying so. ``tables``: per boundary (``BOUNDARIES``),
-    method to its long table of that boundary's score (a method without one: not computed)."""
-    families = {b: layer_family(tables.get(b, {})) for b in BOUNDARIES}
+    and a failing verdict's statement saying so. ``views``: per boundary (``BOUNDARIES``),
+    method to its views of that boundary's score (``verdicts.MethodViews``); a method without
+    the view its finding rests on is not computed."""
+    families = {b: layer_family(views.get(b, {})) for b in BOUNDARIES}
     found = {}
     for method, verdict in verdicts.items():
         if verdict.layer is None:
             found[method] = replace(verdict, boundary_sensitivity=NOT_APPLICABLE)
             continue
-        if any(method not in families[b].tested for b in BOUNDARIES):
+        if any(verdict.view not in views.get(b, {}).get(method, {}) for b in BOUNDARIES):
             found[method] = replace(verdict, boundary_sensitivity=NOT_COMPUTED)
             continue
         standouts = {b: families[b].standout(method, alpha) for b in BOUNDARIES}

@@ -21,13 +21,16 @@ import pandas as pd
 
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.saliency_names import (
+    ABLATION_METHOD,
     BOUNDARIES,
+    CHANNEL_DELTA_COLUMNS,
     JOINT_ABLATION_COLUMN,
     LAYER_VALUE_METHODS,
     OUT_OF_SAMPLE,
     SUMMARIZED_COLUMNS,
     UNLABELLED,
     boundary_column,
+    channel_column,
     comparison_column,
     score_column,
 )
@@ -40,7 +43,7 @@ from layer_platform.statistics.comparisons import (
 )
 from layer_platform.statistics.gates import rank1_probability
 from layer_platform.statistics.summary import layer_summary, subject_layer_matrix
-from layer_platform.statistics.verdicts import Evidence, Verdict, family_verdicts
+from layer_platform.statistics.verdicts import WHOLE_LAYER, Evidence, Verdict, family_verdicts
 
 #: Subgroups of scans summarized separately; ``MP_correct``: MP scans the classifier called MP.
 #: ``all``, ``MP``, ``control`` and ``MP_correct`` hold labelled scans explained out of sample
@@ -172,16 +175,25 @@ _LAYER_STATISTICS = ("n_scans", "n_subjects", "mean", "median", "ci_low", "ci_hi
 _SUMMARY_COLUMNS = [*_BLOCK_KEY, "layer", "layer_index", *_LAYER_STATISTICS, "rank"]
 
 
-def method_tables(
-    rows: pd.DataFrame, column_of: Callable[[str], str] = score_column
-) -> dict[str, pd.DataFrame]:
-    """Per method with finite scores in ``rows`` (one mode's), its long table of the score
-    ``column_of`` names (``score_column``: what the verdict's layer tests, gate 4, read)."""
-    return {
-        str(method): table
-        for method, method_rows in rows.groupby("method", sort=True)
-        if not (table := _long(method_rows, column_of(str(method)))).empty
-    }
+def method_views(rows: pd.DataFrame, boundary: str | None = None) -> dict[str, dict]:
+    """Per method with finite scores in ``rows`` (one mode's), the long tables the verdict's
+    layer tests (gate 4) read (``verdicts.MethodViews``): its score (``score_column``), and for
+    layer ablation each modality's channel deltas where the rows carry them; with ``boundary``,
+    the same scores with every layer eroded or dilated by one voxel."""
+    found = {}
+    for method, method_rows in rows.groupby("method", sort=True):
+        method = str(method)
+        column = score_column(method) if boundary is None else boundary_column(method, boundary)
+        views = {WHOLE_LAYER: _long(method_rows, column)}
+        if views[WHOLE_LAYER].empty:
+            continue
+        if method == ABLATION_METHOD:
+            for modality in CHANNEL_DELTA_COLUMNS:
+                table = _long(method_rows, channel_column(modality, boundary))
+                if not table.empty:
+                    views[modality] = table
+        found[method] = views
+    return found
 
 
 def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple, Verdict]:
@@ -190,11 +202,8 @@ def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple,
     found = {}
     for mode, rows in frame.groupby("input_mode", sort=True):
         part = subgroup(rows, name)
-        decided = family_verdicts(method_tables(part), str(mode), evidence)
-        perturbed = {
-            b: method_tables(part, lambda method, b=b: boundary_column(method, b))
-            for b in BOUNDARIES
-        }
+        decided = family_verdicts(method_views(part), str(mode), evidence)
+        perturbed = {b: method_views(part, b) for b in BOUNDARIES}
         checked = with_size_caveat(with_boundary_sensitivity(decided, perturbed), part)
         for method, verdict in checked.items():
             found[(str(mode), method)] = verdict

@@ -18,6 +18,13 @@ layer is a *finding* only when every check that could refute it was run and did 
    subgroup: the top layer is picked from the same data, so each of the six layers is a
    candidate whose five tests the correction must cover (Holm controls the family-wise error
    under any dependence, so a wrongly claimed top layer needs a false rejection).
+   Layer ablation of a two-channel input (``bmode_swe``) is also read per modality: the top
+   layer (of the whole-layer ranking) stands out when it beats every other layer in the
+   whole-layer deltas *or* in one modality channel's deltas (that channel alone replaced), and
+   each modality's 30 ordered pairs join the family. A driver lives in one modality; replacing
+   the other modality's channel of the same layer adds that channel's unrelated effect to the
+   whole-layer delta (of either sign, differing between subjects), which can hide the driver
+   from the paired tests; the per-channel deltas isolate it.
 
 Fewer than two subjects with all six layers give ``TOO_FEW_SUBJECTS``. The Friedman test is
 kept as a description (the layers differ), not as a gate: it rejects for almost any network.
@@ -79,6 +86,9 @@ class Verdict:
     #: Layers whose size differs between MP and control subjects (``statistics.anatomy``),
     #: comma-separated; None when none does or before that check ran.
     layer_size_differs: str | None = None
+    #: The view whose tests the finding (or, without one, the smallest ``holm_p``) rests on:
+    #: ``WHOLE_LAYER``, or a modality whose channel alone was ablated (``bmode``, ``swe``).
+    view: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,23 +148,40 @@ def data_randomization_note(mode: str, method: str, evidence: Evidence) -> str:
     return "data randomization not run" if passed is None else "data randomization passed"
 
 
+#: The view of a method's own score (``score_column``); the others are modality channels.
+WHOLE_LAYER = ""
+
+#: Per method, its views' long tables of scores: ``WHOLE_LAYER`` (which ranks the layers and
+#: picks the top one), and for layer ablation of a two-channel input one per modality.
+MethodViews = Mapping[str, Mapping[str, pd.DataFrame]]
+
+
 @dataclass(frozen=True)
 class LayerFamily:
-    """Gate 4 over one family (a mode and subgroup's methods): per method, its top layer's
-    tests (None: too few subjects) and the largest Holm-adjusted p of that layer's five
-    tests, the correction running over every method's 30 ordered pairs together."""
+    """Gate 4 over one family (a mode and subgroup's methods): per method, its whole-layer
+    tests (None: too few subjects), and per view the largest Holm-adjusted p of the top
+    layer's five tests in that view, the correction running over every view's 30 ordered
+    pairs of every method together."""
 
     tested: dict[str, _Tested | None]
-    worst: dict[str, float]
+    worst: dict[str, dict[str, float]]
     size: int
 
     @property
     def n_methods(self) -> int:
         return sum(1 for t in self.tested.values() if t)
 
+    def view(self, method: str) -> str:
+        """The view in which the top layer comes closest to beating every other layer."""
+        views = self.worst.get(method, {})
+        return min(views, key=lambda v: (views[v], v != WHOLE_LAYER)) if views else WHOLE_LAYER
+
     def holm_p(self, method: str) -> float:
-        """The top layer's largest Holm-adjusted p (1 when it has no test, NaN without one)."""
-        return float("nan") if self.tested[method] is None else self.worst.get(method, 1.0)
+        """The top layer's largest Holm-adjusted p in its best view (1 when it has no test,
+        NaN without one)."""
+        if self.tested[method] is None:
+            return float("nan")
+        return self.worst.get(method, {}).get(self.view(method), 1.0)
 
     def standout(self, method: str, alpha: float = ALPHA) -> str | None:
         """The layer that beats every other one for ``method``, or None."""
@@ -162,34 +189,53 @@ class LayerFamily:
         return found.top if found is not None and self.holm_p(method) < alpha else None
 
 
-def layer_family(tables: Mapping[str, pd.DataFrame]) -> LayerFamily:
-    """Gate 4's tests of every method in ``tables`` (method -> long table of scores)."""
-    tested = {method: _tested(table) for method, table in tables.items()}
-    family = [(m, pair, p) for m, t in tested.items() if t for pair, p in t.p_values.items()]
-    adjusted = holm([p for _, _, p in family]) if family else np.array([])
-    worst: dict[str, float] = {}  # per method, the largest adjusted p of its top's five tests
-    for (method, (above, _), _), p in zip(family, adjusted, strict=True):
+def layer_family(views: MethodViews) -> LayerFamily:
+    """Gate 4's tests of every method in ``views`` (method -> view -> long table of scores);
+    a method without a ``WHOLE_LAYER`` view is not tested."""
+    tested = {m: _tested(v[WHOLE_LAYER]) for m, v in views.items() if WHOLE_LAYER in v}
+    family = []  # (method, view, (above, below), one-sided p)
+    for method, found in tested.items():
+        if found is None:
+            continue
+        for view, table in views[method].items():
+            pairs = found.p_values if view == WHOLE_LAYER else _view_pairs(table, found.top)
+            family += [(method, view, pair, p) for pair, p in pairs.items()]
+    adjusted = holm([p for *_, p in family]) if family else np.array([])
+    worst: dict[str, dict[str, float]] = {}  # the largest adjusted p of the top's five tests
+    for (method, view, (above, _), _), p in zip(family, adjusted, strict=True):
         if above == tested[method].top:
-            worst[method] = max(worst.get(method, 0.0), float(p))
+            per_view = worst.setdefault(method, {})
+            per_view[view] = max(per_view.get(view, 0.0), float(p))
     return LayerFamily(tested, worst, len(family))
 
 
+def _view_pairs(table: pd.DataFrame, top: str) -> dict[tuple[str, str], float]:
+    """Every ordered pair's one-sided p in a modality view (none where ``top`` is missing
+    there: the view cannot confirm it, and each layer stays a candidate of the family)."""
+    matrix = subject_layer_matrix(table)
+    if top not in matrix.columns or len(matrix.dropna()) < 2:
+        return {}
+    return {(str(a), b): p for a in matrix.columns for b, p in top_vs_others(matrix, a).items()}
+
+
 def family_verdicts(
-    tables: Mapping[str, pd.DataFrame], mode: str, evidence: Evidence, *, alpha: float = ALPHA
+    views: MethodViews, mode: str, evidence: Evidence, *, alpha: float = ALPHA
 ) -> dict[str, Verdict]:
-    """Per method, the verdict of one mode and subgroup; ``tables`` maps each method to its long
-    table of scores. Holm's correction runs over every method's top-vs-other tests together."""
-    tests = layer_family(tables)
+    """Per method, the verdict of one mode and subgroup; ``views`` maps each method to its
+    views' long tables of scores. Holm's correction runs over every method's and view's
+    ordered layer pairs together."""
+    tests = layer_family(views)
     verdicts = {}
     for method, found in tests.tested.items():
         if found is None:
             nan = float("nan")
             verdicts[method] = Verdict(None, TOO_FEW_SUBJECTS, nan, nan, 0)
             continue
-        p = tests.holm_p(method)
+        p, view = tests.holm_p(method), tests.view(method)
         statement = _blocking_gate(mode, method, evidence)
         layer = None
         family_size = f"{tests.size} paired tests across {tests.n_methods} method(s)"
+        where = f" when only its {view} channel is ablated" if view != WHOLE_LAYER else ""
         if statement is None and tests.standout(method, alpha) is None:
             statement = (
                 f"{NO_STANDOUT}: {found.top} does not beat every other layer (Holm-adjusted "
@@ -198,12 +244,18 @@ def family_verdicts(
         elif statement is None:
             layer = found.top
             statement = (
-                f"{found.top} stands out: above every other layer (paired Wilcoxon, "
+                f"{found.top} stands out: above every other layer{where} (paired Wilcoxon, "
                 f"Holm-adjusted p <= {p:.2g} < {alpha} over {family_size}); "
                 f"{evidence.skill[mode]}; model randomization passed; "
                 f"{data_randomization_note(mode, method, evidence)}"
             )
         verdicts[method] = Verdict(
-            layer, statement, found.friedman_statistic, found.friedman_p, found.n_subjects, p
+            layer,
+            statement,
+            found.friedman_statistic,
+            found.friedman_p,
+            found.n_subjects,
+            p,
+            view=view,
         )
     return verdicts

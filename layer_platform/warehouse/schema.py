@@ -148,7 +148,11 @@ TABLES: dict[str, str] = {
             mean_saliency_dilated DOUBLE,
             ablation_delta_eroded DOUBLE,
             ablation_delta_dilated DOUBLE,
-            attribution_settings VARCHAR
+            attribution_settings VARCHAR,
+            ablation_delta_bmode_eroded DOUBLE,
+            ablation_delta_bmode_dilated DOUBLE,
+            ablation_delta_swe_eroded DOUBLE,
+            ablation_delta_swe_dilated DOUBLE
         )""",
     "attribution_diagnostics": """
         CREATE TABLE IF NOT EXISTS attribution_diagnostics (

@@ -63,5 +63,13 @@ UPGRADES: dict[str, tuple[str, ...]] = {
         # The attribution settings the row was computed under (baseline, reference matching,
         # IG steps, occlusion box); NULL before, which counts as stale.
         "ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS attribution_settings VARCHAR",
+        # Each modality's ablation with every layer eroded or dilated by one voxel (#17: the
+        # verdict's layer test reads each modality, so its boundary sensitivity must); NULL
+        # before, and outside two-channel layer ablation.
+        *(
+            f"ALTER TABLE layer_saliency ADD COLUMN IF NOT EXISTS {column}_{boundary} DOUBLE"
+            for column in ("ablation_delta_bmode", "ablation_delta_swe")
+            for boundary in ("eroded", "dilated")
+        ),
     ),
 }

@@ -166,7 +166,9 @@ def test_evidence_in_either_of_two_layers_is_found_only_by_the_joint_ablation():
 def test_each_layer_and_channel_is_ablated_alone_and_names_the_modality():
     """The logit reads only channel 1 (SWE) inside deep fascia (6 voxels, weight 1, x = 2,
     fill 0): every per-channel drop is 0 but SWE's in deep fascia, 12, which equals the
-    both-channel drop; two channels x six layers = 12 samples more, batched 6 at a time."""
+    both-channel drop, also with deep fascia dilated (its extra voxels weigh 0); two channels
+    x six layers = 12 samples more, and each of the 7 perturbed masks once per channel, 14
+    more, batched 6 at a time."""
     labels = six_layer_map()
     weight = torch.zeros(2, *labels.shape)
     weight[1][torch.as_tensor(labels == 5)] = 1.0
@@ -179,8 +181,15 @@ def test_each_layer_and_channel_is_ablated_alone_and_names_the_modality():
     assert swe == pytest.approx({**dict.fromkeys(swe, 0.0), "deep_fascia": 12.0})
     assert result.extras["layer_deltas"]["deep_fascia"] == pytest.approx(12.0)
     assert result.extras["joint_non_muscle_delta"] == pytest.approx(12.0)
-    assert model.samples == 7 + 1 + 1 + 12 + 6 + 1  # + six dilated layers, eroded muscle
-    assert model.calls == 2 + 4  # 21 extra samples in batches of 6
+    dilated_bmode, dilated_swe = result.extras["channel_boundary_deltas"]["dilated"]
+    assert dilated_bmode == pytest.approx(dict.fromkeys(dilated_bmode, 0.0))
+    assert dilated_swe["deep_fascia"] == pytest.approx(12.0)
+    eroded = result.extras["channel_boundary_deltas"]["eroded"]
+    assert [math.isnan(c["deep_fascia"]) for c in eroded] == [True, True], "eroded away"
+    assert [c["muscle"] for c in eroded] == pytest.approx([0.0, 0.0])
+    # + six dilated layers and eroded muscle, then those 7 in each channel alone
+    assert model.samples == 7 + 1 + 1 + 12 + 7 + 14
+    assert model.calls == 2 + 6  # 35 extra samples in batches of 6
 
 
 def test_a_layer_absent_from_the_scan_has_nan_channel_deltas():

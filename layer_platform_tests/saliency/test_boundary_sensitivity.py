@@ -6,7 +6,12 @@ import pandas as pd
 
 from layer_platform.saliency_names import BOUNDARIES
 from layer_platform.statistics import RankingSpec, friedman_rows, ranking_rows
-from layer_platform_tests.saliency.test_ranking import N_BOOT, passing, saliency_frame
+from layer_platform_tests.saliency.test_ranking import (
+    N_BOOT,
+    passing,
+    saliency_frame,
+    with_modalities,
+)
 
 SPEC = RankingSpec("layer_ablation", passing())
 
@@ -66,3 +71,26 @@ def test_no_claim_is_not_applicable_and_missing_scores_are_not_computed():
     older = ranking_rows(saliency_frame("deep_fascia"), SPEC, n_boot=N_BOOT)  # no such columns
     assert older["stands_out"].any()
     assert (older["boundary_sensitivity"] == "not computed").all()
+
+
+def test_a_finding_in_one_modality_is_checked_on_that_modality_s_boundaries():
+    """A B-mode driver that stands out in its own channel only: its boundary sensitivity reads
+    each modality's eroded and dilated deltas; without them (rows from before) it is not
+    computed, rather than judged on the whole-layer deltas the finding did not rest on."""
+    modes = ("bmode_swe",)
+    spec = RankingSpec("layer_ablation", passing(modes=modes))
+    frame = with_modalities(saliency_frame("deep_fat", n_subjects=24, modes=modes), seed=1)
+    no_channel_boundaries = with_boundaries(frame)
+    top = top_rows(ranking_rows(no_channel_boundaries, spec, n_boot=N_BOOT))
+    assert bool(top.loc["layer_ablation", "stands_out"])
+    assert top.loc["layer_ablation", "boundary_sensitivity"] == "not computed"
+    channels = {
+        f"{column}_{boundary}": frame[column].to_numpy()
+        for column in ("ablation_delta_bmode", "ablation_delta_swe")
+        for boundary in BOUNDARIES
+    }
+    top = top_rows(ranking_rows(no_channel_boundaries.assign(**channels), spec, n_boot=N_BOOT))
+    assert top.loc["layer_ablation", "boundary_sensitivity"] == "survives"
+    lost = {**channels, "ablation_delta_bmode_dilated": frame["ablation_delta_swe"].to_numpy()}
+    top = top_rows(ranking_rows(no_channel_boundaries.assign(**lost), spec, n_boot=N_BOOT))
+    assert top.loc["layer_ablation", "boundary_sensitivity"] == "fails under dilation"

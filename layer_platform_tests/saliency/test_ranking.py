@@ -349,7 +349,8 @@ def test_headline_subgroups_read_labelled_out_of_sample_rows_only():
 
 def test_per_modality_ablation_is_summarized_but_never_ranked():
     """``bmode_swe`` ablation rows whose evidence is all SWE: ``layer_summary`` gains one block
-    per modality (B-mode 0, SWE the full drop); ranking and verdicts are those of the rows."""
+    per modality (B-mode 0, SWE the full drop); the ranking is that of the whole-layer deltas,
+    and each modality's 30 ordered pairs join the verdict's Holm family (60 -> 120 tests)."""
     frame = saliency_frame("deep_fascia", modes=("bmode_swe",))
     ablation = frame["method"] == "layer_ablation"
     with_channels = frame.assign(
@@ -364,6 +365,56 @@ def test_per_modality_ablation_is_summarized_but_never_ranked():
     swe, both = by_metric.loc["ablation_delta_swe"], by_metric.loc["ablation_delta"]
     assert swe.to_dict() == pytest.approx(both.to_dict())
     spec = RankingSpec("layer_ablation", passing(modes=("bmode_swe",)))
-    pd.testing.assert_frame_equal(
-        ranking_rows(with_channels, spec, n_boot=N_BOOT), ranking_rows(frame, spec, n_boot=N_BOOT)
+    channels = ranking_rows(with_channels, spec, n_boot=N_BOOT)
+    whole = ranking_rows(frame, spec, n_boot=N_BOOT)
+    ranks = ["input_mode", "method", "layer", "rank", "score", "stands_out"]
+    pd.testing.assert_frame_equal(channels[ranks], whole[ranks])
+    assert whole["verdict"].str.contains("over 60 paired tests").all()
+    assert channels["verdict"].str.contains("over 120 paired tests").all()
+
+
+def with_modalities(frame: pd.DataFrame, *, seed: int) -> pd.DataFrame:
+    """``frame``'s ablation rows as a two-channel input: the B-mode channel's delta is the
+    row's (with its top layer, if any), the SWE channel's an unrelated effect of either sign
+    per subject and layer (sd 1), and the whole-layer delta their sum."""
+    rng = np.random.default_rng(seed)
+    ablation = frame["method"] == "layer_ablation"
+    swe_effect = {
+        (s, layer): rng.normal(0.0, 1.0) for s in frame["subject_id"].unique() for layer in KEYS
+    }
+    swe = frame.apply(lambda r: swe_effect[(r["subject_id"], r["layer"])], axis=1)
+    bmode = frame["ablation_delta"]
+    return frame.assign(
+        ablation_delta_bmode=np.where(ablation, bmode, np.nan),
+        ablation_delta_swe=np.where(ablation, swe, np.nan),
+        ablation_delta=np.where(ablation, bmode + swe, np.nan),
     )
+
+
+def test_a_driver_hidden_by_the_other_modality_stands_out_in_its_own_channel():
+    """The SWE channel's unrelated effect hides the B-mode driver from the whole-layer tests;
+    the B-mode channel's deltas show it, and the verdict says where. Without the per-modality
+    columns the same whole-layer deltas give no finding."""
+    modes = ("bmode_swe",)
+    frame = with_modalities(saliency_frame("deep_fat", n_subjects=24, modes=modes), seed=1)
+    spec = RankingSpec("layer_ablation", passing(modes=modes))
+    ablation = ranking_rows(frame, spec, n_boot=N_BOOT).query("method == 'layer_ablation'")
+    top = ablation[ablation["rank"] == 1].iloc[0]
+    assert top["layer"] == "deep_fat" and bool(top["stands_out"])
+    assert "above every other layer when only its bmode channel is ablated" in top["verdict"]
+    whole_only = frame.drop(columns=["ablation_delta_bmode", "ablation_delta_swe"])
+    without = ranking_rows(whole_only, spec, n_boot=N_BOOT).query("method == 'layer_ablation'")
+    assert without[without["rank"] == 1]["layer"].item() == "deep_fat"
+    assert not without["stands_out"].any()
+    assert without["verdict"].str.contains("deep_fat does not beat every other layer").all()
+
+
+def test_modality_views_of_a_null_add_tests_not_findings():
+    """No driver in either channel: nothing stands out, and the family counts every view."""
+    modes = ("bmode_swe",)
+    null = with_modalities(saliency_frame(None, n_subjects=24, modes=modes, seed=3), seed=2)
+    spec = RankingSpec("layer_ablation", passing(modes=modes))
+    ranking = ranking_rows(null, spec, n_boot=N_BOOT)
+    assert not ranking["stands_out"].any()
+    ablation = ranking[ranking["method"] == "layer_ablation"]
+    assert ablation["verdict"].str.contains("over 120 paired tests across 2 method").all()

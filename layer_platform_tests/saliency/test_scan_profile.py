@@ -18,7 +18,8 @@ from layer_platform.attribution import (
     control_layer_means,
     profile_scan,
 )
-from layer_platform.attribution.batch import joint_delta, modality_deltas
+from layer_platform.attribution.batch import joint_delta
+from layer_platform.classification.modes import channel_modalities
 from layer_platform_tests.attribution.toys import (
     TinyConvNet,
     VoxelLinear,
@@ -219,8 +220,9 @@ def test_mean_shift_keeps_the_scans_texture_at_the_references_mean():
 
 def test_two_channel_ablation_rows_get_a_delta_per_modality_and_the_joint_drops():
     """``bmode_swe`` (B-mode channel 0, SWE 1), w = 1 on SWE only, x = 2, fill 0: each layer's
-    SWE drop is its full drop, B-mode's 0; non-muscle rows hold the joint drop of layers 1..5
-    (5 x 6 voxels x 2), the muscle row muscle's drop (12 voxels x 2)."""
+    SWE drop is its full drop, B-mode's 0, as segmented and with every layer eroded or dilated;
+    non-muscle rows hold the joint drop of layers 1..5 (5 x 6 voxels x 2), the muscle row
+    muscle's drop (12 voxels x 2)."""
     labels = six_layer_map()
     weight = torch.zeros(2, *labels.shape)
     weight[1] = 1.0
@@ -228,23 +230,29 @@ def test_two_channel_ablation_rows_get_a_delta_per_modality_and_the_joint_drops(
     x = torch.full((1, 2, *labels.shape), 2.0)
     profiles = profile_scan(VoxelLinear(weight), x, labels, ["layer_ablation", "saliency"], config)
     ablation = profiles["layer_ablation"]
+    modalities = channel_modalities("bmode_swe")
     for row in ablation.rows:
-        columns = modality_deltas("bmode_swe", ablation, row.layer)
-        assert columns["ablation_delta_bmode"] == pytest.approx(0.0)
-        assert columns["ablation_delta_swe"] == pytest.approx(row.ablation_delta)
+        columns = ablation.modality_deltas(modalities, row.layer)
+        for boundary, whole in (
+            ("", row.ablation_delta),
+            ("_eroded", row.ablation_delta_eroded),
+            ("_dilated", row.ablation_delta_dilated),
+        ):
+            eroded_away = math.isnan(whole)  # a layer one voxel thin
+            bmode = columns[f"ablation_delta_bmode{boundary}"]
+            assert math.isnan(bmode) if eroded_away else bmode == pytest.approx(0.0)
+            assert columns[f"ablation_delta_swe{boundary}"] == pytest.approx(whole, nan_ok=True)
+        assert row.ablation_delta_dilated > row.ablation_delta
         expected = 24.0 if row.layer == "muscle" else 60.0
         assert joint_delta(ablation, row.layer) == {"joint_ablation_delta": pytest.approx(expected)}
     saliency = profiles["saliency"]
-    assert modality_deltas("bmode_swe", saliency, "dermis") == {
-        "ablation_delta_bmode": None,
-        "ablation_delta_swe": None,
-    }
+    assert set(saliency.modality_deltas(modalities, "dermis").values()) == {None}
     assert joint_delta(saliency, "dermis") == {"joint_ablation_delta": None}
     swe_only = AttributionConfig(baseline="cohort", cohort_fill=np.zeros((6, 1)))
     one_channel = profile_scan(
         VoxelLinear(weight[1:]), x[:, 1:], labels, ["layer_ablation"], swe_only
     )["layer_ablation"]
-    assert modality_deltas("swe", one_channel, "dermis")["ablation_delta_swe"] is None
+    assert set(one_channel.modality_deltas(("swe",), "dermis").values()) == {None}
 
 
 def half_measured_deep_fat() -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:

@@ -113,12 +113,13 @@ def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: P
         "ablation_delta_swe",
         "joint_ablation_delta",
         "swe_coverage",
-        *BOUNDARY_COLUMNS,
+        *BOUNDARY_COLUMNS[:4],
         "attribution_settings",
+        *BOUNDARY_COLUMNS[4:],  # each modality's eroded and dilated ablation
     ]
     rows = warehouse.query(f"SELECT scan_id, {', '.join(new_columns)} FROM layer_saliency")
     assert rows.astype(object).where(rows.notna(), None).to_dict("records") == [
         {"scan_id": "s1", **dict.fromkeys(new_columns)}
     ]
     columns = warehouse.query("DESCRIBE layer_saliency")["column_name"].tolist()
-    assert columns[-9:] == new_columns[2:]
+    assert columns[-13:] == new_columns[2:]
