@@ -210,8 +210,9 @@ def layer_family(views: MethodViews) -> LayerFamily:
 
 
 def _view_pairs(table: pd.DataFrame, top: str) -> dict[tuple[str, str], float]:
-    """Every ordered pair's one-sided p in a modality view (none where ``top`` is missing
-    there: the view cannot confirm it, and each layer stays a candidate of the family)."""
+    """Every ordered pair's one-sided p in a modality view: each layer is a candidate there,
+    as in the whole-layer view. None where ``top`` is missing: such a view cannot confirm the
+    top layer, so its tests lead to no claim and need no correction."""
     matrix = subject_layer_matrix(table)
     if top not in matrix.columns or len(matrix.dropna()) < 2:
         return {}
