@@ -99,6 +99,10 @@ def saliency_frame() -> pd.DataFrame:
                             "ablation_delta_eroded": None,
                             "ablation_delta_dilated": None,
                             "attribution_settings": "baseline=cohort matching=flat",
+                            "ablation_delta_bmode_eroded": None,
+                            "ablation_delta_bmode_dilated": None,
+                            "ablation_delta_swe_eroded": None,
+                            "ablation_delta_swe_dilated": None,
                             "computed_at": NOW,
                         }
                     )
