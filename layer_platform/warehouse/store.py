@@ -47,6 +47,13 @@ def is_lock_error(exc: Exception) -> bool:
     return "lock" in text or "conflicting" in text
 
 
+def is_short_read(exc: Exception) -> bool:
+    """True for DuckDB's "could not read enough bytes" on opening a file: a read-only open that
+    raced a writer releasing the file (seen in the eight-writer concurrency test under load);
+    the next attempt reads the finished file."""
+    return "could not read enough bytes" in str(exc).lower()
+
+
 @dataclass(frozen=True)
 class Replacement:
     """One ``Warehouse.replace`` operation: ``rows`` replace the ``table`` rows whose ``key`` is
@@ -103,7 +110,8 @@ class Warehouse:
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open a connection, retrying while another process holds the file lock."""
+        """Open a connection, retrying while another process holds the file lock (and, read
+        only, while a writer is still releasing the file)."""
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
@@ -113,7 +121,8 @@ class Warehouse:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                if not is_lock_error(exc) or time.monotonic() > deadline:
+                transient = is_lock_error(exc) or (read_only and is_short_read(exc))
+                if not transient or time.monotonic() > deadline:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 2.0)

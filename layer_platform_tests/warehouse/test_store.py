@@ -123,3 +123,31 @@ def test_an_old_layer_saliency_table_gains_the_out_of_sample_columns(tmp_path: P
     ]
     columns = warehouse.query("DESCRIBE layer_saliency")["column_name"].tolist()
     assert columns[-13:] == new_columns[2:]
+
+
+def test_a_read_only_open_that_reads_a_file_mid_release_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short read on opening is transient for a reader (retried), never for a writer."""
+    from layer_platform.warehouse import store
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.ensure_schema()
+    real, attempts = duckdb.connect, []
+
+    def flaky(path: str, read_only: bool = False):
+        attempts.append(read_only)
+        if len(attempts) == 1:
+            raise duckdb.IOException(
+                f'IO Error: Could not read enough bytes from file "{path}": attempted to read'
+                " 262144 bytes from location 536576"
+            )
+        return real(path, read_only=read_only)
+
+    monkeypatch.setattr(store.duckdb, "connect", flaky)
+    assert warehouse.query("SELECT 1 AS one")["one"].tolist() == [1]
+    assert attempts == [True, True]
+    attempts.clear()
+    with pytest.raises(duckdb.IOException, match="read enough bytes"):
+        warehouse.ensure_schema()
+    assert attempts == [False]
