@@ -65,9 +65,14 @@ def score_column(method: str) -> str:
 def boundary_column(method: str, boundary: str) -> str:
     """The ``layer_saliency`` column of a method's score under a boundary perturbation
     (``mean_saliency_eroded``, ``ablation_delta_dilated``, ...)."""
+    return _perturbed(score_column(method), boundary)
+
+
+def _perturbed(column: str, boundary: str) -> str:
+    """``column`` under a boundary perturbation (``BOUNDARIES``)."""
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}; got {boundary!r}")
-    return f"{score_column(method)}_{boundary}"
+    return f"{column}_{boundary}"
 
 
 #: ``layer_saliency`` columns of the boundary sensitivity analysis: the score columns with every
@@ -85,11 +90,7 @@ def channel_column(modality: str, boundary: str | None = None) -> str:
     """The ``layer_saliency`` column of layer ablation's delta with only ``modality``'s channel
     replaced, or that delta under a boundary perturbation (``ablation_delta_swe_dilated``)."""
     column = CHANNEL_DELTA_COLUMNS[modality]
-    if boundary is None:
-        return column
-    if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be one of {BOUNDARIES}; got {boundary!r}")
-    return f"{column}_{boundary}"
+    return column if boundary is None else _perturbed(column, boundary)
 
 
 def comparison_column(method: str) -> str:

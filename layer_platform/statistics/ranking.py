@@ -175,7 +175,9 @@ _LAYER_STATISTICS = ("n_scans", "n_subjects", "mean", "median", "ci_low", "ci_hi
 _SUMMARY_COLUMNS = [*_BLOCK_KEY, "layer", "layer_index", *_LAYER_STATISTICS, "rank"]
 
 
-def method_views(rows: pd.DataFrame, boundary: str | None = None) -> dict[str, dict]:
+def method_views(
+    rows: pd.DataFrame, boundary: str | None = None
+) -> dict[str, dict[str, pd.DataFrame]]:
     """Per method with finite scores in ``rows`` (one mode's), the long tables the verdict's
     layer tests (gate 4) read (``verdicts.MethodViews``): its score (``score_column``), and for
     layer ablation each modality's channel deltas where the rows carry them; with ``boundary``,
