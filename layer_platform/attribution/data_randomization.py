@@ -153,7 +153,7 @@ def explain_out_of_fold(
 @dataclass(frozen=True)
 class PermutedVerdict:
     """Gate 4 on the permuted model's rows for one method; the check passes when no layer
-    stands out. ``n_tests``: the Holm family (every method checked together)."""
+    stands out. ``n_tests``: the Holm family's candidate claims (every method checked together)."""
 
     method: str
     standout_layer: str | None

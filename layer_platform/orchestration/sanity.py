@@ -66,7 +66,7 @@ def outcome_lines(outcome: DataRandomizationOutcome) -> list[str]:
     for key, result in sorted(outcome.results.items()):
         mode = key.split("/")[0]
         how = "reused" if mode in outcome.reused else "computed"
-        tests = f"Holm p = {result['holm_p']:.2g} over {result['n_tests']} tests"
+        tests = f"Holm p = {result['holm_p']:.2g} over {result['n_tests']} candidate claims"
         found = f"{result['n_subjects']} subjects, {tests}, {how}"
         if result["passed"]:
             lines.append(f"{key:<36} passed: no layer stands out ({found})")

@@ -3,8 +3,9 @@
 A segmenter errs at the layer boundaries, by about a voxel, and unannotated scans are explained
 inside the platform's own segmentation. Each ``layer_saliency`` row carries its method's score
 with every layer eroded, and with every layer dilated, by one voxel (``attribution.boundary``);
-here gate 4 of ``verdicts`` (the top layer beats every other one, Holm over the mode's methods)
-is run again on each of those scores. Gates 1-3 do not depend on the boundaries.
+here gate 4 of ``verdicts`` (the top layer beats every other one, Holm over the candidate claims
+of the methods that can claim) is run again on each of those scores. Gates 1-3 do not depend on
+the boundaries.
 
 A verdict whose layer stands out ``survives`` when the same layer stands out under erosion and
 under dilation; otherwise it ``fails under erosion``, ``fails under dilation`` or ``fails under
@@ -22,7 +23,13 @@ from dataclasses import replace
 
 from layer_platform.saliency_names import BOUNDARIES
 from layer_platform.statistics.gates import ALPHA
-from layer_platform.statistics.verdicts import MethodViews, Verdict, layer_family
+from layer_platform.statistics.verdicts import (
+    Evidence,
+    MethodViews,
+    Verdict,
+    claimable_methods,
+    layer_family,
+)
 
 SURVIVES = "survives"
 NOT_APPLICABLE = "not applicable"
@@ -34,14 +41,18 @@ _UNDER = {"eroded": "erosion", "dilated": "dilation"}
 def with_boundary_sensitivity(
     verdicts: Mapping[str, Verdict],
     views: Mapping[str, MethodViews],
+    mode: str,
+    evidence: Evidence,
     *,
     alpha: float = ALPHA,
 ) -> dict[str, Verdict]:
     """``verdicts`` (per method, of one mode and subgroup) with ``boundary_sensitivity`` set,
     and a failing verdict's statement saying so. ``views``: per boundary (``BOUNDARIES``),
     method to its views of that boundary's score (``verdicts.MethodViews``); a method without
-    the view its finding rests on is not computed."""
-    families = {b: layer_family(views.get(b, {})) for b in BOUNDARIES}
+    the view its finding rests on is not computed. Each boundary's family holds the methods
+    of the verdicts' own (those of ``mode`` no gate of ``evidence`` blocks)."""
+    claimable = claimable_methods(mode, verdicts, evidence)
+    families = {b: layer_family(views.get(b, {}), claimable) for b in BOUNDARIES}
     found = {}
     for method, verdict in verdicts.items():
         if verdict.layer is None:

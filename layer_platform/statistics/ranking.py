@@ -200,13 +200,14 @@ def method_views(
 
 def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple, Verdict]:
     """Per (mode, method), the verdict on subgroup ``name`` with its boundary sensitivity;
-    Holm's family is the mode's methods."""
+    Holm's family is the candidate claims of the mode's methods that no gate blocks."""
     found = {}
     for mode, rows in frame.groupby("input_mode", sort=True):
         part = subgroup(rows, name)
         decided = family_verdicts(method_views(part), str(mode), evidence)
         perturbed = {b: method_views(part, b) for b in BOUNDARIES}
-        checked = with_size_caveat(with_boundary_sensitivity(decided, perturbed), part)
+        sensitive = with_boundary_sensitivity(decided, perturbed, str(mode), evidence)
+        checked = with_size_caveat(sensitive, part)
         for method, verdict in checked.items():
             found[(str(mode), method)] = verdict
     return found
@@ -342,7 +343,7 @@ def friedman_rows(
 ) -> pd.DataFrame:
     """``layer_friedman``: per input mode, method and subgroup, the Friedman test across the six
     layers on the method's score (a description: the layers differ), and the verdict of
-    ``verdicts`` on that subgroup (Holm's family: the mode's methods on that subgroup)."""
+    ``verdicts`` on that subgroup (gate 4's family: the mode's methods on that subgroup)."""
     verdicts = {name: _verdicts(frame, name, evidence) for name in SUBGROUPS}
 
     def row(block: _Block) -> dict:

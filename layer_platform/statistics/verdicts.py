@@ -13,15 +13,15 @@ layer is a *finding* only when every check that could refute it was run and did 
    demand by ``layer-platform sanity``: ``attribution.data_randomization``) does not also give
    a standing-out layer; "not run" does not block, but every verdict says so;
 4. the top layer beats every other layer: one-sided paired Wilcoxon tests (subjects as pairs)
-   of the top layer vs each of the other five, each Holm-adjusted p < 0.05. The family is every
-   ordered pair of layers (30 one-sided tests per method) of every method for that mode and
-   subgroup: the top layer is picked from the same data, so each of the six layers is a
-   candidate whose five tests the correction must cover (Holm controls the family-wise error
-   under any dependence, so a wrongly claimed top layer needs a false rejection).
+   of the top layer vs each of the other five, all of them (an intersection-union test: the
+   claim's p is the largest of its five). The top layer is picked from the same data, so each
+   of the six layers is a candidate claim, and Holm's correction (family-wise error under any
+   dependence) runs over every candidate of every method that can claim: a method that a gate
+   (1-3) blocks makes no claim, so its tests need no correction and stay out of the family.
    Layer ablation of a two-channel input (``bmode_swe``) is also read per modality: the top
    layer (of the whole-layer ranking) stands out when it beats every other layer in the
    whole-layer deltas *or* in one modality channel's deltas (that channel alone replaced), and
-   each modality's 30 ordered pairs join the family. A driver lives in one modality; replacing
+   each modality's six candidates join the family. A driver lives in one modality; replacing
    the other modality's channel of the same layer adds that channel's unrelated effect to the
    whole-layer delta (of either sign, differing between subjects), which can hide the driver
    from the paired tests; the per-channel deltas isolate it.
@@ -32,10 +32,9 @@ kept as a description (the layers differ), not as a gate: it rejects for almost 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from layer_platform.statistics.comparisons import NO_STANDOUT, friedman_layers
@@ -78,7 +77,7 @@ class Verdict:
     friedman_statistic: float
     friedman_p: float
     n_subjects: int
-    #: The largest Holm-adjusted p of the top layer's paired tests (NaN without a test).
+    #: The Holm-adjusted p of the top layer's claim (NaN without a test).
     holm_p: float = float("nan")
     #: Whether the verdict survives every layer eroded and dilated by one voxel
     #: (``statistics.boundary``); None until that check ran.
@@ -158,30 +157,32 @@ MethodViews = Mapping[str, Mapping[str, pd.DataFrame]]
 
 @dataclass(frozen=True)
 class LayerFamily:
-    """Gate 4 over one family (a mode and subgroup's methods): per method, its whole-layer
-    tests (None: too few subjects), and per view the largest Holm-adjusted p of the top
-    layer's five tests in that view, the correction running over every view's 30 ordered
-    pairs of every method together."""
+    """Gate 4 over one family (a mode and subgroup's methods that can claim): per method, its
+    whole-layer tests (None: too few subjects), and per view the Holm-adjusted p of the top
+    layer's claim in that view; ``size`` counts the family's candidate claims (six layers per
+    view of each method that can claim). A method outside the family gets the p it would
+    have had inside it, leaving the others' unchanged."""
 
     tested: dict[str, _Tested | None]
-    worst: dict[str, dict[str, float]]
+    adjusted: dict[str, dict[str, float]]
+    claimable: tuple[str, ...]
     size: int
 
     @property
     def n_methods(self) -> int:
-        return sum(1 for t in self.tested.values() if t)
+        return sum(1 for m in self.claimable if self.tested.get(m))
 
     def view(self, method: str) -> str:
         """The view in which the top layer comes closest to beating every other layer."""
-        views = self.worst.get(method, {})
+        views = self.adjusted.get(method, {})
         return min(views, key=lambda v: (views[v], v != WHOLE_LAYER)) if views else WHOLE_LAYER
 
     def holm_p(self, method: str) -> float:
-        """The top layer's largest Holm-adjusted p in its best view (1 when it has no test,
-        NaN without one)."""
+        """The top layer's Holm-adjusted p in its best view (1 when it has no test, NaN
+        without one)."""
         if self.tested[method] is None:
             return float("nan")
-        return self.worst.get(method, {}).get(self.view(method), 1.0)
+        return self.adjusted.get(method, {}).get(self.view(method), 1.0)
 
     def standout(self, method: str, alpha: float = ALPHA) -> str | None:
         """The layer that beats every other one for ``method``, or None."""
@@ -189,24 +190,45 @@ class LayerFamily:
         return found.top if found is not None and self.holm_p(method) < alpha else None
 
 
-def layer_family(views: MethodViews) -> LayerFamily:
-    """Gate 4's tests of every method in ``views`` (method -> view -> long table of scores);
-    a method without a ``WHOLE_LAYER`` view is not tested."""
+#: A candidate claim: (method, view, layer) and its intersection-union p.
+_Candidate = tuple[str, str, str, float]
+
+
+def layer_family(views: MethodViews, claimable: Collection[str] | None = None) -> LayerFamily:
+    """Gate 4's tests of every method in ``views`` (method -> view -> long table of scores),
+    Holm's family being the methods in ``claimable`` (None: every method); a method without a
+    ``WHOLE_LAYER`` view is not tested."""
     tested = {m: _tested(v[WHOLE_LAYER]) for m, v in views.items() if WHOLE_LAYER in v}
-    family = []  # (method, view, (above, below), one-sided p)
+    candidates: dict[str, list[_Candidate]] = {}
     for method, found in tested.items():
         if found is None:
             continue
+        candidates[method] = []
         for view, table in views[method].items():
             pairs = found.p_values if view == WHOLE_LAYER else _view_pairs(table, found.top)
-            family += [(method, view, pair, p) for pair, p in pairs.items()]
-    adjusted = holm([p for *_, p in family]) if family else np.array([])
-    worst: dict[str, dict[str, float]] = {}  # the largest adjusted p of the top's five tests
-    for (method, view, (above, _), _), p in zip(family, adjusted, strict=True):
-        if above == tested[method].top:
-            per_view = worst.setdefault(method, {})
-            per_view[view] = max(per_view.get(view, 0.0), float(p))
-    return LayerFamily(tested, worst, len(family))
+            candidates[method] += _claims(method, view, pairs)
+    members = tuple(m for m in candidates if claimable is None or m in claimable)
+    family = [c for m in members for c in candidates[m]]
+    adjusted = {}
+    for method, found in tested.items():
+        if found is None:
+            continue
+        pool = family if method in members else [*family, *candidates[method]]
+        adjusted[method] = {
+            view: p
+            for (m, view, layer, _), p in zip(pool, holm([c[-1] for c in pool]), strict=True)
+            if m == method and layer == found.top
+        }
+    return LayerFamily(tested, adjusted, members, len(family))
+
+
+def _claims(method: str, view: str, pairs: Mapping[tuple[str, str], float]) -> list[_Candidate]:
+    """Each layer's claim in one view: it beats every other layer, whose p is the largest of
+    its pairs' (intersection-union)."""
+    largest: dict[str, float] = {}
+    for (above, _), p in pairs.items():
+        largest[above] = max(largest.get(above, 0.0), p)
+    return [(method, view, layer, p) for layer, p in largest.items()]
 
 
 def _view_pairs(table: pd.DataFrame, top: str) -> dict[tuple[str, str], float]:
@@ -219,13 +241,18 @@ def _view_pairs(table: pd.DataFrame, top: str) -> dict[tuple[str, str], float]:
     return {(str(a), b): p for a in matrix.columns for b, p in top_vs_others(matrix, a).items()}
 
 
+def claimable_methods(mode: str, methods: Iterable[str], evidence: Evidence) -> tuple[str, ...]:
+    """The methods of ``mode`` that no gate (1-3) blocks: Holm's family of gate 4."""
+    return tuple(m for m in methods if _blocking_gate(mode, m, evidence) is None)
+
+
 def family_verdicts(
     views: MethodViews, mode: str, evidence: Evidence, *, alpha: float = ALPHA
 ) -> dict[str, Verdict]:
     """Per method, the verdict of one mode and subgroup; ``views`` maps each method to its
-    views' long tables of scores. Holm's correction runs over every method's and view's
-    ordered layer pairs together."""
-    tests = layer_family(views)
+    views' long tables of scores. Holm's correction runs over the candidate claims of every
+    method no gate blocks (``claimable_methods``), each view's together."""
+    tests = layer_family(views, claimable_methods(mode, views, evidence))
     verdicts = {}
     for method, found in tests.tested.items():
         if found is None:
@@ -235,7 +262,7 @@ def family_verdicts(
         p, view = tests.holm_p(method), tests.view(method)
         statement = _blocking_gate(mode, method, evidence)
         layer = None
-        family_size = f"{tests.size} paired tests across {tests.n_methods} method(s)"
+        family_size = f"{tests.size} candidate claims of {tests.n_methods} method(s)"
         where = f" when only its {view} channel is ablated" if view != WHOLE_LAYER else ""
         if statement is None and tests.standout(method, alpha) is None:
             statement = (

@@ -94,3 +94,15 @@ def test_a_finding_in_one_modality_is_checked_on_that_modality_s_boundaries():
     lost = {**channels, "ablation_delta_bmode_dilated": frame["ablation_delta_swe"].to_numpy()}
     top = top_rows(ranking_rows(no_channel_boundaries.assign(**lost), spec, n_boot=N_BOOT))
     assert top.loc["layer_ablation", "boundary_sensitivity"] == "fails under dilation"
+
+
+def test_the_boundary_families_hold_the_same_methods_as_the_verdicts():
+    """Eight subjects and five methods, two of them claimable: the finding (Holm over 12
+    candidates) survives boundaries that change nothing, which a family of every method (30
+    candidates: 30/256 > 0.05) would have read as failing."""
+    methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
+    frame = with_boundaries(saliency_frame("deep_fascia", n_subjects=8, methods=methods))
+    top = top_rows(ranking_rows(frame, SPEC, n_boot=N_BOOT))
+    claimable = ["integrated_gradients", "layer_ablation"]
+    assert top.loc[claimable, "stands_out"].all()
+    assert (top.loc[claimable, "boundary_sensitivity"] == "survives").all()

@@ -184,18 +184,41 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding():
 
 
 def test_holm_over_methods_needs_more_subjects():
-    """Eleven subjects with an unmistakable top layer: each of its one-sided paired tests has
-    the exact p = 1/2048; the family is every ordered layer pair of every method (30 each), so
-    Holm over 2 methods gives 60/2048 = 0.029 < 0.05 (a finding), over 5 methods 150/2048 =
-    0.073 (none)."""
+    """Eight subjects with an unmistakable top layer: each of its one-sided paired tests has
+    the exact p = 1/256, and so has its claim (the largest of its five); the family is six
+    candidate claims (one per layer) of every method that can claim, so Holm over 2 methods
+    gives 12/256 = 0.047 < 0.05 (a finding), over 5 methods 30/256 = 0.12 (none)."""
     methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
-    two = saliency_frame("dermis", n_subjects=11)
+    two = saliency_frame("dermis", n_subjects=8)
     found = ranking_rows(two, RankingSpec("saliency", passing()), n_boot=N_BOOT)
     assert found["stands_out"].sum() == 2
-    five = saliency_frame("dermis", n_subjects=11, methods=methods)
+    assert found["verdict"].str.contains("p <= 0.047 < 0.05 over 12 candidate claims").all()
+    five = saliency_frame("dermis", n_subjects=8, methods=methods)
     none = ranking_rows(five, RankingSpec("saliency", passing(methods=methods)), n_boot=N_BOOT)
     assert not none["stands_out"].any()
-    assert none["verdict"].str.contains("p = 0.073 >= 0.05 over 150 paired tests").all()
+    assert none["verdict"].str.contains("p = 0.12 >= 0.05 over 30 candidate claims").all()
+
+
+def test_a_method_a_gate_blocks_stays_out_of_the_family():
+    """Five methods, two of them checked for model randomization: the other three make no
+    claim, so their tests need no correction and the two checked ones stand out as they would
+    alone (Holm over 12 candidate claims, not 30)."""
+    methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
+    five = saliency_frame("dermis", n_subjects=8, methods=methods)
+    ranking = ranking_rows(five, RankingSpec("saliency", passing()), n_boot=N_BOOT)
+    verdicts = ranking.groupby("method")["verdict"].first()
+    standing = ranking.loc[ranking["stands_out"], "method"]
+    assert set(standing) == {"integrated_gradients", "layer_ablation"}
+    assert (
+        verdicts[["integrated_gradients", "layer_ablation"]]
+        .str.contains("over 12 candidate claims of 2 method")
+        .all()
+    )
+    assert (
+        verdicts[["saliency", "gradcam", "occlusion"]]
+        .str.contains("model-randomization check was not run")
+        .all()
+    )
 
 
 def test_too_few_subjects_get_an_explicit_verdict():
@@ -350,7 +373,7 @@ def test_headline_subgroups_read_labelled_out_of_sample_rows_only():
 def test_per_modality_ablation_is_summarized_but_never_ranked():
     """``bmode_swe`` ablation rows whose evidence is all SWE: ``layer_summary`` gains one block
     per modality (B-mode 0, SWE the full drop); the ranking is that of the whole-layer deltas,
-    and each modality's 30 ordered pairs join the verdict's Holm family (60 -> 120 tests)."""
+    and each modality's six candidate claims join the verdict's Holm family (12 -> 24)."""
     frame = saliency_frame("deep_fascia", modes=("bmode_swe",))
     ablation = frame["method"] == "layer_ablation"
     with_channels = frame.assign(
@@ -369,8 +392,8 @@ def test_per_modality_ablation_is_summarized_but_never_ranked():
     whole = ranking_rows(frame, spec, n_boot=N_BOOT)
     ranks = ["input_mode", "method", "layer", "rank", "score", "stands_out"]
     pd.testing.assert_frame_equal(channels[ranks], whole[ranks])
-    assert whole["verdict"].str.contains("over 60 paired tests").all()
-    assert channels["verdict"].str.contains("over 120 paired tests").all()
+    assert whole["verdict"].str.contains("over 12 candidate claims").all()
+    assert channels["verdict"].str.contains("over 24 candidate claims").all()
 
 
 def with_modalities(frame: pd.DataFrame, *, seed: int) -> pd.DataFrame:
@@ -417,4 +440,4 @@ def test_modality_views_of_a_null_add_tests_not_findings():
     ranking = ranking_rows(null, spec, n_boot=N_BOOT)
     assert not ranking["stands_out"].any()
     ablation = ranking[ranking["method"] == "layer_ablation"]
-    assert ablation["verdict"].str.contains("over 120 paired tests across 2 method").all()
+    assert ablation["verdict"].str.contains("over 24 candidate claims of 2 method").all()
