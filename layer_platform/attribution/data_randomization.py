@@ -153,7 +153,9 @@ def explain_out_of_fold(
 @dataclass(frozen=True)
 class PermutedVerdict:
     """Gate 4 on the permuted model's rows for one method; the check passes when no layer
-    stands out. ``n_tests``: the Holm family's candidate claims (every method checked together)."""
+    stands out. ``standout_layer``: the layer, or comma-separated pair, that stands out;
+    ``holm_p``: its claim's (else the top layer's); ``n_tests``: the Holm family's candidate
+    claims (every method checked together)."""
 
     method: str
     standout_layer: str | None
@@ -177,10 +179,11 @@ def judge(
     verdicts = {}
     for method, found in family.tested.items():
         if found is not None:
+            finding = family.finding(method, alpha)
             verdicts[method] = PermutedVerdict(
                 method,
-                family.standout(method, alpha),
-                family.holm_p(method),
+                ",".join(finding.layers) if finding else None,
+                finding.holm_p if finding else family.holm_p(method),
                 found.n_subjects,
                 family.size,
             )

@@ -7,8 +7,8 @@ here gate 4 of ``verdicts`` (the top layer beats every other one, Holm over the 
 of the methods that can claim) is run again on each of those scores. Gates 1-3 do not depend on
 the boundaries.
 
-A verdict whose layer stands out ``survives`` when the same layer stands out under erosion and
-under dilation; otherwise it ``fails under erosion``, ``fails under dilation`` or ``fails under
+A verdict whose layer (or pair) stands out ``survives`` when the same one stands out under erosion
+and under dilation; otherwise it ``fails under erosion``, ``fails under dilation`` or ``fails under
 erosion and dilation``, and its statement says what stood out instead. It is a caveat beside the
 verdict, not a gate: the layer does stand out as segmented, and evidence at a membrane's edge can
 be real; a failing verdict asks for a look at the segmentation before the finding is believed.
@@ -61,20 +61,23 @@ def with_boundary_sensitivity(
         if any(verdict.view not in views.get(b, {}).get(method, {}) for b in BOUNDARIES):
             found[method] = replace(verdict, boundary_sensitivity=NOT_COMPUTED)
             continue
-        standouts = {b: families[b].standout(method, alpha) for b in BOUNDARIES}
-        failed = [b for b in BOUNDARIES if standouts[b] != verdict.layer]
+        findings = {b: families[b].finding(method, alpha) for b in BOUNDARIES}
+        standouts = {b: f.layers if f else () for b, f in findings.items()}
+        failed = [b for b in BOUNDARIES if set(standouts[b]) != set(verdict.layers)]
         if not failed:
             found[method] = replace(verdict, boundary_sensitivity=SURVIVES)
             continue
         outcome = "fails under " + " and ".join(_UNDER[b] for b in failed)
-        details = "; ".join(
-            f"{_UNDER[b]}: "
-            + ("no layer stands out" if standouts[b] is None else f"{standouts[b]} stands out")
-            for b in failed
-        )
+        details = "; ".join(f"{_UNDER[b]}: {_named(standouts[b])}" for b in failed)
         statement = (
             f"{verdict.statement}; boundary sensitivity: {outcome} of every layer by one voxel"
             f" ({details}), so the finding hinges on the layer boundaries"
         )
         found[method] = replace(verdict, statement=statement, boundary_sensitivity=outcome)
     return found
+
+
+def _named(layers: tuple[str, ...]) -> str:
+    if not layers:
+        return "no layer stands out"
+    return f"{layers[0]} stands out" if len(layers) == 1 else f"{' and '.join(layers)} stand out"

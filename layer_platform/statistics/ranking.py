@@ -231,7 +231,8 @@ def ranking_rows(
 
     Columns: ``input_mode, method, is_default_method, layer, rank, score, ci_low, ci_high,
     n_subjects, subgroup, stands_out, verdict, p_rank1, confounded_by_site,
-    boundary_sensitivity``. ``stands_out`` is true for at most one layer per mode and method;
+    boundary_sensitivity``. ``stands_out`` is true for at most two layers per mode and method
+    (a layer, or a pair that stands out together: ``verdicts``);
     ``verdict`` repeats the mode and method's statement (``verdicts``: it starts with
     ``NO_STANDOUT`` unless every gate passes). ``p_rank1``: the share of subject-bootstrap
     resamples in which the layer has the highest score (sums to 1 per mode and method).
@@ -265,7 +266,7 @@ def ranking_rows(
                     "ci_high": float(row["ci_high"]),
                     "n_subjects": int(row["n_subjects"]),
                     "subgroup": spec.group,
-                    "stands_out": decided.layer == layer,
+                    "stands_out": layer in decided.layers,
                     "verdict": decided.statement,
                     "p_rank1": float(first[layer]),
                     "confounded_by_site": spec.evidence.confounded_by_site(mode),

@@ -15,13 +15,16 @@ layer is a *finding* only when every check that could refute it was run and did 
 4. the top layer beats every other layer: one-sided paired Wilcoxon tests (subjects as pairs)
    of the top layer vs each of the other five, all of them (an intersection-union test: the
    claim's p is the largest of its five). The top layer is picked from the same data, so each
-   of the six layers is a candidate claim, and Holm's correction (family-wise error under any
-   dependence) runs over every candidate of every method that can claim: a method that a gate
-   (1-3) blocks makes no claim, so its tests need no correction and stay out of the family.
+   of the six layers is a candidate claim, and so is each pair of layers (the two beat each
+   of the other four: a driver can span two layers, neither above the other); Holm's
+   correction (family-wise error under any dependence) runs over every candidate of every
+   method that can claim: a method that a gate (1-3) blocks makes no claim, so its tests need
+   no correction and stay out of the family. The finding is the top layer alone, else the
+   top layer and one other together, else none.
    Layer ablation of a two-channel input (``bmode_swe``) is also read per modality: the top
    layer (of the whole-layer ranking) stands out when it beats every other layer in the
    whole-layer deltas *or* in one modality channel's deltas (that channel alone replaced), and
-   each modality's six candidates join the family. A driver lives in one modality; replacing
+   each modality's candidates join the family. A driver lives in one modality; replacing
    the other modality's channel of the same layer adds that channel's unrelated effect to the
    whole-layer delta (of either sign, differing between subjects), which can hide the driver
    from the paired tests; the per-channel deltas isolate it.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import pandas as pd
 
@@ -88,6 +92,14 @@ class Verdict:
     #: The view whose tests the finding (or, without one, the smallest ``holm_p``) rests on:
     #: ``WHOLE_LAYER``, or a modality whose channel alone was ablated (``bmode``, ``swe``).
     view: str = ""
+    #: The layer that shares the finding with ``layer`` (the two together beat every other
+    #: layer, ``layer`` alone does not); None for a single layer or no finding.
+    partner: str | None = None
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The layers that stand out (none, one, or a pair with the top layer first)."""
+        return tuple(x for x in (self.layer, self.partner) if x is not None)
 
 
 @dataclass(frozen=True)
@@ -156,15 +168,26 @@ MethodViews = Mapping[str, Mapping[str, pd.DataFrame]]
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A claim that passed: the layers that beat every other layer (the top layer first, and
+    the layer it shares the finding with, if any), its Holm-adjusted p and its view."""
+
+    layers: tuple[str, ...]
+    holm_p: float
+    view: str
+
+
+@dataclass(frozen=True)
 class LayerFamily:
     """Gate 4 over one family (a mode and subgroup's methods that can claim): per method, its
-    whole-layer tests (None: too few subjects), and per view the Holm-adjusted p of the top
-    layer's claim in that view; ``size`` counts the family's candidate claims (six layers per
-    view of each method that can claim). A method outside the family gets the p it would
-    have had inside it, leaving the others' unchanged."""
+    whole-layer tests (None: too few subjects), and per view the Holm-adjusted p of each claim
+    that contains the top layer (it alone, or it and one other layer); ``size`` counts the
+    family's candidate claims (21 per view of each method that can claim: six layers, 15
+    pairs). A method outside the family gets the p it would have had inside it, leaving the
+    others' unchanged."""
 
     tested: dict[str, _Tested | None]
-    adjusted: dict[str, dict[str, float]]
+    adjusted: dict[str, dict[str, dict[tuple[str, ...], float]]]
     claimable: tuple[str, ...]
     size: int
 
@@ -172,26 +195,47 @@ class LayerFamily:
     def n_methods(self) -> int:
         return sum(1 for m in self.claimable if self.tested.get(m))
 
+    def _best(self, method: str, size: int) -> tuple[float, str, tuple[str, ...]] | None:
+        """The smallest adjusted p of ``method``'s claims of ``size`` layers, with its view and
+        layers (the whole-layer view first on a tie)."""
+        found = [
+            (p, view != WHOLE_LAYER, view, claim)
+            for view, claims in self.adjusted.get(method, {}).items()
+            for claim, p in claims.items()
+            if len(claim) == size
+        ]
+        if not found:
+            return None
+        p, _, view, claim = min(found)
+        return p, view, claim
+
     def view(self, method: str) -> str:
-        """The view in which the top layer comes closest to beating every other layer."""
-        views = self.adjusted.get(method, {})
-        return min(views, key=lambda v: (views[v], v != WHOLE_LAYER)) if views else WHOLE_LAYER
+        """The view in which the top layer alone comes closest to beating every other one."""
+        best = self._best(method, 1)
+        return best[1] if best else WHOLE_LAYER
 
     def holm_p(self, method: str) -> float:
-        """The top layer's Holm-adjusted p in its best view (1 when it has no test, NaN
-        without one)."""
+        """The top layer's own claim: its Holm-adjusted p in its best view (1 when it has no
+        test, NaN without one)."""
         if self.tested[method] is None:
             return float("nan")
-        return self.adjusted.get(method, {}).get(self.view(method), 1.0)
+        best = self._best(method, 1)
+        return best[0] if best else 1.0
 
-    def standout(self, method: str, alpha: float = ALPHA) -> str | None:
-        """The layer that beats every other one for ``method``, or None."""
+    def finding(self, method: str, alpha: float = ALPHA) -> Finding | None:
+        """The top layer alone when its claim passes, else the best passing claim of the top
+        layer and one other, else None."""
         found = self.tested[method]
-        return found.top if found is not None and self.holm_p(method) < alpha else None
+        for size in (1, 2):
+            best = self._best(method, size) if found is not None else None
+            if best is not None and best[0] < alpha:
+                p, view, claim = best
+                return Finding((found.top, *(x for x in claim if x != found.top)), p, view)
+        return None
 
 
-#: A candidate claim: (method, view, layer) and its intersection-union p.
-_Candidate = tuple[str, str, str, float]
+#: A candidate claim: (method, view, its layers) and its intersection-union p.
+_Candidate = tuple[str, str, tuple[str, ...], float]
 
 
 def layer_family(views: MethodViews, claimable: Collection[str] | None = None) -> LayerFamily:
@@ -209,26 +253,28 @@ def layer_family(views: MethodViews, claimable: Collection[str] | None = None) -
             candidates[method] += _claims(method, view, pairs)
     members = tuple(m for m in candidates if claimable is None or m in claimable)
     family = [c for m in members for c in candidates[m]]
-    adjusted = {}
+    adjusted: dict[str, dict[str, dict[tuple[str, ...], float]]] = {}
     for method, found in tested.items():
         if found is None:
             continue
         pool = family if method in members else [*family, *candidates[method]]
-        adjusted[method] = {
-            view: p
-            for (m, view, layer, _), p in zip(pool, holm([c[-1] for c in pool]), strict=True)
-            if m == method and layer == found.top
-        }
+        mine = adjusted.setdefault(method, {})
+        for (m, view, claim, _), p in zip(pool, holm([c[-1] for c in pool]), strict=True):
+            if m == method and found.top in claim:
+                mine.setdefault(view, {})[claim] = float(p)
     return LayerFamily(tested, adjusted, members, len(family))
 
 
 def _claims(method: str, view: str, pairs: Mapping[tuple[str, str], float]) -> list[_Candidate]:
-    """Each layer's claim in one view: it beats every other layer, whose p is the largest of
-    its pairs' (intersection-union)."""
-    largest: dict[str, float] = {}
-    for (above, _), p in pairs.items():
-        largest[above] = max(largest.get(above, 0.0), p)
-    return [(method, view, layer, p) for layer, p in largest.items()]
+    """Every claim in one view: each layer, and each pair of layers, beats every layer
+    outside it; its p is the largest of those tests' (intersection-union). A pair is a claim
+    because a driver can span two layers, neither of which beats the other."""
+    layers = list(dict.fromkeys(a for a, _ in pairs))
+    claims = [(a,) for a in layers] + list(combinations(layers, 2))
+    return [
+        (method, view, claim, max(pairs[(a, b)] for a in claim for b in layers if b not in claim))
+        for claim in claims
+    ]
 
 
 def _view_pairs(table: pd.DataFrame, top: str) -> dict[tuple[str, str], float]:
@@ -261,29 +307,34 @@ def family_verdicts(
             continue
         p, view = tests.holm_p(method), tests.view(method)
         statement = _blocking_gate(mode, method, evidence)
-        layer = None
         family_size = f"{tests.size} candidate claims of {tests.n_methods} method(s)"
-        where = f" when only its {view} channel is ablated" if view != WHOLE_LAYER else ""
-        if statement is None and tests.standout(method, alpha) is None:
+        claim = tests.finding(method, alpha) if statement is None else None
+        if statement is None and claim is None:
             statement = (
                 f"{NO_STANDOUT}: {found.top} does not beat every other layer (Holm-adjusted "
                 f"p = {p:.2g} >= {alpha} over {family_size})"
             )
-        elif statement is None:
-            layer = found.top
+        elif claim is not None:
+            where = f" when only its {claim.view} channel is ablated" if claim.view else ""
+            named, alone = f"{claim.layers[0]} stands out", ""
+            if claim.layers[1:]:
+                named = f"{claim.layers[0]} and {claim.layers[1]} stand out together"
+                alone = f"; {found.top} alone does not (Holm-adjusted p = {p:.2g})"
             statement = (
-                f"{found.top} stands out: above every other layer{where} (paired Wilcoxon, "
-                f"Holm-adjusted p <= {p:.2g} < {alpha} over {family_size}); "
+                f"{named}: above every other layer{where} (paired Wilcoxon, Holm-adjusted p <= "
+                f"{claim.holm_p:.2g} < {alpha} over {family_size}{alone}); "
                 f"{evidence.skill[mode]}; model randomization passed; "
                 f"{data_randomization_note(mode, method, evidence)}"
             )
+            p, view = claim.holm_p, claim.view
         verdicts[method] = Verdict(
-            layer,
+            claim.layers[0] if claim else None,
             statement,
             found.friedman_statistic,
             found.friedman_p,
             found.n_subjects,
             p,
             view=view,
+            partner=claim.layers[1] if claim and claim.layers[1:] else None,
         )
     return verdicts

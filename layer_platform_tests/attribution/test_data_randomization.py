@@ -93,14 +93,14 @@ def test_a_layer_that_stands_out_fails_the_check_and_exchangeable_layers_pass():
     assert set(failing) == set(methods)
     for verdict in failing.values():
         assert not verdict.passed and verdict.standout_layer == "deep_fascia"
-        assert verdict.holm_p < 0.05 and verdict.n_tests == 12 and verdict.n_subjects == 16
+        assert verdict.holm_p < 0.05 and verdict.n_tests == 42 and verdict.n_subjects == 16
     passing = judge(saliency_frame(None, methods=methods), methods)
     assert set(passing) == set(methods)
     for verdict in passing.values():
         assert verdict.passed and verdict.standout_layer is None and verdict.holm_p >= 0.05
     # a method outside the checked family is neither judged nor counted in Holm's family
     alone = judge(saliency_frame("deep_fascia", methods=methods), ["layer_ablation"])
-    assert set(alone) == {"layer_ablation"} and alone["layer_ablation"].n_tests == 6
+    assert set(alone) == {"layer_ablation"} and alone["layer_ablation"].n_tests == 21
     # two subjects or fewer with all six layers: no test, so no result (not run)
     assert judge(saliency_frame("deep_fascia", n_subjects=1), methods) == {}
 

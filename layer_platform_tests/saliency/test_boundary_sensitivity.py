@@ -97,11 +97,11 @@ def test_a_finding_in_one_modality_is_checked_on_that_modality_s_boundaries():
 
 
 def test_the_boundary_families_hold_the_same_methods_as_the_verdicts():
-    """Eight subjects and five methods, two of them claimable: the finding (Holm over 12
-    candidates) survives boundaries that change nothing, which a family of every method (30
-    candidates: 30/256 > 0.05) would have read as failing."""
+    """Ten subjects and five methods, two of them claimable: the finding (Holm over 42
+    candidates) survives boundaries that change nothing, which a family of every method (105
+    candidates: 105/1024 > 0.05) would have read as failing."""
     methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
-    frame = with_boundaries(saliency_frame("deep_fascia", n_subjects=8, methods=methods))
+    frame = with_boundaries(saliency_frame("deep_fascia", n_subjects=10, methods=methods))
     top = top_rows(ranking_rows(frame, SPEC, n_boot=N_BOOT))
     claimable = ["integrated_gradients", "layer_ablation"]
     assert top.loc[claimable, "stands_out"].all()

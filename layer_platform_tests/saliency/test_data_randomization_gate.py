@@ -27,7 +27,7 @@ def _store(warehouse: Warehouse, passed: dict[str, bool], *, seed: int = 0, vers
             "permutation_seed": seed,
             "protocol": PROTOCOL,
             "n_subjects": 16,
-            "n_tests": 12,
+            "n_tests": 42,
             "standout_layer": None if ok else "muscle",
             "holm_p": 0.8 if ok else 0.01,
             "passed": ok,

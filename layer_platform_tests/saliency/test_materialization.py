@@ -610,13 +610,13 @@ def test_sanity_checks_each_champion_version_once(
     ]
     assert dict(zip(stored["input_mode"], stored["model_version"], strict=True)) == versions
     assert (stored["permutation_seed"] == 0).all()
-    # six candidate claims (one per layer) per view: bmode_swe's ablation adds one view per
-    # modality
+    # 21 candidate claims (six layers, 15 pairs) per view: bmode_swe's ablation adds one view
+    # per modality
     views = {"bmode": 1, "bmode_swe": 3}
     assert dict(zip(stored["input_mode"], stored["n_tests"], strict=True)) == {
-        mode: 6 * views[mode] for mode in stored["input_mode"]
+        mode: 21 * views[mode] for mode in stored["input_mode"]
     }
-    # 4 subjects cannot give a standing-out layer (gate 4 needs 7): the check passes
+    # 4 subjects cannot give a standing-out layer (gate 4 needs 9): the check passes
     assert stored["passed"].all() and stored["standout_layer"].isna().all()
     assert stored["n_subjects"].between(2, 4).all()
 

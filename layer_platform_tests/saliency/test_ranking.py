@@ -50,8 +50,10 @@ def saliency_frame(
     modes: tuple[str, ...] = ("bmode",),
     methods: tuple[str, ...] = ("integrated_gradients", "layer_ablation"),
     seed: int = 0,
+    second: str | None = None,
 ) -> pd.DataFrame:
-    """Two scans per subject (half MP); every layer ~0.3 +- 0.1, ``top`` ~0.8 (if any)."""
+    """Two scans per subject (half MP); every layer ~0.3 +- 0.1, ``top`` and ``second`` ~0.8
+    (if any)."""
     rng = np.random.default_rng(seed)
     records = []
     for subject in range(n_subjects):
@@ -61,8 +63,9 @@ def saliency_frame(
             for mode in modes:
                 for method in methods:
                     values = rng.normal(0.3, 0.1, size=6)
-                    if top is not None:
-                        values[KEYS.index(top)] += 0.5
+                    for lifted in (top, second):
+                        if lifted is not None:
+                            values[KEYS.index(lifted)] += 0.5
                     shares = np.abs(values) / np.abs(values).sum()
                     # a max-pooling head: all non-muscle tissue replaced loses the largest
                     joint = {key: values[:5].max() for key in KEYS[:5]} | {"muscle": values[5]}
@@ -184,34 +187,48 @@ def test_a_random_model_that_still_ranks_a_layer_gets_no_finding():
 
 
 def test_holm_over_methods_needs_more_subjects():
-    """Eight subjects with an unmistakable top layer: each of its one-sided paired tests has
-    the exact p = 1/256, and so has its claim (the largest of its five); the family is six
-    candidate claims (one per layer) of every method that can claim, so Holm over 2 methods
-    gives 12/256 = 0.047 < 0.05 (a finding), over 5 methods 30/256 = 0.12 (none)."""
+    """Ten subjects with an unmistakable top layer: each of its one-sided paired tests has the
+    exact p = 1/1024, and so has its claim (the largest of its five); the family is 21
+    candidate claims (six layers, 15 pairs) of every method that can claim, so Holm over 2
+    methods gives 42/1024 = 0.041 < 0.05 (a finding), over 5 methods 105/1024 = 0.1 (none)."""
     methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
-    two = saliency_frame("dermis", n_subjects=8)
+    two = saliency_frame("dermis", n_subjects=10)
     found = ranking_rows(two, RankingSpec("saliency", passing()), n_boot=N_BOOT)
     assert found["stands_out"].sum() == 2
-    assert found["verdict"].str.contains("p <= 0.047 < 0.05 over 12 candidate claims").all()
-    five = saliency_frame("dermis", n_subjects=8, methods=methods)
+    assert found["verdict"].str.contains("p <= 0.041 < 0.05 over 42 candidate claims").all()
+    five = saliency_frame("dermis", n_subjects=10, methods=methods)
     none = ranking_rows(five, RankingSpec("saliency", passing(methods=methods)), n_boot=N_BOOT)
     assert not none["stands_out"].any()
-    assert none["verdict"].str.contains("p = 0.12 >= 0.05 over 30 candidate claims").all()
+    assert none["verdict"].str.contains("p = 0.1 >= 0.05 over 105 candidate claims").all()
+
+
+def test_two_layers_that_beat_the_rest_stand_out_together():
+    """Two lifted layers, neither above the other: the top one alone does not stand out, the
+    two together do, and both rows say so."""
+    frame = saliency_frame("deep_fascia", second="superficial_fascia", n_subjects=12)
+    ranking = ranking_rows(frame, RankingSpec("layer_ablation", passing()), n_boot=N_BOOT)
+    for method, rows in ranking.groupby("method"):
+        standing = set(rows.loc[rows["stands_out"], "layer"])
+        assert standing == {"deep_fascia", "superficial_fascia"}, method
+        top = rows.loc[rows["rank"] == 1, "layer"].item()
+        verdict = rows["verdict"].iloc[0]
+        assert verdict.startswith(f"{top} and ") and "stand out together" in verdict
+        assert f"{top} alone does not" in verdict
 
 
 def test_a_method_a_gate_blocks_stays_out_of_the_family():
     """Five methods, two of them checked for model randomization: the other three make no
     claim, so their tests need no correction and the two checked ones stand out as they would
-    alone (Holm over 12 candidate claims, not 30)."""
+    alone (Holm over 42 candidate claims, not 105)."""
     methods = ("integrated_gradients", "saliency", "gradcam", "occlusion", "layer_ablation")
-    five = saliency_frame("dermis", n_subjects=8, methods=methods)
+    five = saliency_frame("dermis", n_subjects=10, methods=methods)
     ranking = ranking_rows(five, RankingSpec("saliency", passing()), n_boot=N_BOOT)
     verdicts = ranking.groupby("method")["verdict"].first()
     standing = ranking.loc[ranking["stands_out"], "method"]
     assert set(standing) == {"integrated_gradients", "layer_ablation"}
     assert (
         verdicts[["integrated_gradients", "layer_ablation"]]
-        .str.contains("over 12 candidate claims of 2 method")
+        .str.contains("over 42 candidate claims of 2 method")
         .all()
     )
     assert (
@@ -373,7 +390,7 @@ def test_headline_subgroups_read_labelled_out_of_sample_rows_only():
 def test_per_modality_ablation_is_summarized_but_never_ranked():
     """``bmode_swe`` ablation rows whose evidence is all SWE: ``layer_summary`` gains one block
     per modality (B-mode 0, SWE the full drop); the ranking is that of the whole-layer deltas,
-    and each modality's six candidate claims join the verdict's Holm family (12 -> 24)."""
+    and each modality's 21 candidate claims join the verdict's Holm family (42 -> 84)."""
     frame = saliency_frame("deep_fascia", modes=("bmode_swe",))
     ablation = frame["method"] == "layer_ablation"
     with_channels = frame.assign(
@@ -392,8 +409,8 @@ def test_per_modality_ablation_is_summarized_but_never_ranked():
     whole = ranking_rows(frame, spec, n_boot=N_BOOT)
     ranks = ["input_mode", "method", "layer", "rank", "score", "stands_out"]
     pd.testing.assert_frame_equal(channels[ranks], whole[ranks])
-    assert whole["verdict"].str.contains("over 12 candidate claims").all()
-    assert channels["verdict"].str.contains("over 24 candidate claims").all()
+    assert whole["verdict"].str.contains("over 42 candidate claims").all()
+    assert channels["verdict"].str.contains("over 84 candidate claims").all()
 
 
 def with_modalities(frame: pd.DataFrame, *, seed: int) -> pd.DataFrame:
@@ -440,4 +457,4 @@ def test_modality_views_of_a_null_add_tests_not_findings():
     ranking = ranking_rows(null, spec, n_boot=N_BOOT)
     assert not ranking["stands_out"].any()
     ablation = ranking[ranking["method"] == "layer_ablation"]
-    assert ablation["verdict"].str.contains("over 24 candidate claims of 2 method").all()
+    assert ablation["verdict"].str.contains("over 84 candidate claims of 2 method").all()

@@ -12,13 +12,15 @@ from layer_platform.statistics.summary import subject_layer_matrix
 from layer_platform.statistics.verdicts import WHOLE_LAYER, layer_family
 
 KEYS = [layer.key for layer in TISSUE_LAYERS]
+#: Candidate claims per view: six layers and 15 pairs.
+PER_VIEW = 21
 
 
 def long_table(
     n_subjects: int, *, seed: int = 0, muscle_shift: float | None = None
 ) -> pd.DataFrame:
     """One scan per subject; dermis ~1 and far above the other layers (~0), but for muscle at
-    dermis minus ``muscle_shift`` plus noise when a shift is given (a close second)."""
+    dermis minus ``muscle_shift`` plus noise when a shift is given (0: as high as dermis)."""
     rng = np.random.default_rng(seed)
     records = []
     for subject in range(n_subjects):
@@ -35,35 +37,49 @@ def long_table(
 
 
 def test_a_claim_is_its_largest_pair_and_holm_runs_over_claimable_candidates():
-    """Eight subjects, dermis above every layer: each pair's exact p is 1/256, and so is the
-    claim. Six candidates per method: Holm gives 6/256 for the one claimable method; the other
-    method gets the p it would have had in the family (12/256) without changing it."""
-    table = long_table(8)
+    """Ten subjects, dermis above every layer: each pair's exact p is 1/1024, and so is the
+    claim. Holm over one claimable method's 21 candidates gives 21/1024; the other method gets
+    the p it would have had in the family (42/1024) without changing it."""
+    table = long_table(10)
     views = {"a": {WHOLE_LAYER: table}, "b": {WHOLE_LAYER: table}}
     alone = layer_family(views, claimable=("a",))
-    assert alone.size == 6 and alone.n_methods == 1 and alone.claimable == ("a",)
-    assert alone.holm_p("a") == pytest.approx(6 / 256)
-    assert alone.holm_p("b") == pytest.approx(12 / 256)
+    assert alone.size == PER_VIEW and alone.n_methods == 1 and alone.claimable == ("a",)
+    assert alone.holm_p("a") == pytest.approx(21 / 1024)
+    assert alone.holm_p("b") == pytest.approx(42 / 1024)
     both = layer_family(views)
-    assert both.size == 12 and both.n_methods == 2
-    assert both.holm_p("a") == both.holm_p("b") == pytest.approx(12 / 256)
-    assert both.standout("a") == "dermis"
+    assert both.size == 2 * PER_VIEW and both.n_methods == 2
+    assert both.holm_p("a") == both.holm_p("b") == pytest.approx(42 / 1024)
+    finding = both.finding("a")
+    assert finding is not None and finding.layers == ("dermis",) and finding.view == WHOLE_LAYER
 
 
 def test_the_closest_rival_sets_the_claims_p():
-    """Muscle close behind dermis: the claim's p is dermis-vs-muscle's, times the six
-    candidates (the smallest candidate in Holm's order)."""
-    table = long_table(30, muscle_shift=0.03, seed=1)
+    """Muscle close behind dermis: dermis's claim p is its test against muscle. The pair of
+    the two beats the other four by far, so it comes first in Holm's order and dermis's claim
+    second (20 times its p)."""
+    table = long_table(30, muscle_shift=0.04, seed=1)
     family = layer_family({"a": {WHOLE_LAYER: table}})
     closest = top_vs_others(subject_layer_matrix(table), "dermis")["muscle"]
-    assert 1e-4 < closest < 0.05 / 6
-    assert family.holm_p("a") == pytest.approx(6 * closest)
-    assert family.view("a") == WHOLE_LAYER and family.standout("a") == "dermis"
+    assert 1e-5 < closest < 0.05 / 20
+    assert family.holm_p("a") == pytest.approx(20 * closest)
+    assert family.finding("a").layers == ("dermis",)
+
+
+def test_two_layers_neither_above_the_other_are_found_together():
+    """Muscle as high as dermis: the top layer's own claim fails, the pair's passes."""
+    table = long_table(10, muscle_shift=0.0)
+    family = layer_family({"a": {WHOLE_LAYER: table}})
+    top = family.tested["a"].top
+    assert family.holm_p("a") >= 0.05
+    finding = family.finding("a")
+    assert finding is not None and finding.layers[0] == top
+    assert set(finding.layers) == {"dermis", "muscle"}
+    assert finding.holm_p == pytest.approx(21 / 1024)
 
 
 def test_a_view_without_the_top_layer_adds_no_candidates():
     """A modality view lacking the top layer cannot confirm it: no claim, no correction."""
-    table = long_table(8)
+    table = long_table(10)
     partial = table[table["layer"] != "dermis"]
     family = layer_family({"a": {WHOLE_LAYER: table, "swe": partial}})
-    assert family.size == 6 and family.holm_p("a") == pytest.approx(6 / 256)
+    assert family.size == PER_VIEW and family.holm_p("a") == pytest.approx(21 / 1024)
