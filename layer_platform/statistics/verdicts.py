@@ -81,7 +81,8 @@ class Verdict:
     friedman_statistic: float
     friedman_p: float
     n_subjects: int
-    #: The Holm-adjusted p of the top layer's claim (NaN without a test).
+    #: The Holm-adjusted p of the finding's claim; without a finding, of the top layer's own
+    #: (NaN without a test).
     holm_p: float = float("nan")
     #: Whether the verdict survives every layer eroded and dilated by one voxel
     #: (``statistics.boundary``); None until that check ran.
@@ -226,8 +227,10 @@ class LayerFamily:
         """The top layer alone when its claim passes, else the best passing claim of the top
         layer and one other, else None."""
         found = self.tested[method]
+        if found is None:
+            return None
         for size in (1, 2):
-            best = self._best(method, size) if found is not None else None
+            best = self._best(method, size)
             if best is not None and best[0] < alpha:
                 p, view, claim = best
                 return Finding((found.top, *(x for x in claim if x != found.top)), p, view)
@@ -253,13 +256,17 @@ def layer_family(views: MethodViews, claimable: Collection[str] | None = None) -
             candidates[method] += _claims(method, view, pairs)
     members = tuple(m for m in candidates if claimable is None or m in claimable)
     family = [c for m in members for c in candidates[m]]
+    shared = holm([c[-1] for c in family])
     adjusted: dict[str, dict[str, dict[tuple[str, ...], float]]] = {}
     for method, found in tested.items():
         if found is None:
             continue
-        pool = family if method in members else [*family, *candidates[method]]
+        pool, ps = family, shared
+        if method not in members:  # the p it would have had inside the family
+            pool = [*family, *candidates[method]]
+            ps = holm([c[-1] for c in pool])
         mine = adjusted.setdefault(method, {})
-        for (m, view, claim, _), p in zip(pool, holm([c[-1] for c in pool]), strict=True):
+        for (m, view, claim, _), p in zip(pool, ps, strict=True):
             if m == method and found.top in claim:
                 mine.setdefault(view, {})[claim] = float(p)
     return LayerFamily(tested, adjusted, members, len(family))
