@@ -8,10 +8,12 @@ training set keeps both classes, as the champion's did) and the fold models get 
 folds, ``ClassifierConfig`` and budget (``cross_validation.train_folds``). Every development
 scan is then explained out of fold, by the permuted member that did not train on it
 (``explainer.choose_explainer``), with the reported run's per-scan attribution settings, and
-the rows go through the verdict's layer test (gate 4: the top layer beats every other,
-Holm-corrected over the methods checked together). A label-permuted model has nothing real to
-find, so the check **passes for a method when no layer stands out**; a layer that stands out
-anyway comes from the data's geometry or the method, not from the pain labels.
+the rows of the subgroup the ranking reads (by the permuted labels: with ``MP``, the subjects
+the permuted model was told are MP) go through the verdict's layer test (gate 4: the top layer
+beats every other, Holm-corrected over the methods checked together). A label-permuted model
+has nothing real to find, so the check **passes for a method when no layer stands out**; a
+layer that stands out anyway comes from the data's geometry or the method, not from the pain
+labels.
 """
 
 from __future__ import annotations
@@ -40,6 +42,18 @@ from layer_platform.statistics.verdicts import layer_family
 
 #: Version of how the check runs; stored results of another protocol are recomputed.
 PROTOCOL = "fold-permutation-v1"
+#: The ranking subgroups the check can mirror: every development scan, or one class's scans by
+#: the permuted labels the model learned (the ranking's ``MP`` are the scans its model was
+#: told are MP).
+CHECKED_GROUPS: tuple[str, ...] = ("all", "MP", "control")
+
+
+def protocol(group: str) -> str:
+    """The protocol of a check mirroring a ranking of ``group``'s scans: a result for one
+    subgroup says nothing of another, so each is stored (and reused) under its own."""
+    return PROTOCOL if group == "all" else f"{PROTOCOL}/{group}"
+
+
 _log = logging.getLogger(__name__)
 #: Draws of the permutation before giving up on one that moves a label (see below).
 MAX_DRAWS = 1000
@@ -81,16 +95,18 @@ def permute_subject_labels(
 
 def train_permuted(
     items: Sequence[Item], scheme: SplitScheme, config: ClassifierConfig, seed: int
-) -> FoldEnsemble:
+) -> tuple[FoldEnsemble, dict[str, str]]:
     """The fold ensemble trained like the champion (``scheme``'s folds, ``config``) on the
-    development ``items`` with permuted labels (:func:`permute_subject_labels`)."""
+    development ``items`` with permuted labels (:func:`permute_subject_labels`), and each
+    subject's permuted label."""
     development = [item for item in items if scheme.assign(item.subject_id) is not None]
     permuted = permute_subject_labels(development, scheme.assign, seed)
     rows = tuple(
         SplitRow(i.scan_id, i.subject_id, i.label, scheme.assign(i.subject_id)) for i in permuted
     )
     split = SubjectSplit(rows, scheme.n_folds, scheme.test_fraction, scheme.seed)
-    return FoldEnsemble([fold.model for fold in train_folds(permuted, split, config)]).eval()
+    model = FoldEnsemble([fold.model for fold in train_folds(permuted, split, config)]).eval()
+    return model, subject_labels(permuted)
 
 
 @dataclass(frozen=True, eq=False)

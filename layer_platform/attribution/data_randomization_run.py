@@ -13,17 +13,18 @@ version, a seed and ``PROTOCOL``, so it is stored in ``data_randomization_checks
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from layer_platform.attribution.batch import Champion, scan_config
 from layer_platform.attribution.champions import champion_references, load_champions
 from layer_platform.attribution.core import AttributionConfig
 from layer_platform.attribution.data_randomization import (
-    PROTOCOL,
+    CHECKED_GROUPS,
     ScanToExplain,
     explain_out_of_fold,
     judge,
+    protocol,
     train_permuted,
 )
 from layer_platform.classification.cohort import load_scans
@@ -56,13 +57,15 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DataRandomizationSettings:
-    """The methods checked together (one Holm family), the permutation seed, and the reported
-    run's attribution settings (``SaliencyResource``: ``make_config`` and ``baseline``)."""
+    """The methods checked together (one Holm family), the permutation seed, the reported
+    run's attribution settings (``SaliencyResource``: ``make_config`` and ``baseline``) and
+    the subgroup its ranking reads (``ranking_group``: the check reads the same one)."""
 
     methods: Sequence[str]
     seed: int
     baseline: str
     make_config: Callable[..., AttributionConfig]
+    group: str = "all"
 
 
 @dataclass
@@ -100,13 +103,15 @@ def _check_mode(
     scheme: SplitScheme,
     model: FoldEnsemble,
     items: list[Item],
+    permuted: Mapping[str, str],
     *,
     warehouse: Warehouse,
     paths: LayerPaths,
     tracking: Tracking,
     settings: DataRandomizationSettings,
 ) -> dict[str, dict]:
-    """Explain the permuted ``model`` out of fold and judge; the values to store per method."""
+    """Explain the permuted ``model`` out of fold and judge the scans of the settings' group
+    (by the ``permuted`` labels, subject -> label); the values to store per method."""
     reference = None
     if settings.baseline == "cohort":
         reference = champion_references(warehouse, paths, tracking, {mode: champ})[mode]
@@ -129,6 +134,8 @@ def _check_mode(
             ScanToExplain(item, labels, config, no_signal_channels(mode), channel_modalities(mode))
         )
     rows = explain_out_of_fold(model, scheme, scans, settings.methods)
+    if settings.group != "all" and not rows.empty:
+        rows = rows[rows["subject_id"].map(permuted) == settings.group]
     verdicts = judge(rows, settings.methods)
     return {
         method: {
@@ -158,8 +165,11 @@ def champion_data_randomization(
         if (champ := champions.get(mode)) is None:
             outcome.not_run[mode] = "no champion"
             continue
+        if settings.group not in CHECKED_GROUPS:
+            outcome.not_run[mode] = f"the ranking reads {settings.group!r}, which it cannot mirror"
+            continue
         known = cached_data_randomization(
-            warehouse, mode, champ.version, seed=settings.seed, protocol=PROTOCOL
+            warehouse, mode, champ.version, seed=settings.seed, protocol=protocol(settings.group)
         )
         if set(settings.methods) <= set(known):
             outcome.reused.append(mode)
@@ -181,7 +191,7 @@ def champion_data_randomization(
         _log.info(f"{mode}: retraining {champ.name} v{champ.version} on permuted labels")
         try:
             config = ClassifierConfig.from_params(params)
-            model = train_permuted(items, scheme, config, settings.seed)
+            model, permuted = train_permuted(items, scheme, config, settings.seed)
         except ValueError as error:  # e.g. an SWE mode left a fold with one class
             outcome.not_run[mode] = f"retraining refused: {error}"
             continue
@@ -191,6 +201,7 @@ def champion_data_randomization(
             scheme,
             model,
             items,
+            permuted,
             warehouse=warehouse,
             paths=paths,
             tracking=tracking,
@@ -203,7 +214,7 @@ def champion_data_randomization(
             "model_name": champ.name,
             "model_version": champ.version,
             "permutation_seed": settings.seed,
-            "protocol": PROTOCOL,
+            "protocol": protocol(settings.group),
         }
         rows = [
             {"input_mode": mode, "method": method, **stored, **result, "computed_at": utc_now()}

@@ -48,7 +48,7 @@ def run_sanity(
     if wrong:
         raise ValueError(f"unknown input mode(s) {wrong}; expected of {INPUT_MODES}")
     settings = DataRandomizationSettings(
-        chosen, seed, saliency.baseline, saliency.attribution_config
+        chosen, seed, saliency.baseline, saliency.attribution_config, saliency.ranking_group
     )
     with saliency.threads():
         return champion_data_randomization(

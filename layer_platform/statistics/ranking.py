@@ -207,7 +207,7 @@ def _verdicts(frame: pd.DataFrame, name: str, evidence: Evidence) -> dict[tuple,
         decided = family_verdicts(method_views(part), str(mode), evidence)
         perturbed = {b: method_views(part, b) for b in BOUNDARIES}
         sensitive = with_boundary_sensitivity(decided, perturbed, str(mode), evidence)
-        checked = with_size_caveat(sensitive, part)
+        checked = with_size_caveat(sensitive, subgroup(rows, "all"))  # needs both classes
         for method, verdict in checked.items():
             found[(str(mode), method)] = verdict
     return found

@@ -12,8 +12,9 @@ layer is a *finding* only when every check that could refute it was run and did 
 3. the data-randomization check (a classifier retrained on subject-permuted labels, run on
    demand by ``layer-platform sanity``: ``attribution.data_randomization``) does not also give
    a standing-out layer; "not run" does not block, but every verdict says so;
-4. the top layer beats every other layer: one-sided paired Wilcoxon tests (subjects as pairs)
-   of the top layer vs each of the other five, all of them (an intersection-union test: the
+4. the top layer beats every other layer: one-sided paired Wilcoxon tests (subjects as pairs:
+   those of the subgroup ranked, by default the MP subjects, ``ranking.subgroup``) of the top
+   layer vs each of the other five, all of them (an intersection-union test: the
    claim's p is the largest of its five). The top layer is picked from the same data, so each
    of the six layers is a candidate claim, and so is each pair of layers (the two beat each
    of the other four: a driver can span two layers, neither above the other); Holm's

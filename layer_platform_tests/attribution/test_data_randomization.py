@@ -111,7 +111,7 @@ def test_permuted_fold_models_explain_each_development_scan_out_of_fold():
     depth = np.repeat(np.arange(1, 7), TINY_SHAPE[1] // 6)
     labels = np.broadcast_to(depth[None, :, None], TINY_SHAPE).copy()
     with one_torch_thread():
-        model = train_permuted(items, scheme, TINY_CONFIG, seed=0)
+        model, _ = train_permuted(items, scheme, TINY_CONFIG, seed=0)
         scans = [ScanToExplain(item, labels, AttributionConfig()) for item in items]
         rows = explain_out_of_fold(model, scheme, scans, ["saliency", "layer_ablation"])
     assert model.n_members == scheme.n_folds

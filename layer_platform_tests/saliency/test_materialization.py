@@ -28,6 +28,7 @@ from bench.incremental import FileReads
 from layer_platform.attribution import DEFAULT_METHOD, randomization_run
 from layer_platform.attribution.aggregation import NonFiniteMap
 from layer_platform.attribution.champions import reference_configs
+from layer_platform.attribution.data_randomization import protocol as data_randomization_protocol
 from layer_platform.attribution.randomization_run import PROTOCOL, RandomizationSettings
 from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import n_channels
@@ -610,6 +611,11 @@ def test_sanity_checks_each_champion_version_once(
     ]
     assert dict(zip(stored["input_mode"], stored["model_version"], strict=True)) == versions
     assert (stored["permutation_seed"] == 0).all()
+    # it judges the subgroup the ranking reads (MP subjects by default), stored as its own
+    assert (stored["protocol"] == data_randomization_protocol(TINY.ranking_group)).all()
+    assert (
+        TINY.ranking_group == "MP" and data_randomization_protocol("all") != stored["protocol"][0]
+    )
     # 21 candidate claims (six layers, 15 pairs) per view: bmode_swe's ablation adds one view
     # per modality
     views = {"bmode": 1, "bmode_swe": 3}

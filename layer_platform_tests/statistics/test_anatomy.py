@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from layer_platform.statistics import RankingSpec, ranking_rows
 from layer_platform.statistics.anatomy import layers_differing_in_size
@@ -33,11 +34,15 @@ def test_a_thicker_layer_and_the_muscle_it_displaces_are_named() -> None:
     assert layers_differing_in_size(same) == []
 
 
-def test_a_finding_in_a_cohort_whose_anatomy_differs_carries_the_caveat() -> None:
+@pytest.mark.parametrize("group", ["all", "MP"])
+def test_a_finding_in_a_cohort_whose_anatomy_differs_carries_the_caveat(group: str) -> None:
+    """Also when the ranking reads MP subjects only: the sizes are compared over both classes."""
     frame = with_body_size(
-        saliency_frame("deep_fascia", n_subjects=20), thicker="superficial_fat", by=0.05
+        saliency_frame("deep_fascia", n_subjects=30), thicker="superficial_fat", by=0.05
     )
-    ranking = ranking_rows(frame, RankingSpec("integrated_gradients", passing()), n_boot=N_BOOT)
+    spec = RankingSpec("integrated_gradients", passing(), group)
+    ranking = ranking_rows(frame, spec, n_boot=N_BOOT)
+    assert (ranking["subgroup"] == group).all()
     assert (ranking["layer_size_differs"] == "superficial_fat, muscle").all()
     standing = ranking[ranking["stands_out"]]
     assert len(standing) == 2, "a caveat, not a gate: the finding stays"

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from layer_platform.attribution.champions import reference_configs
-from layer_platform.attribution.data_randomization import PROTOCOL as DATA_RANDOMIZATION_PROTOCOL
+from layer_platform.attribution.data_randomization import protocol as data_randomization_protocol
 from layer_platform.attribution.faithfulness_run import champion_faithfulness
 from layer_platform.attribution.randomization_run import PROTOCOL as RANDOMIZATION_PROTOCOL
 from layer_platform.attribution.randomization_run import (
@@ -235,7 +235,7 @@ def saliency_summary(
             model_randomization=outcome.passed(),
             # stored by `layer-platform sanity` for these champion versions (absent: not run)
             data_randomization=data_randomization_passed(
-                warehouse, versions, protocol=DATA_RANDOMIZATION_PROTOCOL
+                warehouse, versions, protocol=data_randomization_protocol(saliency.ranking_group)
             ),
             within_site=site_skills,
         ),
