@@ -16,7 +16,8 @@ LATERAL_DIM, DEPTH_DIM, SWEEP_DIM = 2, 3, 4
 
 
 def augment_batch(x: Tensor, config: ClassifierConfig, generator: torch.Generator) -> Tensor:
-    """Per-sample random lateral/sweep flips and per-channel multiplicative intensity jitter.
+    """Per-sample random lateral/sweep flips, per-channel multiplicative intensity jitter and,
+    for two or more channels, modality dropout (one channel set to "no signal", 0).
 
     Jitter multiplies (never adds) so SWE's invalid voxels stay exactly 0. ``generator`` must
     live on ``x.device``; seeding it makes augmentation reproducible.
@@ -33,4 +34,10 @@ def augment_batch(x: Tensor, config: ClassifierConfig, generator: torch.Generato
     if config.intensity_jitter > 0:
         scale = 1 + config.intensity_jitter * (2 * uniform(batch, n_channels) - 1)
         x = x * scale.view(batch, n_channels, 1, 1, 1).to(x.dtype)
+    if config.modality_dropout > 0 and n_channels > 1:
+        dropped = uniform(batch) < config.modality_dropout
+        channel = (uniform(batch) * n_channels).long().clamp(max=n_channels - 1)
+        keep = torch.ones(batch, n_channels, device=x.device, dtype=torch.bool)
+        keep[dropped, channel[dropped]] = False
+        x = x * keep.view(batch, n_channels, 1, 1, 1).to(x.dtype)
     return x

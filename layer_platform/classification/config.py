@@ -51,6 +51,13 @@ class ClassifierConfig:
             disables it); it keeps SWE's invalid voxels at exactly 0. Off by default: the pain
             evidence is a level shift of one layer against the others, and a ±10 % jitter is as
             large as that shift (held-out AUC 0.83 with it, 0.96 without; see the README).
+        modality_dropout: for a two-channel input (``bmode_swe``), the chance that a training
+            sample has one channel, drawn at random, replaced by "no signal" (0, what SWE's
+            invalid voxels already read). Without it a two-channel network may read a driver in
+            one modality for only some subjects and lean on the other channel's incidental
+            features for the rest, which hides the driver from per-subject layer tests;
+            dropping whole modalities (ModDrop, Neverova et al. 2015) makes each channel's
+            evidence stand on its own. Single-channel inputs are never touched.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         amp: mixed precision where the device multiplies low precision fast: float16 on CUDA,
             bfloat16 on CPUs with AVX512-BF16 or AMX (``compute.training_precision``); float32
@@ -84,6 +91,7 @@ class ClassifierConfig:
     flip_lateral: bool = True
     flip_sweep: bool = True
     intensity_jitter: float = 0.0
+    modality_dropout: float = 0.0
     device: str = "auto"
     amp: bool = True
     final_model: str = "fold_ensemble"
@@ -116,6 +124,7 @@ class ClassifierConfig:
             "weight_decay must be >= 0": self.weight_decay >= 0,
             "batch_size must be >= 1": self.batch_size >= 1,
             "intensity_jitter must be in [0, 1)": 0 <= self.intensity_jitter < 1,
+            "modality_dropout must be in [0, 1)": 0 <= self.modality_dropout < 1,
             "fixed_threshold must be in [0, 1]": 0 <= self.fixed_threshold <= 1,
             "n_bootstrap must be >= 100": self.n_bootstrap >= 100,
             "ci_level must be in (0, 1)": 0 < self.ci_level < 1,

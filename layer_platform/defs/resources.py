@@ -139,6 +139,9 @@ class ClassifierResource(dg.ConfigurableResource):
     architecture: str = ClassifierConfig.architecture
     #: ``fold_ensemble`` or ``refit`` (see ``ClassifierConfig.final_model``).
     final_model: str = ClassifierConfig.final_model
+    #: Chance that a two-channel training sample loses one modality (see
+    #: ``ClassifierConfig.modality_dropout``).
+    modality_dropout: float = ClassifierConfig.modality_dropout
     #: Held-out AUC below this raises a warning on the asset check.
     auc_floor: float = 0.7
     #: A first model becomes champion only above this held-out AUC (0.5 = chance); a null-driver

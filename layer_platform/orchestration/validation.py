@@ -74,13 +74,14 @@ def matrix_definitions(
     Another matching is another attribution setting, so the rows of the last one are stale and
     recomputed."""
     settings = matrix.settings
-    epochs = {
-        k: v
-        for k, v in (("min_epochs", settings.min_epochs), ("max_epochs", settings.max_epochs))
-        if v is not None
-    }
-    if "max_epochs" in epochs:
-        epochs["patience"] = min(epochs["max_epochs"], ClassifierResource().patience)
+    training = (
+        ("min_epochs", settings.min_epochs),
+        ("max_epochs", settings.max_epochs),
+        ("modality_dropout", settings.modality_dropout),
+    )
+    classifier = {k: v for k, v in training if v is not None}
+    if "max_epochs" in classifier:
+        classifier["patience"] = min(classifier["max_epochs"], ClassifierResource().patience)
     segmenter = {"epochs": settings.segmenter_epochs} if settings.segmenter_epochs else {}
     base = build_definitions(env, paths=paths)
     saliency = SaliencyResource.smoke() if settings.smoke else base.resources["saliency"]
@@ -104,7 +105,7 @@ def matrix_definitions(
                 n_folds=scenario.folds,
                 split_seed=scenario.split_seed,
                 promotion_floor=PROMOTION_FLOOR,
-                **epochs,
+                **classifier,
             ),
             "segmenter": SegmenterResource(**segmenter),
             "saliency": saliency,

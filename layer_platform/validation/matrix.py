@@ -104,6 +104,8 @@ class Settings:
     #: Classifier epochs (None: ``ClassifierConfig``'s).
     min_epochs: int | None = None
     max_epochs: int | None = None
+    #: Classifier modality dropout (None: ``ClassifierConfig``'s).
+    modality_dropout: float | None = None
     #: Segmenter epochs (None: ``SegmenterConfig``'s).
     segmenter_epochs: int | None = None
     #: ``SaliencyResource.smoke()`` instead of the default attribution settings, on the smoke
@@ -137,13 +139,20 @@ class Matrix:
             for key, value in asdict(scenario).items()
             if key not in _NEWER_FIELDS or value != getattr(Scenario, key)
         }
-        text = json.dumps([described, asdict(self.settings)], sort_keys=True)
+        settings = {
+            key: value
+            for key, value in asdict(self.settings).items()
+            if key not in _NEWER_SETTINGS or value != getattr(Settings, key)
+        }
+        text = json.dumps([described, settings], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 #: Scenario fields added after results were first stored: left out of a fingerprint at their
 #: default (the default renders the same cohort as before the field existed).
 _NEWER_FIELDS = (*SCENARIO_FIELDS, "annotated_fraction")
+#: Likewise for settings added after results were first stored.
+_NEWER_SETTINGS = ("modality_dropout",)
 _SCENARIO_KEYS = {f.name for f in fields(Scenario)}
 _SHARED_KEYS = _SCENARIO_KEYS - {"name", "seed", "bmode_driver", "bmode_driver2", "swe_driver"}
 _SETTINGS_KEYS = {f.name for f in fields(Settings)}

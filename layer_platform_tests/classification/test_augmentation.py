@@ -53,3 +53,22 @@ def test_augmentation_is_reproducible_from_the_generator_seed() -> None:
     first = augment_batch(x, CONFIG, torch.Generator().manual_seed(5))
     again = augment_batch(x, CONFIG, torch.Generator().manual_seed(5))
     assert torch.equal(first, again)
+
+
+def test_modality_dropout_silences_one_whole_channel_in_about_its_share_of_samples() -> None:
+    x = _gradients(batch=400)
+    only = ClassifierConfig(flip_lateral=False, flip_sweep=False, modality_dropout=0.5)
+    out = augment_batch(x, only, torch.Generator().manual_seed(2))
+    silent = (out == 0).flatten(2).all(dim=2)  # (batch, channel): the channel is all 0
+    untouched = (out == x).flatten(2).all(dim=2)
+    assert torch.all(silent ^ untouched), "a channel is either kept as it was or silenced"
+    assert not torch.any(silent.all(dim=1)), "never both modalities"
+    share = silent.any(dim=1).float().mean().item()
+    assert 0.4 < share < 0.6
+    assert torch.all(silent.sum(dim=0) > 0), "either channel"
+
+
+def test_modality_dropout_leaves_a_single_channel_input_alone() -> None:
+    x = _gradients()[:, :1]
+    only = ClassifierConfig(flip_lateral=False, flip_sweep=False, modality_dropout=0.9)
+    assert torch.equal(augment_batch(x, only, torch.Generator().manual_seed(3)), x)

@@ -26,6 +26,7 @@ def test_defaults_are_valid_and_flatten_to_scalars_for_a_tracker() -> None:
         ({"channels": ()}, "channels"),
         ({"lr": 0.0}, "lr"),
         ({"intensity_jitter": 1.5}, "intensity_jitter"),
+        ({"modality_dropout": 1.0}, "modality_dropout"),
         ({"final_model": "best_fold"}, "final_model"),
     ],
 )

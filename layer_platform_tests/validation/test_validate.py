@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from layer_platform.classification.config import ClassifierConfig
 from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.cli import main
 from layer_platform.defs.definitions import build_definitions
@@ -240,3 +241,17 @@ def test_a_full_scale_matrix_attributes_with_its_grids_occlusion_bands(tmp_path:
         assert saliency.methods == list(METHODS) and saliency.reference_matching == MATCHING
         bands[preset] = saliency.occlusion_window
     assert bands["cpu"] != bands["gpu"]
+
+
+def test_a_matrix_trains_with_its_modality_dropout_and_fingerprints_it(tmp_path: Path) -> None:
+    matrix_file = tmp_path / "tiny.toml"
+    matrix_file.write_text(TINY.replace("smoke = true", "smoke = true\nmodality_dropout = 0.5"))
+    matrix = load_matrix(matrix_file)
+    scenario = matrix.scenarios[0]
+    paths = LayerPaths.under(tmp_path / "home")
+    classifier = validation.matrix_definitions(paths, matrix, scenario).resources["classifier"]
+    assert classifier.config().modality_dropout == 0.5
+    plain = replace(matrix, settings=replace(matrix.settings, modality_dropout=None))
+    assert plain.fingerprint(scenario) != matrix.fingerprint(scenario)
+    default = validation.matrix_definitions(paths, plain, scenario).resources["classifier"]
+    assert default.config().modality_dropout == ClassifierConfig().modality_dropout
