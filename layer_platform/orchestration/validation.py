@@ -1,9 +1,10 @@
 """``layer-platform validate``: each cohort of a validation matrix simulated and taken through
 the real assets in its own ``LAYER_HOME``, and what the platform concluded stored beside them.
 
-Resumable: a cohort whose rows are stored with its current fingerprint is not run again, and a
-cohort interrupted half-way resumes where its stages stopped (``run_platform`` picks up what is
-pending). One cohort that fails is reported and the others go on.
+Resumable: a cohort whose rows are stored with its current fingerprint is not run again; a
+cohort interrupted half-way runs again from an empty home, so that what a validation stores is
+always what a fresh cohort gives (a resumed one would meet a registry and a champion from the
+attempt before). One cohort that fails is reported and the others go on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from layer_platform.orchestration.pipeline import run_platform
 from layer_platform.orchestration.runner import StageReport, open_instance, run_job
 from layer_platform.settings import LayerPaths
 from layer_platform.simulation import simulate_cohort
-from layer_platform.simulation.ground_truth import ground_truth_path
 from layer_platform.validation import Matrix, Scenario, outcome_rows
 from layer_platform.validation.feasibility import split_refusal
 from layer_platform.warehouse.store import Warehouse
@@ -121,21 +121,21 @@ def _stored(results: Warehouse, matrix: Matrix) -> pd.DataFrame:
 
 
 def _cohort_home(out: Path, matrix: Matrix, scenario: Scenario) -> LayerPaths:
-    """The cohort's ``LAYER_HOME``, emptied first when it was simulated for other settings."""
+    """The cohort's ``LAYER_HOME``, emptied first: a cohort runs only when it has no current
+    stored rows, so anything already there is from other settings or from an attempt that did
+    not finish (a partly trained registry, a half-written warehouse), and resuming on it could
+    give another result than a fresh run. The marker records the settings it runs under."""
     home = out / scenario.name
-    marker = home / MARKER
-    fingerprint = matrix.fingerprint(scenario)
-    if home.exists() and (
-        not marker.exists() or json.loads(marker.read_text())["fingerprint"] != fingerprint
-    ):
+    if home.exists():
         shutil.rmtree(home)
     paths = LayerPaths.under(home).ensure()
-    marker.write_text(json.dumps({"fingerprint": fingerprint}))
+    (home / MARKER).write_text(json.dumps({"fingerprint": matrix.fingerprint(scenario)}))
     return paths
 
 
 def run_scenario(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
-    """Simulate (once), run every stage, and read back the cohort's ``validation_matrix`` rows.
+    """Simulate, run every stage in an empty home, and read back the cohort's
+    ``validation_matrix`` rows.
 
     Raises:
         RuntimeError: the split would be refused (before anything runs, naming a salt that
@@ -145,8 +145,7 @@ def run_scenario(out: Path, matrix: Matrix, scenario: Scenario) -> pd.DataFrame:
         raise RuntimeError(problem)
     started = time.monotonic()
     paths = _cohort_home(out, matrix, scenario)
-    if not ground_truth_path(paths.landing).exists():
-        simulate_cohort(scenario.simulation(), paths.landing)
+    simulate_cohort(scenario.simulation(), paths.landing)
     warehouse = Warehouse(paths.warehouse)
     first, *others = matrix.settings.reference_matching
     _check(run_platform(paths, defs=matrix_definitions(paths, matrix, scenario)))

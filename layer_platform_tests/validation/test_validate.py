@@ -4,6 +4,7 @@ cohort's own ranking, the page is generated from it, and a second call runs noth
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -255,3 +256,19 @@ def test_a_matrix_trains_with_its_modality_dropout_and_fingerprints_it(tmp_path:
     assert plain.fingerprint(scenario) != matrix.fingerprint(scenario)
     default = validation.matrix_definitions(paths, plain, scenario).resources["classifier"]
     assert default.config().modality_dropout == ClassifierConfig().modality_dropout
+
+
+def test_a_cohort_that_did_not_finish_starts_again_from_an_empty_home(tmp_path: Path) -> None:
+    """An interrupted attempt leaves a home with the same settings but no stored rows: the
+    next attempt must not resume on its partly trained registry or half-written warehouse."""
+    matrix_file = tmp_path / "tiny.toml"
+    matrix_file.write_text(TINY)
+    matrix = load_matrix(matrix_file)
+    scenario = matrix.scenarios[0]
+    first = validation._cohort_home(tmp_path, matrix, scenario)
+    leftover = first.warehouse.parent / "half-written"
+    leftover.write_text("")
+    again = validation._cohort_home(tmp_path, matrix, scenario)
+    assert not leftover.exists() and again.warehouse.parent.is_dir()
+    marker = json.loads((tmp_path / scenario.name / validation.MARKER).read_text())
+    assert marker == {"fingerprint": matrix.fingerprint(scenario)}
