@@ -57,7 +57,9 @@ class ClassifierConfig:
             one modality for only some subjects and lean on the other channel's incidental
             features for the rest, which hides the driver from per-subject layer tests;
             dropping whole modalities (ModDrop, Neverova et al. 2015) makes each channel's
-            evidence stand on its own. Single-channel inputs are never touched.
+            evidence stand on its own. Single-channel inputs are never touched. Off by
+            default: on four calibration cohorts it recovered no more ``bmode_swe`` drivers
+            (docs/results/modality-dropout-calibration-on.md).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         amp: mixed precision where the device multiplies low precision fast: float16 on CUDA,
             bfloat16 on CPUs with AVX512-BF16 or AMX (``compute.training_precision``); float32
