@@ -132,26 +132,26 @@ class Matrix:
     def fingerprint(self, scenario: Scenario) -> str:
         """Changes whenever anything that decides this cohort's result changes: a stored result
         with another fingerprint is stale and the cohort runs again."""
-        # A scenario field at its default is left out, so results stored before the field
-        # existed keep their fingerprint (the default renders the same cohort).
-        described = {
-            key: value
-            for key, value in asdict(scenario).items()
-            if key not in _NEWER_FIELDS or value != getattr(Scenario, key)
-        }
-        settings = {
-            key: value
-            for key, value in asdict(self.settings).items()
-            if key not in _NEWER_SETTINGS or value != getattr(Settings, key)
-        }
-        text = json.dumps([described, settings], sort_keys=True)
+        described = [
+            _described(scenario, _NEWER_FIELDS),
+            _described(self.settings, _NEWER_SETTINGS),
+        ]
+        text = json.dumps(described, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-#: Scenario fields added after results were first stored: left out of a fingerprint at their
-#: default (the default renders the same cohort as before the field existed).
+def _described(item: Scenario | Settings, newer: tuple[str, ...]) -> dict[str, Any]:
+    """``item``'s fields, but those in ``newer`` left out at their default: results stored
+    before such a field existed keep their fingerprint (the default renders the same cohort)."""
+    return {
+        key: value
+        for key, value in asdict(item).items()
+        if key not in newer or value != getattr(type(item), key)
+    }
+
+
+#: Scenario fields and settings added after results were first stored.
 _NEWER_FIELDS = (*SCENARIO_FIELDS, "annotated_fraction")
-#: Likewise for settings added after results were first stored.
 _NEWER_SETTINGS = ("modality_dropout",)
 _SCENARIO_KEYS = {f.name for f in fields(Scenario)}
 _SHARED_KEYS = _SCENARIO_KEYS - {"name", "seed", "bmode_driver", "bmode_driver2", "swe_driver"}
