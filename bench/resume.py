@@ -69,16 +69,9 @@ def _saliency(paths: LayerPaths, ctx: Context) -> None:
 
 
 def _versions(paths: LayerPaths) -> dict[str, str]:
-    from layer_platform.classification.modes import INPUT_MODES
-    from layer_platform.tracking.mlflow_registry import Tracking, champion
-    from layer_platform.tracking.names import registered_name
+    from layer_platform.tracking.mlflow_registry import Tracking, champion_versions
 
-    tracking = Tracking.for_paths(paths)
-    return {
-        mode: str(found.version)
-        for mode in INPUT_MODES
-        if (found := champion(tracking, registered_name(mode))) is not None
-    }
+    return champion_versions(Tracking.for_paths(paths))
 
 
 def _attributed(warehouse: Warehouse) -> int:

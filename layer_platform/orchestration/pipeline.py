@@ -16,6 +16,7 @@ from layer_platform.settings import LayerPaths
 from layer_platform.tracking.mlflow_registry import (
     Tracking,
     champion,
+    champion_versions,
     data_version,
     latest_data_version,
 )
@@ -101,11 +102,7 @@ def _run_stages(
             ]
             return stale if labelled else []
         if job in ("compute_saliency", "summarize_saliency"):
-            versions = {
-                mode: str(found.version)
-                for mode in INPUT_MODES
-                if (found := champion(tracking, registered_name(mode))) is not None
-            }
+            versions = champion_versions(tracking)
             if job == "compute_saliency":
                 return pending_saliency(warehouse, versions, saliency.attribution_settings())
             return None if summary_pending(warehouse, versions) else []

@@ -26,6 +26,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
+from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.compute import select_device
 from layer_platform.settings import LayerPaths
 from layer_platform.tracking.model_files import (
@@ -196,6 +197,15 @@ def champion(tracking: Tracking, name: str) -> ModelVersion | None:
         raise
     version = registered.aliases.get(CHAMPION)
     return None if version is None else client.get_model_version(name, version)
+
+
+def champion_versions(tracking: Tracking) -> dict[str, str]:
+    """Per input mode with a champion, its version: the models whose rows a summary reads."""
+    return {
+        mode: str(found.version)
+        for mode in INPUT_MODES
+        if (found := champion(tracking, registered_name(mode))) is not None
+    }
 
 
 def promote(tracking: Tracking, name: str, version: str, reason: str) -> None:

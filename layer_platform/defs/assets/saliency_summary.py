@@ -21,7 +21,6 @@ from layer_platform.attribution.randomization_run import (
     RandomizationSettings,
     champion_randomization,
 )
-from layer_platform.classification.modes import INPUT_MODES
 from layer_platform.defs.assets.conventions import stage_spec
 from layer_platform.defs.assets.saliency import layer_saliency
 from layer_platform.defs.assets.saliency_summary_checks import (
@@ -57,7 +56,7 @@ from layer_platform.statistics import (
 )
 from layer_platform.statistics.figures import ranking_bars_png
 from layer_platform.timestamps import utc_now
-from layer_platform.tracking.mlflow_registry import Tracking, champion
+from layer_platform.tracking.mlflow_registry import Tracking, champion_versions
 from layer_platform.tracking.names import registered_name
 from layer_platform.warehouse.queries import (
     champion_rows,
@@ -212,11 +211,7 @@ def saliency_summary(
     paths = storage.paths
     warehouse = storage.warehouse()
     tracking = Tracking.for_paths(paths)
-    versions = {
-        mode: str(found.version)
-        for mode in INPUT_MODES
-        if (found := champion(tracking, registered_name(mode))) is not None
-    }
+    versions = champion_versions(tracking)
     frame = champion_rows(warehouse, versions)
     skills, site_skills = classifier_skills(warehouse, versions)
     no_skill = sorted(m for m in versions if m not in skills or not skills[m].beats_chance)
