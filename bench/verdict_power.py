@@ -43,12 +43,15 @@ import torch
 from tqdm import tqdm
 
 from bench.machine import machine_facts
+from bench.stored_cohorts import cohort_homes, stored_modes
 from layer_platform.labels import TISSUE_LAYERS
+from layer_platform.saliency_names import ABLATION_METHOD
 from layer_platform.statistics.gates import ALPHA, top_vs_others
+from layer_platform.statistics.summary import subject_layer_matrix
 from layer_platform.statistics.verdicts import WHOLE_LAYER, layer_family
 
 LAYERS: tuple[str, ...] = tuple(layer.key for layer in TISSUE_LAYERS)
-METHOD = "layer_ablation"
+METHOD = ABLATION_METHOD
 #: The planted layer and its runner-up in driver cells (any two would do: layers are exchangeable).
 PLANTED, RUNNER_UP = "deep_fascia", "deep_fat"
 RULES: tuple[str, ...] = ("product (Holm)", "any dependence", "location", "unadjusted")
@@ -107,10 +110,12 @@ Claim = tuple[str, tuple[str, ...]]  # (view, layers), or ("", ()) for no claim
 
 def _raw_claims(views: Mapping[str, pd.DataFrame], top: str) -> dict[Claim, float]:
     """Intersection-union p of each claim containing ``top`` (it alone, or with one other) in
-    each view, uncorrected."""
+    each view with two or more complete subjects, uncorrected."""
     found = {}
     for view, table in views.items():
-        matrix = table.pivot(index="subject_id", columns="layer", values="value")[list(LAYERS)]
+        matrix = subject_layer_matrix(table)
+        if len(matrix.dropna()) < 2:
+            continue
         pairs = {(a, b): p for a in LAYERS for b, p in top_vs_others(matrix, a).items()}
         for claim in [(top,)] + [tuple(sorted((top, o))) for o in LAYERS if o != top]:
             outside = [b for b in LAYERS if b not in claim]
@@ -227,7 +232,62 @@ def cells(subjects: Sequence[int], effects: Sequence[float]) -> list[Cell]:
     return found
 
 
-def markdown(results: pd.DataFrame, command: str, seconds: float) -> str:
+def rejudge(folders: Sequence[Path]) -> pd.DataFrame:
+    """Every input mode of the cohorts ``layer-platform validate`` stored under ``folders``,
+    judged by each rule on its stored evidence: the layers each names ("blocked" where gate 1,
+    2 or 3 stops every rule), and whether that is quiet, planted layers only, or another layer."""
+    rows = []
+    for home in tqdm(cohort_homes(list(folders)), desc="stored cohorts", unit="cohort"):
+        for found in stored_modes(home):
+            views = (found.views or {}).get(METHOD)
+            claims = judge(views) if views else dict.fromkeys(RULES, None)
+            row = {
+                "cohort": found.cohort,
+                "mode": found.mode,
+                "planted": ",".join(found.planted) or "none",
+            }
+            for rule, claim in claims.items():
+                row[rule] = "blocked" if claim is None else ",".join(claim[1]) or "-"
+                row[f"{rule}: outcome"] = _stored_outcome(claim, found.planted)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _stored_outcome(claim: Claim | None, planted: Sequence[str]) -> str:
+    if claim is None or not claim[1]:
+        return "quiet"
+    return "planted" if set(claim[1]) <= set(planted) else "other layer"
+
+
+def _stored_section(stored: pd.DataFrame) -> list[str]:
+    counts = (
+        pd.DataFrame({rule: stored[f"{rule}: outcome"].value_counts() for rule in RULES})
+        .fillna(0)
+        .astype(int)
+        .reindex(["quiet", "planted", "other layer"], fill_value=0)
+    )
+    differ = stored[stored[list(RULES)].nunique(axis=1) > 1][["cohort", "mode", "planted", *RULES]]
+    return [
+        "## Stored cohorts re-judged",
+        "",
+        f"{stored['cohort'].nunique()} cohorts that `layer-platform validate` ran and stored, "
+        f"{len(stored)} input modes,",
+        "each judged by every rule on its stored evidence (the default method over the MP",
+        "subjects; gates 1-3 as stored: a blocked mode is quiet under every rule). `planted`: the",
+        "finding names planted layers only; `other layer`: it names one that was not planted.",
+        "",
+        _table(counts.rename_axis("outcome").reset_index()),
+        "",
+        "Input modes whose findings differ between rules:",
+        "",
+        _table(differ) if len(differ) else "none.",
+        "",
+    ]
+
+
+def markdown(
+    results: pd.DataFrame, command: str, seconds: float, stored: pd.DataFrame | None = None
+) -> str:
     """The page: machine, the worst false-claim rate per rule, every null cell and the power
     grid."""
     facts = machine_facts(torch.device("cpu"), threads=1)
@@ -273,6 +333,7 @@ def markdown(results: pd.DataFrame, command: str, seconds: float) -> str:
             ).reset_index()
         ),
         "",
+        *([] if stored is None else _stored_section(stored)),
     ]
     return "\n".join(lines)
 
@@ -291,10 +352,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="gate 4's false-claim rate and power")
     parser.add_argument("--subjects", default="20,30,40,60", help="subjects ranked per cohort")
     parser.add_argument("--effects", default="0.5,0.75,1,1.25", help="driver effects d")
-    parser.add_argument("--null-reps", type=int, default=1000)
+    parser.add_argument("--null-reps", type=int, default=400)
     parser.add_argument("--power-reps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes")
+    parser.add_argument(
+        "--homes", type=Path, nargs="*", default=[], help="validate --out folders to re-judge"
+    )
     parser.add_argument("--out", type=Path, required=True, help="markdown page written here")
     args = parser.parse_args(argv)
     grid = cells(
@@ -302,8 +366,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     start = time.perf_counter()
     results = measure(grid, args.null_reps, args.power_reps, seed=args.seed, workers=args.workers)
+    stored = rejudge(args.homes) if args.homes else None
     command = "python -m bench.verdict_power " + " ".join(argv or [])
-    args.out.write_text(markdown(results, command.strip(), time.perf_counter() - start))
+    args.out.write_text(markdown(results, command.strip(), time.perf_counter() - start, stored))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench import verdict_power as study
+from bench.stored_cohorts import cohort_homes
 from layer_platform.statistics.verdicts import WHOLE_LAYER
 
 
@@ -68,3 +70,42 @@ def test_every_rule_finds_a_strong_driver_and_the_page_shows_each_section(tmp_pa
     page = out.read_text()
     for section in ("Worst false-claim rate", "Power", "Every null cell", "**Produced by**"):
         assert section in page
+
+
+def test_a_stored_finding_is_quiet_planted_or_another_layer() -> None:
+    assert study._stored_outcome(None, ["deep_fat"]) == "quiet"
+    assert study._stored_outcome(("", ()), ["deep_fat"]) == "quiet"
+    assert study._stored_outcome(("bmode", ("deep_fat",)), ["deep_fat"]) == "planted"
+    two = ("", ("deep_fascia", "superficial_fascia"))
+    assert study._stored_outcome(two, ["deep_fascia", "superficial_fascia"]) == "planted"
+    assert study._stored_outcome(two, ["deep_fascia"]) == "other layer"
+    assert study._stored_outcome(("", ("muscle",)), []) == "other layer"
+
+
+def test_the_stored_section_counts_outcomes_and_lists_rows_where_rules_differ() -> None:
+    rows = []
+    for cohort, holm, other in [("a", "-", "muscle"), ("b", "dermis", "dermis")]:
+        row = {"cohort": cohort, "mode": "swe", "planted": "dermis"}
+        for rule in study.RULES:
+            claim = holm if rule == study.RULES[0] else other
+            row[rule] = claim
+            outcome = (
+                "quiet" if claim == "-" else ("planted" if claim == "dermis" else "other layer")
+            )
+            row[f"{rule}: outcome"] = outcome
+        rows.append(row)
+    text = "\n".join(study._stored_section(pd.DataFrame(rows)))
+    assert "2 cohorts" in text
+    assert "| quiet | 1 | 0 | 0 | 0 |" in text
+    assert "| other layer | 0 | 1 | 1 | 1 |" in text
+    assert "| a | swe | dermis | - | muscle | muscle | muscle |" in text
+    assert "| b | swe |" not in text
+
+
+def test_cohort_homes_are_the_folders_with_a_ground_truth(tmp_path) -> None:
+    for name in ("b-cohort", "a-cohort", "not-a-cohort"):
+        (tmp_path / name).mkdir()
+    for name in ("b-cohort", "a-cohort"):
+        (tmp_path / name / "ground_truth.json").write_text("{}")
+    (tmp_path / "validation.duckdb").write_text("")
+    assert [h.name for h in cohort_homes([tmp_path])] == ["a-cohort", "b-cohort"]
