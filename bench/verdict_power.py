@@ -47,6 +47,7 @@ from bench.stored_cohorts import cohort_homes, stored_modes
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.saliency_names import ABLATION_METHOD
 from layer_platform.statistics.gates import ALPHA, top_vs_others
+from layer_platform.statistics.report import markdown_table
 from layer_platform.statistics.summary import subject_layer_matrix
 from layer_platform.statistics.verdicts import WHOLE_LAYER, layer_family
 
@@ -288,8 +289,8 @@ def _stored_section(stored: pd.DataFrame) -> list[str]:
 def markdown(
     results: pd.DataFrame, command: str, seconds: float, stored: pd.DataFrame | None = None
 ) -> str:
-    """The page: machine, the worst false-claim rate per rule, every null cell and the power
-    grid."""
+    """The page: machine, the worst false-claim rate per rule, the power grid, every null cell,
+    and with ``stored`` the stored cohorts re-judged."""
     facts = machine_facts(torch.device("cpu"), threads=1)
     null = results[~results["cell"].str.startswith("driver")]
     worst = null.loc[null.groupby("rule")["share"].idxmax()]
@@ -339,13 +340,8 @@ def markdown(
 
 
 def _table(frame: pd.DataFrame) -> str:
-    def cell(value: object) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join([header, rule, *body])
+    """``frame`` as a Markdown table, shares to three decimals."""
+    return markdown_table(frame.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
