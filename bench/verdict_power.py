@@ -46,9 +46,8 @@ from bench.machine import machine_facts
 from bench.stored_cohorts import cohort_homes, stored_modes
 from layer_platform.labels import TISSUE_LAYERS
 from layer_platform.saliency_names import ABLATION_METHOD
-from layer_platform.statistics.gates import ALPHA, top_vs_others
+from layer_platform.statistics.gates import ALPHA
 from layer_platform.statistics.report import markdown_table
-from layer_platform.statistics.summary import subject_layer_matrix
 from layer_platform.statistics.verdicts import WHOLE_LAYER, layer_family
 
 LAYERS: tuple[str, ...] = tuple(layer.key for layer in TISSUE_LAYERS)
@@ -109,21 +108,6 @@ def simulate(cell: Cell, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
 Claim = tuple[str, tuple[str, ...]]  # (view, layers), or ("", ()) for no claim
 
 
-def _raw_claims(views: Mapping[str, pd.DataFrame], top: str) -> dict[Claim, float]:
-    """Intersection-union p of each claim containing ``top`` (it alone, or with one other) in
-    each view with two or more complete subjects, uncorrected."""
-    found = {}
-    for view, table in views.items():
-        matrix = subject_layer_matrix(table)
-        if len(matrix.dropna()) < 2:
-            continue
-        pairs = {(a, b): p for a in LAYERS for b, p in top_vs_others(matrix, a).items()}
-        for claim in [(top,)] + [tuple(sorted((top, o))) for o in LAYERS if o != top]:
-            outside = [b for b in LAYERS if b not in claim]
-            found[(view, claim)] = max(pairs[(a, b)] for a in claim for b in outside)
-    return found
-
-
 def _scaled(raw: Mapping[Claim, float], single: float, pair: float, n_views: int) -> Claim:
     """The top layer alone at alpha / (single x views), else its best pair at alpha / (pair x
     views), else no claim."""
@@ -142,7 +126,11 @@ def judge(views: Mapping[str, pd.DataFrame]) -> dict[str, Claim]:
         return dict.fromkeys(RULES, ("", ()))
     finding = family.finding(METHOD)
     product = ("", ()) if finding is None else (finding.view, tuple(sorted(finding.layers)))
-    raw = _raw_claims(views, tested.top)
+    raw = {
+        (view, tuple(sorted(claim))): p
+        for view, claims in family.raw[METHOD].items()
+        for claim, p in claims.items()
+    }
     return {
         RULES[0]: product,
         RULES[1]: _scaled(raw, 8, 20, len(views)),

@@ -186,10 +186,12 @@ class LayerFamily:
     that contains the top layer (it alone, or it and one other layer); ``size`` counts the
     family's candidate claims (21 per view of each method that can claim: six layers, 15
     pairs). A method outside the family gets the p it would have had inside it, leaving the
-    others' unchanged."""
+    others' unchanged. ``raw`` holds the same claims' uncorrected p's, so that a study of the
+    correction (``bench.verdict_power``) judges exactly the claims gate 4 judges."""
 
     tested: dict[str, _Tested | None]
     adjusted: dict[str, dict[str, dict[tuple[str, ...], float]]]
+    raw: dict[str, dict[str, dict[tuple[str, ...], float]]]
     claimable: tuple[str, ...]
     size: int
 
@@ -259,6 +261,7 @@ def layer_family(views: MethodViews, claimable: Collection[str] | None = None) -
     family = [c for m in members for c in candidates[m]]
     shared = holm([c[-1] for c in family])
     adjusted: dict[str, dict[str, dict[tuple[str, ...], float]]] = {}
+    raw: dict[str, dict[str, dict[tuple[str, ...], float]]] = {}
     for method, found in tested.items():
         if found is None:
             continue
@@ -266,11 +269,12 @@ def layer_family(views: MethodViews, claimable: Collection[str] | None = None) -
         if method not in members:  # the p it would have had inside the family
             pool = [*family, *candidates[method]]
             ps = holm([c[-1] for c in pool])
-        mine = adjusted.setdefault(method, {})
-        for (m, view, claim, _), p in zip(pool, ps, strict=True):
+        mine, uncorrected = adjusted.setdefault(method, {}), raw.setdefault(method, {})
+        for (m, view, claim, raw_p), p in zip(pool, ps, strict=True):
             if m == method and found.top in claim:
                 mine.setdefault(view, {})[claim] = float(p)
-    return LayerFamily(tested, adjusted, members, len(family))
+                uncorrected.setdefault(view, {})[claim] = float(raw_p)
+    return LayerFamily(tested, adjusted, raw, members, len(family))
 
 
 def _claims(method: str, view: str, pairs: Mapping[tuple[str, str], float]) -> list[_Candidate]:

@@ -51,6 +51,11 @@ def test_a_claim_is_its_largest_pair_and_holm_runs_over_claimable_candidates():
     assert both.holm_p("a") == both.holm_p("b") == pytest.approx(42 / 1024)
     finding = both.finding("a")
     assert finding is not None and finding.layers == ("dermis",) and finding.view == WHOLE_LAYER
+    for family in (alone, both):  # uncorrected: dermis alone and its five pairs, for each method
+        for method in ("a", "b"):
+            raw = family.raw[method][WHOLE_LAYER]
+            assert len(raw) == 6 and all("dermis" in claim for claim in raw)
+            assert raw[("dermis",)] == pytest.approx(1 / 1024)
 
 
 def test_the_closest_rival_sets_the_claims_p():
@@ -61,6 +66,7 @@ def test_the_closest_rival_sets_the_claims_p():
     family = layer_family({"a": {WHOLE_LAYER: table}})
     closest = top_vs_others(subject_layer_matrix(table), "dermis")["muscle"]
     assert 1e-5 < closest < 0.05 / 20
+    assert family.raw["a"][WHOLE_LAYER][("dermis",)] == pytest.approx(closest)
     assert family.holm_p("a") == pytest.approx(20 * closest)
     assert family.finding("a").layers == ("dermis",)
 
